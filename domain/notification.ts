@@ -1,0 +1,23 @@
+/** An email on its way out; the mailer is SMTP (nodemailer) when configured, a log line otherwise. */
+export interface OutgoingMail {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+export interface Mailer {
+  readonly name: 'smtp' | 'log';
+  send(mail: OutgoingMail): Promise<void>;
+}
+
+export type NotificationKind =
+  | 'payment_succeeded'
+  | 'payment_failed'
+  | 'payment_action_required'
+  | 'grace_reminder'
+  | 'subscription_expired'
+  | 'subscription_canceled'
+  | 'booking_confirmed'
+  | 'booking_failed'
+  | 'booking_canceled'
+  | 'booking_rescheduled';

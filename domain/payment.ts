@@ -1,0 +1,56 @@
+/**
+ * The payment gateway seen by activities: Stripe in production, a sandbox that answers like
+ * Stripe's test payment methods when no key is configured. Amounts are integer minor units.
+ */
+export type DeclineKind = 'soft' | 'hard';
+
+export type ChargeOutcome =
+  | { status: 'succeeded'; gatewayPaymentId: string }
+  | { status: 'pending'; gatewayPaymentId: string; reason: 'requires_action' | 'processing' }
+  | { status: 'declined'; gatewayPaymentId: string | null; decline: DeclineKind; failureCode: string };
+
+export interface ChargeRequest {
+  amount: number;
+  currency: string;
+  paymentMethod: string;
+  /** Same key, same charge: the gateway replays the first answer. */
+  idempotencyKey: string;
+  customerRef: string;
+  description: string;
+  metadata?: Record<string, string>;
+}
+
+export interface RefundRequest {
+  gatewayPaymentId: string;
+  amount: number;
+  idempotencyKey: string;
+}
+
+export interface RefundOutcome {
+  gatewayRefundId: string;
+  status: 'succeeded' | 'pending' | 'failed';
+}
+
+export interface PaymentGateway {
+  readonly name: 'stripe' | 'sandbox';
+  charge(request: ChargeRequest): Promise<ChargeOutcome>;
+  refund(request: RefundRequest): Promise<RefundOutcome>;
+}
+
+/** Decline codes after which retrying the same card is pointless (Stripe's "do not try again"). */
+const HARD_DECLINE_CODES = new Set([
+  'stolen_card',
+  'lost_card',
+  'pickup_card',
+  'restricted_card',
+  'fraudulent',
+  'merchant_blacklist',
+  'revocation_of_authorization',
+  'revocation_of_all_authorizations',
+  'security_violation',
+  'invalid_account',
+]);
+
+export function classifyDecline(code: string | null | undefined): DeclineKind {
+  return code && HARD_DECLINE_CODES.has(code) ? 'hard' : 'soft';
+}
