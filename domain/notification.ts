@@ -21,3 +21,14 @@ export type NotificationKind =
   | 'booking_failed'
   | 'booking_canceled'
   | 'booking_rescheduled';
+
+/** A notification to record in the outbox and deliver; `dedupeKey` makes retries a no-op. */
+export interface NotificationInput {
+  userId: string;
+  kind: NotificationKind;
+  subject: string;
+  body: string;
+  dedupeKey: string;
+  subscriptionId?: string;
+  bookingId?: string;
+}

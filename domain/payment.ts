@@ -54,3 +54,48 @@ const HARD_DECLINE_CODES = new Set([
 export function classifyDecline(code: string | null | undefined): DeclineKind {
   return code && HARD_DECLINE_CODES.has(code) ? 'hard' : 'soft';
 }
+
+/** What a workflow asks the payment activities to charge; every charge is recorded in `payments`. */
+export interface ChargeInput {
+  kind: 'subscription' | 'one_time' | 'booking';
+  userId: string;
+  subscriptionId?: string;
+  bookingId?: string;
+  amount: number;
+  currency: string;
+  paymentMethod: string;
+  /** Derived from (workflow id, cycle, attempt); unique in `payments` and sent to the gateway. */
+  idempotencyKey: string;
+  cycle?: number;
+  attempt: number;
+  description: string;
+}
+
+export interface ChargeResult {
+  paymentId: string;
+  status: 'succeeded' | 'pending' | 'failed';
+  gatewayPaymentId: string | null;
+  failureCode: string | null;
+  decline: DeclineKind | null;
+}
+
+export interface RefundInput {
+  /** The `payments` row of the charge being refunded. */
+  paymentId: string;
+  amount: number;
+  idempotencyKey: string;
+  reason: string;
+}
+
+export interface RefundResult {
+  refundPaymentId: string;
+  status: 'succeeded' | 'pending' | 'failed';
+}
+
+/** What a payment webhook tells the workflow that owns a pending charge. */
+export interface PaymentSettlement {
+  paymentId: string;
+  gatewayPaymentId: string;
+  status: 'succeeded' | 'failed';
+  failureCode: string | null;
+}
