@@ -49,14 +49,39 @@ const HARD_DECLINE_CODES = new Set([
   'revocation_of_all_authorizations',
   'security_violation',
   'invalid_account',
+  // Our own codes for a request the gateway refused outright (unknown payment method, bad
+  // parameters): the same request can never succeed, so it is treated like a hard decline.
+  'invalid_payment_method',
+  'invalid_request',
 ]);
 
 export function classifyDecline(code: string | null | undefined): DeclineKind {
   return code && HARD_DECLINE_CODES.has(code) ? 'hard' : 'soft';
 }
 
+/**
+ * The gateway refused a request that is not a charge (a refund of an unknown payment, say):
+ * retrying cannot help, so workflows list its name in `nonRetryableErrorTypes`.
+ */
+export class GatewayRequestRejectedError extends Error {
+  override readonly name = 'GatewayRequestRejectedError';
+  constructor(
+    message: string,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** Idempotency key of one charge attempt: the same (workflow, cycle, attempt) is the same charge. */
+export function chargeIdempotencyKey(workflowId: string, cycle: number, attempt: number): string {
+  return `${workflowId}/cycle-${cycle}/attempt-${attempt}`;
+}
+
 /** What a workflow asks the payment activities to charge; every charge is recorded in `payments`. */
 export interface ChargeInput {
+  /** The `payments` row id to use; one-time payments name their workflow after it. */
+  paymentId?: string;
   kind: 'subscription' | 'one_time' | 'booking';
   userId: string;
   subscriptionId?: string;
