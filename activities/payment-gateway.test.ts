@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
 import { GatewayRequestRejectedError, type ChargeRequest } from '../domain/payment';
 import { loadConfig } from '../workers/config';
+import { closedLoopbackPort } from '../test/support/payment-fixtures';
 import {
   chargeOutcomeFromIntent,
   chargeOutcomeFromStripeError,
@@ -23,16 +23,6 @@ function chargeRequest(paymentMethod: string, idempotencyKey = `test-${randomUUI
     description: 'gateway test',
     metadata: { paymentId: randomUUID() },
   };
-}
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address && typeof address === 'object');
-  return address.port;
 }
 
 describe('SandboxGateway', () => {
@@ -118,7 +108,7 @@ describe('StripeGateway against stripe-mock', () => {
   });
 
   test('a network fault throws so the activity retries', async () => {
-    const unreachable = new StripeGateway('sk_test_gateway', { apiUrl: `http://127.0.0.1:${await closedPort()}` });
+    const unreachable = new StripeGateway('sk_test_gateway', { apiUrl: `http://127.0.0.1:${await closedLoopbackPort()}` });
     await assert.rejects(unreachable.charge(chargeRequest('pm_card_visa')), Stripe.errors.StripeConnectionError);
     await assert.rejects(
       unreachable.refund({ gatewayPaymentId: 'pi_123', amount: 1, idempotencyKey: `refund-${randomUUID()}` }),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
-import type { Logger } from 'pino';
+import type { Logger } from '../workers/logger';
 import {
   classifyDecline,
   GatewayRequestRejectedError,

@@ -73,6 +73,9 @@ export class GatewayRequestRejectedError extends Error {
   }
 }
 
+/** Gateway metadata naming our `payments` row, so a webhook can find a charge by it. */
+export const PAYMENT_ID_METADATA_KEY = 'payment_id';
+
 /** Idempotency key of one charge attempt: the same (workflow, cycle, attempt) is the same charge. */
 export function chargeIdempotencyKey(workflowId: string, cycle: number, attempt: number): string {
   return `${workflowId}/cycle-${cycle}/attempt-${attempt}`;

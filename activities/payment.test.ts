@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApplicationFailure } from '@temporalio/common';
+import { eq } from 'drizzle-orm';
+import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { payments } from '../db/schema';
+import type { ChargeInput } from '../domain/payment';
+import { createLogger } from '../workers/logger';
+import { closedLoopbackPort, countingGateway, insertTestUser } from '../test/support/payment-fixtures';
+import { createPaymentActivities, recordGatewayRefundTotal } from './payment';
+import { SandboxGateway, StripeGateway } from './payment-gateway';
+
+const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
+let handle: DatabaseHandle;
+let userId: string;
+
+before(async () => {
+  const url = process.env.DATABASE_URL;
+  assert.ok(url, 'DATABASE_URL must be set');
+  await migrateDatabase(url);
+  handle = connectDatabase(url);
+  userId = (await insertTestUser(handle.db)).id;
+});
+
+after(() => handle.close());
+
+function chargeInput(paymentMethod: string, fields: Partial<ChargeInput> = {}): ChargeInput {
+  return {
+    kind: 'one_time',
+    userId,
+    amount: 2500,
+    currency: 'usd',
+    paymentMethod,
+    idempotencyKey: `test-charge-${randomUUID()}`,
+    attempt: 1,
+    description: 'activity test',
+    ...fields,
+  };
+}
+
+function sandboxActivities() {
+  const { gateway, calls } = countingGateway(new SandboxGateway());
+  return { activities: createPaymentActivities({ db: handle.db, gateway, logger }), calls };
+}
+
+async function rowsWithKey(key: string) {
+  return handle.db.select().from(payments).where(eq(payments.idempotencyKey, key));
+}
+
+async function rowById(id: string) {
+  const [row] = await handle.db.select().from(payments).where(eq(payments.id, id));
+  return row;
+}
+
+describe('chargePayment', () => {
+  test('a successful charge is recorded with the gateway id, under the requested row id', async () => {
+    const { activities } = sandboxActivities();
+    const paymentId = randomUUID();
+    const result = await activities.chargePayment(chargeInput('pm_card_visa', { paymentId }));
+    assert.equal(result.paymentId, paymentId);
+    assert.equal(result.status, 'succeeded');
+    assert.match(result.gatewayPaymentId ?? '', /^pi_sandbox_/);
+    const row = await rowById(paymentId);
+    assert.equal(row.status, 'succeeded');
+    assert.equal(row.gatewayPaymentId, result.gatewayPaymentId);
+    assert.equal(row.amount, 2500);
+    assert.equal(row.kind, 'one_time');
+  });
+
+  test('the same key twice is one row and one gateway call', async () => {
+    const { activities, calls } = sandboxActivities();
+    const input = chargeInput('pm_card_visa');
+    const first = await activities.chargePayment(input);
+    const second = await activities.chargePayment(input);
+    assert.deepEqual(second, first);
+    assert.equal(calls.charge, 1);
+    assert.equal((await rowsWithKey(input.idempotencyKey)).length, 1);
+  });
+
+  test('concurrent charges with the same key are one row and one gateway call', async () => {
+    const { activities, calls } = sandboxActivities();
+    const input = chargeInput('pm_card_mastercard');
+    const results = await Promise.all(Array.from({ length: 6 }, () => activities.chargePayment(input)));
+    assert.equal(calls.charge, 1);
+    assert.equal(new Set(results.map((r) => r.paymentId)).size, 1);
+    assert.ok(results.every((r) => r.status === 'succeeded'));
+    assert.equal((await rowsWithKey(input.idempotencyKey)).length, 1);
+  });
+
+  test('a decline returns failed with its code and kind instead of throwing', async () => {
+    const { activities } = sandboxActivities();
+    const soft = await activities.chargePayment(chargeInput('pm_card_chargeDeclinedInsufficientFunds'));
+    assert.deepEqual(
+      { status: soft.status, failureCode: soft.failureCode, decline: soft.decline },
+      { status: 'failed', failureCode: 'insufficient_funds', decline: 'soft' },
+    );
+    const hard = await activities.chargePayment(chargeInput('pm_card_chargeDeclinedStolenCard'));
+    assert.deepEqual(
+      { status: hard.status, failureCode: hard.failureCode, decline: hard.decline },
+      { status: 'failed', failureCode: 'stolen_card', decline: 'hard' },
+    );
+    assert.equal((await rowById(hard.paymentId)).status, 'failed');
+  });
+
+  test('a gateway fault throws and leaves the charge pending; the retry charges once', async () => {
+    const down = new StripeGateway('sk_test_down', { apiUrl: `http://127.0.0.1:${await closedLoopbackPort()}` });
+    const failing = createPaymentActivities({ db: handle.db, gateway: down, logger });
+    const input = chargeInput('pm_card_visa', { kind: 'subscription', cycle: 3, attempt: 2 });
+    await assert.rejects(failing.chargePayment(input));
+    const [pending] = await rowsWithKey(input.idempotencyKey);
+    assert.equal(pending.status, 'pending');
+    assert.equal(pending.gatewayPaymentId, null);
+    assert.equal(pending.cycle, 3);
+
+    const { activities, calls } = sandboxActivities();
+    const retried = await activities.chargePayment(input);
+    assert.equal(retried.paymentId, pending.id);
+    assert.equal(retried.status, 'succeeded');
+    assert.equal(calls.charge, 1);
+  });
+
+  test('a pending charge is not re-sent, and its settlement is applied once', async () => {
+    const { activities, calls } = sandboxActivities();
+    const input = chargeInput('pm_card_authenticationRequired');
+    const pending = await activities.chargePayment(input);
+    assert.equal(pending.status, 'pending');
+    assert.deepEqual(await activities.chargePayment(input), pending);
+    assert.equal(calls.charge, 1);
+
+    const gatewayPaymentId = pending.gatewayPaymentId!;
+    await activities.settlePayment({ paymentId: pending.paymentId, gatewayPaymentId, status: 'succeeded', failureCode: null });
+    await activities.settlePayment({ paymentId: pending.paymentId, gatewayPaymentId, status: 'failed', failureCode: 'late' });
+    const row = await rowById(pending.paymentId);
+    assert.equal(row.status, 'succeeded');
+    assert.equal(row.failureCode, null);
+    assert.equal((await activities.chargePayment(input)).status, 'succeeded');
+  });
+});
+
+describe('refundPayment', () => {
+  test('records a refund row, adds to the refunded amount, and marks a full refund', async () => {
+    const { activities, calls } = sandboxActivities();
+    const charge = await activities.chargePayment(chargeInput('pm_card_visa'));
+    const partial = { paymentId: charge.paymentId, amount: 1000, idempotencyKey: `test-refund-${randomUUID()}`, reason: 'late' };
+
+    const first = await activities.refundPayment(partial);
+    assert.equal(first.status, 'succeeded');
+    assert.deepEqual(await activities.refundPayment(partial), first);
+    assert.equal(calls.refund, 1);
+
+    const refundRow = await rowById(first.refundPaymentId);
+    assert.equal(refundRow.kind, 'refund');
+    assert.equal(refundRow.refundOf, charge.paymentId);
+    assert.equal(refundRow.amount, 1000);
+    assert.equal(refundRow.userId, userId);
+    assert.match(refundRow.gatewayPaymentId ?? '', /^re_sandbox_/);
+    let original = await rowById(charge.paymentId);
+    assert.equal(original.refundedAmount, 1000);
+    assert.equal(original.status, 'succeeded');
+
+    await activities.refundPayment({ ...partial, amount: 1500, idempotencyKey: `test-refund-${randomUUID()}` });
+    original = await rowById(charge.paymentId);
+    assert.equal(original.refundedAmount, 2500);
+    assert.equal(original.status, 'refunded');
+  });
+
+  test('refusing more than was paid, or a failed charge, is a non-retryable failure', async () => {
+    const { activities, calls } = sandboxActivities();
+    const charge = await activities.chargePayment(chargeInput('pm_card_visa'));
+    await assert.rejects(
+      activities.refundPayment({ paymentId: charge.paymentId, amount: 2501, idempotencyKey: `test-refund-${randomUUID()}`, reason: 'x' }),
+      (error: unknown) => error instanceof ApplicationFailure && error.nonRetryable && error.type === 'RefundExceedsPayment',
+    );
+    const declined = await activities.chargePayment(chargeInput('pm_card_chargeDeclined'));
+    await assert.rejects(
+      activities.refundPayment({ paymentId: declined.paymentId, amount: 1, idempotencyKey: `test-refund-${randomUUID()}`, reason: 'x' }),
+      (error: unknown) => error instanceof ApplicationFailure && error.type === 'PaymentNotRefundable',
+    );
+    assert.equal(calls.refund, 0);
+  });
+});
+
+describe('recordGatewayRefundTotal', () => {
+  test('raises the refunded amount to the reported total and never lowers it', async () => {
+    const { activities } = sandboxActivities();
+    const charge = await activities.chargePayment(chargeInput('pm_card_visa'));
+    await recordGatewayRefundTotal(handle.db, charge.paymentId, 2500);
+    await recordGatewayRefundTotal(handle.db, charge.paymentId, 700);
+    const row = await rowById(charge.paymentId);
+    assert.equal(row.refundedAmount, 2500);
+    assert.equal(row.status, 'refunded');
+  });
+});

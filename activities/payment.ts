@@ -1,0 +1,239 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client';
+import { payments } from '../db/schema';
+import {
+  classifyDecline,
+  PAYMENT_ID_METADATA_KEY,
+  type ChargeInput,
+  type ChargeOutcome,
+  type ChargeResult,
+  type PaymentGateway,
+  type PaymentSettlement,
+  type RefundInput,
+  type RefundResult,
+} from '../domain/payment';
+import type { Logger } from '../workers/logger';
+
+export type PaymentRow = typeof payments.$inferSelect;
+
+export interface PaymentActivityDeps {
+  db: Database;
+  gateway: PaymentGateway;
+  logger: Logger;
+}
+
+export type PaymentActivities = ReturnType<typeof createPaymentActivities>;
+
+/**
+ * Charges, refunds and settlements, each exactly once per idempotency key. The `payments` row
+ * is claimed first (unique key) and locked while the gateway is called, so a retried or
+ * concurrent activity either waits and reuses the recorded answer or repeats the call with the
+ * same key, which the gateway answers with the same charge.
+ */
+export function createPaymentActivities({ db, gateway, logger }: PaymentActivityDeps) {
+  async function chargePayment(input: ChargeInput): Promise<ChargeResult> {
+    // Committed on its own so the pending charge stays visible even while the gateway is down.
+    await db
+      .insert(payments)
+      .values({
+        ...(input.paymentId ? { id: input.paymentId } : {}),
+        kind: input.kind,
+        userId: input.userId,
+        subscriptionId: input.subscriptionId,
+        bookingId: input.bookingId,
+        amount: input.amount,
+        currency: input.currency,
+        status: 'pending',
+        cycle: input.cycle,
+        attempt: input.attempt,
+        idempotencyKey: input.idempotencyKey,
+        description: input.description,
+      })
+      .onConflictDoNothing({ target: payments.idempotencyKey });
+
+    return db.transaction(async (tx) => {
+      const [row] = await tx
+        .select()
+        .from(payments)
+        .where(eq(payments.idempotencyKey, input.idempotencyKey))
+        .for('update');
+      if (!row) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
+      if (gatewayHasAnswered(row)) return chargeResultOf(row);
+
+      const outcome = await gateway.charge({
+        amount: row.amount,
+        currency: row.currency,
+        paymentMethod: input.paymentMethod,
+        idempotencyKey: row.idempotencyKey,
+        customerRef: row.userId,
+        description: input.description,
+        metadata: chargeMetadata(row),
+      });
+      const [updated] = await tx
+        .update(payments)
+        .set({ ...projectionOf(outcome), updatedAt: new Date() })
+        .where(eq(payments.id, row.id))
+        .returning();
+      logger.info(
+        { paymentId: row.id, kind: row.kind, status: updated.status, failureCode: updated.failureCode, gateway: gateway.name },
+        'charge recorded',
+      );
+      return chargeResultOf(updated);
+    });
+  }
+
+  async function refundPayment(input: RefundInput): Promise<RefundResult> {
+    if (!Number.isSafeInteger(input.amount) || input.amount <= 0) {
+      throw ApplicationFailure.nonRetryable(`refund amount must be a positive integer, got ${input.amount}`, 'InvalidRefund');
+    }
+    return db.transaction(async (tx) => {
+      // Locking the charge serialises refunds of it, so two can never exceed what was paid.
+      const [original] = await tx.select().from(payments).where(eq(payments.id, input.paymentId)).for('update');
+      if (!original) throw ApplicationFailure.nonRetryable(`no payment ${input.paymentId}`, 'PaymentNotFound');
+
+      await tx
+        .insert(payments)
+        .values({
+          kind: 'refund',
+          userId: original.userId,
+          subscriptionId: original.subscriptionId,
+          bookingId: original.bookingId,
+          amount: input.amount,
+          currency: original.currency,
+          status: 'pending',
+          idempotencyKey: input.idempotencyKey,
+          refundOf: original.id,
+          description: input.reason,
+        })
+        .onConflictDoNothing({ target: payments.idempotencyKey });
+      const [refund] = await tx.select().from(payments).where(eq(payments.idempotencyKey, input.idempotencyKey));
+      if (refund.refundOf !== original.id) {
+        throw ApplicationFailure.nonRetryable(`idempotency key ${input.idempotencyKey} belongs to another payment`, 'InvalidRefund');
+      }
+      if (gatewayHasAnswered(refund)) return { refundPaymentId: refund.id, status: refundStatusOf(refund) };
+
+      assertRefundable(original, input.amount);
+      const outcome = await gateway.refund({
+        gatewayPaymentId: original.gatewayPaymentId!,
+        amount: input.amount,
+        idempotencyKey: input.idempotencyKey,
+      });
+      await tx
+        .update(payments)
+        .set({ status: outcome.status, gatewayPaymentId: outcome.gatewayRefundId, updatedAt: new Date() })
+        .where(eq(payments.id, refund.id));
+      // A pending refund has been accepted by the gateway; it counts against what may still be refunded.
+      if (outcome.status !== 'failed') await addRefundedAmount(tx, original.id, input.amount);
+      logger.info({ paymentId: original.id, refundPaymentId: refund.id, status: outcome.status }, 'refund recorded');
+      return { refundPaymentId: refund.id, status: outcome.status };
+    });
+  }
+
+  /** Applies the final answer of a pending charge; later or repeated settlements change nothing. */
+  async function settlePayment(settlement: PaymentSettlement): Promise<void> {
+    const settled = await db
+      .update(payments)
+      .set({
+        status: settlement.status,
+        failureCode: settlement.status === 'failed' ? settlement.failureCode : null,
+        gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${settlement.gatewayPaymentId})`,
+        updatedAt: new Date(),
+      })
+      .where(and(eq(payments.id, settlement.paymentId), eq(payments.status, 'pending')))
+      .returning({ id: payments.id });
+    logger.info(
+      { paymentId: settlement.paymentId, status: settlement.status, applied: settled.length > 0 },
+      'payment settlement',
+    );
+  }
+
+  return { chargePayment, refundPayment, settlePayment };
+}
+
+/**
+ * Records what the gateway reports as refunded in total on a charge (a refund made in the
+ * Stripe dashboard, say). Refunds only grow, so an older report never lowers the amount.
+ */
+export async function recordGatewayRefundTotal(db: Database, paymentId: string, refundedTotal: number): Promise<void> {
+  const total = sql`greatest(${payments.refundedAmount}, ${refundedTotal})`;
+  await db
+    .update(payments)
+    .set({
+      refundedAmount: total,
+      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
+      updatedAt: new Date(),
+    })
+    .where(and(eq(payments.id, paymentId), sql`${payments.status} in ('succeeded', 'refunded')`));
+}
+
+type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+
+async function addRefundedAmount(tx: Transaction, paymentId: string, amount: number): Promise<void> {
+  const total = sql`${payments.refundedAmount} + ${amount}`;
+  await tx
+    .update(payments)
+    .set({
+      refundedAmount: total,
+      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
+      updatedAt: new Date(),
+    })
+    .where(eq(payments.id, paymentId));
+}
+
+function assertRefundable(original: PaymentRow, amount: number): void {
+  if (original.kind === 'refund' || original.status !== 'succeeded' || original.gatewayPaymentId === null) {
+    throw ApplicationFailure.nonRetryable(
+      `payment ${original.id} (${original.kind}, ${original.status}) cannot be refunded`,
+      'PaymentNotRefundable',
+    );
+  }
+  const refundable = original.amount - original.refundedAmount;
+  if (amount > refundable) {
+    throw ApplicationFailure.nonRetryable(
+      `refund of ${amount} exceeds the ${refundable} still refundable on payment ${original.id}`,
+      'RefundExceedsPayment',
+    );
+  }
+}
+
+// A final status, or a pending one the gateway already gave an id to (awaiting its webhook).
+function gatewayHasAnswered(row: PaymentRow): boolean {
+  return row.status !== 'pending' || row.gatewayPaymentId !== null;
+}
+
+function projectionOf(outcome: ChargeOutcome): Pick<PaymentRow, 'status' | 'gatewayPaymentId' | 'failureCode'> {
+  switch (outcome.status) {
+    case 'succeeded':
+    case 'pending':
+      return { status: outcome.status, gatewayPaymentId: outcome.gatewayPaymentId, failureCode: null };
+    case 'declined':
+      return { status: 'failed', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: outcome.failureCode };
+  }
+}
+
+export function chargeResultOf(row: PaymentRow): ChargeResult {
+  // A charge refunded later still succeeded as a charge.
+  const status = row.status === 'refunded' ? 'succeeded' : row.status;
+  return {
+    paymentId: row.id,
+    status,
+    gatewayPaymentId: row.gatewayPaymentId,
+    failureCode: row.failureCode,
+    decline: status === 'failed' ? classifyDecline(row.failureCode) : null,
+  };
+}
+
+function refundStatusOf(row: PaymentRow): RefundResult['status'] {
+  return row.status === 'refunded' ? 'succeeded' : row.status;
+}
+
+// Lets the webhook find the charge even when Stripe's event outruns our write of the intent id.
+function chargeMetadata(row: PaymentRow): Record<string, string> {
+  return {
+    [PAYMENT_ID_METADATA_KEY]: row.id,
+    kind: row.kind,
+    ...(row.subscriptionId ? { subscription_id: row.subscriptionId } : {}),
+    ...(row.bookingId ? { booking_id: row.bookingId } : {}),
+  };
+}
