@@ -1,0 +1,47 @@
+import type { z } from 'zod';
+import { HttpProblem } from './problem';
+
+export interface InvalidParam {
+  name: string;
+  reason: string;
+}
+
+type RequestPart = 'body' | 'query' | 'params';
+
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  return parseRequestPart('body', schema, body);
+}
+
+export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
+  return parseRequestPart('query', schema, query);
+}
+
+export function parseParams<T extends z.ZodType>(schema: T, params: unknown): z.infer<T> {
+  return parseRequestPart('params', schema, params);
+}
+
+/** Parses one part of a request; a 400 problem lists every field that failed, not just the first. */
+function parseRequestPart<T extends z.ZodType>(part: RequestPart, schema: T, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const invalidParams = result.error.issues.flatMap((issue) => invalidParamsOf(part, issue));
+  throw new HttpProblem(
+    400,
+    'Invalid request',
+    invalidParams.map((p) => `${p.name}: ${p.reason}`).join('; '),
+    { invalidParams },
+  );
+}
+
+function invalidParamsOf(part: RequestPart, issue: z.core.$ZodIssue): InvalidParam[] {
+  // An unknown key is reported once for the object; name each key instead.
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ name: fieldName(part, [...issue.path, key]), reason: 'Unknown field' }));
+  }
+  return [{ name: fieldName(part, issue.path), reason: issue.message }];
+}
+
+function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
+  if (path.length === 0) return part;
+  return path.map(String).join('.');
+}
