@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { hash, verify, type Algorithm } from '@node-rs/argon2';
+import { eq } from 'drizzle-orm';
+import { Router, type Request, type RequestHandler } from 'express';
+import { SignJWT, jwtVerify } from 'jose';
+import { z } from 'zod';
+import { users } from '../db/schema';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role } from '../domain/user';
+import type { Config } from '../workers/config';
+import type { AppDeps } from './app';
+import { HttpProblem } from './problem';
+import { parseBody } from './validation';
+
+export interface AuthUser {
+  id: string;
+  email: string;
+  role: Role;
+}
+
+const TOKEN_ISSUER = 'billing-orchestrator';
+const TOKEN_AUDIENCE = 'billing-orchestrator-api';
+// `Algorithm` is a const enum the native package does not export at runtime; 2 is Argon2id.
+const ARGON2ID: Algorithm = 2;
+
+const emailField = z.email().max(254).transform(normalizeEmail);
+// zod checks the format after trimming so " A@B.com " is accepted and stored as "a@b.com".
+const normalizedEmail = z.string().trim().pipe(emailField);
+
+const signupSchema = z.object({
+  email: normalizedEmail,
+  password: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
+  name: z.string().trim().min(1).max(200),
+});
+
+const loginSchema = z.object({
+  email: normalizedEmail,
+  password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
+});
+
+const tokenClaimsSchema = z.object({
+  sub: z.uuid(),
+  email: z.string(),
+  role: z.enum(ROLES),
+});
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, { algorithm: ARGON2ID });
+}
+
+/** Signs a bearer token for `user` that expires after JWT_TTL. */
+export function issueToken(config: Pick<Config, 'JWT_SECRET' | 'JWT_TTL'>, user: AuthUser): Promise<string> {
+  return new SignJWT({ email: user.email, role: user.role })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(user.id)
+    .setIssuer(TOKEN_ISSUER)
+    .setAudience(TOKEN_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(`${jwtTtlSeconds(config.JWT_TTL)}s`)
+    .sign(signingKey(config));
+}
+
+/** POST /signup, POST /login, GET /me. */
+export function authRoutes(deps: AppDeps): Router {
+  const { db, config } = deps;
+  const router = Router();
+  // Checked once at start-up so a JWT_TTL in months or years fails before the first login.
+  jwtTtlSeconds(config.JWT_TTL);
+  // Unknown emails are checked against this hash so they take as long as a wrong password.
+  let unknownUserHash: Promise<string> | undefined;
+
+  router.post('/signup', async (req, res) => {
+    const input = parseBody(signupSchema, req.body);
+    const [user] = await db
+      .insert(users)
+      .values({ email: input.email, name: input.name, passwordHash: await hashPassword(input.password) })
+      .onConflictDoNothing({ target: users.email })
+      .returning();
+    if (!user) throw new HttpProblem(409, 'Email already registered', 'An account with this email already exists.');
+    res.status(201).json({ user: toUserView(user), token: await issueToken(config, user) });
+  });
+
+  router.post('/login', async (req, res) => {
+    const input = parseBody(loginSchema, req.body);
+    const [user] = await db.select().from(users).where(eq(users.email, input.email)).limit(1);
+    unknownUserHash ??= hashPassword(randomUUID());
+    const passwordMatches = await verify(user?.passwordHash ?? (await unknownUserHash), input.password);
+    if (!user || !passwordMatches) {
+      throw new HttpProblem(401, 'Invalid credentials', 'The email or password is incorrect.');
+    }
+    res.json({ user: toUserView(user), token: await issueToken(config, user) });
+  });
+
+  router.get('/me', requireAuth(deps), async (req, res) => {
+    const [user] = await db.select().from(users).where(eq(users.id, currentUser(req).id)).limit(1);
+    if (!user) throw unauthorized('The account no longer exists.');
+    res.json({ user: toUserView(user) });
+  });
+
+  return router;
+}
+
+const authenticatedUsers = new WeakMap<Request, AuthUser>();
+
+/** Accepts `Authorization: Bearer <token>`; anything else is a 401. Adds `userId` to the request's log lines. */
+export function requireAuth(deps: Pick<AppDeps, 'config'>): RequestHandler {
+  const key = signingKey(deps.config);
+  return async (req, _res, next) => {
+    const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
+    if (!match) throw unauthorized('A bearer token is required.');
+    const user = await verifyToken(match[1], key);
+    if (!user) throw unauthorized('The bearer token is invalid or has expired.');
+    authenticatedUsers.set(req, user);
+    req.log = req.log.child({ userId: user.id });
+    next();
+  };
+}
+
+export function requireRole(role: 'staff'): RequestHandler {
+  return (req, _res, next) => {
+    if (currentUser(req).role !== role) {
+      throw new HttpProblem(403, 'Forbidden', `This action needs the ${role} role.`);
+    }
+    next();
+  };
+}
+
+/** The user `requireAuth` authenticated; calling it on a route without `requireAuth` is a bug. */
+export function currentUser(req: Request): AuthUser {
+  const user = authenticatedUsers.get(req);
+  if (!user) throw new Error('currentUser() called on a route that does not use requireAuth()');
+  return user;
+}
+
+/** The authenticated user, if any (for logging). */
+export function findCurrentUser(req: Request): AuthUser | undefined {
+  return authenticatedUsers.get(req);
+}
+
+async function verifyToken(token: string, key: Uint8Array): Promise<AuthUser | undefined> {
+  try {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: ['HS256'],
+      issuer: TOKEN_ISSUER,
+      audience: TOKEN_AUDIENCE,
+    });
+    const claims = tokenClaimsSchema.parse(payload);
+    return { id: claims.sub, email: claims.email, role: claims.role };
+  } catch {
+    return undefined;
+  }
+}
+
+function unauthorized(detail: string): HttpProblem {
+  return new HttpProblem(401, 'Unauthorized', detail, {}, { 'WWW-Authenticate': 'Bearer' });
+}
+
+function signingKey(config: Pick<Config, 'JWT_SECRET'>): Uint8Array {
+  return new TextEncoder().encode(config.JWT_SECRET);
+}
+
+const FIXED_DURATION_UNITS_SECONDS = { W: 604_800, D: 86_400, H: 3_600, M: 60, S: 1 } as const;
+
+/**
+ * A token lifetime is a fixed number of seconds, so JWT_TTL may use weeks, days, hours,
+ * minutes and seconds (PT1H, P1DT12H) but not calendar years or months.
+ */
+export function jwtTtlSeconds(isoDuration: string): number {
+  const match = /^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/.exec(isoDuration);
+  if (!match) {
+    throw new Error(`JWT_TTL must be an ISO-8601 duration in weeks, days, hours, minutes or seconds, got ${isoDuration}`);
+  }
+  const [, weeks, days, hours, minutes, seconds] = match.map((part) => Number(part ?? 0));
+  const { W, D, H, M, S } = FIXED_DURATION_UNITS_SECONDS;
+  const total = weeks * W + days * D + hours * H + minutes * M + seconds * S;
+  if (total <= 0) throw new Error(`JWT_TTL must be longer than zero, got ${isoDuration}`);
+  return total;
+}
