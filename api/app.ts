@@ -1,0 +1,52 @@
+import type { Client } from '@temporalio/client';
+import express, { type RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import type postgres from 'postgres';
+import type { Database } from '../db/client';
+import type { Config } from '../workers/config';
+import type { Logger } from '../workers/logger';
+import { authRoutes } from './auth';
+import { healthRoutes } from './health';
+import { notFoundHandler, problemHandler } from './problem';
+import { requestLogger } from './request-context';
+
+/** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  sql: postgres.Sql;
+  redis: Redis;
+  temporal: Client;
+  logger: Logger;
+}
+
+const JSON_BODY_LIMIT = '100kb';
+// Webhook routers verify signatures over the exact bytes received, so they parse their own body.
+const RAW_BODY_PATHS = /^\/api\/v1\/webhooks(\/|$)/;
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.use(requestLogger(deps.logger));
+
+  // ── Cross-cutting security middleware goes here (helmet, CORS, per-IP rate limits), ──
+  // ── after the request logger so rejected requests are logged with their id.         ──
+
+  app.use(jsonBodyExcept(RAW_BODY_PATHS));
+
+  app.use(healthRoutes(deps));
+  app.use('/api/v1/auth', authRoutes(deps));
+
+  // ── Domain routers: one line each, e.g. app.use('/api/v1/payments', paymentRoutes(deps)); ──
+  // ── end of domain routers ──
+
+  app.use(notFoundHandler());
+  app.use(problemHandler(deps.logger));
+  return app;
+}
+
+function jsonBodyExcept(paths: RegExp): RequestHandler {
+  const parseJson = express.json({ limit: JSON_BODY_LIMIT });
+  return (req, res, next) => (paths.test(req.path) ? next() : parseJson(req, res, next));
+}

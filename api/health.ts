@@ -1,0 +1,60 @@
+import { Router } from 'express';
+import type { AppDeps } from './app';
+import { HttpProblem } from './problem';
+
+type Dependency = 'postgres' | 'redis' | 'temporal';
+type CheckResult = 'ok' | 'unreachable';
+
+// A probe must answer well within an orchestrator's probe timeout even when a dependency hangs.
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** GET /healthz: the process is up. GET /readyz: PostgreSQL, Redis and Temporal all answer. */
+export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>): Router {
+  const router = Router();
+  const checks: Record<Dependency, () => Promise<unknown>> = {
+    postgres: () => deps.sql`select 1`,
+    redis: () => deps.redis.ping(),
+    temporal: () =>
+      deps.temporal.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () =>
+        deps.temporal.workflowService.getSystemInfo({}),
+      ),
+  };
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (req, res) => {
+    const names = Object.keys(checks) as Dependency[];
+    const results = await Promise.all(
+      names.map(async (name): Promise<[Dependency, CheckResult]> => {
+        try {
+          await withTimeout(checks[name](), CHECK_TIMEOUT_MS);
+          return [name, 'ok'];
+        } catch (err) {
+          req.log.warn({ err, dependency: name }, 'readiness check failed');
+          return [name, 'unreachable'];
+        }
+      }),
+    );
+    const unreachable = results.filter(([, result]) => result !== 'ok').map(([name]) => name);
+    const summary = Object.fromEntries(results);
+    if (unreachable.length > 0) {
+      throw new HttpProblem(503, 'Not ready', `Not reachable: ${unreachable.join(', ')}.`, {
+        checks: summary,
+        unreachable,
+      });
+    }
+    res.json({ status: 'ready', checks: summary });
+  });
+
+  return router;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
