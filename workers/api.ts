@@ -1,0 +1,66 @@
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { createApp } from '../api/app';
+import { connectDatabase, migrateDatabase } from '../db/client';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger } from './logger';
+import { connectTemporal } from './temporal-connection';
+
+// Below the usual 30 s between SIGTERM and SIGKILL, leaving time to close connections.
+const SHUTDOWN_GRACE_MS = 20_000;
+
+/** The API process: migrate, connect, serve; on SIGTERM/SIGINT finish in-flight requests and close. */
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger(config);
+
+  await migrateDatabase(config.DATABASE_URL);
+  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
+  const temporal = await connectTemporal(config);
+
+  const app = createApp({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger });
+  const server = app.listen(config.PORT);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  logger.info({ url: `http://localhost:${port}` }, `API listening on http://localhost:${port}`);
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    // close() stops accepting and resolves once in-flight requests are answered; a request
+    // that never ends must not keep the process alive past the orchestrator's kill deadline.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
+    await closed;
+    await Promise.allSettled([redis.quit(), database.close(), temporal.connection.close()]);
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function loadConfigOrExit(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error('API failed to start:', err);
+  process.exit(1);
+});
