@@ -1,0 +1,234 @@
+/**
+ * Provisions the programs that `npm start` and `npm test` run: the Temporal CLI (dev server),
+ * stripe-mock, the Java time-skipping test server, and the PostgreSQL and Redis servers.
+ * Everything is reused when present; builds land in the ignored `.tools/` folder.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { constants, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..');
+const TOOLS_DIR = path.join(REPO_ROOT, '.tools');
+const TOOLS_BIN = path.join(TOOLS_DIR, 'bin');
+const TEST_SERVER_JARS = path.join(TOOLS_DIR, 'temporal-test-server');
+const TEST_SERVER_POM = path.join(REPO_ROOT, 'scripts', 'temporal-test-server', 'pom.xml');
+export const TEMPORAL_TEST_SERVER_LAUNCHER = path.join(REPO_ROOT, 'scripts', 'temporal-test-server.sh');
+
+// Later CLI tags carry a `replace` directive in go.mod, which `go install pkg@version` refuses.
+const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+const STRIPE_MOCK_MODULE = 'github.com/stripe/stripe-mock@latest';
+
+export interface PostgresBinaries {
+  postgres: string;
+  initdb: string;
+}
+
+export interface ServerBinaries {
+  postgres?: PostgresBinaries;
+  redisServer?: string;
+}
+
+export function log(message: string): void {
+  console.log(`[platform] ${message}`);
+}
+
+export class ToolError extends Error {
+  override name = 'ToolError';
+}
+
+/** The temporal CLI: TEMPORAL_CLI when set, else the project-local build, else a fresh build. */
+export async function ensureTemporalCli(): Promise<string> {
+  const configured = process.env.TEMPORAL_CLI;
+  if (configured) {
+    if (!(await isExecutable(configured))) throw new ToolError(`TEMPORAL_CLI=${configured} is not an executable file`);
+    log(`temporal CLI: using TEMPORAL_CLI (${configured})`);
+    return configured;
+  }
+  return ensureGoBinary('temporal CLI', 'temporal', TEMPORAL_CLI_MODULE, 'several minutes the first time');
+}
+
+export function ensureStripeMock(): Promise<string> {
+  return ensureGoBinary('stripe-mock', 'stripe-mock', STRIPE_MOCK_MODULE, 'about a minute the first time');
+}
+
+/** Resolves the Java test server's jars with Maven; returns the launcher the SDK is handed. */
+export async function ensureTemporalTestServer(): Promise<string> {
+  if (!(await findOnPath('java'))) {
+    throw new ToolError('java was not found: install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)');
+  }
+  // The stamp records which pom.xml the jars came from, so an edited pom.xml is re-resolved.
+  const stamp = path.join(TEST_SERVER_JARS, '.pom-sha256');
+  const pomDigest = createHash('sha256').update(readFileSync(TEST_SERVER_POM)).digest('hex');
+  if (hasJars(TEST_SERVER_JARS) && existsSync(stamp) && readFileSync(stamp, 'utf8') === pomDigest) {
+    log(`temporal test server: reusing jars in ${relative(TEST_SERVER_JARS)}`);
+    return TEMPORAL_TEST_SERVER_LAUNCHER;
+  }
+  if (!(await findOnPath('mvn'))) {
+    throw new ToolError('mvn was not found: install Maven (e.g. apt-get install maven) to fetch the Temporal test server');
+  }
+  log('temporal test server: resolving jars from Maven Central');
+  const started = Date.now();
+  // Resolve beside the old jars and swap, so a test server starting meanwhile finds a whole set.
+  const staging = `${TEST_SERVER_JARS}.${process.pid}`;
+  await run('mvn', [
+    '-q', '-B', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies',
+    '-DincludeScope=runtime', `-DoutputDirectory=${staging}`,
+  ]);
+  writeFileSync(path.join(staging, '.pom-sha256'), pomDigest);
+  const previous = `${staging}.old`;
+  if (existsSync(TEST_SERVER_JARS)) renameSync(TEST_SERVER_JARS, previous);
+  renameSync(staging, TEST_SERVER_JARS);
+  rmSync(previous, { recursive: true, force: true });
+  log(`temporal test server: jars ready in ${seconds(started)}`);
+  return TEMPORAL_TEST_SERVER_LAUNCHER;
+}
+
+/**
+ * Finds the PostgreSQL and Redis server programs that are wanted; when some are missing,
+ * installs Debian's packages as root, otherwise stops with what to install.
+ */
+export async function ensureServerBinaries(wanted: { postgres: boolean; redis: boolean }): Promise<ServerBinaries> {
+  let found = await findServerBinaries(wanted);
+  const missing = missingPackages(wanted, found);
+  if (missing.length === 0) {
+    if (found.postgres) log(`postgresql: using ${path.dirname(found.postgres.postgres)}`);
+    if (found.redisServer) log(`redis: using ${found.redisServer}`);
+    return found;
+  }
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot || !(await findOnPath('apt-get'))) {
+    throw new ToolError(
+      `server programs missing: install the Debian/Ubuntu package(s) ${missing.join(' ')} ` +
+        `(sudo apt-get install -y ${missing.join(' ')}), ` +
+        'or point DATABASE_URL / REDIS_URL at running servers',
+    );
+  }
+  log(`apt: installing ${missing.join(' ')}`);
+  const started = Date.now();
+  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await run('apt-get', ['update', '-q'], { env: aptEnv });
+  await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: aptEnv });
+  log(`apt: installed in ${seconds(started)}`);
+  found = await findServerBinaries(wanted);
+  const stillMissing = missingPackages(wanted, found);
+  if (stillMissing.length > 0) throw new ToolError(`installed ${missing.join(' ')} but cannot find their servers`);
+  return found;
+}
+
+/**
+ * Awaits every task even when one fails, so no build is left running unobserved, and reports
+ * all failures together.
+ */
+export async function settleAll<T extends readonly unknown[] | []>(
+  tasks: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results = await Promise.allSettled(tasks);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [describeError(r.reason)] : []));
+  if (failures.length > 0) throw new ToolError(failures.join('\n'));
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function ensureGoBinary(label: string, binary: string, module: string, expectation: string): Promise<string> {
+  const target = path.join(TOOLS_BIN, binary);
+  if (await isExecutable(target)) {
+    log(`${label}: reusing ${relative(target)}`);
+    return target;
+  }
+  if (!(await findOnPath('go'))) {
+    throw new ToolError(`go was not found: install Go (https://go.dev/dl) to build ${label} (${module})`);
+  }
+  log(`${label}: building ${module} with go install (${expectation})`);
+  const started = Date.now();
+  await run('go', ['install', module], { env: { ...process.env, GOBIN: TOOLS_BIN } });
+  log(`${label}: built ${relative(target)} in ${seconds(started)}`);
+  return target;
+}
+
+async function findServerBinaries(wanted: { postgres: boolean; redis: boolean }): Promise<ServerBinaries> {
+  const [postgres, redisServer] = await Promise.all([
+    wanted.postgres ? findPostgres() : undefined,
+    wanted.redis ? findOnPath('redis-server') : undefined,
+  ]);
+  return { postgres, redisServer };
+}
+
+function missingPackages(wanted: { postgres: boolean; redis: boolean }, found: ServerBinaries): string[] {
+  return [
+    ...(wanted.postgres && !found.postgres ? ['postgresql'] : []),
+    ...(wanted.redis && !found.redisServer ? ['redis-server'] : []),
+  ];
+}
+
+/** PATH first, then Debian's versioned directories (newest first), which are not on PATH. */
+async function findPostgres(): Promise<PostgresBinaries | undefined> {
+  const onPath = await findOnPath('postgres');
+  const candidates = [
+    ...(onPath ? [path.dirname(onPath)] : []),
+    ...debianPostgresDirs(),
+  ];
+  for (const dir of candidates) {
+    const binaries = { postgres: path.join(dir, 'postgres'), initdb: path.join(dir, 'initdb') };
+    if ((await isExecutable(binaries.postgres)) && (await isExecutable(binaries.initdb))) return binaries;
+  }
+  return undefined;
+}
+
+function debianPostgresDirs(): string[] {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((version) => /^\d+$/.test(version))
+    .sort((a, b) => Number(b) - Number(a))
+    .map((version) => path.join(root, version, 'bin'));
+}
+
+export async function findOnPath(program: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, program);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function hasJars(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((name) => name.endsWith('.jar'));
+}
+
+/** Runs a build step; its output is shown only when it fails. */
+function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve();
+      const tail = Buffer.concat(output).toString().trim().split('\n').slice(-40).join('\n');
+      reject(new ToolError(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}):\n${tail}`));
+    });
+  });
+}
+
+function relative(file: string): string {
+  return path.relative(REPO_ROOT, file) || '.';
+}
+
+export function seconds(since: number): string {
+  return `${((Date.now() - since) / 1000).toFixed(1)}s`;
+}
