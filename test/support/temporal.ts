@@ -1,0 +1,64 @@
+/**
+ * Temporal fixtures for tests. `npm test` exports TEMPORAL_TEST_SERVER (the Java time-skipping
+ * server's launcher) and TEMPORAL_ADDRESS (a dev server); the SDK's own downloads are not used.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+
+/** A fresh time-skipping server: timers fire as soon as no worker has work to do. */
+export function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  useQuietRuntime();
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: requiredEnv('TEMPORAL_TEST_SERVER') } },
+  });
+}
+
+export interface DevServerConnection {
+  /** For starting, signalling and querying workflows. */
+  client: Client;
+  /** For `Worker.create({ connection: nativeConnection, … })`. */
+  nativeConnection: NativeConnection;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the shared dev server (real time, real persistence). Run workers on a
+ * `uniqueTaskQueue()` there: other test files share the server.
+ */
+export async function connectDevServer(): Promise<DevServerConnection> {
+  useQuietRuntime();
+  const address = requiredEnv('TEMPORAL_ADDRESS');
+  const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
+  return {
+    client: new Client({ connection, namespace }),
+    nativeConnection,
+    close: async () => {
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
+
+/** A task queue no other test's worker polls, e.g. `billing-3f2c…`. */
+export function uniqueTaskQueue(prefix: string): string {
+  return `${prefix}-${randomUUID()}`;
+}
+
+/**
+ * Workers log every state change at INFO; test output should show failures instead. The
+ * runtime is per process and can only be configured before its first use.
+ */
+function useQuietRuntime(): void {
+  if (Runtime.instantiator) return;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests with \`npm test\`, which provides it`);
+  return value;
+}
