@@ -76,6 +76,14 @@ export class GatewayRequestRejectedError extends Error {
 /** Gateway metadata naming our `payments` row, so a webhook can find a charge by it. */
 export const PAYMENT_ID_METADATA_KEY = 'payment_id';
 
+/** A pending charge whose webhook did not come within its timeout counts as failed with this code. */
+export const PAYMENT_TIMEOUT_FAILURE_CODE = 'payment_timeout';
+
+/** Workflow id of a one-time payment, named after its `payments` row. */
+export function oneTimePaymentWorkflowId(paymentId: string): string {
+  return `payment-${paymentId}`;
+}
+
 /** Idempotency key of one charge attempt: the same (workflow, cycle, attempt) is the same charge. */
 export function chargeIdempotencyKey(workflowId: string, cycle: number, attempt: number): string {
   return `${workflowId}/cycle-${cycle}/attempt-${attempt}`;

@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { eq, like } from 'drizzle-orm';
+import { createMailer, createNotificationActivities } from '../activities/notification';
+import { createPaymentActivities } from '../activities/payment';
+import { SandboxGateway } from '../activities/payment-gateway';
+import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { notifications, payments } from '../db/schema';
+import { oneTimePaymentWorkflowId } from '../domain/payment';
+import { createLogger } from '../workers/logger';
+import { insertTestUser } from '../test/support/payment-fixtures';
+import { chargeAttemptedUpdate, oneTimePaymentWorkflow, paymentSettledSignal, type OneTimePaymentInput } from './payment';
+
+const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
+const taskQueue = `payments-test-${randomUUID()}`;
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+let handle: DatabaseHandle;
+let userId: string;
+
+before(async () => {
+  const url = process.env.DATABASE_URL;
+  const testServer = process.env.TEMPORAL_TEST_SERVER;
+  assert.ok(url && testServer, 'DATABASE_URL and TEMPORAL_TEST_SERVER must be set');
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  await migrateDatabase(url);
+  handle = connectDatabase(url);
+  userId = (await insertTestUser(handle.db)).id;
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testServer } },
+  });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('./payment'),
+    activities: {
+      ...createPaymentActivities({ db: handle.db, gateway: new SandboxGateway(), logger }),
+      ...createNotificationActivities({ db: handle.db, mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger), logger }),
+    },
+  });
+  running = worker.run();
+});
+
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await handle?.close();
+});
+
+function paymentInput(paymentMethod: string): OneTimePaymentInput {
+  return {
+    paymentId: randomUUID(),
+    userId,
+    amount: 4200,
+    currency: 'usd',
+    paymentMethod,
+    description: 'Workshop ticket',
+    pendingTimeout: 'P1D',
+  };
+}
+
+function start(input: OneTimePaymentInput) {
+  return env.client.workflow.start(oneTimePaymentWorkflow, {
+    taskQueue,
+    workflowId: oneTimePaymentWorkflowId(input.paymentId),
+    args: [input],
+  });
+}
+
+async function paymentRow(id: string) {
+  const [row] = await handle.db.select().from(payments).where(eq(payments.id, id));
+  return row;
+}
+
+/** The kinds of notification the payment's workflow recorded. */
+async function notificationKinds(paymentId: string): Promise<string[]> {
+  const rows = await handle.db
+    .select({ kind: notifications.kind })
+    .from(notifications)
+    .where(like(notifications.dedupeKey, `${oneTimePaymentWorkflowId(paymentId)}/%`));
+  return rows.map((r) => r.kind);
+}
+
+describe('oneTimePaymentWorkflow', () => {
+  test('a good card is charged once and the customer told', async () => {
+    const input = paymentInput('pm_card_visa');
+    const wf = await start(input);
+    const attempted = await wf.executeUpdate(chargeAttemptedUpdate);
+    const result = await wf.result();
+    assert.equal(attempted.status, 'succeeded');
+    assert.deepEqual(result, attempted);
+    assert.equal(result.paymentId, input.paymentId);
+    const row = await paymentRow(input.paymentId);
+    assert.equal(row.status, 'succeeded');
+    assert.equal(row.idempotencyKey, `${oneTimePaymentWorkflowId(input.paymentId)}/cycle-1/attempt-1`);
+    assert.deepEqual(await notificationKinds(input.paymentId), ['payment_succeeded']);
+  });
+
+  test('a declined card fails with its code and the customer is told', async () => {
+    const input = paymentInput('pm_card_chargeDeclinedInsufficientFunds');
+    const result = await (await start(input)).result();
+    assert.deepEqual(
+      { status: result.status, failureCode: result.failureCode, decline: result.decline },
+      { status: 'failed', failureCode: 'insufficient_funds', decline: 'soft' },
+    );
+    assert.deepEqual(await notificationKinds(input.paymentId), ['payment_failed']);
+  });
+
+  test('a pending charge is settled by the webhook signal', async () => {
+    const input = paymentInput('pm_card_authenticationRequired');
+    const wf = await start(input);
+    const attempted = await wf.executeUpdate(chargeAttemptedUpdate);
+    assert.equal(attempted.status, 'pending');
+    assert.equal((await paymentRow(input.paymentId)).status, 'pending');
+
+    await wf.signal(paymentSettledSignal, {
+      paymentId: input.paymentId,
+      gatewayPaymentId: attempted.gatewayPaymentId!,
+      status: 'succeeded',
+      failureCode: null,
+    });
+    const result = await wf.result();
+    assert.equal(result.status, 'succeeded');
+    assert.equal((await paymentRow(input.paymentId)).status, 'succeeded');
+    assert.deepEqual(await notificationKinds(input.paymentId), ['payment_succeeded']);
+  });
+
+  test('a pending charge with no webhook fails when its timeout passes', async () => {
+    const input = paymentInput('pm_card_authenticationRequired');
+    const result = await (await start(input)).result();
+    assert.deepEqual({ status: result.status, failureCode: result.failureCode }, { status: 'failed', failureCode: 'payment_timeout' });
+    const row = await paymentRow(input.paymentId);
+    assert.equal(row.status, 'failed');
+    assert.equal(row.failureCode, 'payment_timeout');
+    assert.deepEqual(await notificationKinds(input.paymentId), ['payment_failed']);
+  });
+});
