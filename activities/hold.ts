@@ -1,0 +1,294 @@
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import type { Database } from '../db/client';
+import { holds, unitClaims, units } from '../db/schema';
+import {
+  unitEventsChannel,
+  unitStatusOf,
+  type ClaimOutcome,
+  type HoldStatus,
+  type HoldView,
+  type UnitStatusEvent,
+} from '../domain/hold';
+import type { Logger } from '../workers/logger';
+
+/**
+ * Redis is only a fast gate in front of the `unit_claims_one_live_per_unit` index: every
+ * Redis call here is best-effort, bounded in time, and skipped while Redis is not connected,
+ * so losing Redis slows holds down (every request reaches PostgreSQL) but never makes one wrong.
+ */
+const REDIS_TIMEOUT_MS = 300;
+
+// Sets every key to the owner, or none of them: answers the 1-based positions of keys that
+// another owner already has. Keys of one offering share a hash tag, so this also runs on a cluster.
+const ACQUIRE_SCRIPT = `
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner and owner ~= ARGV[1] then taken[#taken + 1] = i end
+end
+if #taken == 0 then
+  for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end
+end
+return taken`;
+
+// Deletes only the keys this owner still has: a key taken over by someone else stays.
+const RELEASE_SCRIPT = `
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0`;
+
+// Overwrites every key with the owner; with no TTL argument the key lasts until released.
+const ASSIGN_SCRIPT = `
+for _, key in ipairs(KEYS) do
+  if ARGV[2] then redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) else redis.call('SET', key, ARGV[1]) end
+end
+return 0`;
+
+export type GateAnswer = { status: 'acquired' } | { status: 'taken'; unitIds: string[] } | { status: 'unavailable' };
+
+export interface UnitGate {
+  /** Takes all of `unitIds` for `owner` for `ttlMs`, or none of them. */
+  acquire(offeringId: string, unitIds: string[], owner: string, ttlMs: number): Promise<GateAnswer>;
+  /** Gives `owner`'s keys back. */
+  release(offeringId: string, unitIds: string[], owner: string): Promise<void>;
+  /** Records `owner` as the keys' holder after PostgreSQL said so (`ttlMs` undefined: until released). */
+  assign(offeringId: string, unitIds: string[], owner: string, ttlMs?: number): Promise<void>;
+}
+
+export const holdGateOwner = (holdId: string) => `hold:${holdId}`;
+export const bookingGateOwner = (bookingId: string) => `booking:${bookingId}`;
+
+export function createUnitGate(redis: Redis, logger: Logger): UnitGate {
+  const keysOf = (offeringId: string, unitIds: string[]) => unitIds.map((id) => `unit-gate:{${offeringId}}:${id}`);
+
+  async function run(script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+    if (redis.status !== 'ready') throw new Error(`redis is ${redis.status}`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_TIMEOUT_MS} ms`)), REDIS_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([redis.eval(script, keys.length, ...keys, ...args), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function bestEffort(what: string, script: string, keys: string[], args: (string | number)[]): Promise<void> {
+    try {
+      await run(script, keys, args);
+    } catch (err) {
+      logger.warn({ err, what }, 'unit gate skipped: redis unavailable');
+    }
+  }
+
+  return {
+    async acquire(offeringId, unitIds, owner, ttlMs) {
+      try {
+        const taken = (await run(ACQUIRE_SCRIPT, keysOf(offeringId, unitIds), [owner, ttlMs])) as number[];
+        return taken.length === 0 ? { status: 'acquired' } : { status: 'taken', unitIds: taken.map((i) => unitIds[i - 1]) };
+      } catch (err) {
+        logger.warn({ err }, 'unit gate skipped: redis unavailable, claiming through PostgreSQL alone');
+        return { status: 'unavailable' };
+      }
+    },
+    release: (offeringId, unitIds, owner) => bestEffort('release', RELEASE_SCRIPT, keysOf(offeringId, unitIds), [owner]),
+    assign: (offeringId, unitIds, owner, ttlMs) =>
+      bestEffort('assign', ASSIGN_SCRIPT, keysOf(offeringId, unitIds), ttlMs === undefined ? [owner] : [owner, ttlMs]),
+  };
+}
+
+export interface UnitEvents {
+  /**
+   * Publishes the units' statuses as PostgreSQL has them now (read after the change committed),
+   * stamped with the database clock: a subscriber keeps, per unit, the newest `at`, so events
+   * from several processes arriving out of order still converge on the truth.
+   */
+  publish(offeringId: string, unitIds: string[]): Promise<void>;
+}
+
+export function createUnitEvents(deps: { db: Database; redis: Redis; logger: Logger }): UnitEvents {
+  const { db, redis, logger } = deps;
+  return {
+    async publish(offeringId, unitIds) {
+      if (unitIds.length === 0) return;
+      try {
+        const rows = await db
+          .select({ id: units.id, bookingId: unitClaims.bookingId, claimId: unitClaims.id, atMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8` })
+          .from(units)
+          .leftJoin(unitClaims, and(eq(unitClaims.unitId, units.id), isNull(unitClaims.releasedAt)))
+          .where(inArray(units.id, unitIds));
+        const event: UnitStatusEvent = {
+          offeringId,
+          units: rows.map((r) => ({ id: r.id, status: unitStatusOf(r.claimId === null ? null : r) })),
+          at: new Date(Math.max(...rows.map((r) => Number(r.atMs)))).toISOString(),
+        };
+        if (redis.status !== 'ready') throw new Error(`redis is ${redis.status}`);
+        await redis.publish(unitEventsChannel(offeringId), JSON.stringify(event));
+      } catch (err) {
+        // Live availability is a convenience; the change itself is committed and readable.
+        logger.warn({ err, offeringId }, 'could not publish unit status event');
+      }
+    },
+  };
+}
+
+export interface ClaimUnitsInput {
+  holdId: string;
+  userId: string;
+  offeringId: string;
+  unitIds: string[];
+  /** ISO-8601; computed by the owning workflow from its clock. */
+  expiresAt: string;
+  /** The workflow that releases these claims: the hold's own, or a booking's during a reschedule. */
+  workflowId: string;
+}
+
+export interface ReleaseHoldInput {
+  holdId: string;
+  /** `released` when its owner or a failed booking gives it back, `expired` when its TTL passed. */
+  reason: 'released' | 'expired';
+}
+
+class ClaimConflict extends Error {
+  constructor(readonly unitIds: string[]) {
+    super('units already claimed');
+  }
+}
+
+export function createHoldActivities(deps: { db: Database; redis: Redis; logger: Logger }) {
+  const { db, logger } = deps;
+  const gate = createUnitGate(deps.redis, logger);
+  const events = createUnitEvents(deps);
+
+  async function unknownUnits(offeringId: string, unitIds: string[]): Promise<string[]> {
+    const found = await db
+      .select({ id: units.id })
+      .from(units)
+      .where(and(eq(units.offeringId, offeringId), inArray(units.id, unitIds)));
+    const known = new Set(found.map((u) => u.id));
+    return unitIds.filter((id) => !known.has(id));
+  }
+
+  async function liveClaimsOf(unitIds: string[]): Promise<string[]> {
+    const rows = await db
+      .select({ unitId: unitClaims.unitId })
+      .from(unitClaims)
+      .where(and(inArray(unitClaims.unitId, unitIds), isNull(unitClaims.releasedAt)));
+    return rows.map((r) => r.unitId);
+  }
+
+  /**
+   * The hold row and one claim per unit in one transaction: all or nothing. Claims go in
+   * sorted by unit id so two overlapping claims wait for each other instead of deadlocking;
+   * `ON CONFLICT DO NOTHING` on the partial unique index names exactly the units taken.
+   * A retry after a commit whose answer was lost finds the hold row and answers the same.
+   */
+  async function insertClaims(input: ClaimUnitsInput): Promise<ClaimOutcome> {
+    const sortedUnitIds = [...input.unitIds].sort();
+    try {
+      return await db.transaction(async (tx) => {
+        const [created] = await tx
+          .insert(holds)
+          .values({
+            id: input.holdId,
+            userId: input.userId,
+            offeringId: input.offeringId,
+            unitIds: input.unitIds,
+            status: 'active',
+            expiresAt: new Date(input.expiresAt),
+            workflowId: input.workflowId,
+          })
+          .onConflictDoNothing({ target: holds.id })
+          .returning();
+        if (!created) {
+          const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
+          return { status: 'held', hold: holdView(existing) };
+        }
+        const claimed = await tx
+          .insert(unitClaims)
+          .values(sortedUnitIds.map((unitId) => ({ unitId, offeringId: input.offeringId, holdId: input.holdId })))
+          .onConflictDoNothing({ target: unitClaims.unitId, where: sql`released_at is null` })
+          .returning({ unitId: unitClaims.unitId });
+        if (claimed.length !== sortedUnitIds.length) {
+          const got = new Set(claimed.map((c) => c.unitId));
+          throw new ClaimConflict(input.unitIds.filter((id) => !got.has(id)));
+        }
+        return { status: 'held', hold: holdView(created) };
+      });
+    } catch (err) {
+      if (err instanceof ClaimConflict) return { status: 'conflict', unavailableUnitIds: err.unitIds };
+      throw err;
+    }
+  }
+
+  return {
+    /**
+     * Claims every unit for the hold or none. Redis answers most contended requests without a
+     * write to PostgreSQL; a unit Redis calls taken is double-checked against PostgreSQL, so a
+     * key left behind by a crash or an outage never blocks a unit that is actually free.
+     */
+    async claimUnits(input: ClaimUnitsInput): Promise<ClaimOutcome> {
+      const unknownUnitIds = await unknownUnits(input.offeringId, input.unitIds);
+      if (unknownUnitIds.length > 0) return { status: 'rejected', unknownUnitIds };
+
+      const owner = holdGateOwner(input.holdId);
+      const ttlMs = Math.max(1, new Date(input.expiresAt).getTime() - Date.now());
+      const gated = await gate.acquire(input.offeringId, input.unitIds, owner, ttlMs);
+      if (gated.status === 'taken') {
+        const claimed = await liveClaimsOf(input.unitIds);
+        if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
+      }
+
+      const outcome = await insertClaims(input);
+      if (outcome.status !== 'held') {
+        if (gated.status === 'acquired') await gate.release(input.offeringId, input.unitIds, owner);
+        return outcome;
+      }
+      if (gated.status !== 'acquired') await gate.assign(input.offeringId, input.unitIds, owner, ttlMs);
+      await events.publish(input.offeringId, input.unitIds);
+      return outcome;
+    },
+
+    /**
+     * Ends an active hold and frees the units no booking took. Locking the hold row serialises
+     * this with a booking's confirm, so exactly one of them wins: a consumed hold stays consumed.
+     * Answers the hold's final status (null when the hold was never created: its claim failed).
+     */
+    async releaseHold(input: ReleaseHoldInput): Promise<HoldStatus | null> {
+      const result = await db.transaction(async (tx) => {
+        const [hold] = await tx.select().from(holds).where(eq(holds.id, input.holdId)).for('update');
+        if (!hold) return null;
+        if (hold.status !== 'active') return { hold, status: hold.status, freed: [] as string[] };
+        await tx.update(holds).set({ status: input.reason, updatedAt: sql`now()` }).where(eq(holds.id, hold.id));
+        const freed = await tx
+          .update(unitClaims)
+          .set({ releasedAt: sql`now()` })
+          .where(and(eq(unitClaims.holdId, hold.id), isNull(unitClaims.releasedAt), isNull(unitClaims.bookingId)))
+          .returning({ unitId: unitClaims.unitId });
+        return { hold, status: input.reason, freed: freed.map((c) => c.unitId) };
+      });
+      if (!result) return null;
+      if (result.status !== 'consumed') await gate.release(result.hold.offeringId, result.hold.unitIds, holdGateOwner(input.holdId));
+      if (result.freed.length > 0) {
+        await events.publish(result.hold.offeringId, result.freed);
+        logger.info({ holdId: input.holdId, reason: input.reason, units: result.freed.length }, 'hold ended');
+      }
+      return result.status;
+    },
+  };
+}
+
+export type HoldActivities = ReturnType<typeof createHoldActivities>;
+
+export function holdView(hold: typeof holds.$inferSelect): HoldView {
+  return {
+    id: hold.id,
+    offeringId: hold.offeringId,
+    unitIds: hold.unitIds,
+    expiresAt: hold.expiresAt.toISOString(),
+    status: hold.status,
+  };
+}

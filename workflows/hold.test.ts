@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { eq } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { createHoldActivities } from '../activities/hold';
+import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { holds } from '../db/schema';
+import { holdWorkflowId } from '../domain/hold';
+import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
+import { insertTestUser } from '../test/support/payment-fixtures';
+import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { createLogger } from '../workers/logger';
+import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate, type HoldWorkflowInput } from './hold';
+
+const TTL_MS = 5 * 60 * 1000;
+
+describe('hold workflow (time-skipping)', () => {
+  let env: TestWorkflowEnvironment;
+  let database: DatabaseHandle;
+  let redis: Redis;
+  let worker: Worker;
+  let running: Promise<void>;
+  const taskQueue = uniqueTaskQueue('bookings');
+
+  before(async () => {
+    await migrateDatabase(process.env.DATABASE_URL!);
+    database = connectDatabase(process.env.DATABASE_URL!, { max: 4 });
+    redis = new Redis(process.env.REDIS_URL!);
+    env = await createTimeSkippingEnv();
+    const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowsPath: require.resolve('./hold'),
+      activities: createHoldActivities({ db: database.db, redis, logger }),
+    });
+    running = worker.run();
+  });
+
+  after(async () => {
+    worker.shutdown();
+    await running;
+    await env.teardown();
+    await redis.quit();
+    await database.close();
+  });
+
+  async function startHold(input: Omit<HoldWorkflowInput, 'holdId' | 'ttlMs'>) {
+    const holdId = randomUUID();
+    const handle = await env.client.workflow.start(holdWorkflow, {
+      workflowId: holdWorkflowId(holdId),
+      taskQueue,
+      args: [{ ...input, holdId, ttlMs: TTL_MS }],
+    });
+    const outcome = await handle.executeUpdate(claimHoldUpdate);
+    return { holdId, handle, outcome };
+  }
+
+  test('claims the units and releases them when the TTL passes', async () => {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db);
+    const unitIds = offering.unitIds.slice(0, 2);
+    const { holdId, handle, outcome } = await startHold({ userId: user.id, offeringId: offering.id, unitIds });
+
+    assert.equal(outcome.status, 'held');
+    assert.deepEqual((await liveClaims(database.db, unitIds)).map((c) => c.holdId), [holdId, holdId]);
+    assert.equal((await handle.query(holdStateQuery)).phase, 'active');
+
+    const startedAt = await env.currentTimeMs();
+    assert.equal(await handle.result(), 'expired');
+    assert.ok((await env.currentTimeMs()) - startedAt >= TTL_MS, 'released on the workflow clock, at the TTL');
+    assert.deepEqual(await liveClaims(database.db, unitIds), []);
+    const [row] = await database.db.select().from(holds).where(eq(holds.id, holdId));
+    assert.equal(row.status, 'expired');
+  });
+
+  test('a second hold on a taken unit is refused and names it; the first is untouched', async () => {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db);
+    const [a, b, c] = offering.unitIds;
+    const first = await startHold({ userId: user.id, offeringId: offering.id, unitIds: [a, b] });
+    const second = await startHold({ userId: user.id, offeringId: offering.id, unitIds: [b, c] });
+
+    assert.equal(first.outcome.status, 'held');
+    assert.deepEqual(second.outcome, { status: 'conflict', unavailableUnitIds: [b] });
+    assert.equal(await second.handle.result(), 'conflict');
+    assert.deepEqual((await liveClaims(database.db, [a, b, c])).map((claim) => claim.holdId), [first.holdId, first.holdId]);
+    assert.equal((await database.db.select().from(holds).where(eq(holds.id, second.holdId))).length, 0);
+    await first.handle.executeUpdate(releaseHoldUpdate);
+  });
+
+  test('its owner releases it early; a second release is refused', async () => {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db);
+    const unitIds = offering.unitIds.slice(0, 3);
+    const { handle } = await startHold({ userId: user.id, offeringId: offering.id, unitIds });
+
+    assert.equal(await handle.executeUpdate(releaseHoldUpdate), 'released');
+    assert.deepEqual(await liveClaims(database.db, unitIds), []);
+    await assert.rejects(handle.executeUpdate(releaseHoldUpdate));
+    assert.equal(await handle.result(), 'released');
+
+    const again = await startHold({ userId: user.id, offeringId: offering.id, unitIds });
+    assert.equal(again.outcome.status, 'held', 'the released units can be held again');
+    await again.handle.executeUpdate(releaseHoldUpdate);
+  });
+
+  test('units of another offering are rejected and nothing is claimed', async () => {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db);
+    const other = await insertTestOffering(database.db);
+    const { handle, outcome } = await startHold({
+      userId: user.id,
+      offeringId: offering.id,
+      unitIds: [offering.unitIds[0], other.unitIds[0]],
+    });
+    assert.deepEqual(outcome, { status: 'rejected', unknownUnitIds: [other.unitIds[0]] });
+    assert.equal(await handle.result(), 'rejected');
+    assert.deepEqual(await liveClaims(database.db, [offering.unitIds[0], other.unitIds[0]]), []);
+  });
+});
