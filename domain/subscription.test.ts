@@ -5,7 +5,6 @@ import {
   SUBSCRIPTION_STATUSES,
   billingPeriod,
   canTransition,
-  chargeIdempotencyKey,
   isFinalStatus,
   planTermsProblems,
   subscriptionWorkflowId,
@@ -104,8 +103,7 @@ describe('planTermsProblems', () => {
 });
 
 describe('identifiers', () => {
-  test('workflow id and charge idempotency key', () => {
+  test('workflow id', () => {
     assert.equal(subscriptionWorkflowId('abc'), 'subscription-abc');
-    assert.equal(chargeIdempotencyKey('subscription-abc', 3, 2), 'subscription-abc:3:2');
   });
 });

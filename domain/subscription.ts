@@ -87,11 +87,6 @@ export function billingPeriod(anchor: Date, interval: string, cycle: number): Bi
   return { start: addPeriods(anchor, interval, cycle - 1), end: addPeriods(anchor, interval, cycle) };
 }
 
-/** `${workflowId}:${cycle}:${attempt}`: one charge per attempt, however often an activity is retried. */
-export function chargeIdempotencyKey(workflowId: string, cycle: number, attempt: number): string {
-  return `${workflowId}:${cycle}:${attempt}`;
-}
-
 export function subscriptionWorkflowId(subscriptionId: string): string {
   return `subscription-${subscriptionId}`;
 }
@@ -118,7 +113,7 @@ export interface DunningSnapshot {
 
 export interface DunningLogEntry {
   at: string;
-  kind: 'failed' | 'retry' | 'manual_retry' | 'reminder' | 'grace_extended' | 'recovered' | 'expired';
+  kind: 'failed' | 'retry' | 'manual_retry' | 'reminder' | 'grace_extended' | 'expired';
   attempt?: number;
   outcome?: 'succeeded' | 'failed' | 'pending';
   failureCode?: string | null;
