@@ -7,8 +7,10 @@ import type { Config } from '../workers/config';
 import type { Logger } from '../workers/logger';
 import { authRoutes } from './auth';
 import { healthRoutes } from './health';
+import { paymentRoutes } from './payment';
 import { notFoundHandler, problemHandler } from './problem';
 import { requestLogger } from './request-context';
+import { webhookRoutes } from './webhook';
 
 /** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
 export interface AppDeps {
@@ -18,6 +20,13 @@ export interface AppDeps {
   redis: Redis;
   temporal: Client;
   logger: Logger;
+  /** Task queues workflows are started on; tests pass unique ones. Default: billing, bookings. */
+  taskQueues?: TaskQueues;
+}
+
+export interface TaskQueues {
+  billing: string;
+  bookings: string;
 }
 
 const JSON_BODY_LIMIT = '100kb';
@@ -39,6 +48,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/auth', authRoutes(deps));
 
   // ── Domain routers: one line each, e.g. app.use('/api/v1/payments', paymentRoutes(deps)); ──
+  app.use('/api/v1/payments', paymentRoutes(deps));
+  app.use('/api/v1/webhooks', webhookRoutes(deps));
   // ── end of domain routers ──
 
   app.use(notFoundHandler());

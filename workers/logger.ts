@@ -5,7 +5,8 @@ export type { Logger } from 'pino';
 
 export const REDACTED = '[REDACTED]';
 
-// Field names whose value is a credential or card data wherever they appear in a log object.
+// Field names whose value is a credential or card data wherever they appear in a log object,
+// including request and response headers as pino-http serialises them (lower-case names).
 const SECRET_FIELDS = [
   'password',
   'newPassword',
@@ -18,6 +19,9 @@ const SECRET_FIELDS = [
   'apiKey',
   'authorization',
   'cookie',
+  'set-cookie',
+  'stripe-signature',
+  'x-api-key',
   'card',
   'cardNumber',
   'cvc',
@@ -31,28 +35,26 @@ const SECRET_FIELDS = [
   'SMTP_URL',
 ];
 
-// Headers as pino-http serialises them (lower-case names under req.headers / res.headers).
-const SECRET_HEADER_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["stripe-signature"]',
-  'req.headers["x-api-key"]',
-  'res.headers["set-cookie"]',
-];
-
-// Redaction paths are exact, so each field is listed at the depths our log objects reach.
+// Redaction paths are exact, so each field is listed at every depth our log objects reach
+// (req.headers.authorization is depth 2).
 const MAX_SECRET_DEPTH = 3;
 
 function secretFieldPaths(): string[] {
   const paths: string[] = [];
   for (let depth = 0; depth <= MAX_SECRET_DEPTH; depth++) {
-    const prefix = '*.'.repeat(depth);
-    for (const field of SECRET_FIELDS) paths.push(`${prefix}${field}`);
+    const parents = Array.from({ length: depth }, () => '*').join('.');
+    for (const field of SECRET_FIELDS) paths.push(fieldPath(parents, field));
   }
   return paths;
 }
 
-export const REDACTED_PATHS: readonly string[] = [...SECRET_HEADER_PATHS, ...secretFieldPaths()];
+// Names with a hyphen need the bracket form: *.headers["stripe-signature"].
+function fieldPath(parents: string, field: string): string {
+  if (!/^[A-Za-z_$][\w$]*$/.test(field)) return `${parents}["${field}"]`;
+  return parents ? `${parents}.${field}` : field;
+}
+
+export const REDACTED_PATHS: readonly string[] = secretFieldPaths();
 
 /** JSON logs on stdout (or `destination`, which tests use to read what was written). */
 export function createLogger(

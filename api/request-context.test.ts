@@ -1,0 +1,75 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import express from 'express';
+import { createLogger } from '../workers/logger';
+import { connectTestDeps, createTestUser, listen, requestJson, type TestDeps, type TestServer, type TestUser } from '../test/support/api';
+import { createApp } from './app';
+import { requireAuth } from './auth';
+import { problemHandler } from './problem';
+import { requestLogger } from './request-context';
+
+describe('request logging', () => {
+  const output: string[] = [];
+  const entries = () => output.map((line) => JSON.parse(line) as Record<string, any>);
+  let services: TestDeps;
+  let api: TestServer;
+  let careless: TestServer;
+  let user: TestUser;
+
+  before(async () => {
+    const logger = createLogger({ LOG_LEVEL: 'info', NODE_ENV: 'test' }, { write: (line) => void output.push(line) });
+    services = await connectTestDeps({ logger });
+    user = await createTestUser(services.deps);
+    api = await listen(createApp(services.deps));
+
+    // A route that logs what it received, the mistake redaction exists to survive.
+    const app = express();
+    app.use(requestLogger(logger));
+    app.use(express.json());
+    app.post('/echo', requireAuth(services.deps), (req, res) => {
+      req.log.info({ body: req.body, headers: req.headers }, 'received');
+      res.json({ ok: true });
+    });
+    app.use(problemHandler(logger));
+    careless = await listen(app);
+  });
+
+  after(async () => {
+    await api.close();
+    await careless.close();
+    await services.close();
+  });
+
+  test('logs neither the bearer token nor the password of a request', async () => {
+    const secretPassword = 'hunter2-do-not-log';
+    await requestJson(`${api.url}/api/v1/auth/login`, {
+      body: { email: 'nobody@example.test', password: secretPassword },
+      headers: { authorization: `Bearer ${user.token}`, cookie: 'session=cookie-value-do-not-log' },
+    });
+    await requestJson(`${careless.url}/echo`, {
+      body: { password: secretPassword, paymentMethod: { card: { number: '4242424242424242', cvc: '123' } } },
+      headers: { ...user.headers, 'stripe-signature': 't=1,v1=signature-do-not-log' },
+    });
+
+    const text = output.join('');
+    for (const secret of [user.token, secretPassword, 'cookie-value-do-not-log', '4242424242424242', 'signature-do-not-log']) {
+      assert.ok(!text.includes(secret), `the log contains ${secret}`);
+    }
+    const received = entries().find((entry) => entry.msg === 'received');
+    assert.ok(received, 'the careless route logged');
+    assert.equal(received.body.password, '[REDACTED]');
+    assert.equal(received.headers.authorization, '[REDACTED]');
+  });
+
+  test('every line of a request carries its request id, and the user id once authenticated', async () => {
+    const answer = await requestJson(`${careless.url}/echo`, {
+      body: { hello: 'world' },
+      headers: { ...user.headers, 'x-request-id': 'trace-logging-1' },
+    });
+    assert.equal(answer.status, 200);
+
+    const lines = entries().filter((entry) => entry.reqId === 'trace-logging-1');
+    assert.deepEqual(lines.map((entry) => entry.msg).sort(), ['received', 'request completed']);
+    for (const line of lines) assert.equal(line.userId, user.user.id);
+  });
+});

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLogger, REDACTED } from './logger';
+
+function logOnce(fields: Record<string, unknown>): Record<string, any> {
+  const lines: string[] = [];
+  createLogger({ LOG_LEVEL: 'info', NODE_ENV: 'test' }, { write: (line) => void lines.push(line) }).info(fields, 'line');
+  assert.equal(lines.length, 1);
+  return JSON.parse(lines[0]);
+}
+
+test('passwords, tokens and secrets are redacted at any depth a log object reaches', () => {
+  const entry = logOnce({
+    password: 'p0',
+    body: { password: 'p1', token: 't1', nested: { deeper: { secret: 's3' } } },
+    config: { JWT_SECRET: 'jwt', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' },
+  });
+  assert.equal(entry.password, REDACTED);
+  assert.equal(entry.body.password, REDACTED);
+  assert.equal(entry.body.token, REDACTED);
+  assert.equal(entry.body.nested.deeper.secret, REDACTED);
+  assert.equal(entry.config.JWT_SECRET, REDACTED);
+  assert.equal(entry.config.STRIPE_SECRET_KEY, REDACTED);
+  assert.equal(entry.config.STRIPE_WEBHOOK_SECRET, REDACTED);
+});
+
+test('card data is redacted but a payment-method token is kept', () => {
+  const entry = logOnce({ body: { paymentMethod: 'pm_card_visa', card: { number: '4242424242424242', cvc: '123' } } });
+  assert.equal(entry.body.paymentMethod, 'pm_card_visa');
+  assert.equal(entry.body.card, REDACTED);
+});
+
+test('authorization, cookies and Stripe-Signature headers are redacted; other headers kept', () => {
+  const entry = logOnce({
+    req: { headers: { authorization: 'Bearer abc', cookie: 'a=b', 'stripe-signature': 't=1,v1=x', host: 'api' } },
+    res: { headers: { 'set-cookie': 'a=b' } },
+  });
+  assert.equal(entry.req.headers.authorization, REDACTED);
+  assert.equal(entry.req.headers.cookie, REDACTED);
+  assert.equal(entry.req.headers['stripe-signature'], REDACTED);
+  assert.equal(entry.res.headers['set-cookie'], REDACTED);
+  assert.equal(entry.req.headers.host, 'api');
+});
