@@ -1,0 +1,3 @@
+// Every workflow the worker runs; the worker bundles this file once for both task queues.
+export * from './payment';
+export * from './subscription';
