@@ -1,0 +1,106 @@
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createMailer } from '../activities/notification';
+import { createPaymentGateway } from '../activities/payment-gateway';
+import { connectDatabase, migrateDatabase } from '../db/client';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger, type Logger } from './logger';
+import { TASK_QUEUES } from './task-queues';
+import { temporalTransportOptions } from './temporal-connection';
+
+// Below the usual 30 s between SIGTERM and SIGKILL: running activities get this long to finish.
+const SHUTDOWN_GRACE = '20 seconds';
+
+/** Bundles `workflows/index.ts` once; every worker of the process shares the bundle. */
+export function bundleWorkflows(): Promise<WorkflowBundle> {
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+}
+
+export interface CreateWorkersOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  /** One worker per queue; tests pass unique names. */
+  taskQueues: readonly string[];
+  activities: object;
+  workflowBundle: WorkflowBundle;
+}
+
+/** Workers ready to `run()`; `shutdown()` on each stops polling and lets running work drain. */
+export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
+  return Promise.all(
+    options.taskQueues.map((taskQueue) =>
+      Worker.create({
+        connection: options.connection,
+        namespace: options.namespace,
+        taskQueue,
+        workflowBundle: options.workflowBundle,
+        activities: options.activities,
+        shutdownGraceTime: SHUTDOWN_GRACE,
+      }),
+    ),
+  );
+}
+
+/** Runs the workers until each has shut down (see `createWorkers`). */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((worker) => worker.run()));
+}
+
+/** The worker process: migrate, connect, serve both task queues; SIGTERM/SIGINT drain and exit. */
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger(config);
+
+  await migrateDatabase(config.DATABASE_URL);
+  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const connection = await NativeConnection.connect(temporalTransportOptions(config));
+  const activities = createActivities({
+    db: database.db,
+    gateway: createPaymentGateway(config, logger),
+    mailer: createMailer(config, logger),
+    logger,
+  });
+  const workers = await createWorkers({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueues: Object.values(TASK_QUEUES),
+    activities,
+    workflowBundle: await bundleWorkflows(),
+  });
+  stopOnSignals(workers, logger);
+  logger.info({ taskQueues: Object.values(TASK_QUEUES), namespace: config.TEMPORAL_NAMESPACE }, 'workers running');
+
+  await runWorkers(workers);
+  await Promise.allSettled([database.close(), connection.close()]);
+  logger.info('workers stopped');
+}
+
+function stopOnSignals(workers: Worker[], logger: Logger): void {
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down: draining workers');
+    for (const worker of workers) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    }
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function loadConfigOrExit(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error('worker failed:', err);
+    process.exit(1);
+  });
+}
