@@ -120,7 +120,7 @@ describe('auth over HTTP', () => {
     });
     assert.equal(response.status, 400);
     assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-    const problem = await response.json();
+    const problem = (await response.json()) as { status: number };
     assert.equal(problem.status, 400);
     assert.ok(!JSON.stringify(problem).includes('at '), 'no stack trace in the answer');
   });
