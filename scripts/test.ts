@@ -1,0 +1,235 @@
+/**
+ * `npm test`: provisions what is missing, starts PostgreSQL, Redis, a Temporal dev server and
+ * stripe-mock on free loopback ports with throw-away data, applies migrations, typechecks, runs
+ * every `*.test.ts` with node's test runner, then stops everything it started.
+ * `npm test -- path/to/a.test.ts …` runs only the files named.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { migrateDatabase } from '../db/client';
+import {
+  freePort,
+  ProcessGroup,
+  startPostgres,
+  startRedis,
+  startStripeMock,
+  startTemporalDevServer,
+} from './services';
+import {
+  describeError,
+  ensureServerBinaries,
+  ensureStripeMock,
+  ensureTemporalCli,
+  ensureTemporalTestServer,
+  log,
+  REPO_ROOT,
+  seconds,
+  settleAll,
+} from './tools';
+
+const TEST_ROOTS = ['domain', 'workflows', 'activities', 'api', 'workers', 'db', 'test'];
+const SKIPPED_DIRS = new Set(['node_modules', '.tools', '.data', 'dist']);
+// A safety net against a hung test, not a performance assertion.
+const PER_TEST_TIMEOUT_MS = 10 * 60_000;
+
+const servers = new ProcessGroup();
+const runnerGroup = new ProcessGroup();
+let workDir: string | undefined;
+let finishing: Promise<never> | undefined;
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const typecheck = runTypecheck();
+  const files = testFiles(process.argv.slice(2));
+  if (files.length === 0) throw new Error('no test files found');
+
+  const env = await startServers();
+  const typecheckResult = await typecheck;
+  if (!typecheckResult.ok) {
+    console.error(typecheckResult.output);
+    log('typecheck failed (tsc --noEmit); not running the tests');
+    return 1;
+  }
+  log(`typecheck passed; running ${files.length} test file(s) (set-up took ${seconds(started)})`);
+  return runTests(files, env);
+}
+
+async function startServers(): Promise<NodeJS.ProcessEnv> {
+  const wantPostgres = !process.env.DATABASE_URL;
+  const wantRedis = !process.env.REDIS_URL;
+  const [temporalCli, stripeMock, testServer, binaries] = await settleAll([
+    ensureTemporalCli(),
+    ensureStripeMock(),
+    ensureTemporalTestServer(),
+    ensureServerBinaries({ postgres: wantPostgres, redis: wantRedis }),
+  ]);
+
+  workDir = mkdtempSync(path.join(os.tmpdir(), 'billing-test-'));
+  // As root, PostgreSQL runs as `postgres`, which must be able to enter this folder.
+  chmodSync(workDir, 0o755);
+  const logFile = (name: string) => path.join(workDir!, `${name}.log`);
+  const [databaseUrl, redisUrl, temporal, stripe] = await settleAll([
+    binaries.postgres
+      ? freePort().then(async (port) => {
+          const server = await startPostgres(servers, {
+            binaries: binaries.postgres!,
+            dataDir: path.join(workDir!, 'postgres'),
+            port,
+            database: 'billing_test',
+            logFile: logFile('postgresql'),
+            durable: false,
+          });
+          return server.url;
+        })
+      : process.env.DATABASE_URL!,
+    binaries.redisServer
+      ? freePort().then(async (port) => {
+          const server = await startRedis(servers, {
+            redisServer: binaries.redisServer!,
+            dataDir: path.join(workDir!, 'redis'),
+            port,
+            logFile: logFile('redis'),
+          });
+          return server.url;
+        })
+      : process.env.REDIS_URL!,
+    freePort().then((port) => startTemporalDevServer(servers, { cli: temporalCli, port, logFile: logFile('temporal') })),
+    Promise.all([freePort(), freePort()]).then(([port, httpsPort]) =>
+      startStripeMock(servers, { stripeMock, port, httpsPort, logFile: logFile('stripe-mock') }),
+    ),
+  ]);
+  await migrateDatabase(databaseUrl);
+  log('postgresql: migrations applied');
+
+  return {
+    ...process.env,
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_CLI: temporalCli,
+    TEMPORAL_TEST_SERVER: testServer,
+    STRIPE_MOCK_URL: stripe.url,
+    STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64url')}`,
+    JWT_SECRET: randomBytes(48).toString('base64url'),
+  };
+}
+
+function runTypecheck(): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    child.on('error', (error) => resolve({ ok: false, output: describeError(error) }));
+    child.on('close', (code) => resolve({ ok: code === 0, output: Buffer.concat(output).toString() }));
+  });
+}
+
+/** The files named on the command line, or every `*.test.ts` under the source folders. */
+function testFiles(requested: string[]): string[] {
+  if (requested.length > 0) return requested.map((file) => path.resolve(file));
+  return TEST_ROOTS.flatMap((root) => findTests(path.join(REPO_ROOT, root))).sort();
+}
+
+function findTests(dir: string): string[] {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return SKIPPED_DIRS.has(entry.name) || entry.name.startsWith('.') ? [] : findTests(full);
+    return entry.isFile() && entry.name.endsWith('.test.ts') ? [path.relative(REPO_ROOT, full)] : [];
+  });
+}
+
+/**
+ * Spec output for people on stdout; TAP on a pipe, of which the closing `# pass N` / `# fail N`
+ * lines are echoed to stdout for tools that read them.
+ */
+async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const runner = runnerGroup.spawn(
+    process.execPath,
+    process.execPath,
+    [
+      '--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
+      // A test that leaks a socket must not hang the run after its last assertion.
+      '--test-force-exit',
+      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=tap', '--test-reporter-destination=stderr',
+      ...files,
+    ],
+    { env, pipeStderr: true },
+  );
+  const summary: string[] = [];
+  const tap = readline.createInterface({ input: runner.child.stderr! });
+  tap.on('line', (line) => {
+    if (/^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) /.test(line)) summary.push(line);
+    else if (!isTap(line)) process.stderr.write(`${line}\n`);
+  });
+  const [code] = await Promise.all([
+    new Promise<number>((resolve) => runner.child.on('close', (exitCode) => resolve(exitCode ?? 1))),
+    new Promise<void>((resolve) => tap.on('close', resolve)),
+  ]);
+  if (summary.length > 0) console.log(summary.join('\n'));
+  return code;
+}
+
+function isTap(line: string): boolean {
+  return /^(TAP version|#|ok |not ok |1\.\.|\s)/.test(line) || line === '';
+}
+
+async function stopAll(): Promise<void> {
+  await runnerGroup.stop();
+  await servers.stop();
+}
+
+function removeWorkDir(keep: boolean): void {
+  if (!workDir) return;
+  if (keep) {
+    log(`server logs kept in ${workDir}`);
+    return;
+  }
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+/** Stops everything once, whoever asks first (the run's end, a failure, or a signal). */
+function finish(code: number): Promise<never> {
+  finishing ??= (async () => {
+    await stopAll();
+    removeWorkDir(code !== 0);
+    process.exit(code);
+  })();
+  return finishing;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    // npm and tsx may each relay the same Ctrl-C; only the first one counts.
+    if (finishing) return;
+    log(`stopping (received ${signal})`);
+    void finish(130);
+  });
+}
+process.on('exit', () => {
+  runnerGroup.killAll();
+  servers.killAll();
+});
+
+main().then(
+  (code) => finish(code),
+  (error: unknown) => {
+    console.error(`[platform] ${describeError(error)}`);
+    return finish(1);
+  },
+);
