@@ -155,7 +155,7 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
  * Records what the gateway reports as refunded in total on a charge (a refund made in the
  * Stripe dashboard, say). Refunds only grow, so an older report never lowers the amount.
  */
-export async function recordGatewayRefundTotal(db: Database, paymentId: string, refundedTotal: number): Promise<void> {
+export async function recordGatewayRefundTotal(db: Database | Transaction, paymentId: string, refundedTotal: number): Promise<void> {
   const total = sql`greatest(${payments.refundedAmount}, ${refundedTotal})`;
   await db
     .update(payments)
@@ -167,7 +167,8 @@ export async function recordGatewayRefundTotal(db: Database, paymentId: string, 
     .where(and(eq(payments.id, paymentId), sql`${payments.status} in ('succeeded', 'refunded')`));
 }
 
-type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+/** What `db.transaction` hands its callback. */
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
 async function addRefundedAmount(tx: Transaction, paymentId: string, amount: number): Promise<void> {
   const total = sql`${payments.refundedAmount} + ${amount}`;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { eq, like } from 'drizzle-orm';
 import { createMailer, createNotificationActivities } from '../activities/notification';
 import { createPaymentActivities } from '../activities/payment';
@@ -12,6 +12,7 @@ import { notifications, payments } from '../db/schema';
 import { oneTimePaymentWorkflowId } from '../domain/payment';
 import { createLogger } from '../workers/logger';
 import { insertTestUser } from '../test/support/payment-fixtures';
+import { createTimeSkippingEnv } from '../test/support/temporal';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, paymentSettledSignal, type OneTimePaymentInput } from './payment';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
@@ -24,15 +25,11 @@ let userId: string;
 
 before(async () => {
   const url = process.env.DATABASE_URL;
-  const testServer = process.env.TEMPORAL_TEST_SERVER;
-  assert.ok(url && testServer, 'DATABASE_URL and TEMPORAL_TEST_SERVER must be set');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  assert.ok(url, 'DATABASE_URL must be set');
   await migrateDatabase(url);
   handle = connectDatabase(url);
   userId = (await insertTestUser(handle.db)).id;
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServer } },
-  });
+  env = await createTimeSkippingEnv();
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,

@@ -1,18 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { Worker } from '@temporalio/worker';
+import { createApp, type AppDeps } from '../../api/app';
+import { createMailer, createNotificationActivities } from '../../activities/notification';
+import { createPaymentActivities } from '../../activities/payment';
+import { SandboxGateway } from '../../activities/payment-gateway';
 import type { Database } from '../../db/client';
 import { users } from '../../db/schema';
 import type { PaymentGateway } from '../../domain/payment';
-
-/** A customer of its own for each test: tests share one database and never truncate it. */
-export async function insertTestUser(db: Database): Promise<{ id: string; email: string }> {
-  const email = `payer-${randomUUID()}@example.test`;
-  const [user] = await db
-    .insert(users)
-    .values({ email, passwordHash: 'not-a-real-hash', name: 'Test Payer' })
-    .returning({ id: users.id, email: users.email });
-  return user;
-}
+import { connectTestDeps, listen } from './api';
+import { connectDevServer, uniqueTaskQueue } from './temporal';
 
 /** Wraps a real gateway and counts the calls that reach it. */
 export function countingGateway(inner: PaymentGateway): { gateway: PaymentGateway; calls: { charge: number; refund: number } } {
@@ -39,4 +36,54 @@ export async function closedLoopbackPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (!address || typeof address !== 'object') throw new Error('no port was assigned');
   return address.port;
+}
+
+export interface PaymentStack {
+  /** The API's base URL, e.g. http://127.0.0.1:41234. */
+  url: string;
+  deps: AppDeps;
+  close(): Promise<void>;
+}
+
+/**
+ * The API on a free port and a worker for the payment workflow and its activities (sandbox
+ * gateway, log mailer) on the shared dev server, on a task queue of their own.
+ */
+export async function startPaymentStack(): Promise<PaymentStack> {
+  const devServer = await connectDevServer();
+  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
+  const deps: AppDeps = { ...baseDeps, taskQueues: { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings') } };
+  const { db, logger } = deps;
+  const worker = await Worker.create({
+    connection: devServer.nativeConnection,
+    taskQueue: deps.taskQueues!.billing,
+    workflowsPath: require.resolve('../../workflows/payment'),
+    activities: {
+      ...createPaymentActivities({ db, gateway: new SandboxGateway(), logger }),
+      ...createNotificationActivities({ db, mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger), logger }),
+    },
+  });
+  const running = worker.run();
+  const server = await listen(createApp(deps));
+  return {
+    url: server.url,
+    deps,
+    close: async () => {
+      await server.close();
+      worker.shutdown();
+      await running;
+      await closeDeps();
+      await devServer.close();
+    },
+  };
+}
+
+/** A customer row of its own for activity and workflow tests that need no login. */
+export async function insertTestUser(db: Database): Promise<{ id: string; email: string }> {
+  const email = `payer-${randomUUID()}@example.test`;
+  const [user] = await db
+    .insert(users)
+    .values({ email, passwordHash: 'not-a-real-hash', name: 'Test Payer' })
+    .returning({ id: users.id, email: users.email });
+  return user;
 }
