@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+import { desc, eq } from 'drizzle-orm';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { PaymentRow } from '../activities/payment';
+import { payments } from '../db/schema';
+import { formatMoney, isChargeableAmount, isCurrencyCode } from '../domain/money';
+import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
+import { TASK_QUEUES } from '../workers/task-queues';
+import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
+import type { AppDeps } from './app';
+import { currentUser, requireAuth } from './auth';
+import { idempotent } from './idempotency';
+import { HttpProblem } from './problem';
+import { parseBody, parseQuery } from './validation';
+
+/** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
+export interface PaymentJson {
+  id: string;
+  kind: PaymentRow['kind'];
+  amount: number;
+  currency: string;
+  status: PaymentRow['status'];
+  attempt: number;
+  gatewayPaymentId: string | null;
+  failureCode: string | null;
+  refundedAmount: number;
+  subscriptionId?: string;
+  bookingId?: string;
+  /** For a refund: the payment it refunds. */
+  refundOf?: string;
+  createdAt: string;
+}
+
+export function toPaymentJson(row: PaymentRow): PaymentJson {
+  return {
+    id: row.id,
+    kind: row.kind,
+    amount: row.amount,
+    currency: row.currency,
+    status: row.status,
+    attempt: row.attempt,
+    gatewayPaymentId: row.gatewayPaymentId,
+    failureCode: row.failureCode,
+    refundedAmount: row.refundedAmount,
+    ...(row.subscriptionId ? { subscriptionId: row.subscriptionId } : {}),
+    ...(row.bookingId ? { bookingId: row.bookingId } : {}),
+    ...(row.refundOf ? { refundOf: row.refundOf } : {}),
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+const processPaymentSchema = z.strictObject({
+  amount: z.number().refine(isChargeableAmount, 'Must be a positive whole number of minor units'),
+  currency: z
+    .string()
+    .refine(isCurrencyCode, 'Must be an ISO 4217 currency code such as usd')
+    .transform((code) => code.toLowerCase()),
+  paymentMethod: z.string().trim().min(1).max(255),
+  description: z.string().trim().min(1).max(500),
+});
+
+const historyQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+export interface PaymentRouteOptions {
+  /**
+   * How long POST /process waits for the gateway's answer. Past it the payment is still
+   * durably under way, and the answer is a 202 with the payment as it stands.
+   */
+  answerWithinMs?: number;
+}
+
+/** POST /process (a one-time charge, answered once the gateway has answered), GET /history. */
+export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}): Router {
+  const { db, temporal, config } = deps;
+  const answerWithinMs = options.answerWithinMs ?? 20_000;
+  const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
+  const router = Router();
+  router.use(requireAuth(deps));
+
+  router.post('/process', idempotent(deps), async (req, res) => {
+    const body = parseBody(processPaymentSchema, req.body);
+    const user = currentUser(req);
+    const input: OneTimePaymentInput = {
+      ...body,
+      paymentId: randomUUID(),
+      userId: user.id,
+      pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
+    };
+    const workflowId = oneTimePaymentWorkflowId(input.paymentId);
+    const start = new WithStartWorkflowOperation(oneTimePaymentWorkflow, {
+      workflowId,
+      taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+      staticSummary: `One-time payment of ${formatMoney(input.amount, input.currency)} by user ${user.id}`,
+    });
+
+    let charged: ChargeResult;
+    try {
+      charged = await temporal.connection.withDeadline(Date.now() + answerWithinMs, () =>
+        temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }),
+      );
+    } catch (error) {
+      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
+      res.status(202).json({ payment: await paymentStillUnderWay(input, workflowId) });
+      return;
+    }
+
+    const payment = toPaymentJson(await paymentRow(charged.paymentId));
+    if (charged.status === 'failed') {
+      throw new HttpProblem(402, 'Payment declined', `The payment was declined (${charged.failureCode}).`, {
+        failureCode: charged.failureCode,
+        decline: charged.decline,
+        payment,
+      });
+    }
+    res.status(201).json({ payment });
+  });
+
+  router.get('/history', async (req, res) => {
+    const { limit } = parseQuery(historyQuerySchema, req.query);
+    const rows = await db
+      .select()
+      .from(payments)
+      .where(eq(payments.userId, currentUser(req).id))
+      .orderBy(desc(payments.createdAt), desc(payments.id))
+      .limit(limit);
+    res.json({ payments: rows.map(toPaymentJson) });
+  });
+
+  async function paymentRow(id: string): Promise<PaymentRow> {
+    const [row] = await db.select().from(payments).where(eq(payments.id, id));
+    if (!row) throw new Error(`payment ${id} was charged but has no row`);
+    return row;
+  }
+
+  // The update-with-start call timed out, which does not say whether the workflow started.
+  async function paymentStillUnderWay(input: OneTimePaymentInput, workflowId: string): Promise<PaymentJson> {
+    try {
+      await temporal.workflow.getHandle(workflowId).describe();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new HttpProblem(503, 'Service Unavailable', 'The payment could not be started; retry shortly.');
+      }
+      throw error;
+    }
+    const [row] = await db.select().from(payments).where(eq(payments.id, input.paymentId));
+    if (row) return toPaymentJson(row);
+    return {
+      id: input.paymentId,
+      kind: 'one_time',
+      amount: input.amount,
+      currency: input.currency,
+      status: 'pending',
+      attempt: 1,
+      gatewayPaymentId: null,
+      failureCode: null,
+      refundedAmount: 0,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  return router;
+}
