@@ -1,0 +1,149 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { and, eq, ne, or } from 'drizzle-orm';
+import express, { Router, type Request } from 'express';
+import Stripe from 'stripe';
+import { recordGatewayRefundTotal, type PaymentRow, type Transaction } from '../activities/payment';
+import { payments, webhookEvents } from '../db/schema';
+import { bookingWorkflowId } from '../domain/booking';
+import { oneTimePaymentWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettlement } from '../domain/payment';
+import { subscriptionWorkflowId } from '../domain/subscription';
+import { paymentSettledSignal } from '../workflows/payment';
+import type { AppDeps } from './app';
+import { HttpProblem } from './problem';
+
+const MAX_EVENT_BYTES = '1mb';
+
+/**
+ * The workflow waiting for each kind of charge. The booking saga receives `paymentSettledSignal`
+ * like the others once it charges through the payment activities; refunds have no waiting workflow.
+ */
+const OWNING_WORKFLOW: Record<PaymentRow['kind'], (payment: PaymentRow) => string | null> = {
+  subscription: (p) => (p.subscriptionId ? subscriptionWorkflowId(p.subscriptionId) : null),
+  one_time: (p) => oneTimePaymentWorkflowId(p.id),
+  booking: (p) => (p.bookingId ? bookingWorkflowId(p.bookingId) : null),
+  refund: () => null,
+};
+
+/**
+ * POST /stripe. The signature is checked on the raw bytes; the event id is inserted in the same
+ * transaction that acts on it, committed only once the owning workflow has been signalled, so a
+ * duplicate is a no-op and a failure (Temporal unreachable: 503) leaves Stripe's retry to redo it.
+ */
+export function webhookRoutes(deps: AppDeps): Router {
+  const router = Router();
+
+  router.post('/stripe', express.raw({ type: '*/*', limit: MAX_EVENT_BYTES }), async (req, res) => {
+    const event = verifiedEvent(req, deps.config.STRIPE_WEBHOOK_SECRET);
+    const log = req.log.child({ stripeEventId: event.id, stripeEventType: event.type });
+    const processed = await deps.db.transaction(async (tx) => {
+      const recorded = await tx
+        .insert(webhookEvents)
+        .values({ id: event.id, type: event.type, payload: event })
+        .onConflictDoNothing()
+        .returning({ id: webhookEvents.id });
+      if (recorded.length === 0) return false;
+      await actOn(event, tx, deps, log);
+      return true;
+    });
+    if (!processed) log.info('duplicate webhook event ignored');
+    res.json({ received: true, duplicate: !processed });
+  });
+
+  return router;
+}
+
+function verifiedEvent(req: Request, secret: string): Stripe.Event {
+  const signature = req.get('stripe-signature');
+  if (!signature || !Buffer.isBuffer(req.body)) {
+    throw new HttpProblem(400, 'Invalid webhook', 'A Stripe-Signature header and a body are required.');
+  }
+  try {
+    return Stripe.webhooks.constructEvent(req.body, signature, secret);
+  } catch (error) {
+    if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
+      throw new HttpProblem(400, 'Invalid webhook signature', 'The Stripe-Signature header does not match the body.');
+    }
+    // The signature matched but the body is not JSON.
+    throw new HttpProblem(400, 'Invalid webhook', 'The body is not a Stripe event.');
+  }
+}
+
+async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: Request['log']): Promise<void> {
+  switch (event.type) {
+    case 'payment_intent.succeeded':
+    case 'payment_intent.payment_failed': {
+      const intent = event.data.object;
+      const payment = await chargeOfIntent(tx, intent.id, intent.metadata?.[PAYMENT_ID_METADATA_KEY]);
+      if (!payment) {
+        log.info({ gatewayPaymentId: intent.id }, 'no payment for this PaymentIntent; nothing to do');
+        return;
+      }
+      await signalOwner(payment, settlementOf(event.type, intent, payment), deps, log);
+      return;
+    }
+    case 'charge.refunded': {
+      const charge = event.data.object;
+      const intentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : charge.payment_intent?.id;
+      const payment = intentId ? await chargeOfIntent(tx, intentId, undefined) : undefined;
+      if (!payment) {
+        log.info({ gatewayPaymentId: intentId }, 'no payment for this refunded charge; nothing to do');
+        return;
+      }
+      await recordGatewayRefundTotal(tx, payment.id, charge.amount_refunded);
+      log.info({ paymentId: payment.id, refundedTotal: charge.amount_refunded }, 'refund recorded from webhook');
+      return;
+    }
+    default:
+      log.debug('webhook event type not handled; recorded only');
+  }
+}
+
+// By the intent id we stored, or by our payment id in the intent's metadata: Stripe's event can
+// arrive before the charge activity has written the intent id.
+async function chargeOfIntent(tx: Transaction, intentId: string, paymentId: string | undefined): Promise<PaymentRow | undefined> {
+  const byIntent = eq(payments.gatewayPaymentId, intentId);
+  const matches = paymentId && isUuid(paymentId) ? or(byIntent, eq(payments.id, paymentId)) : byIntent;
+  const [payment] = await tx
+    .select()
+    .from(payments)
+    .where(and(matches, ne(payments.kind, 'refund')))
+    .limit(1);
+  return payment;
+}
+
+function settlementOf(
+  type: 'payment_intent.succeeded' | 'payment_intent.payment_failed',
+  intent: Stripe.PaymentIntent,
+  payment: PaymentRow,
+): PaymentSettlement {
+  if (type === 'payment_intent.succeeded') {
+    return { paymentId: payment.id, gatewayPaymentId: intent.id, status: 'succeeded', failureCode: null };
+  }
+  const lastError = intent.last_payment_error;
+  return {
+    paymentId: payment.id,
+    gatewayPaymentId: intent.id,
+    status: 'failed',
+    failureCode: lastError?.decline_code ?? lastError?.code ?? 'payment_failed',
+  };
+}
+
+async function signalOwner(payment: PaymentRow, settlement: PaymentSettlement, deps: AppDeps, log: Request['log']): Promise<void> {
+  const workflowId = OWNING_WORKFLOW[payment.kind](payment);
+  if (!workflowId) {
+    log.warn({ paymentId: payment.id, kind: payment.kind }, 'no workflow owns this payment; settlement not delivered');
+    return;
+  }
+  try {
+    await deps.temporal.workflow.getHandle(workflowId).signal(paymentSettledSignal, settlement);
+    log.info({ paymentId: payment.id, workflowId, status: settlement.status }, 'payment settlement signalled');
+  } catch (error) {
+    // The workflow already ended (a pending charge that timed out, say): nothing waits for this.
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+    log.warn({ paymentId: payment.id, workflowId, status: settlement.status }, 'settlement for a workflow that has ended');
+  }
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
