@@ -110,7 +110,8 @@ export function requireAuth(deps: Pick<AppDeps, 'config'>): RequestHandler {
     const user = await verifyToken(match[1], key);
     if (!user) throw unauthorized('The bearer token is invalid or has expired.');
     authenticatedUsers.set(req, user);
-    req.log = req.log.child({ userId: user.id });
+    // Routers mounted without the request logger (some tests) have no req.log to extend.
+    if (req.log) req.log = req.log.child({ userId: user.id });
     next();
   };
 }
