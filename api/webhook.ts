@@ -12,6 +12,8 @@ import type { AppDeps } from './app';
 import { HttpProblem } from './problem';
 
 const MAX_EVENT_BYTES = '1mb';
+// Well inside Stripe's wait for an answer: an unreachable Temporal becomes a 503 it will retry.
+const SIGNAL_DEADLINE_MS = 5_000;
 
 /**
  * The workflow waiting for each kind of charge. The booking saga receives `paymentSettledSignal`
@@ -135,7 +137,9 @@ async function signalOwner(payment: PaymentRow, settlement: PaymentSettlement, d
     return;
   }
   try {
-    await deps.temporal.workflow.getHandle(workflowId).signal(paymentSettledSignal, settlement);
+    await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
+      deps.temporal.workflow.getHandle(workflowId).signal(paymentSettledSignal, settlement),
+    );
     log.info({ paymentId: payment.id, workflowId, status: settlement.status }, 'payment settlement signalled');
   } catch (error) {
     // The workflow already ended (a pending charge that timed out, say): nothing waits for this.

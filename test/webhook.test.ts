@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, Connection } from '@temporalio/client';
+import { eq } from 'drizzle-orm';
+import Stripe from 'stripe';
+import { createApp } from '../api/app';
+import { payments, webhookEvents } from '../db/schema';
+import { oneTimePaymentWorkflowId, PAYMENT_ID_METADATA_KEY } from '../domain/payment';
+import type { oneTimePaymentWorkflow } from '../workflows/payment';
+import { createTestUser, listen, requestJson, type TestUser } from './support/api';
+import { closedLoopbackPort, startPaymentStack, type PaymentStack } from './support/payment-fixtures';
+
+let stack: PaymentStack;
+let customer: TestUser;
+let webhookSecret: string;
+
+before(async () => {
+  stack = await startPaymentStack();
+  customer = await createTestUser(stack.deps);
+  webhookSecret = stack.deps.config.STRIPE_WEBHOOK_SECRET;
+});
+
+after(() => stack?.close());
+
+function stripeEvent(type: string, object: Record<string, unknown>) {
+  return {
+    id: `evt_test_${randomUUID().replaceAll('-', '')}`,
+    object: 'event',
+    api_version: Stripe.API_VERSION,
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+    data: { object },
+  };
+}
+
+function intentEvent(
+  type: 'payment_intent.succeeded' | 'payment_intent.payment_failed',
+  intentId: string,
+  fields: Record<string, unknown> = {},
+) {
+  return stripeEvent(type, { id: intentId, object: 'payment_intent', metadata: {}, last_payment_error: null, ...fields });
+}
+
+async function deliver(event: object, options: { secret?: string; baseUrl?: string } = {}) {
+  const payload = JSON.stringify(event);
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: options.secret ?? webhookSecret });
+  const response = await fetch(`${options.baseUrl ?? stack.url}/api/v1/webhooks/stripe`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+    body: payload,
+  });
+  return { status: response.status, contentType: response.headers.get('content-type'), body: (await response.json()) as Record<string, unknown> };
+}
+
+async function isRecorded(eventId: string): Promise<boolean> {
+  const rows = await stack.deps.db.select().from(webhookEvents).where(eq(webhookEvents.id, eventId));
+  return rows.length === 1;
+}
+
+async function paymentRow(id: string) {
+  const [row] = await stack.deps.db.select().from(payments).where(eq(payments.id, id));
+  return row;
+}
+
+/** A one-time payment over HTTP that the sandbox leaves pending, and its workflow. */
+async function pendingPayment() {
+  const res = await requestJson(`${stack.url}/api/v1/payments/process`, {
+    body: { amount: 3000, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: '3DS' },
+    headers: customer.headers,
+  });
+  assert.equal(res.status, 201);
+  assert.equal(res.body.payment.status, 'pending');
+  const payment: { id: string; gatewayPaymentId: string } = res.body.payment;
+  const workflow = stack.deps.temporal.workflow.getHandle<typeof oneTimePaymentWorkflow>(oneTimePaymentWorkflowId(payment.id));
+  return { payment, workflow };
+}
+
+describe('POST /api/v1/webhooks/stripe', () => {
+  test('a wrong signature is a 400 problem and records nothing', async () => {
+    const event = intentEvent('payment_intent.succeeded', 'pi_whatever');
+    const res = await deliver(event, { secret: 'whsec_not_ours' });
+    assert.equal(res.status, 400);
+    assert.match(res.contentType ?? '', /application\/problem\+json/);
+    assert.equal(res.body.title, 'Invalid webhook signature');
+    assert.equal(await isRecorded(event.id), false);
+
+    const unsigned = await fetch(`${stack.url}/api/v1/webhooks/stripe`, { method: 'POST', body: JSON.stringify(event) });
+    assert.equal(unsigned.status, 400);
+    assert.equal(await isRecorded(event.id), false);
+  });
+
+  test('payment_intent.succeeded settles the pending payment through its workflow; a duplicate is a no-op', async () => {
+    const { payment, workflow } = await pendingPayment();
+    const event = intentEvent('payment_intent.succeeded', payment.gatewayPaymentId);
+
+    const first = await deliver(event);
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.body, { received: true, duplicate: false });
+    const result = await workflow.result();
+    assert.equal(result.status, 'succeeded');
+    assert.equal((await paymentRow(payment.id)).status, 'succeeded');
+    assert.equal(await isRecorded(event.id), true);
+
+    const again = await deliver(event);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body, { received: true, duplicate: true });
+
+    // A new event for a payment whose workflow has ended: nothing waits for it any more.
+    const late = intentEvent('payment_intent.payment_failed', payment.gatewayPaymentId);
+    assert.deepEqual((await deliver(late)).body, { received: true, duplicate: false });
+    assert.equal((await paymentRow(payment.id)).status, 'succeeded');
+  });
+
+  test('payment_intent.payment_failed fails the pending payment with the decline code', async () => {
+    const { payment, workflow } = await pendingPayment();
+    const event = intentEvent('payment_intent.payment_failed', payment.gatewayPaymentId, {
+      last_payment_error: { type: 'card_error', code: 'card_declined', decline_code: 'insufficient_funds' },
+    });
+    assert.equal((await deliver(event)).status, 200);
+    const result = await workflow.result();
+    assert.deepEqual({ status: result.status, failureCode: result.failureCode }, { status: 'failed', failureCode: 'insufficient_funds' });
+    const row = await paymentRow(payment.id);
+    assert.equal(row.status, 'failed');
+    assert.equal(row.failureCode, 'insufficient_funds');
+  });
+
+  test('finds the payment by the id in the intent metadata when the intent id is not known yet', async () => {
+    const { payment, workflow } = await pendingPayment();
+    const event = intentEvent('payment_intent.succeeded', `pi_not_recorded_${randomUUID()}`, {
+      metadata: { [PAYMENT_ID_METADATA_KEY]: payment.id },
+    });
+    assert.equal((await deliver(event)).status, 200);
+    assert.equal((await workflow.result()).status, 'succeeded');
+  });
+
+  test('an event for an unknown PaymentIntent, or of another type, is recorded and answered 200', async () => {
+    const unknown = intentEvent('payment_intent.succeeded', `pi_unknown_${randomUUID()}`);
+    assert.equal((await deliver(unknown)).status, 200);
+    assert.equal(await isRecorded(unknown.id), true);
+
+    const other = stripeEvent('customer.created', { id: `cus_${randomUUID()}`, object: 'customer' });
+    assert.equal((await deliver(other)).status, 200);
+    assert.equal(await isRecorded(other.id), true);
+  });
+
+  test('charge.refunded records the refunded amount on the payment', async () => {
+    const paid = await requestJson(`${stack.url}/api/v1/payments/process`, {
+      body: { amount: 800, currency: 'usd', paymentMethod: 'pm_card_visa', description: 'to be refunded' },
+      headers: customer.headers,
+    });
+    assert.equal(paid.status, 201);
+    const { id, gatewayPaymentId } = paid.body.payment;
+
+    const partial = stripeEvent('charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', payment_intent: gatewayPaymentId, amount: 800, amount_refunded: 300 });
+    assert.equal((await deliver(partial)).status, 200);
+    let row = await paymentRow(id);
+    assert.deepEqual({ refundedAmount: row.refundedAmount, status: row.status }, { refundedAmount: 300, status: 'succeeded' });
+
+    const full = stripeEvent('charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', payment_intent: gatewayPaymentId, amount: 800, amount_refunded: 800 });
+    assert.equal((await deliver(full)).status, 200);
+    row = await paymentRow(id);
+    assert.deepEqual({ refundedAmount: row.refundedAmount, status: row.status }, { refundedAmount: 800, status: 'refunded' });
+  });
+
+  test('when Temporal is unreachable the answer is 503 and the event is not kept, so the retry acts on it', async () => {
+    const { payment, workflow } = await pendingPayment();
+    const event = intentEvent('payment_intent.succeeded', payment.gatewayPaymentId);
+
+    const unreachable = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${await closedLoopbackPort()}` }) });
+    const server = await listen(createApp({ ...stack.deps, temporal: unreachable }));
+    try {
+      const res = await deliver(event, { baseUrl: server.url });
+      assert.equal(res.status, 503);
+      assert.equal(await isRecorded(event.id), false);
+    } finally {
+      await server.close();
+      await unreachable.connection.close();
+    }
+
+    const retried = await deliver(event);
+    assert.deepEqual(retried.body, { received: true, duplicate: false });
+    assert.equal((await workflow.result()).status, 'succeeded');
+  });
+});
