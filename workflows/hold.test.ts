@@ -11,6 +11,7 @@ import { holds } from '../db/schema';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
+import { waitUntilClosed } from '../test/support/booking-worker';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { createLogger } from '../workers/logger';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate, type HoldWorkflowInput } from './hold';
@@ -86,7 +87,8 @@ describe('hold workflow (time-skipping)', () => {
 
     assert.equal(first.outcome.status, 'held');
     assert.deepEqual(second.outcome, { status: 'conflict', unavailableUnitIds: [b] });
-    assert.equal(await second.handle.result(), 'conflict');
+    await waitUntilClosed(second.handle);
+    assert.equal((await second.handle.query(holdStateQuery)).phase, 'conflict');
     assert.deepEqual((await liveClaims(database.db, [a, b, c])).map((claim) => claim.holdId), [first.holdId, first.holdId]);
     assert.equal((await database.db.select().from(holds).where(eq(holds.id, second.holdId))).length, 0);
     await first.handle.executeUpdate(releaseHoldUpdate);
@@ -101,7 +103,8 @@ describe('hold workflow (time-skipping)', () => {
     assert.equal(await handle.executeUpdate(releaseHoldUpdate), 'released');
     assert.deepEqual(await liveClaims(database.db, unitIds), []);
     await assert.rejects(handle.executeUpdate(releaseHoldUpdate));
-    assert.equal(await handle.result(), 'released');
+    await waitUntilClosed(handle);
+    assert.equal((await handle.query(holdStateQuery)).phase, 'released');
 
     const again = await startHold({ userId: user.id, offeringId: offering.id, unitIds });
     assert.equal(again.outcome.status, 'held', 'the released units can be held again');
@@ -118,7 +121,8 @@ describe('hold workflow (time-skipping)', () => {
       unitIds: [offering.unitIds[0], other.unitIds[0]],
     });
     assert.deepEqual(outcome, { status: 'rejected', unknownUnitIds: [other.unitIds[0]] });
-    assert.equal(await handle.result(), 'rejected');
+    await waitUntilClosed(handle);
+    assert.equal((await handle.query(holdStateQuery)).phase, 'rejected');
     assert.deepEqual(await liveClaims(database.db, [offering.unitIds[0], other.unitIds[0]]), []);
   });
 });

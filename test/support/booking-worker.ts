@@ -1,0 +1,35 @@
+import { setTimeout } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+import { createBookingActivities } from '../../activities/booking';
+import { createHoldActivities } from '../../activities/hold';
+import { createMailer, createNotificationActivities } from '../../activities/notification';
+import { createPaymentActivities } from '../../activities/payment';
+import { createPaymentGateway } from '../../activities/payment-gateway';
+import type { Database } from '../../db/client';
+import type { Config } from '../../workers/config';
+import type { Logger } from '../../workers/logger';
+
+/** Everything a booking workflow calls, built from the real factories on real connections. */
+export function createBookingTestActivities(deps: { db: Database; redis: Redis; config: Config; logger: Logger }) {
+  const { db, redis, config, logger } = deps;
+  return {
+    ...createHoldActivities({ db, redis, logger }),
+    ...createBookingActivities({ db, redis, logger }),
+    ...createPaymentActivities({ db, gateway: createPaymentGateway(config, logger), logger }),
+    ...createNotificationActivities({ db, mailer: createMailer(config, logger), logger }),
+  };
+}
+
+export type BookingTestActivities = ReturnType<typeof createBookingTestActivities>;
+
+export const BOOKING_WORKFLOWS_PATH = require.resolve('./booking-workflows');
+
+/**
+ * Waits for a workflow to close without asking for its result: on the time-skipping server,
+ * awaiting a result lets time jump to the next timer of any workflow (a booking waits for its
+ * offering's end), so tests that must not skip time poll instead.
+ */
+export async function waitUntilClosed(handle: WorkflowHandle): Promise<void> {
+  while ((await handle.describe()).status.name === 'RUNNING') await setTimeout(20);
+}
