@@ -48,7 +48,7 @@ type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
  * first locks the rows it decides on, so retries and concurrent sagas see a consistent answer;
  * Redis keys and live-availability events follow each commit, best-effort.
  */
-export function createBookingActivities(deps: { db: Database; redis: Redis; logger: Logger }) {
+export function createBookingActivities(deps: { db: Database; redis?: Redis; logger: Logger }) {
   const { db, logger } = deps;
   const gate = createUnitGate(deps.redis, logger);
   const events = createUnitEvents(deps);

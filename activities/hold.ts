@@ -60,11 +60,12 @@ export interface UnitGate {
 export const holdGateOwner = (holdId: string) => `hold:${holdId}`;
 export const bookingGateOwner = (bookingId: string) => `booking:${bookingId}`;
 
-export function createUnitGate(redis: Redis, logger: Logger): UnitGate {
+/** Without a Redis connection (`undefined`) every claim goes straight to PostgreSQL. */
+export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGate {
   const keysOf = (offeringId: string, unitIds: string[]) => unitIds.map((id) => `unit-gate:{${offeringId}}:${id}`);
 
   async function run(script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-    if (redis.status !== 'ready') throw new Error(`redis is ${redis.status}`);
+    if (redis?.status !== 'ready') throw new Error(`redis is ${redis?.status ?? 'not configured'}`);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_TIMEOUT_MS} ms`)), REDIS_TIMEOUT_MS);
@@ -109,11 +110,12 @@ export interface UnitEvents {
   publish(offeringId: string, unitIds: string[]): Promise<void>;
 }
 
-export function createUnitEvents(deps: { db: Database; redis: Redis; logger: Logger }): UnitEvents {
+/** Without a Redis connection nothing is published: live availability is off, polling still works. */
+export function createUnitEvents(deps: { db: Database; redis?: Redis; logger: Logger }): UnitEvents {
   const { db, redis, logger } = deps;
   return {
     async publish(offeringId, unitIds) {
-      if (unitIds.length === 0) return;
+      if (unitIds.length === 0 || !redis) return;
       try {
         const rows = await db
           .select({ id: units.id, bookingId: unitClaims.bookingId, claimId: unitClaims.id, atMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8` })
@@ -158,7 +160,7 @@ class ClaimConflict extends Error {
   }
 }
 
-export function createHoldActivities(deps: { db: Database; redis: Redis; logger: Logger }) {
+export function createHoldActivities(deps: { db: Database; redis?: Redis; logger: Logger }) {
   const { db, logger } = deps;
   const gate = createUnitGate(deps.redis, logger);
   const events = createUnitEvents(deps);

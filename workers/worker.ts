@@ -1,4 +1,5 @@
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { Redis } from 'ioredis';
 import { createActivities } from '../activities';
 import { createMailer } from '../activities/notification';
 import { createPaymentGateway } from '../activities/payment-gateway';
@@ -54,8 +55,10 @@ async function main(): Promise<void> {
   await migrateDatabase(config.DATABASE_URL);
   const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
   const connection = await NativeConnection.connect(temporalTransportOptions(config));
+  const redis = new Redis(config.REDIS_URL);
   const activities = createActivities({
     db: database.db,
+    redis,
     gateway: createPaymentGateway(config, logger),
     mailer: createMailer(config, logger),
     logger,
@@ -71,7 +74,7 @@ async function main(): Promise<void> {
   logger.info({ taskQueues: Object.values(TASK_QUEUES), namespace: config.TEMPORAL_NAMESPACE }, 'workers running');
 
   await runWorkers(workers);
-  await Promise.allSettled([database.close(), connection.close()]);
+  await Promise.allSettled([database.close(), connection.close(), redis.quit()]);
   logger.info('workers stopped');
 }
 

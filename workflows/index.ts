@@ -1,3 +1,5 @@
 // Every workflow the worker runs; the worker bundles this file once for both task queues.
 export * from './payment';
 export * from './subscription';
+export * from './hold';
+export * from './booking';
