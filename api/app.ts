@@ -8,8 +8,10 @@ import type { Logger } from '../workers/logger';
 import { authRoutes } from './auth';
 import { healthRoutes } from './health';
 import { paymentRoutes } from './payment';
+import { adminPlanRoutes, planCatalogRoutes } from './plan';
 import { notFoundHandler, problemHandler } from './problem';
 import { requestLogger } from './request-context';
+import { subscriptionRoutes } from './subscription';
 import { webhookRoutes } from './webhook';
 
 /** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
@@ -50,6 +52,10 @@ export function createApp(deps: AppDeps): express.Express {
   // ── Domain routers: one line each, e.g. app.use('/api/v1/payments', paymentRoutes(deps)); ──
   app.use('/api/v1/payments', paymentRoutes(deps));
   app.use('/api/v1/webhooks', webhookRoutes(deps));
+  // Before the subscription router, whose /:id would otherwise claim "plans".
+  app.use('/api/v1/subscriptions/plans', planCatalogRoutes(deps));
+  app.use('/api/v1/subscriptions', subscriptionRoutes(deps));
+  app.use('/api/v1/admin/plans', adminPlanRoutes(deps));
   // ── end of domain routers ──
 
   app.use(notFoundHandler());

@@ -1,0 +1,147 @@
+import { asc, eq } from 'drizzle-orm';
+import { Router } from 'express';
+import { z } from 'zod';
+import { auditLog, plans } from '../db/schema';
+import { DEFAULT_DUNNING_POLICY, type PolicyProblem } from '../domain/dunning';
+import { formatMoney } from '../domain/money';
+import { planTermsProblems, type PlanTerms } from '../domain/subscription';
+import type { AppDeps } from './app';
+import { currentUser, requireAuth, requireRole } from './auth';
+import { idempotent } from './idempotency';
+import { HttpProblem } from './problem';
+import { parseBody } from './validation';
+
+export type PlanRow = typeof plans.$inferSelect;
+
+/** A plan as the API shows it. */
+export interface PlanJson {
+  id: string;
+  code: string;
+  name: string;
+  amount: number;
+  currency: string;
+  /** "$19.99": for display only; `amount` is the number to compute with. */
+  price: string;
+  interval: string;
+  trialPeriod: string | null;
+  dunning: { retryOffsets: string[]; reminderOffsets: string[]; gracePeriod: string };
+  active: boolean;
+  createdAt: string;
+}
+
+export function toPlanJson(row: PlanRow): PlanJson {
+  return {
+    id: row.id,
+    code: row.code,
+    name: row.name,
+    amount: row.amount,
+    currency: row.currency,
+    price: formatMoney(row.amount, row.currency),
+    interval: row.interval,
+    trialPeriod: row.trialPeriod,
+    dunning: { retryOffsets: row.retryOffsets, reminderOffsets: row.reminderOffsets, gracePeriod: row.gracePeriod },
+    active: row.active,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+/** The terms a subscription to this plan is sold on, frozen into its workflow at subscribe time. */
+export function planTermsOf(row: PlanRow): PlanTerms {
+  return {
+    planId: row.id,
+    code: row.code,
+    name: row.name,
+    amount: row.amount,
+    currency: row.currency,
+    interval: row.interval,
+    trialPeriod: row.trialPeriod,
+    dunning: { retryOffsets: row.retryOffsets, reminderOffsets: row.reminderOffsets, gracePeriod: row.gracePeriod },
+  };
+}
+
+// The shapes only; whether the durations, amount and dunning policy make sense is the domain's call.
+export const createPlanSchema = z.strictObject({
+  code: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'Must be 1 to 64 lower-case letters, digits, "-" or "_"'),
+  name: z.string().trim().min(1).max(200),
+  amount: z.number(),
+  currency: z.string(),
+  interval: z.string(),
+  trialPeriod: z.string().nullish().transform((value) => value ?? null),
+  dunning: z
+    .strictObject({
+      retryOffsets: z.array(z.string()).max(100),
+      reminderOffsets: z.array(z.string()).max(100),
+      gracePeriod: z.string(),
+    })
+    .optional()
+    .transform((dunning) => dunning ?? { ...DEFAULT_DUNNING_POLICY }),
+});
+
+/** GET / (mounted at /api/v1/subscriptions/plans): the plans on sale, for anyone. */
+export function planCatalogRoutes(deps: Pick<AppDeps, 'db'>): Router {
+  const router = Router();
+  router.get('/', async (_req, res) => {
+    const rows = await deps.db.select().from(plans).where(eq(plans.active, true)).orderBy(asc(plans.amount), asc(plans.code));
+    res.json({ plans: rows.map(toPlanJson) });
+  });
+  return router;
+}
+
+/** POST / (mounted at /api/v1/admin/plans): staff put a plan on sale. */
+export function adminPlanRoutes(deps: AppDeps): Router {
+  const { db } = deps;
+  const router = Router();
+  router.use(requireAuth(deps), requireRole('staff'));
+
+  router.post('/', idempotent(deps), async (req, res) => {
+    const input = parseBody(createPlanSchema, req.body);
+    const terms = { ...input, currency: input.currency.toLowerCase() };
+    const problems = planTermsProblems(terms);
+    if (problems.length > 0) throw invalidPlanTerms(problems);
+
+    const created = await db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(plans)
+        .values({
+          code: terms.code,
+          name: terms.name,
+          amount: terms.amount,
+          currency: terms.currency,
+          interval: terms.interval,
+          trialPeriod: terms.trialPeriod,
+          retryOffsets: terms.dunning.retryOffsets,
+          reminderOffsets: terms.dunning.reminderOffsets,
+          gracePeriod: terms.dunning.gracePeriod,
+        })
+        .onConflictDoNothing({ target: plans.code })
+        .returning();
+      if (!row) return undefined;
+      await tx.insert(auditLog).values({
+        actorId: currentUser(req).id,
+        action: 'plan.create',
+        targetType: 'plan',
+        targetId: row.id,
+        details: { code: row.code },
+      });
+      return row;
+    });
+    if (!created) {
+      throw new HttpProblem(409, 'Plan code taken', `A plan with code "${terms.code}" already exists.`, {
+        invalidParams: [{ name: 'code', reason: 'Already used by another plan' }],
+      });
+    }
+    res.status(201).json({ plan: toPlanJson(created) });
+  });
+
+  return router;
+}
+
+function invalidPlanTerms(problems: PolicyProblem[]): HttpProblem {
+  const invalidParams = problems.map((p) => ({ name: p.path.join('.'), reason: p.message }));
+  return new HttpProblem(400, 'Invalid request', invalidParams.map((p) => `${p.name}: ${p.reason}`).join('; '), {
+    invalidParams,
+  });
+}

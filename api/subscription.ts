@@ -1,0 +1,319 @@
+import { randomUUID } from 'node:crypto';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+import { and, asc, desc, eq } from 'drizzle-orm';
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { PaymentRow } from '../activities/payment';
+import { notifications, payments, plans, subscriptions } from '../db/schema';
+import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
+import { TASK_QUEUES } from '../workers/task-queues';
+import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/subscription';
+import { cancelSubscription, changePaymentMethod, startSubscription } from '../workflows/subscription-client';
+import type { AppDeps } from './app';
+import { currentUser, requireAuth } from './auth';
+import { idempotent } from './idempotency';
+import { toPaymentJson } from './payment';
+import { planTermsOf } from './plan';
+import { HttpProblem } from './problem';
+import { parseBody } from './validation';
+
+export type SubscriptionRow = typeof subscriptions.$inferSelect;
+export type NotificationRow = typeof notifications.$inferSelect;
+
+/** A subscription as the API shows it: its projection row, dates as ISO-8601 UTC strings. */
+export interface SubscriptionJson {
+  id: string;
+  userId: string;
+  planId: string;
+  status: SubscriptionRow['status'];
+  currentPeriodStart: string | null;
+  currentPeriodEnd: string | null;
+  nextBillingDate: string | null;
+  cancelAtPeriodEnd: boolean;
+  canceledAt: string | null;
+  trialEnd: string | null;
+  /** While past due: when the subscription expires unless a payment succeeds. */
+  graceEndsAt: string | null;
+  /** While past due: charges made for the unpaid period so far. */
+  attemptCount: number;
+  workflowId: string;
+  createdAt: string;
+}
+
+export function toSubscriptionJson(row: SubscriptionRow): SubscriptionJson {
+  return {
+    id: row.id,
+    userId: row.userId,
+    planId: row.planId,
+    status: row.status,
+    currentPeriodStart: isoOrNull(row.currentPeriodStart),
+    currentPeriodEnd: isoOrNull(row.currentPeriodEnd),
+    nextBillingDate: isoOrNull(row.nextBillingDate),
+    cancelAtPeriodEnd: row.cancelAtPeriodEnd,
+    canceledAt: isoOrNull(row.canceledAt),
+    trialEnd: isoOrNull(row.trialEnd),
+    graceEndsAt: isoOrNull(row.graceEndsAt),
+    attemptCount: row.attemptCount,
+    workflowId: row.workflowId,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+/** A notification as the API shows it: what was said and when, not to whom. */
+export interface NotificationJson {
+  id: string;
+  kind: string;
+  subject: string;
+  createdAt: string;
+  sentAt: string | null;
+}
+
+export function toNotificationJson(row: NotificationRow): NotificationJson {
+  return { id: row.id, kind: row.kind, subject: row.subject, createdAt: row.createdAt.toISOString(), sentAt: isoOrNull(row.sentAt) };
+}
+
+// The subscription workflow accepts only tokens of this shape (never card data).
+const paymentMethodField = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_]{3,255}$/, 'Must be a payment method token such as pm_card_visa');
+
+export const subscribeSchema = z.strictObject({
+  planId: z.uuid(),
+  paymentMethod: paymentMethodField,
+});
+
+export const cancelSchema = z.strictObject({
+  subscriptionId: z.uuid(),
+  atPeriodEnd: z.boolean().default(true),
+});
+
+export const changePaymentMethodSchema = z.strictObject({
+  paymentMethod: paymentMethodField,
+});
+
+// After the subscribe call ran out of time: a short look at whether its workflow started at all.
+const DESCRIBE_DEADLINE_MS = 5_000;
+
+export interface SubscriptionRouteOptions {
+  /**
+   * How long a route waits for the subscription's workflow to answer. Past it a subscribe is
+   * answered 202 (the first charge is still durably under way); a change is a 503 to retry.
+   */
+  answerWithinMs?: number;
+}
+
+/**
+ * Mounted at /api/v1/subscriptions: subscribe, list, read, cancel and change the payment method.
+ * Lifecycle changes go to the subscription's workflow; reads come from its projection row.
+ */
+export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOptions = {}): Router {
+  const { db, temporal, config } = deps;
+  const answerWithinMs = options.answerWithinMs ?? 20_000;
+  const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
+  const router = Router();
+  router.use(requireAuth(deps));
+
+  router.post('/subscribe', idempotent(deps), async (req, res) => {
+    const body = parseBody(subscribeSchema, req.body);
+    const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
+      subscriptionId: randomUUID(),
+      userId: currentUser(req).id,
+      plan: planTermsOf(await planOnSale(body.planId)),
+      paymentMethod: body.paymentMethod,
+      pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
+    };
+
+    let activation: ActivationResult;
+    try {
+      activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input));
+    } catch (error) {
+      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
+      res.status(202).json({ subscription: await subscriptionStillStarting(input), payment: null });
+      return;
+    }
+
+    const subscription = toSubscriptionJson(await subscriptionRow(input.subscriptionId));
+    const payment = activation.payment && toPaymentJson(await paymentRow(activation.payment.paymentId));
+    switch (activation.outcome) {
+      case 'active':
+      case 'trialing':
+        res.status(201).json({ subscription, payment });
+        return;
+      case 'pending':
+        // The customer must confirm the charge; the payment webhook completes the subscription.
+        res.status(202).json({ subscription, payment });
+        return;
+      case 'declined': {
+        const failureCode = activation.payment?.failureCode ?? null;
+        throw new HttpProblem(402, 'Payment declined', `The first payment was declined (${failureCode}).`, {
+          failureCode,
+          decline: activation.payment?.decline ?? null,
+          subscription,
+          payment,
+        });
+      }
+    }
+  });
+
+  router.get('/status', async (req, res) => {
+    const rows = await db
+      .select()
+      .from(subscriptions)
+      .where(eq(subscriptions.userId, currentUser(req).id))
+      .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id));
+    res.json({ subscriptions: rows.map(toSubscriptionJson) });
+  });
+
+  router.post('/cancel', async (req, res) => {
+    const { subscriptionId, atPeriodEnd } = parseBody(cancelSchema, req.body);
+    await changeableSubscription(req, subscriptionId);
+    await changeWorkflow(() => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
+    res.json({ subscription: toSubscriptionJson(await subscriptionRow(subscriptionId)) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const row = await visibleSubscription(req, req.params.id);
+    const [paymentRows, notificationRows] = await Promise.all([
+      db.select().from(payments).where(eq(payments.subscriptionId, row.id)).orderBy(asc(payments.createdAt), asc(payments.id)),
+      db
+        .select()
+        .from(notifications)
+        .where(eq(notifications.subscriptionId, row.id))
+        .orderBy(asc(notifications.createdAt), asc(notifications.id)),
+    ]);
+    res.json({
+      subscription: toSubscriptionJson(row),
+      payments: paymentRows.map(toPaymentJson),
+      notifications: notificationRows.map(toNotificationJson),
+    });
+  });
+
+  router.post('/:id/payment-method', async (req, res) => {
+    const row = await changeableSubscription(req, req.params.id);
+    const { paymentMethod } = parseBody(changePaymentMethodSchema, req.body);
+    // While past due the workflow charges the new method at once and answers after that attempt.
+    await changeWorkflow(() => changePaymentMethod(temporal, row.id, paymentMethod));
+    res.json({ subscription: toSubscriptionJson(await subscriptionRow(row.id)) });
+  });
+
+  async function planOnSale(planId: string) {
+    const [plan] = await db
+      .select()
+      .from(plans)
+      .where(and(eq(plans.id, planId), eq(plans.active, true)))
+      .limit(1);
+    if (!plan) {
+      throw new HttpProblem(400, 'Invalid request', 'planId: No plan on sale has this id', {
+        invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
+      });
+    }
+    return plan;
+  }
+
+  /** The owner and staff may read a subscription; to anyone else it does not exist. */
+  async function visibleSubscription(req: Request, id: string): Promise<SubscriptionRow> {
+    const user = currentUser(req);
+    const row = await findSubscription(id);
+    if (!row || (row.userId !== user.id && user.role !== 'staff')) throw subscriptionNotFound();
+    return row;
+  }
+
+  /** Only the owner changes a subscription, and only while it has not ended. */
+  async function changeableSubscription(req: Request, id: string): Promise<SubscriptionRow> {
+    const row = await findSubscription(id);
+    if (!row || row.userId !== currentUser(req).id) throw subscriptionNotFound();
+    if (isFinalStatus(row.status)) throw subscriptionEnded(row.status);
+    return row;
+  }
+
+  async function findSubscription(id: string): Promise<SubscriptionRow | undefined> {
+    // A malformed id names no subscription: 404, like an unknown one, not a database error.
+    if (!z.uuid().safeParse(id).success) return undefined;
+    const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
+    return row;
+  }
+
+  async function subscriptionRow(id: string): Promise<SubscriptionRow> {
+    const row = await findSubscription(id);
+    if (!row) throw new Error(`subscription ${id} has no projection row`);
+    return row;
+  }
+
+  async function paymentRow(id: string): Promise<PaymentRow> {
+    const [row] = await db.select().from(payments).where(eq(payments.id, id));
+    if (!row) throw new Error(`payment ${id} was charged but has no row`);
+    return row;
+  }
+
+  function withinAnswerTime<T>(call: () => Promise<T>): Promise<T> {
+    return temporal.connection.withDeadline(Date.now() + answerWithinMs, call);
+  }
+
+  /**
+   * An update the workflow refuses (its validator: the subscription has ended) or a workflow
+   * that has closed is a 409; no answer in time is a 503 (the deadline's gRPC error).
+   */
+  async function changeWorkflow(call: () => Promise<unknown>): Promise<void> {
+    try {
+      await withinAnswerTime(call);
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
+        throw new HttpProblem(409, 'Subscription has ended', 'This subscription can no longer be changed.');
+      }
+      throw error;
+    }
+  }
+
+  // The update-with-start call timed out, which does not say whether the workflow started.
+  async function subscriptionStillStarting(input: Omit<SubscriptionWorkflowInput, 'carried'>): Promise<SubscriptionJson> {
+    const workflowId = subscriptionWorkflowId(input.subscriptionId);
+    try {
+      const deadline = Date.now() + Math.min(answerWithinMs, DESCRIBE_DEADLINE_MS);
+      await temporal.connection.withDeadline(deadline, () => temporal.workflow.getHandle(workflowId).describe());
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new HttpProblem(503, 'Service Unavailable', 'The subscription could not be started; retry shortly.', {}, {
+          'Retry-After': '5',
+        });
+      }
+      throw error;
+    }
+    const row = await findSubscription(input.subscriptionId);
+    if (row) return toSubscriptionJson(row);
+    return {
+      id: input.subscriptionId,
+      userId: input.userId,
+      planId: input.plan.planId,
+      status: 'incomplete',
+      currentPeriodStart: null,
+      currentPeriodEnd: null,
+      nextBillingDate: null,
+      cancelAtPeriodEnd: false,
+      canceledAt: null,
+      trialEnd: null,
+      graceEndsAt: null,
+      attemptCount: 0,
+      workflowId,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  return router;
+}
+
+function subscriptionNotFound(): HttpProblem {
+  return new HttpProblem(404, 'Not Found', 'No such subscription.');
+}
+
+function subscriptionEnded(status: SubscriptionRow['status']): HttpProblem {
+  return new HttpProblem(409, 'Subscription has ended', `This subscription is ${status} and can no longer be changed.`);
+}
+
+function isoOrNull(date: Date | null): string | null {
+  return date === null ? null : date.toISOString();
+}
