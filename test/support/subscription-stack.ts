@@ -1,0 +1,159 @@
+/**
+ * The whole subscription path for HTTP tests: the API on a free port and a worker running every
+ * workflow with the real activities (PostgreSQL, sandbox gateway, log mailer) on the shared dev
+ * server, on a task queue of its own. Real time: use plans with intervals in seconds.
+ */
+import { randomUUID } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import Stripe from 'stripe';
+import { createActivities } from '../../activities';
+import { createMailer } from '../../activities/notification';
+import { SandboxGateway } from '../../activities/payment-gateway';
+import type { AppDeps } from '../../api/app';
+import { createApp } from '../../api/app';
+import { createWorkers, runWorkers } from '../../workers/worker';
+import { connectTestDeps, createTestUser, listen, requestJson, type TestUser } from './api';
+import { connectDevServer, uniqueTaskQueue } from './temporal';
+
+export interface SubscriptionStack {
+  /** The API's base URL, e.g. http://127.0.0.1:41234. */
+  url: string;
+  deps: AppDeps;
+  /** A staff user, for creating plans. */
+  staff: TestUser;
+  close(): Promise<void>;
+}
+
+export async function startSubscriptionStack(): Promise<SubscriptionStack> {
+  const devServer = await connectDevServer();
+  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
+  const taskQueues = { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings') };
+  const deps: AppDeps = { ...baseDeps, taskQueues };
+  const { db, logger } = deps;
+  const workers = await createWorkers({
+    connection: devServer.nativeConnection,
+    taskQueues: [taskQueues.billing],
+    activities: createActivities({
+      db,
+      gateway: new SandboxGateway(),
+      mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
+      logger,
+    }),
+    // The same bundle as the worker process's, without webpack's report in the test output.
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
+  });
+  const running = runWorkers(workers);
+  const server = await listen(createApp(deps));
+  const staff = await createTestUser(deps, { role: 'staff', name: 'Test Staff' });
+  return {
+    url: server.url,
+    deps,
+    staff,
+    close: async () => {
+      await server.close();
+      // Subscriptions renew for ever; none may be left running on the shared server.
+      await terminateRunningWorkflows(deps, taskQueues.billing);
+      for (const worker of workers) worker.shutdown();
+      await running;
+      await closeDeps();
+      await devServer.close();
+    },
+  };
+}
+
+async function terminateRunningWorkflows(deps: AppDeps, taskQueue: string): Promise<void> {
+  const query = `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`;
+  for await (const workflow of deps.temporal.workflow.list({ query })) {
+    await deps.temporal.workflow
+      .getHandle(workflow.workflowId)
+      .terminate('test finished')
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * A plan in seconds that the domain accepts: renews every 4 s; after a failed renewal retries at
+ * +2 s and +4 s, reminds at +1 s and +3 s, and expires at +6 s.
+ */
+export function secondsPlanBody(overrides: Record<string, unknown> = {}) {
+  return {
+    code: `e2e-${randomUUID()}`,
+    name: 'Quick',
+    amount: 500,
+    currency: 'usd',
+    interval: 'PT4S',
+    dunning: { retryOffsets: ['PT2S', 'PT4S'], reminderOffsets: ['PT1S', 'PT3S'], gracePeriod: 'PT6S' },
+    ...overrides,
+  };
+}
+
+/** Creates a plan over HTTP as staff; answers its id. */
+export async function createPlan(stack: SubscriptionStack, overrides: Record<string, unknown> = {}): Promise<string> {
+  const res = await requestJson(`${stack.url}/api/v1/admin/plans`, { body: secondsPlanBody(overrides), headers: stack.staff.headers });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body.plan.id;
+}
+
+export function subscribe(stack: SubscriptionStack, user: TestUser, body: unknown, headers: Record<string, string> = {}) {
+  return requestJson(`${stack.url}/api/v1/subscriptions/subscribe`, { body, headers: { ...user.headers, ...headers } });
+}
+
+export function getSubscription(stack: SubscriptionStack, user: TestUser, id: string) {
+  return requestJson(`${stack.url}/api/v1/subscriptions/${id}`, { headers: user.headers });
+}
+
+export function requestPaymentMethodChange(stack: SubscriptionStack, user: TestUser, id: string, paymentMethod: unknown) {
+  return requestJson(`${stack.url}/api/v1/subscriptions/${id}/payment-method`, { body: { paymentMethod }, headers: user.headers });
+}
+
+export function requestCancel(stack: SubscriptionStack, user: TestUser, body: unknown) {
+  return requestJson(`${stack.url}/api/v1/subscriptions/cancel`, { body, headers: user.headers });
+}
+
+/**
+ * Polls `read` until `ready` holds, and answers that value; fails naming the last value seen
+ * once `timeoutMs` has passed. For state that real timers change.
+ */
+export async function waitFor<T>(
+  read: () => Promise<T>,
+  ready: (value: T) => boolean,
+  { timeoutMs = 15_000, intervalMs = 150, what = 'the expected state' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ready(value)) return value;
+    if (Date.now() > deadline) {
+      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${JSON.stringify(value)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** A Stripe event of `type` about `object`, with a fresh event id. */
+export function stripeEvent(type: string, object: Record<string, unknown>) {
+  return {
+    id: `evt_test_${randomUUID().replaceAll('-', '')}`,
+    object: 'event',
+    api_version: Stripe.API_VERSION,
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+    data: { object },
+  };
+}
+
+/** POSTs `event` to the webhook, signed with `secret` the way Stripe signs it. */
+export async function deliverWebhook(stack: SubscriptionStack, event: object, secret = stack.deps.config.STRIPE_WEBHOOK_SECRET) {
+  const payload = JSON.stringify(event);
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret });
+  const response = await fetch(`${stack.url}/api/v1/webhooks/stripe`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+    body: payload,
+  });
+  return { status: response.status, body: await response.json() };
+}
