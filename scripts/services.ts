@@ -31,8 +31,8 @@ interface SpawnOptions {
   /** How long a clean shutdown may take before the group is killed. */
   stopGraceMs?: number;
   user?: { uid: number; gid: number };
-  /** Hands stderr to the caller (child.stderr) instead of the log or terminal. */
-  pipeStderr?: boolean;
+  /** Hands stdout to the caller (child.stdout) instead of the log or terminal. */
+  pipeStdout?: boolean;
 }
 
 /** The processes one command started; stop() ends them all (in parallel). */
@@ -48,7 +48,7 @@ export class ProcessGroup {
       env: options.env ?? process.env,
       // Own process group: a terminal's Ctrl-C reaches only us, and we stop servers in order.
       detached: true,
-      stdio: ['ignore', output, options.pipeStderr ? 'pipe' : output],
+      stdio: ['ignore', options.pipeStdout ? 'pipe' : output, output],
       uid: options.user?.uid,
       gid: options.user?.gid,
     });

@@ -35,6 +35,7 @@ const TEST_ROOTS = ['domain', 'workflows', 'activities', 'api', 'workers', 'db',
 const SKIPPED_DIRS = new Set(['node_modules', '.tools', '.data', 'dist']);
 // A safety net against a hung test, not a performance assertion.
 const PER_TEST_TIMEOUT_MS = 10 * 60_000;
+const INTERRUPTED = 130;
 
 const servers = new ProcessGroup();
 const runnerGroup = new ProcessGroup();
@@ -154,8 +155,8 @@ function findTests(dir: string): string[] {
 }
 
 /**
- * Spec output for people on stdout; TAP on a pipe, of which the closing `# pass N` / `# fail N`
- * lines are echoed to stdout for tools that read them.
+ * The spec reporter's output passes through to stdout; its closing summary (`ℹ pass N`) is
+ * repeated as `# pass N` lines, the form tools that read test logs expect.
  */
 async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const runner = runnerGroup.spawn(
@@ -166,27 +167,27 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
       // A test that leaks a socket must not hang the run after its last assertion.
       '--test-force-exit',
       '--test-reporter=spec', '--test-reporter-destination=stdout',
-      '--test-reporter=tap', '--test-reporter-destination=stderr',
       ...files,
     ],
-    { env, pipeStderr: true },
+    { env: process.stdout.isTTY ? { ...env, FORCE_COLOR: '1' } : env, pipeStdout: true },
   );
   const summary: string[] = [];
-  const tap = readline.createInterface({ input: runner.child.stderr! });
-  tap.on('line', (line) => {
-    if (/^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) /.test(line)) summary.push(line);
-    else if (!isTap(line)) process.stderr.write(`${line}\n`);
+  const output = readline.createInterface({ input: runner.child.stdout! });
+  output.on('line', (line) => {
+    process.stdout.write(`${line}\n`);
+    const counter = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) (\S+)$/.exec(stripAnsi(line));
+    if (counter) summary.push(`# ${counter[1]} ${counter[2]}`);
   });
   const [code] = await Promise.all([
     new Promise<number>((resolve) => runner.child.on('close', (exitCode) => resolve(exitCode ?? 1))),
-    new Promise<void>((resolve) => tap.on('close', resolve)),
+    new Promise<void>((resolve) => output.on('close', resolve)),
   ]);
   if (summary.length > 0) console.log(summary.join('\n'));
   return code;
 }
 
-function isTap(line: string): boolean {
-  return /^(TAP version|#|ok |not ok |1\.\.|\s)/.test(line) || line === '';
+function stripAnsi(text: string): string {
+  return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
 
 async function stopAll(): Promise<void> {
@@ -207,7 +208,7 @@ function removeWorkDir(keep: boolean): void {
 function finish(code: number): Promise<never> {
   finishing ??= (async () => {
     await stopAll();
-    removeWorkDir(code !== 0);
+    removeWorkDir(code !== 0 && code !== INTERRUPTED);
     process.exit(code);
   })();
   return finishing;
@@ -218,7 +219,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     // npm and tsx may each relay the same Ctrl-C; only the first one counts.
     if (finishing) return;
     log(`stopping (received ${signal})`);
-    void finish(130);
+    void finish(INTERRUPTED);
   });
 }
 process.on('exit', () => {
