@@ -19,13 +19,17 @@ import type { Logger } from '../workers/logger';
  */
 const REDIS_TIMEOUT_MS = 300;
 
-// Sets every key to the owner, or none of them: answers the 1-based positions of keys that
-// another owner already has. Keys of one offering share a hash tag, so this also runs on a cluster.
+// Sets every key to the owner, or none of them. Answers, for each key another owner has, its
+// 1-based position and remaining TTL in ms (-1: none). Keys of one offering share a hash tag, so
+// this also runs on a cluster.
 const ACQUIRE_SCRIPT = `
 local taken = {}
 for i, key in ipairs(KEYS) do
   local owner = redis.call('GET', key)
-  if owner and owner ~= ARGV[1] then taken[#taken + 1] = i end
+  if owner and owner ~= ARGV[1] then
+    taken[#taken + 1] = i
+    taken[#taken + 1] = redis.call('PTTL', key)
+  end
 end
 if #taken == 0 then
   for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end
@@ -46,7 +50,10 @@ for _, key in ipairs(KEYS) do
 end
 return 0`;
 
-export type GateAnswer = { status: 'acquired' } | { status: 'taken'; unitIds: string[] } | { status: 'unavailable' };
+export type GateAnswer =
+  | { status: 'acquired' }
+  | { status: 'taken'; taken: { unitId: string; ttlMs: number }[] }
+  | { status: 'unavailable' };
 
 export interface UnitGate {
   /** Takes all of `unitIds` for `owner` for `ttlMs`, or none of them. */
@@ -88,8 +95,11 @@ export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGa
   return {
     async acquire(offeringId, unitIds, owner, ttlMs) {
       try {
-        const taken = (await run(ACQUIRE_SCRIPT, keysOf(offeringId, unitIds), [owner, ttlMs])) as number[];
-        return taken.length === 0 ? { status: 'acquired' } : { status: 'taken', unitIds: taken.map((i) => unitIds[i - 1]) };
+        const pairs = (await run(ACQUIRE_SCRIPT, keysOf(offeringId, unitIds), [owner, ttlMs])) as number[];
+        if (pairs.length === 0) return { status: 'acquired' };
+        const taken: { unitId: string; ttlMs: number }[] = [];
+        for (let i = 0; i < pairs.length; i += 2) taken.push({ unitId: unitIds[pairs[i] - 1], ttlMs: pairs[i + 1] });
+        return { status: 'taken', taken };
       } catch (err) {
         logger.warn({ err }, 'unit gate skipped: redis unavailable, claiming through PostgreSQL alone');
         return { status: 'unavailable' };
@@ -137,6 +147,42 @@ export function createUnitEvents(deps: { db: Database; redis?: Redis; logger: Lo
   };
 }
 
+/** The units among `unitIds` that PostgreSQL says a hold or booking has now. */
+export async function liveClaimsOf(db: Database, unitIds: string[]): Promise<string[]> {
+  const rows = await db
+    .select({ unitId: unitClaims.unitId })
+    .from(unitClaims)
+    .where(and(inArray(unitClaims.unitId, unitIds), isNull(unitClaims.releasedAt)));
+  return rows.map((r) => r.unitId);
+}
+
+/**
+ * How long the API's gate keys for a hold request last before its claim re-sets them for the
+ * hold's whole TTL: a key this young belongs to a claim still being placed.
+ */
+export const PROVISIONAL_GATE_MS = 10_000;
+
+export type HoldAdmission = { status: 'admitted' } | { status: 'conflict'; unavailableUnitIds: string[] };
+
+/**
+ * The API's fast answer before a hold workflow is started: most requests for contended units
+ * end here with a 409 and never cost a workflow or a PostgreSQL write. A unit counts as taken if
+ * PostgreSQL has a live claim on it, or if another request's claim on it is being placed right
+ * now (a provisional key). A key left behind with neither (a release whose Redis call failed) is
+ * ignored, and PostgreSQL decides. A crash after this leaves only keys that expire on their own.
+ */
+export async function admitHoldRequest(
+  deps: { db: Database; gate: UnitGate },
+  request: { holdId: string; offeringId: string; unitIds: string[] },
+): Promise<HoldAdmission> {
+  const answer = await deps.gate.acquire(request.offeringId, request.unitIds, holdGateOwner(request.holdId), PROVISIONAL_GATE_MS);
+  if (answer.status !== 'taken') return { status: 'admitted' };
+  const claimed = await liveClaimsOf(deps.db, request.unitIds);
+  if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
+  const beingPlaced = answer.taken.filter((t) => t.ttlMs >= 0 && t.ttlMs <= PROVISIONAL_GATE_MS).map((t) => t.unitId);
+  return beingPlaced.length > 0 ? { status: 'conflict', unavailableUnitIds: beingPlaced } : { status: 'admitted' };
+}
+
 export interface ClaimUnitsInput {
   holdId: string;
   userId: string;
@@ -172,14 +218,6 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
       .where(and(eq(units.offeringId, offeringId), inArray(units.id, unitIds)));
     const known = new Set(found.map((u) => u.id));
     return unitIds.filter((id) => !known.has(id));
-  }
-
-  async function liveClaimsOf(unitIds: string[]): Promise<string[]> {
-    const rows = await db
-      .select({ unitId: unitClaims.unitId })
-      .from(unitClaims)
-      .where(and(inArray(unitClaims.unitId, unitIds), isNull(unitClaims.releasedAt)));
-    return rows.map((r) => r.unitId);
   }
 
   /**
@@ -228,9 +266,10 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
 
   return {
     /**
-     * Claims every unit for the hold or none. Redis answers most contended requests without a
-     * write to PostgreSQL; a unit Redis calls taken is double-checked against PostgreSQL, so a
-     * key left behind by a crash or an outage never blocks a unit that is actually free.
+     * Claims every unit for the hold or none. The gate keys the API set for this request are
+     * this hold's already (same owner) and are extended to its TTL; a claim nobody gated (a
+     * reschedule) is gated here. A unit Redis calls taken is double-checked against PostgreSQL,
+     * so a key left behind by a crash or an outage never blocks a unit that is actually free.
      */
     async claimUnits(input: ClaimUnitsInput): Promise<ClaimOutcome> {
       const unknownUnitIds = await unknownUnits(input.offeringId, input.unitIds);
@@ -240,7 +279,7 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
       const ttlMs = Math.max(1, new Date(input.expiresAt).getTime() - Date.now());
       const gated = await gate.acquire(input.offeringId, input.unitIds, owner, ttlMs);
       if (gated.status === 'taken') {
-        const claimed = await liveClaimsOf(input.unitIds);
+        const claimed = await liveClaimsOf(db, input.unitIds);
         if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
       }
 

@@ -6,7 +6,9 @@ import type { Database } from '../db/client';
 import type { Config } from '../workers/config';
 import type { Logger } from '../workers/logger';
 import { authRoutes } from './auth';
+import { bookingRoutes } from './booking';
 import { healthRoutes } from './health';
+import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { paymentRoutes } from './payment';
 import { adminPlanRoutes, planCatalogRoutes } from './plan';
 import { notFoundHandler, problemHandler } from './problem';
@@ -56,6 +58,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/subscriptions/plans', planCatalogRoutes(deps));
   app.use('/api/v1/subscriptions', subscriptionRoutes(deps));
   app.use('/api/v1/admin/plans', adminPlanRoutes(deps));
+  app.use('/api/v1/offerings', offeringRoutes(deps));
+  app.use('/api/v1/admin/offerings', adminOfferingRoutes(deps));
+  app.use('/api/v1/bookings', bookingRoutes(deps));
   // ── end of domain routers ──
 
   app.use(notFoundHandler());

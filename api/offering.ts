@@ -1,0 +1,310 @@
+import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { Router, type Response } from 'express';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Database } from '../db/client';
+import { offerings, unitClaims, units } from '../db/schema';
+import { cancellationPolicyProblem, OFFERING_KINDS, type OfferingKind } from '../domain/booking';
+import { DEFAULT_HOLD_TTL, holdTtlProblem, unitEventsChannel, unitStatusOf, type UnitStatus } from '../domain/hold';
+import { isCurrencyCode } from '../domain/money';
+import { isIsoDuration } from '../domain/period';
+import type { Logger } from '../workers/logger';
+import type { AppDeps } from './app';
+import { requireAuth, requireRole } from './auth';
+import { HttpProblem } from './problem';
+import { parseBody, parseParams, parseQuery } from './validation';
+
+export interface UnitJson {
+  id: string;
+  label: string;
+  type: string | null;
+  amount: number;
+  currency: string;
+  status: UnitStatus;
+}
+
+export interface OfferingJson {
+  id: string;
+  name: string;
+  kind: OfferingKind;
+  startsAt: string;
+  endsAt: string;
+  requiresSubscription: boolean;
+  holdTtl: string;
+  cancellation: { freeUntil: string | null; lateRefundPercent: number };
+  units: UnitJson[];
+  createdAt: string;
+}
+
+type OfferingRow = typeof offerings.$inferSelect;
+
+const MAX_UNITS_PER_OFFERING = 2000;
+// Comments keep proxies from closing an idle stream; well under the usual 60 s idle timeouts.
+const SSE_HEARTBEAT_MS = 15_000;
+
+const instant = z.iso.datetime({ offset: true, message: 'Must be an ISO-8601 date-time such as 2030-06-15T18:00:00Z' }).transform((s) => new Date(s));
+
+const unitSchema = z.strictObject({
+  label: z.string().trim().min(1).max(100),
+  amount: z.number().int('Must be a whole number of minor units').min(0).max(Number.MAX_SAFE_INTEGER),
+  currency: z
+    .string()
+    .refine(isCurrencyCode, 'Must be an ISO 4217 currency code such as usd')
+    .transform((code) => code.toLowerCase()),
+  type: z.string().trim().min(1).max(50).optional(),
+});
+
+const createOfferingSchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    kind: z.enum(OFFERING_KINDS),
+    startsAt: instant,
+    endsAt: instant,
+    requiresSubscription: z.boolean().default(false),
+    holdTtl: z
+      .string()
+      .default(DEFAULT_HOLD_TTL)
+      .superRefine((ttl, ctx) => {
+        const problem = holdTtlProblem(ttl);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    cancellation: z
+      .strictObject({
+        freeUntil: z.string().refine(isIsoDuration, 'Must be an ISO-8601 duration such as P1D or PT12H'),
+        lateRefundPercent: z.number().int().min(0).max(100),
+      })
+      .optional(),
+    units: z.array(unitSchema).min(1).max(MAX_UNITS_PER_OFFERING),
+  })
+  .superRefine((offering, ctx) => {
+    if (offering.endsAt.getTime() <= offering.startsAt.getTime()) {
+      ctx.addIssue({ code: 'custom', path: ['endsAt'], message: 'Must be after startsAt' });
+    }
+    const labels = new Set<string>();
+    const currency = offering.units[0]?.currency;
+    offering.units.forEach((unit, i) => {
+      if (labels.has(unit.label)) ctx.addIssue({ code: 'custom', path: ['units', i, 'label'], message: `Duplicate label "${unit.label}"` });
+      labels.add(unit.label);
+      if (unit.currency !== currency) {
+        ctx.addIssue({ code: 'custom', path: ['units', i, 'currency'], message: `All units of an offering share one currency (${currency})` });
+      }
+    });
+    if (offering.cancellation) {
+      const problem = cancellationPolicyProblem(offering.cancellation);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['cancellation'], message: problem });
+    }
+  });
+
+const listQuerySchema = z.strictObject({
+  kind: z.enum(OFFERING_KINDS).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+const idParamsSchema = z.strictObject({ id: z.uuid() });
+
+/** POST / (staff): an offering and its units, in one transaction. Mounted at /api/v1/admin/offerings. */
+export function adminOfferingRoutes(deps: AppDeps): Router {
+  const { db } = deps;
+  const router = Router();
+  router.use(requireAuth(deps), requireRole('staff'));
+
+  router.post('/', async (req, res) => {
+    const input = parseBody(createOfferingSchema, req.body);
+    const created = await db.transaction(async (tx) => {
+      const [offering] = await tx
+        .insert(offerings)
+        .values({
+          name: input.name,
+          kind: input.kind,
+          startsAt: input.startsAt,
+          endsAt: input.endsAt,
+          requiresSubscription: input.requiresSubscription,
+          holdTtl: input.holdTtl,
+          freeCancellationUntil: input.cancellation?.freeUntil ?? null,
+          lateRefundPercent: input.cancellation?.lateRefundPercent ?? 0,
+        })
+        .returning();
+      const unitRows = await tx
+        .insert(units)
+        .values(input.units.map((unit) => ({ ...unit, type: unit.type ?? null, offeringId: offering.id })))
+        .returning();
+      return { offering, unitRows };
+    });
+    req.log.info({ offeringId: created.offering.id, units: created.unitRows.length }, 'offering created');
+    const unitJson = created.unitRows.map((u) => toUnitJson(u, 'available'));
+    res.status(201).json({ offering: toOfferingJson(created.offering, unitJson) });
+  });
+
+  return router;
+}
+
+/**
+ * Public catalogue: GET / (upcoming offerings), GET /:id, GET /:id/availability and
+ * GET /:id/events (Server-Sent Events). Availability is read straight from PostgreSQL — one
+ * index lookup per unit on the live-claim index — so it is never stale; a cache would have to
+ * be invalidated by every claim, release and booking to stay that way, and buys little here.
+ */
+export function offeringRoutes(deps: AppDeps): Router {
+  const { db } = deps;
+  const router = Router();
+  const hub = createUnitEventHub(deps.redis, deps.logger);
+
+  router.get('/', async (req, res) => {
+    const query = parseQuery(listQuerySchema, req.query);
+    const rows = await db
+      .select()
+      .from(offerings)
+      .where(and(gt(offerings.endsAt, sql`now()`), query.kind ? eq(offerings.kind, query.kind) : undefined))
+      .orderBy(asc(offerings.startsAt), asc(offerings.id))
+      .limit(query.limit)
+      .offset(query.offset);
+    const unitsByOffering = await readUnits(db, rows.map((o) => o.id));
+    res.json({ offerings: rows.map((o) => toOfferingJson(o, unitsByOffering.get(o.id) ?? [])) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
+    const unitsByOffering = await readUnits(db, [offering.id]);
+    res.json({ offering: toOfferingJson(offering, unitsByOffering.get(offering.id) ?? []) });
+  });
+
+  router.get('/:id/availability', async (req, res) => {
+    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
+    res.json(availabilityOf(offering.id, (await readUnits(db, [offering.id])).get(offering.id) ?? []));
+  });
+
+  /**
+   * `snapshot` first (every unit's status), then `units` events as statuses change, each with the
+   * database time it was read at: keep the newest per unit, as events from several processes
+   * may arrive out of order. Subscribing before the snapshot is read means no change is missed.
+   */
+  router.get('/:id/events', async (req, res) => {
+    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
+    if (deps.redis.status !== 'ready') {
+      throw new HttpProblem(503, 'Service Unavailable', 'Live availability is unavailable right now; poll /availability instead.');
+    }
+    const unsubscribe = await hub.subscribe(unitEventsChannel(offering.id), (message) => writeEvent(res, 'units', message));
+    if (res.closed) return unsubscribe();
+    res.on('close', unsubscribe);
+    res.status(200).set({
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.flushHeaders();
+    const snapshot = availabilityOf(offering.id, (await readUnits(db, [offering.id])).get(offering.id) ?? []);
+    writeEvent(res, 'snapshot', JSON.stringify(snapshot));
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    res.on('close', () => clearInterval(heartbeat));
+  });
+
+  return router;
+}
+
+function writeEvent(res: Response, event: string, data: string): void {
+  res.write(`event: ${event}\ndata: ${data}\n\n`);
+}
+
+async function findOffering(db: Database, id: string): Promise<OfferingRow> {
+  const [offering] = await db.select().from(offerings).where(eq(offerings.id, id));
+  if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${id}.`);
+  return offering;
+}
+
+/** Units of some offerings with their status, by offering; the live claim comes from the partial unique index. */
+async function readUnits(db: Database, offeringIds: string[]): Promise<Map<string, UnitJson[]>> {
+  const byOffering = new Map<string, UnitJson[]>();
+  if (offeringIds.length === 0) return byOffering;
+  const rows = await db
+    .select({ unit: units, claimId: unitClaims.id, bookingId: unitClaims.bookingId })
+    .from(units)
+    .leftJoin(unitClaims, and(eq(unitClaims.unitId, units.id), isNull(unitClaims.releasedAt)))
+    .where(inArray(units.offeringId, offeringIds))
+    .orderBy(asc(units.label));
+  for (const row of rows) {
+    const list = byOffering.get(row.unit.offeringId) ?? [];
+    list.push(toUnitJson(row.unit, unitStatusOf(row.claimId === null ? null : row)));
+    byOffering.set(row.unit.offeringId, list);
+  }
+  return byOffering;
+}
+
+function availabilityOf(offeringId: string, unitJson: UnitJson[]) {
+  const counts: Record<UnitStatus, number> = { available: 0, held: 0, booked: 0 };
+  for (const unit of unitJson) counts[unit.status] += 1;
+  return { offeringId, units: unitJson, counts, at: new Date().toISOString() };
+}
+
+function toUnitJson(unit: typeof units.$inferSelect, status: UnitStatus): UnitJson {
+  return { id: unit.id, label: unit.label, type: unit.type, amount: unit.amount, currency: unit.currency, status };
+}
+
+export function toOfferingJson(offering: OfferingRow, unitJson: UnitJson[]): OfferingJson {
+  return {
+    id: offering.id,
+    name: offering.name,
+    kind: offering.kind,
+    startsAt: offering.startsAt.toISOString(),
+    endsAt: offering.endsAt.toISOString(),
+    requiresSubscription: offering.requiresSubscription,
+    holdTtl: offering.holdTtl,
+    cancellation: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
+    units: unitJson,
+    createdAt: offering.createdAt.toISOString(),
+  };
+}
+
+/**
+ * One Redis subscriber connection per app for every open event stream, opened with the first
+ * stream and closed with the last, fanning each channel's messages out to its streams.
+ */
+function createUnitEventHub(redis: Redis, logger: Logger) {
+  let subscriber: Redis | undefined;
+  const listeners = new Map<string, Set<(message: string) => void>>();
+
+  function connection(): Redis {
+    if (subscriber) return subscriber;
+    const created = redis.duplicate();
+    created.on('message', (channel: string, message: string) => listeners.get(channel)?.forEach((listener) => listener(message)));
+    created.on('error', (err) => logger.warn({ err }, 'unit event subscriber error'));
+    subscriber = created;
+    return created;
+  }
+
+  return {
+    async subscribe(channel: string, listener: (message: string) => void): Promise<() => void> {
+      const conn = connection();
+      let channelListeners = listeners.get(channel);
+      if (!channelListeners) {
+        channelListeners = new Set();
+        listeners.set(channel, channelListeners);
+      }
+      channelListeners.add(listener);
+      let active = true;
+      const unsubscribe = () => {
+        if (!active) return;
+        active = false;
+        channelListeners.delete(listener);
+        if (channelListeners.size > 0) return;
+        listeners.delete(channel);
+        if (listeners.size === 0) {
+          subscriber = undefined;
+          conn.quit().catch(() => conn.disconnect());
+        } else {
+          conn.unsubscribe(channel).catch((err: unknown) => logger.warn({ err, channel }, 'unsubscribe failed'));
+        }
+      };
+      if (channelListeners.size === 1) {
+        try {
+          await conn.subscribe(channel);
+        } catch (err) {
+          unsubscribe();
+          throw err;
+        }
+      }
+      return unsubscribe;
+    },
+  };
+}
