@@ -41,6 +41,8 @@ const servers = new ProcessGroup();
 const runnerGroup = new ProcessGroup();
 let workDir: string | undefined;
 let finishing: Promise<never> | undefined;
+/** Set when the servers' logs may explain a failure: a start-up error or failing tests. */
+let keepServerLogs = false;
 
 async function main(): Promise<number> {
   const started = Date.now();
@@ -183,6 +185,7 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
     new Promise<void>((resolve) => output.on('close', resolve)),
   ]);
   if (summary.length > 0) console.log(summary.join('\n'));
+  keepServerLogs = code !== 0 && !finishing;
   return code;
 }
 
@@ -208,7 +211,7 @@ function removeWorkDir(keep: boolean): void {
 function finish(code: number): Promise<never> {
   finishing ??= (async () => {
     await stopAll();
-    removeWorkDir(code !== 0 && code !== INTERRUPTED);
+    removeWorkDir(keepServerLogs);
     process.exit(code);
   })();
   return finishing;
@@ -231,6 +234,7 @@ main().then(
   (code) => finish(code),
   (error: unknown) => {
     console.error(`[platform] ${describeError(error)}`);
+    keepServerLogs = true;
     return finish(1);
   },
 );
