@@ -5,7 +5,7 @@ import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../workers/logger';
-import { bookingGateOwner, createUnitEvents, createUnitGate, holdGateOwner } from './hold';
+import { bookingGateOwner, createUnitEvents, createUnitGate } from './hold';
 
 export interface BeginBookingInput {
   bookingId: string;
@@ -207,7 +207,6 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
       if (result.changed) {
         const { offeringId } = result.booking;
         const added = input.unitIds.filter((id) => !input.expectedUnitIds.includes(id));
-        if (input.holdId) await gate.release(offeringId, added, holdGateOwner(input.holdId));
         await gate.assign(offeringId, added, bookingGateOwner(input.bookingId));
         await gate.release(offeringId, removed, bookingGateOwner(input.bookingId));
         await events.publish(offeringId, [...added, ...removed]);

@@ -64,6 +64,8 @@ export interface UnitGate {
   assign(offeringId: string, unitIds: string[], owner: string, ttlMs?: number): Promise<void>;
 }
 
+class RedisNotConnected extends Error {}
+
 export const holdGateOwner = (holdId: string) => `hold:${holdId}`;
 export const bookingGateOwner = (bookingId: string) => `booking:${bookingId}`;
 
@@ -72,7 +74,7 @@ export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGa
   const keysOf = (offeringId: string, unitIds: string[]) => unitIds.map((id) => `unit-gate:{${offeringId}}:${id}`);
 
   async function run(script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-    if (redis?.status !== 'ready') throw new Error(`redis is ${redis?.status ?? 'not configured'}`);
+    if (redis?.status !== 'ready') throw new RedisNotConnected(redis?.status ?? 'not configured');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`redis did not answer within ${REDIS_TIMEOUT_MS} ms`)), REDIS_TIMEOUT_MS);
@@ -84,11 +86,17 @@ export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGa
     }
   }
 
+  // While Redis is known to be down every hold skips it: that is expected, not worth a warning each.
+  const skipped = (err: unknown, what: string) =>
+    err instanceof RedisNotConnected
+      ? logger.debug({ what, redis: err.message }, 'unit gate skipped')
+      : logger.warn({ err, what }, 'unit gate skipped: redis failed');
+
   async function bestEffort(what: string, script: string, keys: string[], args: (string | number)[]): Promise<void> {
     try {
       await run(script, keys, args);
     } catch (err) {
-      logger.warn({ err, what }, 'unit gate skipped: redis unavailable');
+      skipped(err, what);
     }
   }
 
@@ -101,7 +109,7 @@ export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGa
         for (let i = 0; i < pairs.length; i += 2) taken.push({ unitId: unitIds[pairs[i] - 1], ttlMs: pairs[i + 1] });
         return { status: 'taken', taken };
       } catch (err) {
-        logger.warn({ err }, 'unit gate skipped: redis unavailable, claiming through PostgreSQL alone');
+        skipped(err, 'acquire');
         return { status: 'unavailable' };
       }
     },

@@ -144,7 +144,10 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
       if (!(err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError)) throw err;
       throw holdNotActive(await ownHold(req, hold.id));
     }
-    res.json({ hold: holdView(await ownHold(req, hold.id)) });
+    // A booking may have consumed it just before the release reached the workflow.
+    const ended = await ownHold(req, hold.id);
+    if (ended.status !== 'released') throw holdNotActive(ended);
+    res.json({ hold: holdView(ended) });
   });
 
   /**
@@ -205,7 +208,9 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     const { id } = parseParams(idParamsSchema, req.params);
     const input = parseBody(rescheduleSchema, req.body);
     const booking = await visibleBooking(req, id);
-    if (booking.userId !== currentUser(req).id) throw bookingNotFound(id);
+    if (booking.userId !== currentUser(req).id) {
+      throw new HttpProblem(403, 'Forbidden', "Only the booking's owner can choose its new units.");
+    }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
     await assertUnitsOfOffering(booking.offeringId, input.unitIds);
     let result;

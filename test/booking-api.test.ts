@@ -191,6 +191,8 @@ describe('bookings over HTTP (dev server)', () => {
       assert.equal(declined.body.reason, 'payment_declined');
       assert.equal(declined.body.booking.status, 'failed');
       assert.deepEqual(Object.values(await unitStatuses(stack, offering.id)), ['available', 'available', 'available', 'available']);
+      const again = await createBooking(stack, alice, held.body.hold.id);
+      assert.deepEqual([again.status, again.body.booking.id], [402, declined.body.booking.id], 'the same answer, nothing new');
     });
 
     test('an offering that requires a subscription answers 403 without one', async () => {
@@ -237,10 +239,10 @@ describe('bookings over HTTP (dev server)', () => {
       const after = (await requestJson(api(`/bookings/${booking.id}`), { headers: alice.headers })).body.booking;
       assert.deepEqual([after.unitIds, after.amount, after.status], [[u3, u4, u5], 7500, 'confirmed']);
       assert.equal((await unitStatuses(stack, offering.id))[u2], 'available');
-      assert.equal(
-        (await requestJson(api(`/bookings/${booking.id}/reschedule`), { body: { unitIds: [u3] }, headers: bob.headers })).status,
-        404,
-      );
+      const reschedule = (user: TestUser) =>
+        requestJson(api(`/bookings/${booking.id}/reschedule`), { body: { unitIds: [u3] }, headers: user.headers });
+      assert.equal((await reschedule(bob)).status, 404);
+      assert.equal((await reschedule(stack.staff)).status, 403);
     });
   });
 
