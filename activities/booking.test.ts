@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { eq } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { bookings, holds } from '../db/schema';
+import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
+import { insertTestUser } from '../test/support/payment-fixtures';
+import { createLogger } from '../workers/logger';
+import { createBookingActivities } from './booking';
+import { createHoldActivities } from './hold';
+
+const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
+
+describe('booking activities (PostgreSQL + Redis)', () => {
+  let database: DatabaseHandle;
+  let redis: Redis;
+  let holdSteps: ReturnType<typeof createHoldActivities>;
+  let bookingSteps: ReturnType<typeof createBookingActivities>;
+
+  before(async () => {
+    await migrateDatabase(process.env.DATABASE_URL!);
+    database = connectDatabase(process.env.DATABASE_URL!, { max: 10 });
+    redis = new Redis(process.env.REDIS_URL!);
+    holdSteps = createHoldActivities({ db: database.db, redis, logger });
+    bookingSteps = createBookingActivities({ db: database.db, redis, logger });
+  });
+
+  after(async () => {
+    await redis.quit();
+    await database.close();
+  });
+
+  /** A held set of units and a pending booking of them. */
+  async function pendingBooking(unitCount = 2) {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db, { unitCount: 6 });
+    const holdId = randomUUID();
+    const unitIds = offering.unitIds.slice(0, unitCount);
+    const claimed = await holdSteps.claimUnits({
+      holdId,
+      userId: user.id,
+      offeringId: offering.id,
+      unitIds,
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+      workflowId: `hold-${holdId}`,
+    });
+    assert.equal(claimed.status, 'held');
+    const bookingId = randomUUID();
+    const terms = await bookingSteps.beginBooking({ bookingId, holdId, userId: user.id, workflowId: `booking-${bookingId}` });
+    return { user, offering, holdId, unitIds, bookingId, terms };
+  }
+
+  const bookingRow = async (id: string) => (await database.db.select().from(bookings).where(eq(bookings.id, id)))[0];
+  const holdRow = async (id: string) => (await database.db.select().from(holds).where(eq(holds.id, id)))[0];
+
+  test('begin records the booking pending once, priced from its units', async () => {
+    const { bookingId, holdId, user, terms } = await pendingBooking(3);
+    assert.deepEqual([terms.amount, terms.currency, terms.holdActive, terms.policy], [7500, 'usd', true, { freeUntil: 'P1D', lateRefundPercent: 50 }]);
+    await bookingSteps.beginBooking({ bookingId, holdId, userId: user.id, workflowId: `booking-${bookingId}` });
+    assert.equal((await bookingRow(bookingId)).status, 'pending');
+    await assert.rejects(bookingSteps.beginBooking({ bookingId: randomUUID(), holdId, userId: randomUUID(), workflowId: 'x' }), /no hold/);
+  });
+
+  test('a confirm and a TTL release racing: exactly one wins, and no unit is ever lost', async () => {
+    for (let round = 0; round < 10; round++) {
+      const { bookingId, holdId, unitIds } = await pendingBooking();
+      const [confirmed, released] = await Promise.all([
+        bookingSteps.confirmBooking({ bookingId, holdId }),
+        holdSteps.releaseHold({ holdId, reason: 'expired' }),
+      ]);
+      const claims = await liveClaims(database.db, unitIds);
+      if (confirmed === 'confirmed') {
+        assert.equal(released, 'consumed');
+        assert.equal((await bookingRow(bookingId)).status, 'confirmed');
+        assert.deepEqual(claims.map((c) => c.bookingId), [bookingId, bookingId]);
+      } else {
+        assert.equal(released, 'expired');
+        assert.equal((await bookingRow(bookingId)).status, 'pending', 'left for the saga to fail and refund');
+        assert.deepEqual(claims, []);
+      }
+    }
+  });
+
+  test('confirm is repeatable; a booking of a released hold is refused', async () => {
+    const first = await pendingBooking();
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: first.bookingId, holdId: first.holdId }), 'confirmed');
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: first.bookingId, holdId: first.holdId }), 'confirmed');
+    assert.equal((await holdRow(first.holdId)).status, 'consumed');
+
+    const second = await pendingBooking();
+    await holdSteps.releaseHold({ holdId: second.holdId, reason: 'released' });
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: second.bookingId, holdId: second.holdId }), 'hold_unavailable');
+    await bookingSteps.failBooking({ bookingId: second.bookingId, reason: 'confirm_failed' });
+    const failed = await bookingRow(second.bookingId);
+    assert.deepEqual([failed.status, failed.failureReason], ['failed', 'confirm_failed']);
+  });
+
+  test('a swap refuses a booking that changed meanwhile and changes nothing', async () => {
+    const { bookingId, holdId, unitIds, offering } = await pendingBooking();
+    await bookingSteps.confirmBooking({ bookingId, holdId });
+    const before = await bookingRow(bookingId);
+    const swapped = await bookingSteps.swapBookingUnits({
+      bookingId,
+      expectedUnitIds: [offering.unitIds[4]],
+      unitIds: [unitIds[0]],
+      holdId: null,
+      amount: 2500,
+    });
+    assert.equal(swapped, false);
+    assert.deepEqual(await bookingRow(bookingId), before);
+    assert.equal((await liveClaims(database.db, unitIds)).length, 2);
+  });
+
+  test('cancel releases the units and records the refund, once', async () => {
+    const { bookingId, holdId, unitIds } = await pendingBooking();
+    await assert.rejects(bookingSteps.cancelBooking({ bookingId, refundedAmount: 0 }), /pending/);
+    await bookingSteps.confirmBooking({ bookingId, holdId });
+    await bookingSteps.cancelBooking({ bookingId, refundedAmount: 2500 });
+    await bookingSteps.cancelBooking({ bookingId, refundedAmount: 2500 });
+    const row = await bookingRow(bookingId);
+    assert.deepEqual([row.status, row.refundedAmount], ['canceled', 2500]);
+    assert.deepEqual(await liveClaims(database.db, unitIds), []);
+  });
+});
