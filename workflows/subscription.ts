@@ -214,7 +214,7 @@ class Subscription {
     await this.project(); // payments reference the row, so it exists before any charge
     const { trialPeriod } = this.input.plan;
     if (trialPeriod) {
-      const trialEnd = addDuration(now(), trialPeriod).toISOString();
+      const trialEnd = addDuration(new Date(this.state.startedAt), trialPeriod).toISOString();
       Object.assign(this.state, { status: transition('incomplete', 'trialing'), trialEnd, anchorDate: trialEnd });
       await this.project();
       this.activation = { outcome: 'trialing', subscription: this.snapshot(), payment: null };
@@ -266,7 +266,7 @@ class Subscription {
     }
     if (!due) return false;
     if (this.state.cancelAtPeriodEnd) {
-      await this.cancelNow();
+      await this.cancelNow(this.periodEnd());
       return false;
     }
     const cycle = this.state.cycle + 1;
@@ -369,8 +369,8 @@ class Subscription {
   private async dunningAttempt(kind: 'retry' | 'manual_retry'): Promise<boolean> {
     const dunning = this.state.dunning!;
     const attempt = dunning.attempts + 1;
-    dunning.attempts = attempt;
     const outcome = await this.attemptCharge(dunning.cycle, attempt);
+    dunning.attempts = attempt;
     if (outcome.status === 'succeeded') {
       this.log({ kind, attempt, outcome: 'succeeded' });
       await this.startPaidPeriod(dunning.cycle);
@@ -411,8 +411,8 @@ class Subscription {
     ]);
   }
 
-  private async cancelNow(): Promise<void> {
-    const at = now().toISOString();
+  /** Ends the subscription; `at` is the period end for a cancel-at-period-end. */
+  private async cancelNow(at = now().toISOString()): Promise<void> {
     this.state.status = transition(this.state.status, 'canceled');
     this.state.cancelNowRequested = false;
     this.state.canceledAt ??= at;
@@ -475,6 +475,9 @@ class Subscription {
     this.state.pendingPayment = null;
     const settlement = this.takeSettlement(paymentId, true);
     if (settlement) {
+      // Usually the webhook has recorded it already; recording it here too keeps the row right
+      // whoever signalled (a settlement only ever changes a pending payment).
+      await settlePayment(settlement);
       this.state.lastPayment = { ...this.state.lastPayment!, status: settlement.status };
       if (settlement.status === 'succeeded') return { status: 'succeeded', paymentId };
       return this.failed(paymentId, settlement.failureCode);
@@ -554,12 +557,13 @@ class Subscription {
       { validator: (change) => { this.assertChangeable(); assertPaymentMethod(change); } },
     );
 
-    setHandler(paymentMethodUpdatedSignal, (change) => {
+    setHandler(paymentMethodUpdatedSignal, async (change) => {
       if (this.hasEnded() || !isPaymentMethod(change?.paymentMethod)) {
         log.warn('payment method change ignored', { status: this.state.status });
         return;
       }
       this.changePaymentMethod(change);
+      await this.project();
     });
 
     setHandler(retryPaymentNowSignal, () => {

@@ -1,0 +1,546 @@
+/**
+ * The subscription workflow on the time-skipping server with the real activities: PostgreSQL,
+ * the sandbox gateway and the notification outbox (log mailer). Months and grace periods pass
+ * in milliseconds; every date asserted is the workflow's own clock.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, afterEach, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { asc, eq } from 'drizzle-orm';
+import { createActivities } from '../activities';
+import { createMailer } from '../activities/notification';
+import { SandboxGateway } from '../activities/payment-gateway';
+import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { notifications, payments, subscriptions } from '../db/schema';
+import type { NotificationInput } from '../domain/notification';
+import type { ChargeRequest, PaymentGateway } from '../domain/payment';
+import { addPeriods } from '../domain/period';
+import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
+import { insertTestUser } from '../test/support/payment-fixtures';
+import { insertTestPlan } from '../test/support/subscription-fixtures';
+import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { createLogger } from '../workers/logger';
+import { bundleWorkflows, createWorkers, runWorkers } from '../workers/worker';
+import { paymentSettledSignal } from './payment';
+import {
+  cancelSubscription,
+  changePaymentMethod,
+  getSubscriptionState,
+  startSubscription,
+  subscriptionHandle,
+} from './subscription-client';
+import { extendGraceSignal, paymentMethodUpdatedSignal, retryPaymentNowSignal } from './subscription';
+
+const DAY = 86_400_000;
+const VISA = 'pm_card_visa';
+const DECLINED = 'pm_card_chargeDeclined';
+const SHORT_OF_FUNDS = 'pm_card_chargeDeclinedInsufficientFunds';
+const STOLEN = 'pm_card_chargeDeclinedStolenCard';
+const NEEDS_AUTHENTICATION = 'pm_card_authenticationRequired';
+
+/**
+ * The sandbox, except that a customer's account can be topped up: Stripe's test cards always
+ * answer the same, and real accounts short of funds do not.
+ */
+class TopUpGateway implements PaymentGateway {
+  readonly name = 'sandbox' as const;
+  private readonly sandbox = new SandboxGateway();
+  private readonly funded = new Set<string>();
+
+  topUp(customerRef: string): void {
+    this.funded.add(customerRef);
+  }
+
+  charge(request: ChargeRequest) {
+    const toppedUp = request.paymentMethod === SHORT_OF_FUNDS && this.funded.has(request.customerRef);
+    return this.sandbox.charge(toppedUp ? { ...request, paymentMethod: VISA } : request);
+  }
+
+  refund(request: Parameters<PaymentGateway['refund']>[0]) {
+    return this.sandbox.refund(request);
+  }
+}
+
+let env: TestWorkflowEnvironment;
+let database: DatabaseHandle;
+let workers: Worker[];
+let running: Promise<void>;
+const gateway = new TopUpGateway();
+const taskQueue = uniqueTaskQueue('billing');
+/** Called after each real `notify`, so a test can act at an exact point of the workflow. */
+let afterNotify: ((input: NotificationInput) => Promise<void>) | null = null;
+const started: string[] = [];
+
+before(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  await migrateDatabase(process.env.DATABASE_URL!);
+  database = connectDatabase(process.env.DATABASE_URL!, { max: 5 });
+  env = await createTimeSkippingEnv();
+  const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
+  const activities = createActivities({
+    db: database.db,
+    gateway,
+    mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
+    logger,
+  });
+  const realNotify = activities.notify;
+  activities.notify = async (input) => {
+    const result = await realNotify(input);
+    await afterNotify?.(input);
+    return result;
+  };
+  workers = await createWorkers({
+    connection: env.nativeConnection,
+    taskQueues: [taskQueue],
+    activities,
+    workflowBundle: await bundleWorkflows(),
+  });
+  running = runWorkers(workers);
+});
+
+afterEach(async () => {
+  afterNotify = null;
+  // Later tests move the shared clock by months; nothing of this test may keep renewing. Ended
+  // the way a customer ends it: terminating mid-activity leaves the test server's clock locked.
+  for (const id of started.splice(0)) await endSubscription(id);
+});
+
+after(async () => {
+  for (const worker of workers ?? []) worker.shutdown();
+  await running;
+  await env?.teardown();
+  await database?.close();
+});
+
+// -----------------------------------------------------------------------------------------------
+// Helpers
+
+async function endSubscription(subscriptionId: string): Promise<void> {
+  const handle = subscriptionHandle(env.client, subscriptionId);
+  // The test server refuses an update that lands on a run just continuing as new: ask again.
+  await eventually(async () => {
+    if ((await handle.describe()).status.name !== 'RUNNING') return;
+    await cancelSubscription(env.client, subscriptionId, false);
+    await handle.result();
+  });
+}
+
+async function subscribe(paymentMethod: string, planOverrides: Partial<Omit<PlanTerms, 'planId' | 'code'>> = {}) {
+  const user = await insertTestUser(database.db);
+  const plan = await insertTestPlan(database.db, planOverrides);
+  const subscriptionId = randomUUID();
+  started.push(subscriptionId);
+  const activation = await startSubscription(env.client, taskQueue, {
+    subscriptionId,
+    userId: user.id,
+    plan,
+    paymentMethod,
+    pendingPaymentTimeout: 'P1D',
+  });
+  return { subscriptionId, userId: user.id, plan, activation, handle: subscriptionHandle(env.client, subscriptionId) };
+}
+
+function state(subscriptionId: string): Promise<SubscriptionSnapshot> {
+  return getSubscriptionState(env.client, subscriptionId);
+}
+
+/** Polls the `state` query until `ready` holds: activities take real time after the clock jumps. */
+async function waitForState(subscriptionId: string, ready: (s: SubscriptionSnapshot) => boolean): Promise<SubscriptionSnapshot> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const snapshot = await state(subscriptionId);
+    if (ready(snapshot)) return snapshot;
+    if (Date.now() > deadline) assert.fail(`state never matched; last: ${JSON.stringify(snapshot, null, 1)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Retries `check` until it stops throwing: projections and outbox rows trail the workflow's state. */
+async function eventually(check: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+
+/** Moves the workflow clock to `at` (timers due by then fire). */
+async function advanceTo(at: Date | string): Promise<void> {
+  const ms = new Date(at).getTime() - (await env.currentTimeMs());
+  if (ms > 0) await env.sleep(ms);
+}
+
+async function paymentsOf(subscriptionId: string) {
+  return database.db
+    .select()
+    .from(payments)
+    .where(eq(payments.subscriptionId, subscriptionId))
+    .orderBy(asc(payments.cycle), asc(payments.attempt));
+}
+
+async function notificationsOf(subscriptionId: string) {
+  return database.db
+    .select()
+    .from(notifications)
+    .where(eq(notifications.subscriptionId, subscriptionId))
+    .orderBy(asc(notifications.createdAt));
+}
+
+async function rowOf(subscriptionId: string) {
+  const [row] = await database.db.select().from(subscriptions).where(eq(subscriptions.id, subscriptionId));
+  return row;
+}
+
+/** Days between two instants, to the minute: activities take real milliseconds after a timer fires. */
+const days = (from: string, to: string) => Math.round((new Date(to).getTime() - new Date(from).getTime()) / 60_000) / 1440;
+
+/** Subscribes, switches to `card` while active, and lets the first renewal fail on it. */
+async function subscribeAndFailRenewal(card: string) {
+  const subscription = await subscribe(VISA);
+  const { subscriptionId } = subscription;
+  await changePaymentMethod(env.client, subscriptionId, card);
+  const renewal = subscription.activation.subscription.nextBillingDate!;
+  await advanceTo(renewal);
+  const pastDue = await waitForState(subscriptionId, (s) => s.status === 'past_due' && s.dunning !== null);
+  return { ...subscription, renewal, pastDue };
+}
+
+// -----------------------------------------------------------------------------------------------
+
+describe('subscribe', () => {
+  test('a successful first charge makes it active until start + interval, projected to PostgreSQL', async () => {
+    const { subscriptionId, activation } = await subscribe(VISA);
+
+    assert.equal(activation.outcome, 'active');
+    assert.equal(activation.payment?.status, 'succeeded');
+    const s = activation.subscription;
+    assert.equal(s.status, 'active');
+    assert.equal(s.cycle, 1);
+    assert.equal(s.currentPeriodStart, s.anchorDate);
+    assert.equal(s.nextBillingDate, addPeriods(new Date(s.anchorDate), 'P1M', 1).toISOString());
+
+    const row = await rowOf(subscriptionId);
+    assert.equal(row.status, 'active');
+    assert.equal(row.workflowId, `subscription-${subscriptionId}`);
+    assert.equal(row.nextBillingDate?.toISOString(), s.nextBillingDate);
+    const [payment] = await paymentsOf(subscriptionId);
+    assert.deepEqual([payment.status, payment.cycle, payment.attempt, payment.amount], ['succeeded', 1, 1, 1999]);
+    assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), ['payment_succeeded']);
+  });
+
+  test('a declined first charge leaves it incomplete and no workflow running', async () => {
+    const { subscriptionId, activation, handle } = await subscribe(DECLINED);
+
+    assert.equal(activation.outcome, 'declined');
+    assert.equal(activation.subscription.status, 'incomplete');
+    assert.deepEqual([activation.payment?.status, activation.payment?.failureCode], ['failed', 'generic_decline']);
+    assert.equal((await handle.describe()).status.name, 'COMPLETED');
+    assert.equal((await rowOf(subscriptionId)).status, 'incomplete');
+  });
+
+  test('a trial charges nothing until it ends, then bills from the trial end', async () => {
+    const { subscriptionId, activation } = await subscribe(VISA, { trialPeriod: 'P14D' });
+
+    assert.equal(activation.outcome, 'trialing');
+    const trialEnd = activation.subscription.trialEnd!;
+    assert.equal(days(activation.subscription.currentPeriodStart!, trialEnd), 14);
+    assert.equal(activation.subscription.nextBillingDate, trialEnd);
+    assert.deepEqual(await paymentsOf(subscriptionId), []);
+
+    await advanceTo(trialEnd);
+    const active = await waitForState(subscriptionId, (s) => s.status === 'active');
+    assert.equal(active.anchorDate, trialEnd);
+    assert.equal(active.currentPeriodStart, trialEnd);
+    assert.equal(active.nextBillingDate, addPeriods(new Date(trialEnd), 'P1M', 1).toISOString());
+    assert.equal((await paymentsOf(subscriptionId)).length, 1);
+  });
+});
+
+describe('renewal', () => {
+  test('renews monthly for a year across month ends, keeping the Jan 31 anchor', async () => {
+    const now = new Date(await env.currentTimeMs());
+    const nextJan31 = new Date(Date.UTC(now.getUTCFullYear() + 1, 0, 31, 9, 0, 0));
+    await advanceTo(nextJan31);
+    const { subscriptionId, activation, handle } = await subscribe(VISA);
+    const firstRunId = (await handle.describe()).runId;
+    assert.equal(activation.subscription.anchorDate.slice(0, 10), nextJan31.toISOString().slice(0, 10));
+
+    const periodStarts: string[] = [];
+    let current = activation.subscription;
+    for (let month = 1; month <= 12; month++) {
+      await advanceTo(current.nextBillingDate!);
+      current = await waitForState(subscriptionId, (s) => s.cycle === month + 1);
+      periodStarts.push(current.currentPeriodStart!.slice(5, 10));
+    }
+
+    const year = nextJan31.getUTCFullYear();
+    const endOfFebruary = (y: number) => `02-${new Date(Date.UTC(y, 2, 0)).getUTCDate()}`;
+    assert.deepEqual(periodStarts, [
+      endOfFebruary(year), '03-31', '04-30', '05-31', '06-30', '07-31',
+      '08-31', '09-30', '10-31', '11-30', '12-31', '01-31',
+    ]);
+    assert.equal(current.nextBillingDate?.slice(0, 10), `${year + 1}-${endOfFebruary(year + 1)}`);
+    const charged = await paymentsOf(subscriptionId);
+    assert.deepEqual(charged.map((p) => `${p.cycle}:${p.attempt}:${p.status}`), Array.from({ length: 13 }, (_, i) => `${i + 1}:1:succeeded`));
+    assert.equal(new Set(charged.map((p) => p.idempotencyKey)).size, 13);
+    await eventually(async () => assert.equal((await rowOf(subscriptionId)).cycle, 13));
+
+    // A run per paid period keeps each history short.
+    assert.notEqual((await handle.describe()).runId, firstRunId);
+    assert.ok((await handle.fetchHistory()).events!.length < 40);
+  });
+});
+
+describe('dunning', () => {
+  test('a failed renewal walks the whole timeline: retries and reminders on days 1, 3, 5, expiry on day 7', async () => {
+    const { subscriptionId, handle, renewal, pastDue } = await subscribeAndFailRenewal(DECLINED);
+    assert.equal(pastDue.dunning?.retriesTotal, 3);
+    assert.equal(days(pastDue.dunning!.failedAt, pastDue.dunning!.nextRetryAt!), 1);
+    assert.equal(days(pastDue.dunning!.failedAt, pastDue.dunning!.graceEndsAt), 7);
+    assert.equal(pastDue.currentPeriodStart, renewal, 'the unpaid period is the one being collected');
+
+    const final = await handle.result();
+
+    assert.equal(final.status, 'expired');
+    const { failedAt, log } = final.dunning!;
+    assert.deepEqual(
+      log.map((entry) => `day ${days(failedAt, entry.at)} ${entry.kind}${entry.attempt ? ` #${entry.attempt} ${entry.outcome}` : ''}${entry.kind === 'reminder' ? `: ${entry.detail}` : ''}`),
+      [
+        'day 0 failed #1 failed',
+        'day 1 retry #2 failed',
+        'day 1 reminder: reminder 1 of 3: 6 days left',
+        'day 3 retry #3 failed',
+        'day 3 reminder: reminder 2 of 3: 4 days left',
+        'day 5 retry #4 failed',
+        'day 5 reminder: reminder 3 of 3: 2 days left',
+        'day 7 expired',
+      ],
+    );
+    assert.equal(days(failedAt, final.endedAt!), 7);
+
+    const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
+    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}:${p.failureCode}`), [
+      '1:failed:generic_decline', '2:failed:generic_decline', '3:failed:generic_decline', '4:failed:generic_decline',
+    ]);
+    const sent = await notificationsOf(subscriptionId);
+    assert.deepEqual(sent.map((n) => n.kind), [
+      'payment_succeeded', 'payment_failed', 'grace_reminder', 'grace_reminder', 'grace_reminder', 'subscription_expired',
+    ]);
+    assert.deepEqual(
+      sent.filter((n) => n.kind === 'grace_reminder').map((n) => /You have (.+?) left/.exec(n.body)?.[1]),
+      ['6 days', '4 days', '2 days'],
+    );
+    assert.ok(sent.every((n) => n.sentAt !== null), 'delivered through the mailer');
+    const row = await rowOf(subscriptionId);
+    assert.deepEqual([row.status, row.attemptCount, row.graceEndsAt?.toISOString()], ['expired', 4, final.dunning!.graceEndsAt]);
+  });
+
+  test('recovers on the second retry and keeps the original anchor', async () => {
+    const { subscriptionId, userId, activation, renewal, pastDue } = await subscribeAndFailRenewal(SHORT_OF_FUNDS);
+    const failedAt = pastDue.dunning!.failedAt;
+
+    await advanceTo(new Date(new Date(failedAt).getTime() + 2 * DAY));
+    const afterFirstRetry = await waitForState(subscriptionId, (s) => s.dunning?.attempts === 2);
+    assert.equal(afterFirstRetry.status, 'past_due');
+    assert.equal(afterFirstRetry.dunning?.lastFailureCode, 'insufficient_funds');
+
+    gateway.topUp(userId);
+    await advanceTo(new Date(new Date(failedAt).getTime() + 3 * DAY));
+    const recovered = await waitForState(subscriptionId, (s) => s.status === 'active');
+
+    assert.equal(recovered.cycle, 2);
+    assert.equal(recovered.dunning, null);
+    assert.equal(days(failedAt, recovered.lastPayment!.at), 3, 'paid by the day-3 retry');
+    assert.equal(recovered.currentPeriodStart, renewal);
+    assert.equal(recovered.nextBillingDate, addPeriods(new Date(activation.subscription.anchorDate), 'P1M', 2).toISOString());
+    const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
+    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}`), ['1:failed', '2:failed', '3:succeeded']);
+    await eventually(async () => {
+      assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), [
+        'payment_succeeded', 'payment_failed', 'grace_reminder', 'payment_succeeded',
+      ]);
+      assert.equal((await rowOf(subscriptionId)).status, 'active');
+    });
+  });
+
+  test('a payment-method update mid-grace retries at once', async () => {
+    const { subscriptionId, renewal, pastDue } = await subscribeAndFailRenewal(DECLINED);
+    const failedAt = pastDue.dunning!.failedAt;
+    await advanceTo(new Date(new Date(failedAt).getTime() + 2 * DAY));
+    await waitForState(subscriptionId, (s) => s.dunning?.attempts === 2);
+
+    const answer = await changePaymentMethod(env.client, subscriptionId, VISA);
+
+    assert.equal(answer.status, 'active', 'the update answers after the retry');
+    assert.equal(answer.paymentMethod, VISA);
+    assert.equal(days(failedAt, answer.lastPayment!.at), 2, 'charged at once, not at the day-3 retry');
+    assert.equal(answer.currentPeriodStart, renewal);
+    const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
+    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}`), ['1:failed', '2:failed', '3:succeeded']);
+    const row = await rowOf(subscriptionId);
+    assert.deepEqual([row.status, row.paymentMethod, row.graceEndsAt], ['active', VISA, null]);
+  });
+
+  test('a hard decline stops automatic retries but keeps grace open for a new card', async () => {
+    const { subscriptionId, pastDue } = await subscribeAndFailRenewal(STOLEN);
+    assert.equal(pastDue.dunning?.automaticRetriesStopped, true);
+    assert.equal(pastDue.dunning?.lastDecline, 'hard');
+    assert.equal(pastDue.dunning?.nextRetryAt, null);
+    const failedAt = pastDue.dunning!.failedAt;
+
+    await advanceTo(new Date(new Date(failedAt).getTime() + 6 * DAY));
+    const waiting = await waitForState(subscriptionId, (s) => s.dunning!.log.filter((e) => e.kind === 'reminder').length === 3);
+    assert.equal(waiting.status, 'past_due');
+    assert.equal(waiting.dunning?.attempts, 1, 'no automatic retry');
+    assert.equal(waiting.dunning?.retriesDone, 3);
+    assert.equal((await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2).length, 1);
+
+    const answer = await changePaymentMethod(env.client, subscriptionId, VISA);
+    assert.equal(answer.status, 'active');
+    assert.equal(days(failedAt, answer.lastPayment!.at), 6);
+  });
+
+  test('staff can extend the grace period and retry now', async () => {
+    const { subscriptionId, handle, pastDue } = await subscribeAndFailRenewal(STOLEN);
+    const failedAt = pastDue.dunning!.failedAt;
+
+    await handle.signal(extendGraceSignal, { by: 'P3D' });
+    const extended = await waitForState(subscriptionId, (s) => s.dunning!.graceEndsAt !== pastDue.dunning!.graceEndsAt);
+    assert.equal(days(failedAt, extended.dunning!.graceEndsAt), 10);
+
+    await handle.signal(retryPaymentNowSignal);
+    const retried = await waitForState(subscriptionId, (s) => s.dunning!.attempts === 2);
+    assert.deepEqual(retried.dunning?.log.at(-1), { at: retried.lastPayment!.at, kind: 'manual_retry', attempt: 2, outcome: 'failed', failureCode: 'stolen_card' });
+    assert.equal(retried.status, 'past_due');
+
+    const final = await handle.result();
+    assert.equal(final.status, 'expired');
+    assert.equal(days(failedAt, final.endedAt!), 10);
+    const reminders = (await notificationsOf(subscriptionId)).filter((n) => n.kind === 'grace_reminder');
+    assert.deepEqual(reminders.map((n) => /You have (.+?) left/.exec(n.body)?.[1]), ['9 days', '7 days', '5 days']);
+  });
+});
+
+describe('cancel', () => {
+  test('now: canceled at once, never charged again', async () => {
+    const { subscriptionId, handle, activation } = await subscribe(VISA);
+
+    const answer = await cancelSubscription(env.client, subscriptionId, false);
+
+    assert.equal(answer.status, 'canceled');
+    assert.equal(answer.nextBillingDate, null);
+    assert.equal((await handle.result()).status, 'canceled');
+    await advanceTo(new Date(new Date(activation.subscription.nextBillingDate!).getTime() + DAY));
+    assert.equal((await paymentsOf(subscriptionId)).length, 1);
+    assert.equal((await rowOf(subscriptionId)).status, 'canceled');
+    assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), ['payment_succeeded', 'subscription_canceled']);
+  });
+
+  test('at period end: active until then, canceled at the period end without a charge', async () => {
+    const { subscriptionId, handle, activation } = await subscribe(VISA);
+    const periodEnd = activation.subscription.currentPeriodEnd!;
+
+    const answer = await cancelSubscription(env.client, subscriptionId, true);
+    assert.deepEqual([answer.status, answer.cancelAtPeriodEnd, answer.nextBillingDate], ['active', true, null]);
+    const row = await rowOf(subscriptionId);
+    assert.deepEqual([row.status, row.cancelAtPeriodEnd], ['active', true]);
+
+    const final = await handle.result();
+    assert.equal(final.status, 'canceled');
+    assert.equal(final.endedAt, periodEnd);
+    assert.equal((await paymentsOf(subscriptionId)).length, 1);
+  });
+
+  test('past due: canceling at period end cancels now, nothing being paid for', async () => {
+    const { subscriptionId, handle } = await subscribeAndFailRenewal(DECLINED);
+    const answer = await cancelSubscription(env.client, subscriptionId, true);
+    assert.equal(answer.status, 'canceled');
+    assert.equal((await handle.result()).status, 'canceled');
+    await assert.rejects(cancelSubscription(env.client, subscriptionId, false));
+  });
+});
+
+describe('pending payments', () => {
+  test('a first charge awaiting authentication activates when the webhook signals success', async () => {
+    const { subscriptionId, activation, handle } = await subscribe(NEEDS_AUTHENTICATION);
+    assert.equal(activation.outcome, 'pending');
+    assert.equal(activation.subscription.status, 'incomplete');
+    const paymentId = activation.payment!.paymentId;
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+    assert.equal(days(pending.pendingPayment!.since, pending.pendingPayment!.expiresAt), 1);
+
+    const [row] = await paymentsOf(subscriptionId);
+    await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: row.gatewayPaymentId!, status: 'succeeded', failureCode: null });
+
+    const active = await waitForState(subscriptionId, (s) => s.status === 'active');
+    assert.equal(active.cycle, 1);
+    assert.equal(active.pendingPayment, null);
+    assert.equal((await paymentsOf(subscriptionId))[0].status, 'succeeded');
+    await eventually(async () => {
+      assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), ['payment_action_required', 'payment_succeeded']);
+    });
+  });
+
+  test('a renewal still pending after the timeout counts as a failed attempt', async () => {
+    const { subscriptionId, activation } = await subscribe(VISA);
+    await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);
+    await advanceTo(activation.subscription.nextBillingDate!);
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+    assert.equal(pending.status, 'active');
+
+    await advanceTo(pending.pendingPayment!.expiresAt);
+    const pastDue = await waitForState(subscriptionId, (s) => s.status === 'past_due');
+    assert.equal(pastDue.dunning?.lastFailureCode, 'payment_pending_timeout');
+    assert.equal(pastDue.dunning?.lastDecline, 'soft');
+    const renewalPayment = (await paymentsOf(subscriptionId)).find((p) => p.cycle === 2)!;
+    assert.deepEqual([renewalPayment.status, renewalPayment.failureCode], ['failed', 'payment_pending_timeout']);
+  });
+
+  test('a renewal the webhook reports as failed starts dunning with its decline code', async () => {
+    const { subscriptionId, activation, handle } = await subscribe(VISA);
+    await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);
+    await advanceTo(activation.subscription.nextBillingDate!);
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+
+    const { paymentId } = pending.pendingPayment!;
+    await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: 'pi_sandbox_x', status: 'failed', failureCode: 'fraudulent' });
+
+    const pastDue = await waitForState(subscriptionId, (s) => s.status === 'past_due');
+    assert.deepEqual([pastDue.dunning?.lastFailureCode, pastDue.dunning?.lastDecline, pastDue.dunning?.automaticRetriesStopped], ['fraudulent', 'hard', true]);
+  });
+});
+
+describe('continue-as-new', () => {
+  test('a signal and an update arriving as the workflow continues as new are not lost', async () => {
+    const { subscriptionId, activation, handle } = await subscribe(VISA);
+    const firstRunId = (await handle.describe()).runId;
+    let cancel: Promise<SubscriptionSnapshot> | undefined;
+    // The renewal receipt is the last activity before the hop: both arrive while it completes.
+    afterNotify = async (input) => {
+      if (input.kind !== 'payment_succeeded' || !input.dedupeKey.endsWith(':2:paid')) return;
+      await handle.signal(paymentMethodUpdatedSignal, { paymentMethod: 'pm_card_mastercard' });
+      cancel = cancelSubscription(env.client, subscriptionId, true);
+    };
+
+    await advanceTo(activation.subscription.nextBillingDate!);
+    const renewed = await waitForState(subscriptionId, (s) => s.cycle === 2 && s.cancelAtPeriodEnd);
+    const answer = await cancel!;
+
+    assert.equal(answer.cancelAtPeriodEnd, true);
+    assert.equal(renewed.paymentMethod, 'pm_card_mastercard');
+    assert.notEqual((await handle.describe()).runId, firstRunId, 'continued as new');
+    const row = await rowOf(subscriptionId);
+    assert.deepEqual([row.paymentMethod, row.cancelAtPeriodEnd, row.cycle], ['pm_card_mastercard', true, 2]);
+
+    const final = await handle.result();
+    assert.equal(final.status, 'canceled');
+    assert.equal(final.endedAt, renewed.currentPeriodEnd);
+    assert.equal((await paymentsOf(subscriptionId)).length, 2, 'no charge after the cancel');
+  });
+});
