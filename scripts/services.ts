@@ -22,6 +22,11 @@ export interface ManagedProcess {
   stop(): Promise<void>;
 }
 
+interface SystemUser {
+  uid: number;
+  gid: number;
+}
+
 interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Where stdout and stderr go; the terminal when omitted. */
@@ -30,7 +35,7 @@ interface SpawnOptions {
   stopSignal?: NodeJS.Signals;
   /** How long a clean shutdown may take before the group is killed. */
   stopGraceMs?: number;
-  user?: { uid: number; gid: number };
+  user?: SystemUser;
   /** Hands stdout to the caller (child.stdout) instead of the log or terminal. */
   pipeStdout?: boolean;
 }
@@ -97,7 +102,10 @@ export class ProcessGroup {
 async function stopProcess(managed: ManagedProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (!managed.hasExited()) {
     killGroup(managed.child, signal);
-    const timedOut = await Promise.race([managed.exited.then(() => false), sleep(graceMs).then(() => true)]);
+    const timedOut = await Promise.race([
+      managed.exited.then(() => false),
+      sleep(graceMs, true, { ref: false }),
+    ]);
     if (timedOut) log(`${managed.name}: no clean exit after ${graceMs / 1000}s, killing it`);
   }
   // Whatever the leader left behind in its group goes too.
@@ -165,7 +173,9 @@ export async function startPostgres(group: ProcessGroup, options: PostgresOption
     [
       '-D', options.dataDir, '-p', String(options.port), '-h', '127.0.0.1',
       // TCP only: a socket path under a deep data dir can exceed the 107-byte limit.
-      '-k', '', '-c', 'max_connections=300', ...speed,
+      '-k', '',
+      // Test files run two at a time, each with API and worker pools of their own.
+      '-c', 'max_connections=300', ...speed,
     ],
     // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to disconnect.
     { logFile: options.logFile, stopSignal: 'SIGINT', stopGraceMs: 30_000, user },
@@ -175,7 +185,7 @@ export async function startPostgres(group: ProcessGroup, options: PostgresOption
   return { url: `postgres://postgres@127.0.0.1:${options.port}/${options.database}`, process: child };
 }
 
-function initCluster(options: PostgresOptions, user: { uid: number; gid: number } | undefined): void {
+function initCluster(options: PostgresOptions, user: SystemUser | undefined): void {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   if (user) chownSync(options.dataDir, user.uid, user.gid);
   log(`postgresql: creating a cluster in ${options.dataDir}`);
@@ -193,7 +203,7 @@ function initCluster(options: PostgresOptions, user: { uid: number; gid: number 
 }
 
 /** The uid/gid of the `postgres` system user that Debian's package creates. */
-function postgresUser(): { uid: number; gid: number } {
+function postgresUser(): SystemUser {
   const entry = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .map((line) => line.split(':'))
@@ -333,13 +343,15 @@ export async function startStripeMock(
     { logFile: options.logFile },
   );
   const url = `http://127.0.0.1:${options.port}`;
-  await waitUntilReady('stripe-mock', child, options.logFile, () => httpAnswers(`${url}/v1/customers`));
+  await waitUntilReady('stripe-mock', child, options.logFile, () =>
+    httpAnswers(`${url}/v1/customers`, { authorization: 'Bearer sk_test_123' }),
+  );
   return { url, process: child };
 }
 
-async function httpAnswers(url: string): Promise<boolean> {
+async function httpAnswers(url: string, headers: Record<string, string> = {}): Promise<boolean> {
   try {
-    const response = await fetch(url, { headers: { authorization: 'Bearer sk_test_123' }, signal: AbortSignal.timeout(2000) });
+    const response = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
     await response.arrayBuffer();
     return true;
   } catch {
@@ -366,7 +378,7 @@ async function waitUntilReady(
   throw new Error(`${name} was not ready after ${READY_TIMEOUT_MS / 1000}s:\n${logTail(logFile)}`);
 }
 
-export function logTail(logFile: string, lines = 30): string {
+function logTail(logFile: string, lines = 30): string {
   try {
     return readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
   } catch {

@@ -162,7 +162,7 @@ function findTests(dir: string): string[] {
  */
 async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const runner = runnerGroup.spawn(
-    process.execPath,
+    'tests',
     process.execPath,
     [
       '--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
