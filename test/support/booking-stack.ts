@@ -3,12 +3,12 @@
  * and booking workflows with the real activities (PostgreSQL, Redis, sandbox gateway, log mailer)
  * on the shared dev server, on a task queue of its own. Real time: use short hold TTLs.
  */
-import { Worker } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import { createApp, type AppDeps } from '../../api/app';
 import { connectDatabase } from '../../db/client';
+import { bundleWorkflows, createWorkers, runWorkers } from '../../workers/worker';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestUser } from './api';
-import { BOOKING_WORKFLOWS_PATH, createBookingTestActivities } from './booking-worker';
+import { createBookingTestActivities } from './booking-worker';
 import { connectDevServer, uniqueTaskQueue } from './temporal';
 
 export interface BookingStack {
@@ -28,13 +28,14 @@ export async function startBookingStack(options: { redis?: Redis } = {}): Promis
   const deps: AppDeps = { ...baseDeps, taskQueues };
   // The worker's own pool, as in production: claims must not queue behind API reads.
   const workerDatabase = connectDatabase(deps.config.DATABASE_URL, { max: 10 });
-  const worker = await Worker.create({
+  // The production bundle (workflows/index.ts), so a workflow missing from it fails here.
+  const workers = await createWorkers({
     connection: devServer.nativeConnection,
-    taskQueue: taskQueues.bookings,
-    workflowsPath: BOOKING_WORKFLOWS_PATH,
+    taskQueues: [taskQueues.bookings],
     activities: createBookingTestActivities({ db: workerDatabase.db, redis: deps.redis, config: deps.config, logger: deps.logger }),
+    workflowBundle: await bundleWorkflows(),
   });
-  const running = worker.run();
+  const running = runWorkers(workers);
   const server = await listen(createApp(deps));
   const staff = await createTestUser(deps, { role: 'staff', name: 'Test Staff' });
   return {
@@ -45,7 +46,7 @@ export async function startBookingStack(options: { redis?: Redis } = {}): Promis
       await server.close();
       // Holds and bookings wait on timers; none may be left running on the shared server.
       await terminateRunningWorkflows(deps, taskQueues.bookings);
-      worker.shutdown();
+      for (const worker of workers) worker.shutdown();
       await running;
       await workerDatabase.close();
       await closeDeps();

@@ -1,24 +1,17 @@
 import { setTimeout } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Redis } from 'ioredis';
-import { createBookingActivities } from '../../activities/booking';
-import { createHoldActivities } from '../../activities/hold';
-import { createMailer, createNotificationActivities } from '../../activities/notification';
-import { createPaymentActivities } from '../../activities/payment';
+import { createActivities } from '../../activities';
+import { createMailer } from '../../activities/notification';
 import { createPaymentGateway } from '../../activities/payment-gateway';
 import type { Database } from '../../db/client';
 import type { Config } from '../../workers/config';
 import type { Logger } from '../../workers/logger';
 
-/** Everything a booking workflow calls, built from the real factories on real connections. */
+/** Every activity the workers register, built as the worker process builds them, on the given connections. */
 export function createBookingTestActivities(deps: { db: Database; redis: Redis; config: Config; logger: Logger }) {
   const { db, redis, config, logger } = deps;
-  return {
-    ...createHoldActivities({ db, redis, logger }),
-    ...createBookingActivities({ db, redis, logger }),
-    ...createPaymentActivities({ db, gateway: createPaymentGateway(config, logger), logger }),
-    ...createNotificationActivities({ db, mailer: createMailer(config, logger), logger }),
-  };
+  return createActivities({ db, redis, gateway: createPaymentGateway(config, logger), mailer: createMailer(config, logger), logger });
 }
 
 export type BookingTestActivities = ReturnType<typeof createBookingTestActivities>;
