@@ -197,8 +197,9 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
     let result;
     try {
-      result = await temporal.workflow.getHandle(booking.workflowId).executeUpdate(cancelBookingUpdate);
+      result = await withinDeadline(() => temporal.workflow.getHandle(booking.workflowId).executeUpdate(cancelBookingUpdate));
     } catch (err) {
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking);
       throw await changeRefused(err, booking, 'The refund could not be made; the booking is unchanged.');
     }
     res.json({ booking: toBookingJson(await bookingRow(booking.id)), refund: { tier: result.tier, amount: result.refundedAmount } });
@@ -215,10 +216,13 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     await assertUnitsOfOffering(booking.offeringId, input.unitIds);
     let result;
     try {
-      result = await temporal.workflow
-        .getHandle(booking.workflowId)
-        .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod: input.paymentMethod }] });
+      result = await withinDeadline(() =>
+        temporal.workflow
+          .getHandle(booking.workflowId)
+          .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod: input.paymentMethod }] }),
+      );
     } catch (err) {
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking);
       throw await changeRefused(err, booking, 'The reschedule failed; the booking is unchanged.');
     }
     switch (result.status) {
@@ -305,6 +309,11 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
   }
 
   return router;
+}
+
+/** The workflow is still carrying the change out (a payment awaiting its webhook, say): it goes on durably. */
+function stillChanging(res: Response, booking: BookingRow): void {
+  res.status(202).json({ booking: toBookingJson(booking) });
 }
 
 function respondWithBooking(res: Response, booking: BookingRow): void {

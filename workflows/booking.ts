@@ -209,12 +209,14 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       }
 
       if (terms.amount > 0) {
-        const paid = await charge(terms.amount, input.paymentMethod, 0, `${terms.offeringName}: ${terms.unitIds.length} unit(s)`, true);
+        const paid = await charge(terms.amount, input.paymentMethod, 0, `${terms.offeringName}: ${terms.unitIds.length} unit(s)`, () => {
+          state.awaitingPayment = true;
+        });
         if (paid.status !== 'succeeded') {
           throw new SagaFailure(paid.failureCode === PAYMENT_TIMEOUT_FAILURE_CODE ? 'payment_timeout' : 'payment_declined');
         }
         state.charges.push({ paymentId: paid.paymentId, amount: terms.amount, refunded: 0 });
-        compensations.push(() => refundQuietly(terms!.amount, 'compensation', 'Booking could not be completed'));
+        compensations.push(() => refundQuietly(bookingTerms.amount, 'compensation', 'Booking could not be completed'));
       }
 
       const outcome = await step('confirm_failed', () =>
@@ -256,7 +258,8 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
     }
   }
 
-  async function charge(amount: number, paymentMethod: string, cycle: number, description: string, decides: boolean): Promise<ChargeResult> {
+  /** One charge of the booking; a pending one waits for the payment webhook (`onPending` is told). */
+  async function charge(amount: number, paymentMethod: string, cycle: number, description: string, onPending?: () => void): Promise<ChargeResult> {
     let result: ChargeResult;
     try {
       result = await chargePayment({
@@ -278,7 +281,7 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
     }
     if (result.status !== 'pending') return result;
 
-    if (decides) state.awaitingPayment = true;
+    onPending?.();
     const settledInTime = await condition(
       () => settlements.has(result.paymentId),
       durationToMilliseconds(input.pendingPaymentTimeout),
@@ -395,7 +398,7 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       const difference = price.amount - state.amount;
       let topUp: BookingCharge | undefined;
       if (difference > 0) {
-        const paid = await charge(difference, request.paymentMethod ?? input.paymentMethod, cycle, `${bookingTerms.offeringName}: reschedule`, false);
+        const paid = await charge(difference, request.paymentMethod ?? input.paymentMethod, cycle, `${bookingTerms.offeringName}: reschedule`);
         if (paid.status !== 'succeeded') {
           await runUndo();
           return { status: 'declined', failureCode: paid.failureCode };
