@@ -155,5 +155,5 @@ export async function deliverWebhook(stack: SubscriptionStack, event: object, se
     headers: { 'content-type': 'application/json', 'stripe-signature': signature },
     body: payload,
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
