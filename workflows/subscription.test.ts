@@ -19,7 +19,12 @@ import type { ChargeRequest, PaymentGateway } from '../domain/payment';
 import { addPeriods } from '../domain/period';
 import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { insertTestPlan } from '../test/support/subscription-fixtures';
+import {
+  advanceTo as advanceClockTo,
+  eventually,
+  insertTestPlan,
+  waitForState as waitForStateOf,
+} from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { createLogger } from '../workers/logger';
 import { bundleWorkflows, createWorkers, runWorkers } from '../workers/worker';
@@ -27,7 +32,6 @@ import { paymentSettledSignal } from './payment';
 import {
   cancelSubscription,
   changePaymentMethod,
-  getSubscriptionState,
   startSubscription,
   subscriptionHandle,
 } from './subscription-client';
@@ -142,38 +146,12 @@ async function subscribe(paymentMethod: string, planOverrides: Partial<Omit<Plan
   return { subscriptionId, userId: user.id, plan, activation, handle: subscriptionHandle(env.client, subscriptionId) };
 }
 
-function state(subscriptionId: string): Promise<SubscriptionSnapshot> {
-  return getSubscriptionState(env.client, subscriptionId);
+function waitForState(subscriptionId: string, ready: (s: SubscriptionSnapshot) => boolean): Promise<SubscriptionSnapshot> {
+  return waitForStateOf(env.client, subscriptionId, ready);
 }
 
-/** Polls the `state` query until `ready` holds: activities take real time after the clock jumps. */
-async function waitForState(subscriptionId: string, ready: (s: SubscriptionSnapshot) => boolean): Promise<SubscriptionSnapshot> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const snapshot = await state(subscriptionId);
-    if (ready(snapshot)) return snapshot;
-    if (Date.now() > deadline) assert.fail(`state never matched; last: ${JSON.stringify(snapshot, null, 1)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Retries `check` until it stops throwing: projections and outbox rows trail the workflow's state. */
-async function eventually(check: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
-
-/** Moves the workflow clock to `at` (timers due by then fire). */
-async function advanceTo(at: Date | string): Promise<void> {
-  const ms = new Date(at).getTime() - (await env.currentTimeMs());
-  if (ms > 0) await env.sleep(ms);
+function advanceTo(at: Date | string): Promise<void> {
+  return advanceClockTo(env, at);
 }
 
 async function paymentsOf(subscriptionId: string) {

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Database } from '../../db/client';
 import { plans } from '../../db/schema';
 import { DEFAULT_DUNNING_POLICY } from '../../domain/dunning';
-import type { PlanTerms } from '../../domain/subscription';
+import type { PlanTerms, SubscriptionSnapshot } from '../../domain/subscription';
+import { getSubscriptionState } from '../../workflows/subscription-client';
 
 /** A plan row of its own (random code) and the terms a subscription workflow is started with. */
 export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanTerms, 'planId' | 'code'>> = {}): Promise<PlanTerms> {
@@ -31,4 +34,36 @@ export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanT
     })
     .returning({ id: plans.id });
   return { planId: row.id, ...terms };
+}
+
+/** Retries `check` until it stops throwing (15 s): projections and outbox rows trail the workflow. */
+export async function eventually<T>(check: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+
+/** Polls the `state` query until `ready` holds: activities take real time after the clock jumps. */
+export function waitForState(
+  client: Client,
+  subscriptionId: string,
+  ready: (snapshot: SubscriptionSnapshot) => boolean,
+): Promise<SubscriptionSnapshot> {
+  return eventually(async () => {
+    const snapshot = await getSubscriptionState(client, subscriptionId);
+    if (!ready(snapshot)) throw new Error(`state never matched; last: ${JSON.stringify(snapshot, null, 1)}`);
+    return snapshot;
+  });
+}
+
+/** Moves the time-skipping server's clock to `at`; timers due by then fire. */
+export async function advanceTo(env: TestWorkflowEnvironment, at: Date | string): Promise<void> {
+  const ms = new Date(at).getTime() - (await env.currentTimeMs());
+  if (ms > 0) await env.sleep(ms);
 }
