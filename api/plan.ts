@@ -59,7 +59,9 @@ export function planTermsOf(row: PlanRow): PlanTerms {
   };
 }
 
-// The shapes only; whether the durations, amount and dunning policy make sense is the domain's call.
+const duration = z.string().max(64);
+
+// Shapes only: planTermsProblems (domain) judges the amount, currency, durations and dunning policy.
 export const createPlanSchema = z.strictObject({
   code: z
     .string()
@@ -67,14 +69,14 @@ export const createPlanSchema = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'Must be 1 to 64 lower-case letters, digits, "-" or "_"'),
   name: z.string().trim().min(1).max(200),
   amount: z.number(),
-  currency: z.string(),
-  interval: z.string(),
-  trialPeriod: z.string().nullish().transform((value) => value ?? null),
+  currency: z.string().max(16),
+  interval: duration,
+  trialPeriod: duration.nullish().transform((value) => value ?? null),
   dunning: z
     .strictObject({
-      retryOffsets: z.array(z.string()).max(100),
-      reminderOffsets: z.array(z.string()).max(100),
-      gracePeriod: z.string(),
+      retryOffsets: z.array(duration).max(100),
+      reminderOffsets: z.array(duration).max(100),
+      gracePeriod: duration,
     })
     .optional()
     .transform((dunning) => dunning ?? { ...DEFAULT_DUNNING_POLICY }),
