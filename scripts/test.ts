@@ -33,8 +33,8 @@ import {
 
 const TEST_ROOTS = ['domain', 'workflows', 'activities', 'api', 'workers', 'db', 'test'];
 const SKIPPED_DIRS = new Set(['node_modules', '.tools', '.data', 'dist']);
-// A safety net against a hung test, not a performance assertion.
-const PER_TEST_TIMEOUT_MS = 10 * 60_000;
+// A safety net against a hung test file (it applies per file too), not a performance assertion.
+const PER_TEST_TIMEOUT_MS = 5 * 60_000;
 const INTERRUPTED = 130;
 
 const servers = new ProcessGroup();
