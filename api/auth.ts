@@ -5,9 +5,10 @@ import { Router, type Request, type RequestHandler } from 'express';
 import { SignJWT, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { users } from '../db/schema';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role } from '../domain/user';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role, type UserView } from '../domain/user';
 import type { Config } from '../workers/config';
 import type { AppDeps } from './app';
+import { isoDateTime } from './contract';
 import { HttpProblem } from './problem';
 import { parseBody } from './validation';
 
@@ -36,6 +37,17 @@ const loginSchema = z.object({
   email: normalizedEmail,
   password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
 });
+
+/** A user as the API shows it: never the password hash. */
+export const userJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    email: z.email(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'User' }) satisfies z.ZodType<UserView>;
 
 const tokenClaimsSchema = z.object({
   sub: z.uuid(),

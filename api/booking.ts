@@ -19,7 +19,7 @@ import {
   type BookingFailureReason,
   type BookingView,
 } from '../domain/booking';
-import { duplicateIds, holdTtlMilliseconds, holdWorkflowId } from '../domain/hold';
+import { duplicateIds, holdTtlMilliseconds, holdWorkflowId, type HoldView } from '../domain/hold';
 import { TASK_QUEUES } from '../workers/task-queues';
 import {
   bookingDecisionUpdate,
@@ -31,6 +31,7 @@ import {
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from '../workflows/hold';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
+import { isoDateTime } from './contract';
 import { idempotent } from './idempotency';
 import { toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
@@ -335,7 +336,37 @@ export function bookingIdForHold(holdId: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export function toBookingJson(booking: BookingRow): BookingView & { failureReason: string | null } {
+/** A booking as the API shows it. */
+export const bookingJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    userId: z.uuid(),
+    offeringId: z.uuid(),
+    unitIds: z.array(z.uuid()),
+    status: z.enum(bookings.status.enumValues),
+    amount: z.int().min(0).meta({ description: "The booking's current price: what the customer has paid net of reschedule refunds." }),
+    currency: z.string(),
+    refundedAmount: z.int().min(0).meta({ description: 'Money returned by a cancellation.' }),
+    workflowId: z.string(),
+    createdAt: isoDateTime,
+    failureReason: z.string().nullable(),
+  })
+  .meta({ id: 'Booking' }) satisfies z.ZodType<BookingView & { failureReason: string | null }>;
+
+export type BookingJson = z.infer<typeof bookingJsonSchema>;
+
+/** A hold as the API shows it (the hold workflow's own view). */
+export const holdJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    offeringId: z.uuid(),
+    unitIds: z.array(z.uuid()),
+    expiresAt: isoDateTime,
+    status: z.enum(holds.status.enumValues),
+  })
+  .meta({ id: 'Hold' }) satisfies z.ZodType<HoldView>;
+
+export function toBookingJson(booking: BookingRow): BookingJson {
   return {
     id: booking.id,
     userId: booking.userId,

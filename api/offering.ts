@@ -4,37 +4,46 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
-import { cancellationPolicyProblem, OFFERING_KINDS, type OfferingKind } from '../domain/booking';
+import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
 import { DEFAULT_HOLD_TTL, holdTtlProblem, unitEventsChannel, unitStatusOf, type UnitStatus } from '../domain/hold';
 import { isCurrencyCode } from '../domain/money';
 import { isIsoDuration } from '../domain/period';
 import type { Logger } from '../workers/logger';
 import type { AppDeps } from './app';
 import { requireAuth, requireRole } from './auth';
+import { isoDateTime } from './contract';
 import { HttpProblem } from './problem';
 import { parseBody, parseParams, parseQuery } from './validation';
 
-export interface UnitJson {
-  id: string;
-  label: string;
-  type: string | null;
-  amount: number;
-  currency: string;
-  status: UnitStatus;
-}
+export const unitJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    label: z.string(),
+    type: z.string().nullable(),
+    amount: z.int().min(0),
+    currency: z.string(),
+    status: z.enum(['available', 'held', 'booked'] satisfies UnitStatus[]),
+  })
+  .meta({ id: 'Unit' });
 
-export interface OfferingJson {
-  id: string;
-  name: string;
-  kind: OfferingKind;
-  startsAt: string;
-  endsAt: string;
-  requiresSubscription: boolean;
-  holdTtl: string;
-  cancellation: { freeUntil: string | null; lateRefundPercent: number };
-  units: UnitJson[];
-  createdAt: string;
-}
+export type UnitJson = z.infer<typeof unitJsonSchema>;
+
+export const offeringJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    name: z.string(),
+    kind: z.enum(OFFERING_KINDS),
+    startsAt: isoDateTime,
+    endsAt: isoDateTime,
+    requiresSubscription: z.boolean(),
+    holdTtl: z.string(),
+    cancellation: z.strictObject({ freeUntil: z.string().nullable(), lateRefundPercent: z.int().min(0).max(100) }),
+    units: z.array(unitJsonSchema),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'Offering' });
+
+export type OfferingJson = z.infer<typeof offeringJsonSchema>;
 
 type OfferingRow = typeof offerings.$inferSelect;
 

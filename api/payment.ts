@@ -15,27 +15,31 @@ import { TASK_QUEUES } from '../workers/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
+import { isoDateTime } from './contract';
 import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { parseBody, parseQuery } from './validation';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
-export interface PaymentJson {
-  id: string;
-  kind: PaymentRow['kind'];
-  amount: number;
-  currency: string;
-  status: PaymentRow['status'];
-  attempt: number;
-  gatewayPaymentId: string | null;
-  failureCode: string | null;
-  refundedAmount: number;
-  subscriptionId?: string;
-  bookingId?: string;
-  /** For a refund: the payment it refunds. */
-  refundOf?: string;
-  createdAt: string;
-}
+export const paymentJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    kind: z.enum(payments.kind.enumValues),
+    amount: z.int().min(0),
+    currency: z.string(),
+    status: z.enum(payments.status.enumValues),
+    attempt: z.int().min(1),
+    gatewayPaymentId: z.string().nullable(),
+    failureCode: z.string().nullable(),
+    refundedAmount: z.int().min(0),
+    subscriptionId: z.uuid().optional(),
+    bookingId: z.uuid().optional(),
+    refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'Payment' });
+
+export type PaymentJson = z.infer<typeof paymentJsonSchema>;
 
 export function toPaymentJson(row: PaymentRow): PaymentJson {
   return {

@@ -7,6 +7,7 @@ import { formatMoney } from '../domain/money';
 import { planTermsProblems, type PlanTerms } from '../domain/subscription';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth, requireRole } from './auth';
+import { isoDateTime } from './contract';
 import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { parseBody } from './validation';
@@ -14,20 +15,23 @@ import { parseBody } from './validation';
 export type PlanRow = typeof plans.$inferSelect;
 
 /** A plan as the API shows it. */
-export interface PlanJson {
-  id: string;
-  code: string;
-  name: string;
-  amount: number;
-  currency: string;
-  /** "$19.99": for display only; `amount` is the number to compute with. */
-  price: string;
-  interval: string;
-  trialPeriod: string | null;
-  dunning: { retryOffsets: string[]; reminderOffsets: string[]; gracePeriod: string };
-  active: boolean;
-  createdAt: string;
-}
+export const planJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    code: z.string(),
+    name: z.string(),
+    amount: z.int().min(0),
+    currency: z.string(),
+    price: z.string().meta({ description: '"$19.99": for display only; `amount` is the number to compute with.' }),
+    interval: z.string(),
+    trialPeriod: z.string().nullable(),
+    dunning: z.strictObject({ retryOffsets: z.array(z.string()), reminderOffsets: z.array(z.string()), gracePeriod: z.string() }),
+    active: z.boolean(),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'Plan' });
+
+export type PlanJson = z.infer<typeof planJsonSchema>;
 
 export function toPlanJson(row: PlanRow): PlanJson {
   return {

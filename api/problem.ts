@@ -3,9 +3,23 @@ import { isGrpcServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 // Types `req.id` and `req.log`, which the request logger sets on every request.
 import type {} from 'pino-http';
+import { z } from 'zod';
 import type { Logger } from '../workers/logger';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** The body of every error answer; members such as `failureCode` or `hold` may come on top. */
+export const problemSchema = z
+  .looseObject({
+    type: z.string(),
+    title: z.string(),
+    status: z.int().min(400).max(599),
+    detail: z.string().optional(),
+    instance: z.string(),
+    requestId: z.string(),
+    invalidParams: z.array(z.strictObject({ name: z.string(), reason: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details; `invalidParams` names each field a 400 rejected.' });
 
 /**
  * An error that is the answer: thrown (or passed to `next`) anywhere in a route and rendered as

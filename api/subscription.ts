@@ -15,6 +15,7 @@ import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/s
 import { cancelSubscription, changePaymentMethod, startSubscription } from '../workflows/subscription-client';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
+import { isoDateTime } from './contract';
 import { idempotent } from './idempotency';
 import { toPaymentJson } from './payment';
 import { planTermsOf } from './plan';
@@ -25,24 +26,26 @@ export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type NotificationRow = typeof notifications.$inferSelect;
 
 /** A subscription as the API shows it: its projection row, dates as ISO-8601 UTC strings. */
-export interface SubscriptionJson {
-  id: string;
-  userId: string;
-  planId: string;
-  status: SubscriptionRow['status'];
-  currentPeriodStart: string | null;
-  currentPeriodEnd: string | null;
-  nextBillingDate: string | null;
-  cancelAtPeriodEnd: boolean;
-  canceledAt: string | null;
-  trialEnd: string | null;
-  /** While past due: when the subscription expires unless a payment succeeds. */
-  graceEndsAt: string | null;
-  /** While past due: charges made for the unpaid period so far. */
-  attemptCount: number;
-  workflowId: string;
-  createdAt: string;
-}
+export const subscriptionJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    userId: z.uuid(),
+    planId: z.uuid(),
+    status: z.enum(subscriptions.status.enumValues),
+    currentPeriodStart: isoDateTime.nullable(),
+    currentPeriodEnd: isoDateTime.nullable(),
+    nextBillingDate: isoDateTime.nullable(),
+    cancelAtPeriodEnd: z.boolean(),
+    canceledAt: isoDateTime.nullable(),
+    trialEnd: isoDateTime.nullable(),
+    graceEndsAt: isoDateTime.nullable().meta({ description: 'While past due: when the subscription expires unless a payment succeeds.' }),
+    attemptCount: z.int().min(0).meta({ description: 'While past due: charges made for the unpaid period so far.' }),
+    workflowId: z.string(),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'Subscription' });
+
+export type SubscriptionJson = z.infer<typeof subscriptionJsonSchema>;
 
 export function toSubscriptionJson(row: SubscriptionRow): SubscriptionJson {
   return {
@@ -64,13 +67,17 @@ export function toSubscriptionJson(row: SubscriptionRow): SubscriptionJson {
 }
 
 /** A notification as the API shows it: what was said and when, not to whom. */
-export interface NotificationJson {
-  id: string;
-  kind: string;
-  subject: string;
-  createdAt: string;
-  sentAt: string | null;
-}
+export const notificationJsonSchema = z
+  .strictObject({
+    id: z.uuid(),
+    kind: z.string(),
+    subject: z.string(),
+    createdAt: isoDateTime,
+    sentAt: isoDateTime.nullable(),
+  })
+  .meta({ id: 'Notification' });
+
+export type NotificationJson = z.infer<typeof notificationJsonSchema>;
 
 export function toNotificationJson(row: NotificationRow): NotificationJson {
   return { id: row.id, kind: row.kind, subject: row.subject, createdAt: row.createdAt.toISOString(), sentAt: isoOrNull(row.sentAt) };
