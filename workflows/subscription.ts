@@ -24,7 +24,7 @@ import type { PaymentActivities } from '../activities/payment';
 import type { SubscriptionActivities, SubscriptionProjection } from '../activities/subscription';
 import { dunningTimeline, type DunningEvent } from '../domain/dunning';
 import { formatMoney } from '../domain/money';
-import type { NotificationKind } from '../domain/notification';
+import type { NotificationInput, NotificationKind } from '../domain/notification';
 import { chargeIdempotencyKey, classifyDecline, type DeclineKind, type PaymentSettlement } from '../domain/payment';
 import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../domain/period';
 import {
@@ -142,6 +142,8 @@ export interface SubscriptionState {
   lastPayment: SubscriptionSnapshot['lastPayment'];
   /** Webhook answers not yet matched to the pending charge (a webhook can outrun the charge's reply). */
   settlements: PaymentSettlement[];
+  /** Notifications not yet delivered. */
+  outbox: NotificationInput[];
 }
 
 interface DunningState {
@@ -169,6 +171,7 @@ type AttemptOutcome =
 
 const MAX_UNMATCHED_SETTLEMENTS = 20;
 const PENDING_TIMEOUT_CODE = 'payment_pending_timeout';
+const OUTBOX_DRAIN_WAIT = '1 minute';
 
 // ---------------------------------------------------------------------------------------------
 // The workflow
@@ -192,6 +195,7 @@ class Subscription {
 
   async run(): Promise<SubscriptionSnapshot> {
     this.registerHandlers();
+    for (const notification of this.state.outbox) this.deliver(notification);
     if (this.input.carried) {
       this.activation = { outcome: activationOutcomeOf(this.state.status), subscription: this.snapshot(), payment: null };
     } else {
@@ -201,7 +205,8 @@ class Subscription {
       const paid = await this.step();
       if (paid) await this.continueAsNewWhenIdle();
     }
-    await condition(allHandlersFinished);
+    // The final notice is delivered before the workflow closes.
+    await condition(() => allHandlersFinished() && this.state.outbox.length === 0);
     return this.snapshot();
   }
 
@@ -290,7 +295,7 @@ class Subscription {
     await this.project();
     const { plan } = this.input;
     const period = billingPeriod(new Date(this.state.anchorDate), plan.interval, cycle);
-    await this.notify('payment_succeeded', `${cycle}:paid`, `Payment received for ${plan.name}`, [
+    this.notify('payment_succeeded', `${cycle}:paid`, `Payment received for ${plan.name}`, [
       `We received ${formatMoney(plan.amount, plan.currency)} for ${plan.name}, covering ${formatInstant(period.start)} to ${formatInstant(period.end)}.`,
       this.state.cancelAtPeriodEnd ? 'Your subscription ends then.' : `Your next payment is due on ${formatInstant(period.end)}.`,
     ]);
@@ -317,7 +322,7 @@ class Subscription {
     await this.project();
     const { plan } = this.input;
     const nextRetry = this.upcoming('retry');
-    await this.notify('payment_failed', `${cycle}:failed`, `Your payment for ${plan.name} failed`, [
+    this.notify('payment_failed', `${cycle}:failed`, `Your payment for ${plan.name} failed`, [
       `We could not charge ${formatMoney(plan.amount, plan.currency)} for ${plan.name} (${failure.failureCode}).`,
       failure.decline === 'hard' || !nextRetry
         ? 'We will not retry this payment method.'
@@ -393,7 +398,7 @@ class Subscription {
     const timeLeft = describeTimeSpan(event.timeLeftMs);
     this.log({ kind: 'reminder', detail: `reminder ${event.reminder} of ${event.of}: ${timeLeft} left` });
     await this.project();
-    await this.notify('grace_reminder', `${dunning.cycle}:reminder:${event.reminder}`, `${timeLeft} left to keep ${plan.name}`, [
+    this.notify('grace_reminder', `${dunning.cycle}:reminder:${event.reminder}`, `${timeLeft} left to keep ${plan.name}`, [
       `Your payment of ${formatMoney(plan.amount, plan.currency)} for ${plan.name} is still outstanding (${dunning.lastFailureCode}).`,
       `You have ${timeLeft} left: update your payment method before ${formatInstant(new Date(dunning.graceEndsAt))} or your subscription expires.`,
     ]);
@@ -405,7 +410,7 @@ class Subscription {
     this.log({ kind: 'expired' });
     await this.project();
     const { plan } = this.input;
-    await this.notify('subscription_expired', 'expired', `Your ${plan.name} subscription has expired`, [
+    this.notify('subscription_expired', 'expired', `Your ${plan.name} subscription has expired`, [
       `We could not collect ${formatMoney(plan.amount, plan.currency)} for ${plan.name} before the grace period ended, so the subscription has expired.`,
       'You are welcome to subscribe again at any time.',
     ]);
@@ -419,7 +424,7 @@ class Subscription {
     this.state.endedAt = at;
     await this.project();
     const { plan } = this.input;
-    await this.notify('subscription_canceled', 'canceled', `Your ${plan.name} subscription has ended`, [
+    this.notify('subscription_canceled', 'canceled', `Your ${plan.name} subscription has ended`, [
       `Your ${plan.name} subscription was canceled on ${formatInstant(new Date(at))}. You will not be charged again.`,
     ]);
   }
@@ -464,7 +469,7 @@ class Subscription {
     this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
     await this.project();
     const { plan } = this.input;
-    await this.notify('payment_action_required', `${cycle}:${attempt}:action`, `Confirm your payment for ${plan.name}`, [
+    this.notify('payment_action_required', `${cycle}:${attempt}:action`, `Confirm your payment for ${plan.name}`, [
       `Your bank needs you to confirm the payment of ${formatMoney(plan.amount, plan.currency)} for ${plan.name}.`,
       `Please confirm it before ${formatInstant(expiresAt)}.`,
     ]);
@@ -631,6 +636,9 @@ class Subscription {
    * carried over); a cancel-now asked for meanwhile is applied here instead of hopping.
    */
   private async continueAsNewWhenIdle(): Promise<void> {
+    // Usually the receipt is on its way: let it land here rather than send it again next run.
+    if (this.state.outbox.length > 0) await condition(() => this.state.outbox.length === 0, OUTBOX_DRAIN_WAIT);
+    // Checked last, so no handler can start between this check and the hop.
     await condition(() => allHandlersFinished() || this.state.cancelNowRequested);
     if (this.state.cancelNowRequested) return;
     await continueAsNew<typeof subscriptionWorkflow>({ ...this.input, carried: this.state });
@@ -643,14 +651,31 @@ class Subscription {
     return write;
   }
 
-  private notify(kind: NotificationKind, key: string, subject: string, lines: string[]): Promise<unknown> {
-    return notify({
+  /**
+   * Sends a notification without waiting for it: a mail outage must not hold up billing. Until
+   * delivered it stays in the state's outbox, so a run that continues as new sends it again
+   * (the dedupe key makes that one notification).
+   */
+  private notify(kind: NotificationKind, key: string, subject: string, lines: string[]): void {
+    const notification: NotificationInput = {
       userId: this.input.userId,
       subscriptionId: this.input.subscriptionId,
       kind,
       subject,
       body: lines.join('\n\n'),
       dedupeKey: `${this.workflowId}:${key}`,
+    };
+    this.state.outbox.push(notification);
+    this.deliver(notification);
+  }
+
+  private deliver(notification: NotificationInput): void {
+    const delivered = () => {
+      this.state.outbox = this.state.outbox.filter((n) => n.dedupeKey !== notification.dedupeKey);
+    };
+    notify(notification).then(delivered, (error: unknown) => {
+      log.warn('notification dropped', { dedupeKey: notification.dedupeKey, error: String(error) });
+      delivered();
     });
   }
 
@@ -777,6 +802,7 @@ function initialState(paymentMethod: string, startedAt: Date): SubscriptionState
     dunning: null,
     lastPayment: null,
     settlements: [],
+    outbox: [],
   };
 }
 
