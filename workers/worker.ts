@@ -1,4 +1,4 @@
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { createActivities } from '../activities';
 import { createMailer } from '../activities/notification';
@@ -14,7 +14,8 @@ const SHUTDOWN_GRACE = '20 seconds';
 
 /** Bundles `workflows/index.ts` once; every worker of the process shares the bundle. */
 export function bundleWorkflows(): Promise<WorkflowBundle> {
-  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  // WARN keeps webpack's build report out of the logs.
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
 }
 
 export interface CreateWorkersOptions {
