@@ -396,6 +396,22 @@ describe('dunning', () => {
     assert.equal(days(failedAt, answer.lastPayment!.at), 6);
   });
 
+  test('a charge still awaiting authentication when grace ends counts as failed, and the subscription expires on time', async () => {
+    const { subscriptionId, handle, pastDue } = await subscribeAndFailRenewal(DECLINED);
+    const failedAt = pastDue.dunning!.failedAt;
+    await advanceTo(new Date(new Date(failedAt).getTime() + 6.5 * DAY));
+    await waitForState(subscriptionId, (s) => s.dunning!.attempts === 4);
+
+    const answer = await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);
+    assert.equal(days(failedAt, answer.pendingPayment!.expiresAt), 7, 'capped at the grace end, not a day later');
+
+    const final = await handle.result();
+    assert.equal(final.status, 'expired');
+    assert.equal(days(failedAt, final.endedAt!), 7);
+    const last = (await paymentsOf(subscriptionId)).at(-1)!;
+    assert.deepEqual([last.attempt, last.status, last.failureCode], [5, 'failed', 'payment_pending_timeout']);
+  });
+
   test('staff can extend the grace period and retry now', async () => {
     const { subscriptionId, handle, pastDue } = await subscribeAndFailRenewal(STOLEN);
     const failedAt = pastDue.dunning!.failedAt;

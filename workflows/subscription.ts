@@ -465,7 +465,10 @@ class Subscription {
 
   private async awaitSettlement(paymentId: string, gatewayPaymentId: string | null, cycle: number, attempt: number): Promise<AttemptOutcome> {
     const since = now();
-    const expiresAt = addDuration(since, this.input.pendingPaymentTimeout);
+    // While past due, a charge waiting for its webhook does not hold the subscription past its grace.
+    const graceEnd = this.state.dunning ? new Date(this.state.dunning.graceEndsAt) : null;
+    const timeout = addDuration(since, this.input.pendingPaymentTimeout);
+    const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
     this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
     await this.project();
     const { plan } = this.input;
@@ -475,11 +478,12 @@ class Subscription {
     ]);
     const remaining = expiresAt.getTime() - now().getTime();
     if (remaining > 0) {
-      await condition(() => this.takeSettlement(paymentId, false) !== undefined || this.state.cancelNowRequested, remaining);
+      await condition(() => this.settlementOf(paymentId) !== undefined || this.state.cancelNowRequested, remaining);
     }
     this.state.pendingPayment = null;
-    const settlement = this.takeSettlement(paymentId, true);
+    const settlement = this.settlementOf(paymentId);
     if (settlement) {
+      this.state.settlements = this.state.settlements.filter((s) => s !== settlement);
       // Usually the webhook has recorded it already; recording it here too keeps the row right
       // whoever signalled (a settlement only ever changes a pending payment).
       await settlePayment(settlement);
@@ -499,11 +503,8 @@ class Subscription {
     return { status: 'failed', paymentId, failureCode: code, decline: classifyDecline(code) };
   }
 
-  private takeSettlement(paymentId: string, remove: boolean): PaymentSettlement | undefined {
-    const index = this.state.settlements.findIndex((s) => s.paymentId === paymentId);
-    if (index < 0) return undefined;
-    const [settlement] = remove ? this.state.settlements.splice(index, 1) : [this.state.settlements[index]];
-    return settlement;
+  private settlementOf(paymentId: string): PaymentSettlement | undefined {
+    return this.state.settlements.find((s) => s.paymentId === paymentId);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -577,7 +578,7 @@ class Subscription {
       this.wakeups += 1;
     });
 
-    setHandler(extendGraceSignal, (extension) => {
+    setHandler(extendGraceSignal, async (extension) => {
       const dunning = this.state.dunning;
       const by = extension?.by;
       if (this.state.status !== 'past_due' || !dunning || !isIsoDuration(by) || !isPositiveDuration(by)) {
@@ -588,6 +589,7 @@ class Subscription {
       this.log({ kind: 'grace_extended', detail: `by ${by}, until ${graceEndsAt.toISOString()}` });
       dunning.graceEndsAt = graceEndsAt.toISOString();
       this.wakeups += 1;
+      await this.project();
     });
 
     setHandler(paymentSettledSignal, (settlement) => {
