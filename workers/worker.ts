@@ -1,4 +1,12 @@
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { createActivities } from '../activities';
 import { createMailer } from '../activities/notification';
@@ -52,6 +60,7 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config);
+  logTemporalThrough(logger);
 
   await migrateDatabase(config.DATABASE_URL);
   const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
@@ -77,6 +86,15 @@ async function main(): Promise<void> {
   await runWorkers(workers);
   await Promise.allSettled([database.close(), connection.close(), redis.quit()]);
   logger.info('workers stopped');
+}
+
+/** The SDK's own logs (workers, workflow `log`) as pino JSON lines too. Before any connection. */
+function logTemporalThrough(logger: Logger): void {
+  const methods = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  const level = Object.entries(methods).find(([, method]) => method === logger.level)?.[0] as LogLevel | undefined;
+  Runtime.install({
+    logger: new DefaultLogger(level ?? 'ERROR', (entry) => logger[methods[entry.level]]({ ...entry.meta }, entry.message)),
+  });
 }
 
 function stopOnSignals(workers: Worker[], logger: Logger): void {
