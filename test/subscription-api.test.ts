@@ -26,6 +26,7 @@ import {
   startSubscriptionStack,
   subscribe,
   type SubscriptionStack,
+  waitFor,
 } from './support/subscription-stack';
 import { uniqueTaskQueue } from './support/temporal';
 
@@ -206,7 +207,12 @@ describe('reading subscriptions', () => {
 
   test('GET /:id: the owner and staff see it with its payments and notifications; anyone else gets 404', async () => {
     const { user, subscription } = await activeSubscription();
-    const own = await getSubscription(stack, user, subscription.id);
+    // The workflow sends its receipt without holding up the subscribe answer.
+    const own = await waitFor(
+      () => getSubscription(stack, user, subscription.id),
+      (answer) => answer.body.notifications?.[0]?.sentAt != null,
+      { what: 'the receipt' },
+    );
     assert.equal(own.status, 200);
     assert.deepEqual(own.body.subscription, subscription);
     assert.equal(own.body.payments.length, 1);
