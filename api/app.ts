@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
+import cors from 'cors';
 import express, { type RequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type postgres from 'postgres';
 import type { Database } from '../db/client';
@@ -7,11 +9,15 @@ import type { Config } from '../workers/config';
 import type { Logger } from '../workers/logger';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
+import { methodNotAllowedHandler, routeTable } from './contract';
 import { healthRoutes } from './health';
+import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
+import { apiOperations, openApiRoutes } from './openapi';
 import { paymentRoutes } from './payment';
 import { adminPlanRoutes, planCatalogRoutes } from './plan';
 import { notFoundHandler, problemHandler } from './problem';
+import { ipRateLimit } from './rate-limit';
 import { requestLogger } from './request-context';
 import { subscriptionRoutes } from './subscription';
 import { webhookRoutes } from './webhook';
@@ -41,14 +47,23 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  app.use(requestLogger(deps.logger));
+  app.set('trust proxy', deps.config.TRUST_PROXY);
+  const operations = apiOperations();
+  const routes = routeTable(operations);
+  const metrics = createMetrics(deps, routes);
 
-  // ── Cross-cutting security middleware goes here (helmet, CORS, per-IP rate limits), ──
-  // ── after the request logger so rejected requests are logged with their id.         ──
+  app.use(requestLogger(deps.logger));
+  app.use(metrics.middleware);
+  // Rejected requests are logged with their id and timed like any other.
+  app.use(securityHeaders());
+  app.use(corsFrom(deps.config));
+  app.use(ipRateLimit(deps, routes));
 
   app.use(jsonBodyExcept(RAW_BODY_PATHS));
 
   app.use(healthRoutes(deps));
+  app.use(metrics.router);
+  app.use(openApiRoutes(operations));
   app.use('/api/v1/auth', authRoutes(deps));
 
   // ── Domain routers: one line each, e.g. app.use('/api/v1/payments', paymentRoutes(deps)); ──
@@ -63,9 +78,30 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/bookings', bookingRoutes(deps));
   // ── end of domain routers ──
 
+  app.use(methodNotAllowedHandler(routes));
   app.use(notFoundHandler());
   app.use(problemHandler(deps.logger));
   return app;
+}
+
+/**
+ * helmet's defaults with a policy for an API: its answers are JSON that no page may frame or
+ * run as a document. The /docs page sets its own policy.
+ */
+function securityHeaders(): RequestHandler {
+  return helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+}
+
+/** Browsers may call the API from CORS_ORIGINS only; with none configured no CORS headers are sent. */
+function corsFrom(config: Pick<Config, 'CORS_ORIGINS'>): RequestHandler {
+  return cors({
+    origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false,
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'Idempotent-Replayed', 'Location'],
+    maxAge: 600,
+  });
 }
 
 function jsonBodyExcept(paths: RegExp): RequestHandler {

@@ -8,7 +8,7 @@ import { users } from '../db/schema';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role, type UserView } from '../domain/user';
 import type { Config } from '../workers/config';
 import type { AppDeps } from './app';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { parseBody } from './validation';
 
@@ -188,3 +188,31 @@ export function jwtTtlSeconds(isoDuration: string): number {
   if (total <= 0) throw new Error(`JWT_TTL must be longer than zero, got ${isoDuration}`);
   return total;
 }
+
+const signedIn = z.strictObject({ user: userJsonSchema, token: z.string().meta({ description: 'A bearer token (JWT) for the Authorization header' }) });
+
+export const authOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/auth/signup',
+    summary: 'Create a customer account; answers a token',
+    auth: 'public',
+    request: { body: signupSchema },
+    responses: { 201: json('The account and a token', signedIn), ...problems(400, [409, 'The email is already registered']) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/auth/login',
+    summary: 'Exchange email and password for a token',
+    auth: 'public',
+    request: { body: loginSchema },
+    responses: { 200: json('The account and a token', signedIn), ...problems(400, [401, 'The email or password is incorrect']) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/auth/me',
+    summary: 'The signed-in user',
+    auth: 'user',
+    responses: { 200: json('The user', z.strictObject({ user: userJsonSchema })) },
+  },
+];

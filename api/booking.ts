@@ -31,11 +31,13 @@ import {
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from '../workflows/hold';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';
-import { toPaymentJson } from './payment';
+import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
-import { parseBody, parseParams, parseQuery } from './validation';
+import { paymentRateLimit } from './rate-limit';
+import { logWorkflow } from './request-context';
+import { parseBody, parseParams, parseQuery, paymentMethodToken } from './validation';
 
 type BookingRow = typeof bookings.$inferSelect;
 type HoldRow = typeof holds.$inferSelect;
@@ -51,12 +53,10 @@ const unitIdsSchema = z
     if (repeated.length > 0) ctx.addIssue({ code: 'custom', message: `Units named more than once: ${repeated.join(', ')}` });
   });
 
-const paymentMethodSchema = z.string().trim().min(1).max(255);
-
 const holdSchema = z.strictObject({ offeringId: z.uuid(), unitIds: unitIdsSchema });
-const createBookingSchema = z.strictObject({ holdId: z.uuid(), paymentMethod: paymentMethodSchema });
+const createBookingSchema = z.strictObject({ holdId: z.uuid(), paymentMethod: paymentMethodToken });
 const cancelSchema = z.strictObject({ bookingId: z.uuid() });
-const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodSchema.optional() });
+const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodToken.optional() });
 const idParamsSchema = z.strictObject({ id: z.uuid() });
 const listQuerySchema = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
@@ -109,6 +109,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     if (admission.status === 'conflict') throw unitsNotAvailable(admission.unavailableUnitIds);
 
     const workflowId = holdWorkflowId(holdId);
+    logWorkflow(req, res, workflowId);
     const start = new WithStartWorkflowOperation(holdWorkflow, {
       workflowId,
       taskQueue,
@@ -138,6 +139,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
   router.delete('/holds/:id', async (req, res) => {
     const hold = await ownHold(req, parseParams(idParamsSchema, req.params).id);
     if (hold.status !== 'active') throw holdNotActive(hold);
+    logWorkflow(req, res, hold.workflowId);
     try {
       await temporal.workflow.getHandle(hold.workflowId).executeUpdate(releaseHoldUpdate);
     } catch (err) {
@@ -155,7 +157,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
    * A hold makes at most one booking: the booking id derives from the hold id, so a repeated
    * request (or a second tab) reaches the same workflow and gets the same answer.
    */
-  router.post('/create', idempotent(deps), async (req, res) => {
+  router.post('/create', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
     const input = parseBody(createBookingSchema, req.body);
     const user = currentUser(req);
     const hold = await ownHold(req, input.holdId);
@@ -173,6 +175,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
       paymentMethod: input.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
     };
+    logWorkflow(req, res, bookingWorkflowId(bookingId));
     const start = new WithStartWorkflowOperation(bookingWorkflow, {
       workflowId: bookingWorkflowId(bookingId),
       taskQueue,
@@ -196,6 +199,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     const input = parseBody(cancelSchema, req.body);
     const booking = await visibleBooking(req, input.bookingId);
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
+    logWorkflow(req, res, booking.workflowId);
     let result;
     try {
       result = await withinDeadline(() => temporal.workflow.getHandle(booking.workflowId).executeUpdate(cancelBookingUpdate));
@@ -215,6 +219,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
     await assertUnitsOfOffering(booking.offeringId, input.unitIds);
+    logWorkflow(req, res, booking.workflowId);
     let result;
     try {
       result = await withinDeadline(() =>
@@ -410,3 +415,110 @@ function bookingNotFound(id: string): HttpProblem {
 function bookingNotChangeable(booking: BookingRow): HttpProblem {
   return new HttpProblem(409, 'Booking cannot be changed', `Booking ${booking.id} is ${booking.status}.`);
 }
+
+const holdAnswer = z.strictObject({ hold: holdJsonSchema });
+const bookingAnswer = z.strictObject({ booking: bookingJsonSchema });
+
+export const bookingOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/bookings/holds',
+    summary: "Hold units of an offering until the offering's hold TTL runs out",
+    auth: 'user',
+    idempotent: true,
+    request: { body: holdSchema },
+    responses: {
+      201: json('The hold', holdAnswer),
+      ...problems(
+        400,
+        [404, 'No such offering'],
+        [409, 'Units not available, or the offering has started'],
+        [422, 'Units that are not part of this offering'],
+        [503, 'The hold could not be placed in time; retry'],
+      ),
+    },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/bookings/holds/{id}',
+    summary: 'Release a hold of the caller',
+    auth: 'user',
+    request: { params: idParamsSchema },
+    responses: { 200: json('The released hold', holdAnswer), ...problems(400, 404, [409, 'The hold is no longer active']) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/bookings/create',
+    summary: 'Book what a hold holds: charge, confirm (a saga); one booking per hold',
+    auth: 'user',
+    idempotent: true,
+    request: { body: createBookingSchema },
+    responses: {
+      201: json('Confirmed', bookingAnswer),
+      202: json('The payment awaits the customer (or the saga is still at work)', bookingAnswer),
+      ...problems(
+        400,
+        [402, 'The payment was declined or not completed'],
+        [403, 'The offering requires an active subscription'],
+        404,
+        [409, 'The hold is not active or has expired, or the booking could not be confirmed'],
+      ),
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/bookings/cancel',
+    summary: 'Cancel a confirmed booking; the refund follows the offering’s cancellation tiers',
+    auth: 'user',
+    idempotent: true,
+    request: { body: cancelSchema },
+    responses: {
+      200: json(
+        'Canceled',
+        z.strictObject({ booking: bookingJsonSchema, refund: z.strictObject({ tier: z.enum(['full', 'late', 'none']), amount: z.int().min(0) }) }),
+      ),
+      202: json('The workflow is still carrying the change out', bookingAnswer),
+      ...problems(400, 404, [409, 'The booking cannot be changed now'], [502, 'The refund could not be made; the booking is unchanged']),
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/bookings/{id}/reschedule',
+    summary: 'Move a confirmed booking to other units of its offering, charging or refunding the difference',
+    auth: 'user',
+    idempotent: true,
+    request: { params: idParamsSchema, body: rescheduleSchema },
+    responses: {
+      200: json('Rescheduled', z.strictObject({ booking: bookingJsonSchema, difference: z.int() })),
+      202: json('The workflow is still carrying the change out', bookingAnswer),
+      ...problems(
+        400,
+        [402, 'The price difference was declined'],
+        [403, "Only the booking's owner may reschedule it"],
+        404,
+        [409, 'Units not available, or the booking cannot be changed now'],
+        [422, 'Units that are not part of this offering'],
+        [502, 'The reschedule failed; the booking is unchanged'],
+      ),
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/bookings/my',
+    summary: "The caller's bookings, newest first",
+    auth: 'user',
+    request: { query: listQuerySchema },
+    responses: { 200: json('Bookings', z.strictObject({ bookings: z.array(bookingJsonSchema) })), ...problems(400) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/bookings/{id}',
+    summary: 'A booking with its payments (owner or staff)',
+    auth: 'user',
+    request: { params: idParamsSchema },
+    responses: {
+      200: json('The booking', z.strictObject({ booking: bookingJsonSchema, payments: z.array(paymentJsonSchema) })),
+      ...problems(400, 404),
+    },
+  },
+];

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
+import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import { PROBLEM_CONTENT_TYPE, problemSchema } from './problem';
+import { HttpProblem, PROBLEM_CONTENT_TYPE, problemSchema } from './problem';
 
 /**
  * What a route promises, declared beside it in its router file with the same zod schemas its
@@ -54,4 +55,48 @@ export function problems(...statuses: Array<number | [number, string]>): Record<
       return [status, { description, schema: problemSchema, contentType: PROBLEM_CONTENT_TYPE }];
     }),
   );
+}
+
+export interface RouteTable {
+  /** The declared path template that `path` falls under, with its operations. */
+  match(path: string): { path: string; operations: ApiOperation[] } | undefined;
+}
+
+/**
+ * Finds which declared path a request path falls under, as Express would route it (case
+ * insensitive, a trailing slash allowed); literal segments win over `{params}`, so
+ * `/subscriptions/plans` is not taken for `/subscriptions/{id}`.
+ */
+export function routeTable(operations: readonly ApiOperation[]): RouteTable {
+  const byPath = new Map<string, ApiOperation[]>();
+  for (const op of operations) byPath.set(op.path, [...(byPath.get(op.path) ?? []), op]);
+  const entries = [...byPath]
+    .map(([path, ops]) => ({ path, operations: ops, pattern: templatePattern(path), params: path.split('{').length - 1 }))
+    .sort((a, b) => a.params - b.params);
+  return {
+    match(path) {
+      const entry = entries.find((e) => e.pattern.test(path));
+      return entry && { path: entry.path, operations: entry.operations };
+    },
+  };
+}
+
+function templatePattern(template: string): RegExp {
+  const source = template
+    .split(/(\{[^}]+\})/)
+    .map((part) => (part.startsWith('{') ? '[^/]+' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}/?$`, 'i');
+}
+
+/** A declared path asked with a method it does not answer: 405 with `Allow`, not a 404. */
+export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
+  return (req, _res, next) => {
+    const route = routes.match(req.path);
+    if (!route) return next();
+    const allowed = route.operations.map((op) => op.method.toUpperCase());
+    if (allowed.includes('GET')) allowed.push('HEAD');
+    if (allowed.includes(req.method)) return next();
+    throw new HttpProblem(405, 'Method Not Allowed', `${req.path} answers ${allowed.join(', ')}.`, {}, { Allow: allowed.join(', ') });
+  };
 }

@@ -1,5 +1,7 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import type { AppDeps } from './app';
+import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 
 type Dependency = 'postgres' | 'redis' | 'temporal';
@@ -58,3 +60,27 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+const checksSchema = z.record(z.enum(['postgres', 'redis', 'temporal']), z.enum(['ok', 'unreachable']));
+
+export const healthOperations: ApiOperation[] = [
+  {
+    method: 'get',
+    path: '/healthz',
+    summary: 'Liveness: the process is up',
+    auth: 'public',
+    unlimited: true,
+    responses: { 200: json('Up', z.strictObject({ status: z.literal('ok') })) },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    summary: 'Readiness: PostgreSQL, Redis and Temporal all answer',
+    auth: 'public',
+    unlimited: true,
+    responses: {
+      200: json('Ready', z.strictObject({ status: z.literal('ready'), checks: checksSchema })),
+      ...problems([503, 'A dependency is unreachable; `checks` says which']),
+    },
+  },
+];

@@ -11,7 +11,7 @@ import { isIsoDuration } from '../domain/period';
 import type { Logger } from '../workers/logger';
 import type { AppDeps } from './app';
 import { requireAuth, requireRole } from './auth';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { parseBody, parseParams, parseQuery } from './validation';
 
@@ -319,3 +319,59 @@ function createUnitEventHub(redis: Redis, logger: Logger) {
     },
   };
 }
+
+const availabilityJsonSchema = z
+  .strictObject({
+    offeringId: z.uuid(),
+    units: z.array(unitJsonSchema),
+    counts: z.strictObject({ available: z.int().min(0), held: z.int().min(0), booked: z.int().min(0) }),
+    at: isoDateTime,
+  })
+  .meta({ id: 'Availability' });
+const offeringAnswer = z.strictObject({ offering: offeringJsonSchema });
+
+export const offeringOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/admin/offerings',
+    summary: 'Create an offering and its units (staff)',
+    auth: 'staff',
+    request: { body: createOfferingSchema },
+    responses: { 201: json('The offering', offeringAnswer), ...problems(400) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/offerings',
+    summary: 'Offerings that have not ended, soonest first',
+    auth: 'public',
+    request: { query: listQuerySchema },
+    responses: { 200: json('Offerings', z.strictObject({ offerings: z.array(offeringJsonSchema) })), ...problems(400) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/offerings/{id}',
+    summary: 'An offering with its units and their status',
+    auth: 'public',
+    request: { params: idParamsSchema },
+    responses: { 200: json('The offering', offeringAnswer), ...problems(400, 404) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/offerings/{id}/availability',
+    summary: "Each unit's status, read from PostgreSQL (never stale)",
+    auth: 'public',
+    request: { params: idParamsSchema },
+    responses: { 200: json('Availability', availabilityJsonSchema), ...problems(400, 404) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/offerings/{id}/events',
+    summary: 'Live availability as Server-Sent Events: a `snapshot`, then `units` events as statuses change',
+    auth: 'public',
+    request: { params: idParamsSchema },
+    responses: {
+      200: { description: 'An event stream that stays open', contentType: 'text/event-stream', schema: z.string() },
+      ...problems(400, 404, [503, 'Live events are unavailable (Redis unreachable); poll /availability']),
+    },
+  },
+];

@@ -15,10 +15,12 @@ import { TASK_QUEUES } from '../workers/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
-import { parseBody, parseQuery } from './validation';
+import { paymentRateLimit } from './rate-limit';
+import { logWorkflow } from './request-context';
+import { parseBody, parseQuery, paymentMethodToken } from './validation';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
@@ -65,7 +67,7 @@ const processPaymentSchema = z.strictObject({
     .string()
     .refine(isCurrencyCode, 'Must be an ISO 4217 currency code such as usd')
     .transform((code) => code.toLowerCase()),
-  paymentMethod: z.string().trim().min(1).max(255),
+  paymentMethod: paymentMethodToken,
   description: z.string().trim().min(1).max(500),
 });
 
@@ -89,7 +91,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
   const router = Router();
   router.use(requireAuth(deps));
 
-  router.post('/process', idempotent(deps), async (req, res) => {
+  router.post('/process', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
     const body = parseBody(processPaymentSchema, req.body);
     const user = currentUser(req);
     const input: OneTimePaymentInput = {
@@ -99,6 +101,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
     };
     const workflowId = oneTimePaymentWorkflowId(input.paymentId);
+    logWorkflow(req, res, workflowId);
     const start = new WithStartWorkflowOperation(oneTimePaymentWorkflow, {
       workflowId,
       taskQueue,
@@ -174,3 +177,29 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
 
   return router;
 }
+
+const paymentAnswer = z.strictObject({ payment: paymentJsonSchema });
+
+export const paymentOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/payments/process',
+    summary: 'Charge a one-time payment; answers once the gateway has answered',
+    auth: 'user',
+    idempotent: true,
+    request: { body: processPaymentSchema },
+    responses: {
+      201: json('The payment succeeded', paymentAnswer),
+      202: json('The payment awaits the customer (or is still under way); a webhook settles it', paymentAnswer),
+      ...problems(400, [402, 'The payment was declined; the problem carries the payment']),
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/payments/history',
+    summary: "The caller's payments, newest first",
+    auth: 'user',
+    request: { query: historyQuerySchema },
+    responses: { 200: json('Payments', z.strictObject({ payments: z.array(paymentJsonSchema) })), ...problems(400) },
+  },
+];

@@ -7,7 +7,7 @@ import { formatMoney } from '../domain/money';
 import { planTermsProblems, type PlanTerms } from '../domain/subscription';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth, requireRole } from './auth';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { parseBody } from './validation';
@@ -151,3 +151,25 @@ function invalidPlanTerms(problems: PolicyProblem[]): HttpProblem {
     invalidParams,
   });
 }
+
+export const planOperations: ApiOperation[] = [
+  {
+    method: 'get',
+    path: '/api/v1/subscriptions/plans',
+    summary: 'The plans on sale, cheapest first',
+    auth: 'public',
+    responses: { 200: json('Plans', z.strictObject({ plans: z.array(planJsonSchema) })) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/admin/plans',
+    summary: 'Put a plan on sale (staff)',
+    auth: 'staff',
+    idempotent: true,
+    request: { body: createPlanSchema },
+    responses: {
+      201: json('The plan', z.strictObject({ plan: planJsonSchema })),
+      ...problems(400, [409, 'A plan with this code exists (or the same Idempotency-Key is in progress)']),
+    },
+  },
+];

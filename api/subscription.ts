@@ -15,12 +15,14 @@ import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/s
 import { cancelSubscription, changePaymentMethod, startSubscription } from '../workflows/subscription-client';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
-import { isoDateTime } from './contract';
+import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';
-import { toPaymentJson } from './payment';
+import { paymentJsonSchema, toPaymentJson } from './payment';
 import { planTermsOf } from './plan';
 import { HttpProblem } from './problem';
-import { parseBody } from './validation';
+import { paymentRateLimit } from './rate-limit';
+import { logWorkflow } from './request-context';
+import { parseBody, paymentMethodToken } from './validation';
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -83,15 +85,9 @@ export function toNotificationJson(row: NotificationRow): NotificationJson {
   return { id: row.id, kind: row.kind, subject: row.subject, createdAt: row.createdAt.toISOString(), sentAt: isoOrNull(row.sentAt) };
 }
 
-// The subscription workflow accepts only tokens of this shape (never card data).
-const paymentMethodField = z
-  .string()
-  .trim()
-  .regex(/^[A-Za-z0-9_]{3,255}$/, 'Must be a payment method token such as pm_card_visa');
-
 export const subscribeSchema = z.strictObject({
   planId: z.uuid(),
-  paymentMethod: paymentMethodField,
+  paymentMethod: paymentMethodToken,
 });
 
 export const cancelSchema = z.strictObject({
@@ -100,7 +96,7 @@ export const cancelSchema = z.strictObject({
 });
 
 export const changePaymentMethodSchema = z.strictObject({
-  paymentMethod: paymentMethodField,
+  paymentMethod: paymentMethodToken,
 });
 
 // After the subscribe call ran out of time: a short look at whether its workflow started at all.
@@ -125,7 +121,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   const router = Router();
   router.use(requireAuth(deps));
 
-  router.post('/subscribe', idempotent(deps), async (req, res) => {
+  router.post('/subscribe', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
     const body = parseBody(subscribeSchema, req.body);
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
       subscriptionId: randomUUID(),
@@ -134,6 +130,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       paymentMethod: body.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
     };
+    logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 
     let activation: ActivationResult;
     try {
@@ -178,7 +175,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
 
   router.post('/cancel', async (req, res) => {
     const { subscriptionId, atPeriodEnd } = parseBody(cancelSchema, req.body);
-    await changeableSubscription(req, subscriptionId);
+    logWorkflow(req, res, (await changeableSubscription(req, subscriptionId)).workflowId);
     await changeWorkflow(() => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
     res.json({ subscription: toSubscriptionJson(await subscriptionRow(subscriptionId)) });
   });
@@ -203,6 +200,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   router.post('/:id/payment-method', async (req, res) => {
     const row = await changeableSubscription(req, req.params.id);
     const { paymentMethod } = parseBody(changePaymentMethodSchema, req.body);
+    logWorkflow(req, res, row.workflowId);
     // While past due the workflow charges the new method at once and answers after that attempt.
     await changeWorkflow(() => changePaymentMethod(temporal, row.id, paymentMethod));
     res.json({ subscription: toSubscriptionJson(await subscriptionRow(row.id)) });
@@ -324,3 +322,65 @@ function subscriptionEnded(status: SubscriptionRow['status']): HttpProblem {
 function isoOrNull(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
 }
+
+const subscriptionAnswer = z.strictObject({ subscription: subscriptionJsonSchema });
+// A union rather than .nullable(): the OpenAPI generator drops the null from a nullable $ref.
+const subscribeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, payment: z.union([paymentJsonSchema, z.null()]) });
+const subscriptionIdParams = z.strictObject({ id: z.uuid() });
+
+export const subscriptionOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/subscriptions/subscribe',
+    summary: 'Subscribe to a plan; answers once the first payment has been answered',
+    auth: 'user',
+    idempotent: true,
+    request: { body: subscribeSchema },
+    responses: {
+      201: json('Active (or trialing): the first payment succeeded or there is a trial', subscribeAnswer),
+      202: json('The first payment awaits the customer (or is still under way); a webhook completes it', subscribeAnswer),
+      ...problems(400, [402, 'The first payment was declined; the problem carries the subscription and payment']),
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/subscriptions/status',
+    summary: "The caller's subscriptions, newest first",
+    auth: 'user',
+    responses: { 200: json('Subscriptions', z.strictObject({ subscriptions: z.array(subscriptionJsonSchema) })) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/subscriptions/cancel',
+    summary: 'Cancel a subscription, at the period end (default) or at once',
+    auth: 'user',
+    request: { body: cancelSchema },
+    responses: { 200: json('The subscription after the cancel', subscriptionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/subscriptions/{id}',
+    summary: 'A subscription with its payments and notifications (owner or staff)',
+    auth: 'user',
+    request: { params: subscriptionIdParams },
+    responses: {
+      200: json(
+        'The subscription',
+        z.strictObject({
+          subscription: subscriptionJsonSchema,
+          payments: z.array(paymentJsonSchema),
+          notifications: z.array(notificationJsonSchema),
+        }),
+      ),
+      ...problems(404),
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/subscriptions/{id}/payment-method',
+    summary: 'Change the payment method; while past due the new one is charged at once',
+    auth: 'user',
+    request: { params: subscriptionIdParams, body: changePaymentMethodSchema },
+    responses: { 200: json('The subscription after the change', subscriptionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
+  },
+];

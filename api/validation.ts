@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { HttpProblem } from './problem';
 
 export interface InvalidParam {
@@ -45,3 +45,15 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
   if (path.length === 0) return part;
   return path.map(String).join('.');
 }
+
+// Twelve or more digits in a row look like a card number (PANs are 12 to 19 digits).
+const PAYMENT_METHOD_TOKEN = /^(?!.*\d{12})(?:pm|tok|card|src)_[A-Za-z0-9_]{1,250}$/;
+
+/**
+ * A payment method token such as `pm_card_visa`, never card data: the API refuses anything else
+ * with a 400, so no card number is stored or sent to Temporal.
+ */
+export const paymentMethodToken = z
+  .string()
+  .regex(PAYMENT_METHOD_TOKEN, 'Must be a payment method token such as pm_card_visa, never card data')
+  .meta({ description: 'A payment method token from the gateway (pm_…, tok_…, card_…, src_…); card numbers are refused.', example: 'pm_card_visa' });

@@ -2,6 +2,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { and, eq, ne, or } from 'drizzle-orm';
 import express, { Router, type Request } from 'express';
 import Stripe from 'stripe';
+import { z } from 'zod';
 import { recordGatewayRefundTotal, type PaymentRow, type Transaction } from '../activities/payment';
 import { payments, webhookEvents } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
@@ -9,6 +10,7 @@ import { oneTimePaymentWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettleme
 import { subscriptionWorkflowId } from '../domain/subscription';
 import { paymentSettledSignal } from '../workflows/payment';
 import type { AppDeps } from './app';
+import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 
 const MAX_EVENT_BYTES = '1mb';
@@ -151,3 +153,21 @@ async function signalOwner(payment: PaymentRow, settlement: PaymentSettlement, d
 function isUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }
+
+export const webhookOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/webhooks/stripe',
+    summary: 'Stripe events, verified against Stripe-Signature on the raw body; a repeated event is a no-op',
+    auth: 'public',
+    unlimited: true,
+    request: {
+      headers: z.object({ 'stripe-signature': z.string().meta({ description: "Stripe's signature of the raw body" }) }),
+      body: z.looseObject({ id: z.string(), type: z.string() }).meta({ description: 'A Stripe event' }),
+    },
+    responses: {
+      200: json('Recorded (and acted on unless it is a duplicate)', z.strictObject({ received: z.literal(true), duplicate: z.boolean() })),
+      ...problems([400, 'No or a wrong signature, or not a Stripe event'], 413),
+    },
+  },
+];

@@ -31,9 +31,25 @@ const envSchema = z.object({
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Billing <billing@localhost>'),
   CORS_ORIGINS: commaList.default([]),
+  RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(100),
+  TRUST_PROXY: z.string().optional().transform(trustProxySetting),
+  // host:port where the worker serves Temporal's own metrics for Prometheus; unset serves none.
+  WORKER_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'host:port such as 0.0.0.0:9464').optional(),
 });
 
 export type Config = z.infer<typeof envSchema>;
+
+/**
+ * Express's `trust proxy`: which proxies may name the client in X-Forwarded-For, so per-IP rate
+ * limits count clients, not the load balancer. A hop count (1), `true`, or addresses and subnets;
+ * unset or `false` trusts none, and the client is the connection's peer.
+ */
+function trustProxySetting(value: string | undefined): boolean | number | string {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -18,12 +18,16 @@ export interface TestDeps {
   close(): Promise<void>;
 }
 
+// Tests send hundreds of requests from one address and many payments per user; the rate
+// limits' own tests pass the production defaults in a config of their own.
+const TEST_RATE_LIMITS = { RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE: '1000000' };
+
 /**
  * Real connections to the services named by the environment. Logs are silent unless
- * LOG_LEVEL is set, so test output stays readable.
+ * LOG_LEVEL is set, so test output stays readable. Rate limits are generous unless set.
  */
 export async function connectTestDeps(overrides: Partial<AppDeps> = {}): Promise<TestDeps> {
-  const config = overrides.config ?? loadConfig({ LOG_LEVEL: 'silent', ...process.env });
+  const config = overrides.config ?? loadConfig({ LOG_LEVEL: 'silent', ...TEST_RATE_LIMITS, ...process.env });
   await migrateDatabase(config.DATABASE_URL);
   const closers: Array<() => Promise<unknown>> = [];
   const own = <T>(value: T, close: (value: T) => Promise<unknown>): T => {
