@@ -67,14 +67,23 @@ export function ipRateLimit(deps: Pick<AppDeps, 'redis' | 'logger' | 'config'>, 
   };
 }
 
+// One payment limiter per app's deps, shared by the routers that take payments, so that their
+// in-memory fallback also counts subscribe, payments and bookings together.
+const paymentLimiters = new WeakMap<object, RequestHandler>();
+
 /**
  * RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE requests that charge money (subscribe, one-time
  * payment, booking) per user, all of them counted together. After `requireAuth`.
  */
 export function paymentRateLimit(deps: Pick<AppDeps, 'redis' | 'logger' | 'config'>): RequestHandler {
-  return rateLimiter(
-    deps,
-    { name: 'payments', perMinute: deps.config.RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE, what: 'payment requests per user' },
-    (req) => currentUser(req).id,
-  );
+  let limiter = paymentLimiters.get(deps);
+  if (!limiter) {
+    limiter = rateLimiter(
+      deps,
+      { name: 'payments', perMinute: deps.config.RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE, what: 'payment requests per user' },
+      (req) => currentUser(req).id,
+    );
+    paymentLimiters.set(deps, limiter);
+  }
+  return limiter;
 }
