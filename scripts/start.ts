@@ -26,6 +26,7 @@ const LOG_DIR = path.join(DATA_DIR, 'logs');
 const SECRETS_FILE = path.join(DATA_DIR, 'secrets.json');
 const DATABASE_NAME = 'billing';
 const API_READY_TIMEOUT_MS = 120_000;
+const WORKER_METRICS_PORT = 9464;
 
 interface Endpoints {
   databaseUrl: string;
@@ -54,16 +55,20 @@ async function main(): Promise<void> {
   mkdirSync(LOG_DIR, { recursive: true });
   const port = Number(process.env.PORT ?? 3000);
   await assertPortFree(port, 'set PORT to serve the API elsewhere');
+  const workerMetricsAddress = process.env.WORKER_METRICS_ADDRESS || `127.0.0.1:${WORKER_METRICS_PORT}`;
+  if (!process.env.WORKER_METRICS_ADDRESS) {
+    await assertPortFree(WORKER_METRICS_PORT, "set WORKER_METRICS_ADDRESS to serve the worker's metrics elsewhere");
+  }
   const endpoints = await startServers();
   await migrateDatabase(endpoints.databaseUrl);
   log('postgresql: migrations applied');
   if (shuttingDown) return;
 
-  const env = childEnvironment(endpoints, port);
+  const env = { ...childEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress };
   apps.spawn('worker', process.execPath, ['--import', 'tsx', entryPoint('worker')], { env, stopGraceMs: 60_000 });
   apps.spawn('api', process.execPath, ['--import', 'tsx', entryPoint('api')], { env, stopGraceMs: 30_000 });
   await waitForApi(`http://127.0.0.1:${port}/healthz`);
-  printSummary(endpoints, port);
+  printSummary(endpoints, port, workerMetricsAddress);
 }
 
 async function startServers(): Promise<Endpoints> {
@@ -188,10 +193,12 @@ async function waitForApi(url: string): Promise<void> {
   if (!shuttingDown) throw new Error(`the API did not answer ${url} within ${API_READY_TIMEOUT_MS / 1000}s`);
 }
 
-function printSummary(endpoints: Endpoints, port: number): void {
+function printSummary(endpoints: Endpoints, port: number, workerMetricsAddress: string): void {
   if (shuttingDown) return;
   const rows = [
     ['API', `http://localhost:${port}`],
+    ['API docs', `http://localhost:${port}/docs`],
+    ['Metrics', `http://localhost:${port}/metrics · worker: http://${workerMetricsAddress}/metrics`],
     ['Temporal UI', endpoints.temporalUiUrl ?? '(not known: set TEMPORAL_UI_URL)'],
     ['Temporal', endpoints.temporalAddress],
     ['PostgreSQL', redactPassword(endpoints.databaseUrl)],

@@ -60,7 +60,7 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config);
-  logTemporalThrough(logger);
+  installTemporalRuntime(config, logger);
 
   await migrateDatabase(config.DATABASE_URL);
   const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
@@ -88,13 +88,20 @@ async function main(): Promise<void> {
   logger.info('workers stopped');
 }
 
-/** The SDK's own logs (workers, workflow `log`) as pino JSON lines too. Before any connection. */
-function logTemporalThrough(logger: Logger): void {
+/**
+ * The SDK's runtime, once per process before any connection: its own logs (workers, workflow
+ * `log`) as pino JSON lines too, and its metrics (task slots, poll and schedule-to-start
+ * latencies, workflow and activity outcomes) served for Prometheus at WORKER_METRICS_ADDRESS.
+ */
+function installTemporalRuntime(config: Config, logger: Logger): void {
   const methods = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   const level = Object.entries(methods).find(([, method]) => method === logger.level)?.[0] as LogLevel | undefined;
+  const metricsAddress = config.WORKER_METRICS_ADDRESS;
   Runtime.install({
     logger: new DefaultLogger(level ?? 'ERROR', (entry) => logger[methods[entry.level]]({ ...entry.meta }, entry.message)),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
+  if (metricsAddress) logger.info({ metricsAddress }, `Temporal worker metrics on http://${metricsAddress}/metrics`);
 }
 
 function stopOnSignals(workers: Worker[], logger: Logger): void {
