@@ -72,64 +72,53 @@ interface ProjectionCounts {
 // A charge counts as paid whether or not it was refunded later.
 const PAID = new Set(['succeeded', 'refunded']);
 
+/**
+ * Every metric is labelled, so none is exposed before the tables were read once: a counter
+ * must not show 0 and then its total. When a read fails the last values stay, and
+ * `billing_projection_metrics_up` says they are stale.
+ */
 function registerBusinessMetrics(registry: Registry, deps: Pick<AppDeps, 'sql' | 'logger'>): void {
   const readCounts = oncePerScrape(() => projectionCounts(deps));
   new Gauge({
     name: 'billing_projection_metrics_up',
-    help: '1 when the business metrics below could be read from PostgreSQL at this scrape, else 0',
+    help: '1 when the billing_* metrics could be read from PostgreSQL at this scrape, else 0 (they keep their last values)',
     registers: [registry],
     async collect() {
       this.set((await readCounts()) ? 1 : 0);
     },
   });
 
-  /** A collect() that resets its metric and fills it from the one read of the tables of this scrape. */
+  /** A collect() that refills its metric from this scrape's one read of the tables. */
   function fromCounts<M extends { reset(): void }>(fill: (this: M, counts: ProjectionCounts) => void) {
     return async function (this: M): Promise<void> {
-      this.reset();
       const counts = await readCounts();
-      if (counts) fill.call(this, counts);
+      if (!counts) return;
+      this.reset();
+      fill.call(this, counts);
     };
   }
 
-  new Gauge({
-    name: 'billing_payments',
-    help: 'Payments by kind (subscription, one_time, booking, refund) and current status',
-    labelNames: ['kind', 'status'] as const,
-    registers: [registry],
-    collect: fromCounts(function (this: Gauge, { payments }) {
-      for (const p of payments) this.inc({ kind: p.kind, status: p.status }, p.count);
-    }),
-  });
   new Counter({
-    name: 'billing_subscription_renewals_total',
-    help: "Charges for a subscription's second or later period that were paid or failed",
-    labelNames: ['outcome'] as const,
+    name: 'billing_events_total',
+    help:
+      'Business events so far: renewal_succeeded and renewal_failed (charges for a second or later period), ' +
+      'dunning_recovery (a period paid on a retry or a new payment method), subscription_expired, hold_expired, ' +
+      'booking_confirmed (including bookings canceled since), refund (paid back)',
+    labelNames: ['event'] as const,
     registers: [registry],
-    collect: fromCounts(function (this: Counter, { payments }) {
-      this.inc({ outcome: 'succeeded' }, 0);
-      this.inc({ outcome: 'failed' }, 0);
-      for (const p of payments.filter((p) => p.kind === 'subscription' && p.renewal)) {
-        if (PAID.has(p.status)) this.inc({ outcome: 'succeeded' }, p.count);
-        if (p.status === 'failed') this.inc({ outcome: 'failed' }, p.count);
-      }
-    }),
-  });
-  new Counter({
-    name: 'billing_dunning_recoveries_total',
-    help: 'Subscription charges paid on a retry (a dunning retry or a new payment method), i.e. recovered periods',
-    registers: [registry],
-    collect: fromCounts(function (this: Counter, { payments }) {
-      const recovered = payments.filter((p) => p.kind === 'subscription' && p.retry && PAID.has(p.status));
-      this.inc(sum(recovered));
-    }),
-  });
-  new Counter({
-    name: 'billing_refunds_total',
-    help: 'Refunds paid back',
-    registers: [registry],
-    collect: fromCounts(function (this: Counter, { payments }) {
-      this.inc(sum(payments.filter((p) => p.kind === 'refund' && p.status === 'succeeded')));
+    collect: fromCounts(function (this: Counter<'event'>, { payments, subscriptions, holds, bookings }) {
+      const subscriptionCharges = payments.filter((p) => p.kind === 'subscription');
+      const events: Record<string, number> = {
+        renewal_succeeded: sum(subscriptionCharges.filter((p) => p.renewal && PAID.has(p.status))),
+        renewal_failed: sum(subscriptionCharges.filter((p) => p.renewal && p.status === 'failed')),
+        dunning_recovery: sum(subscriptionCharges.filter((p) => p.retry && PAID.has(p.status))),
+        subscription_expired: sum(subscriptions.filter((s) => s.status === 'expired')),
+        hold_expired: sum(holds.filter((h) => h.status === 'expired')),
+        // Only a confirmed booking can be canceled.
+        booking_confirmed: sum(bookings.filter((b) => b.status === 'confirmed' || b.status === 'canceled')),
+        refund: sum(payments.filter((p) => p.kind === 'refund' && p.status === 'succeeded')),
+      };
+      for (const [event, count] of Object.entries(events)) this.inc({ event }, count);
     }),
   });
   new Counter({
@@ -137,63 +126,34 @@ function registerBusinessMetrics(registry: Registry, deps: Pick<AppDeps, 'sql' |
     help: 'Money refunded, in minor units, by currency',
     labelNames: ['currency'] as const,
     registers: [registry],
-    collect: fromCounts(function (this: Counter, { payments }) {
+    collect: fromCounts(function (this: Counter<'currency'>, { payments }) {
       for (const p of payments.filter((p) => p.kind === 'refund' && p.status === 'succeeded')) {
         this.inc({ currency: p.currency }, p.amount);
       }
     }),
   });
   new Gauge({
-    name: 'billing_subscriptions',
-    help: 'Subscriptions by status (incomplete, trialing, active, past_due, canceled, expired)',
-    labelNames: ['status'] as const,
+    name: 'billing_payments',
+    help: 'Payments by kind (subscription, one_time, booking, refund) and current status',
+    labelNames: ['kind', 'status'] as const,
     registers: [registry],
-    collect: fromCounts(function (this: Gauge, { subscriptions }) {
-      for (const s of subscriptions) this.set({ status: s.status }, s.count);
+    collect: fromCounts(function (this: Gauge<'kind' | 'status'>, { payments }) {
+      for (const p of payments) this.inc({ kind: p.kind, status: p.status }, p.count);
     }),
   });
-  new Counter({
-    name: 'billing_subscription_expirations_total',
-    help: 'Subscriptions that expired after dunning',
-    registers: [registry],
-    collect: fromCounts(function (this: Counter, { subscriptions }) {
-      this.inc(sum(subscriptions.filter((s) => s.status === 'expired')));
-    }),
-  });
-  new Gauge({
-    name: 'billing_holds',
-    help: 'Holds by status (active, consumed, released, expired)',
-    labelNames: ['status'] as const,
-    registers: [registry],
-    collect: fromCounts(function (this: Gauge, { holds }) {
-      for (const h of holds) this.set({ status: h.status }, h.count);
-    }),
-  });
-  new Counter({
-    name: 'billing_holds_expired_total',
-    help: 'Holds released by their TTL',
-    registers: [registry],
-    collect: fromCounts(function (this: Counter, { holds }) {
-      this.inc(sum(holds.filter((h) => h.status === 'expired')));
-    }),
-  });
-  new Gauge({
-    name: 'billing_bookings',
-    help: 'Bookings by status (pending, confirmed, failed, canceled)',
-    labelNames: ['status'] as const,
-    registers: [registry],
-    collect: fromCounts(function (this: Gauge, { bookings }) {
-      for (const b of bookings) this.set({ status: b.status }, b.count);
-    }),
-  });
-  new Counter({
-    name: 'billing_bookings_confirmed_total',
-    help: 'Bookings that were confirmed (including those canceled since: only a confirmed booking can be canceled)',
-    registers: [registry],
-    collect: fromCounts(function (this: Counter, { bookings }) {
-      this.inc(sum(bookings.filter((b) => b.status === 'confirmed' || b.status === 'canceled')));
-    }),
-  });
+  const byStatus = (name: string, help: string, table: 'subscriptions' | 'holds' | 'bookings') =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['status'] as const,
+      registers: [registry],
+      collect: fromCounts(function (this: Gauge<'status'>, counts) {
+        for (const row of counts[table]) this.set({ status: row.status }, row.count);
+      }),
+    });
+  byStatus('billing_subscriptions', 'Subscriptions by status (incomplete, trialing, active, past_due, canceled, expired)', 'subscriptions');
+  byStatus('billing_holds', 'Holds by status (active, consumed, released, expired)', 'holds');
+  byStatus('billing_bookings', 'Bookings by status (pending, confirmed, failed, canceled)', 'bookings');
 }
 
 function sum(rows: Array<{ count: number }>): number {
