@@ -4,7 +4,7 @@
  * the current workflow code. Re-record only when a change is meant to break running workflows
  * (and then guard the old path with `patched()`); otherwise keep the old histories.
  *
- *   npx tsx scripts/record-histories.ts
+ *   npx tsx scripts/record-histories.ts [scenario …]   (all scenarios when none is named)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -96,6 +96,19 @@ const SCENARIOS: Record<string, (r: Recorder) => Promise<{ subscriptionId: strin
     await subscriptionHandle(r.env.client, subscriptionId).result();
     return { subscriptionId, runIds: [await currentRunId(r, subscriptionId)] };
   },
+
+  // A renewal awaiting authentication until its pending timeout passes, dunning; then canceled now.
+  'renewal-pending-timeout': async (r) => {
+    const { subscriptionId, activation } = await subscribe(r, 'pm_card_visa');
+    await changePaymentMethod(r.env.client, subscriptionId, 'pm_card_authenticationRequired');
+    await advanceTo(r.env, activation.subscription.nextBillingDate!);
+    const pending = await waitForState(r.env.client, subscriptionId, (s) => s.pendingPayment !== null);
+    await advanceTo(r.env, pending.pendingPayment!.expiresAt);
+    await waitForState(r.env.client, subscriptionId, (s) => s.status === 'past_due');
+    await cancelSubscription(r.env.client, subscriptionId, false);
+    await subscriptionHandle(r.env.client, subscriptionId).result();
+    return { subscriptionId, runIds: [await currentRunId(r, subscriptionId)] };
+  },
 };
 
 async function subscribe(r: Recorder, paymentMethod: string) {
@@ -123,6 +136,13 @@ function nextRunId(r: Recorder, subscriptionId: string, previous: string): Promi
     if (runId === previous) throw new Error(`subscription ${subscriptionId} has not continued as new`);
     return runId;
   });
+}
+
+/** The scenarios named on the command line, or all of them; an unknown name is an error. */
+function chosenScenarios(names: string[]): [string, (typeof SCENARIOS)[string]][] {
+  const unknown = names.filter((name) => !(name in SCENARIOS));
+  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  return Object.entries(SCENARIOS).filter(([name]) => names.length === 0 || names.includes(name));
 }
 
 /** Workers and clients name themselves pid@host; the committed files should not. */
@@ -153,7 +173,7 @@ async function main(): Promise<void> {
   try {
     await mkdir(HISTORIES_DIR, { recursive: true });
     await worker.runUntil(async () => {
-      for (const [name, scenario] of Object.entries(SCENARIOS)) {
+      for (const [name, scenario] of chosenScenarios(process.argv.slice(2))) {
         const { subscriptionId, runIds } = await scenario({ env, db: database.db, taskQueue });
         for (const [index, runId] of runIds.entries()) {
           const history = await env.client.workflow.getHandle(`subscription-${subscriptionId}`, runId).fetchHistory();
