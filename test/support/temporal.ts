@@ -6,13 +6,17 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { registerSearchAttributes } from '../../workers/search-attributes';
 
 /** A fresh time-skipping server: timers fire as soon as no worker has work to do. */
-export function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   useQuietRuntime();
-  return TestWorkflowEnvironment.createTimeSkipping({
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: requiredEnv('TEMPORAL_TEST_SERVER') } },
   });
+  // Workflows set custom search attributes, which a server refuses unless they are registered.
+  await registerSearchAttributes(env.connection, env.namespace ?? 'default');
+  return env;
 }
 
 export interface DevServerConnection {
@@ -32,6 +36,7 @@ export async function connectDevServer(): Promise<DevServerConnection> {
   const address = requiredEnv('TEMPORAL_ADDRESS');
   const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
   const connection = await Connection.connect({ address });
+  await registerSearchAttributes(connection, namespace);
   const nativeConnection = await NativeConnection.connect({ address });
   return {
     client: new Client({ connection, namespace }),
