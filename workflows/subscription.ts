@@ -16,6 +16,7 @@ import {
   defineUpdate,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -37,7 +38,9 @@ import {
   type SubscriptionSnapshot,
   type SubscriptionStatus,
 } from '../domain/subscription';
+import { subscriptionDetails } from '../domain/workflow-descriptions';
 import { paymentSettledSignal } from './payment';
+import { SubscriptionStatusAttribute, upsertStatusAttribute } from './search-attributes';
 
 // ---------------------------------------------------------------------------------------------
 // Contract: input, result, signals, updates, queries
@@ -195,6 +198,7 @@ class Subscription {
 
   async run(): Promise<SubscriptionSnapshot> {
     this.registerHandlers();
+    this.publish();
     for (const notification of this.state.outbox) this.deliver(notification);
     if (this.input.carried) {
       this.activation = { outcome: activationOutcomeOf(this.state.status), subscription: this.snapshot(), payment: null };
@@ -648,9 +652,19 @@ class Subscription {
 
   /** Writes the row from the state at the time of writing; writes run one at a time, in order. */
   private project(): Promise<void> {
+    this.publish();
     const write = this.projections.then(() => recordSubscription(this.projection()));
     this.projections = write.catch(() => undefined);
     return write;
+  }
+
+  /**
+   * What support staff see in the Temporal UI, kept current: every state change is projected, so
+   * it is published here too (a `SubscriptionStatus` search attribute, the details line).
+   */
+  private publish(): void {
+    upsertStatusAttribute(SubscriptionStatusAttribute, this.state.status);
+    setCurrentDetails(subscriptionDetails(this.snapshot()));
   }
 
   /**
