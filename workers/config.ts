@@ -36,6 +36,14 @@ const envSchema = z.object({
   TRUST_PROXY: z.string().optional().transform(trustProxySetting),
   // host:port where the worker serves Temporal's own metrics for Prometheus; unset serves none.
   WORKER_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'host:port such as 0.0.0.0:9464').optional(),
+  // Worker tuning (bench/README.md has the figures behind these). Per worker, i.e. per task queue.
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
+  // Sticky cache; unset leaves the SDK's size, about 600 workflows per GiB of V8 heap.
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  // Across every worker of the `billing` queue (the server enforces it), so a renewal storm stays
+  // under the gateway's request limit: each gateway call is one billing activity.
+  BILLING_MAX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(100),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -33,6 +33,26 @@ export interface CreateWorkersOptions {
   taskQueues: readonly string[];
   activities: object;
   workflowBundle: WorkflowBundle;
+  /** From `workerTuning(config)`; the SDK's defaults when absent (tests). */
+  tuning?: WorkerTuning;
+}
+
+/** Concurrency and sticky-cache size per worker, and activity rate limits per task queue. */
+export interface WorkerTuning {
+  maxConcurrentActivityTaskExecutions: number;
+  maxConcurrentWorkflowTaskExecutions: number;
+  maxCachedWorkflows?: number;
+  /** Activities per second across all workers of a queue, by queue name; enforced by the server. */
+  maxTaskQueueActivitiesPerSecond: Readonly<Record<string, number>>;
+}
+
+export function workerTuning(config: Config, billingQueue: string = TASK_QUEUES.billing): WorkerTuning {
+  return {
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    maxTaskQueueActivitiesPerSecond: { [billingQueue]: config.BILLING_MAX_ACTIVITIES_PER_SECOND },
+  };
 }
 
 /** Workers ready to `run()`; `shutdown()` on each stops polling and lets running work drain. */
@@ -46,6 +66,10 @@ export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> 
         workflowBundle: options.workflowBundle,
         activities: options.activities,
         shutdownGraceTime: SHUTDOWN_GRACE,
+        maxConcurrentActivityTaskExecutions: options.tuning?.maxConcurrentActivityTaskExecutions,
+        maxConcurrentWorkflowTaskExecutions: options.tuning?.maxConcurrentWorkflowTaskExecutions,
+        maxCachedWorkflows: options.tuning?.maxCachedWorkflows,
+        maxTaskQueueActivitiesPerSecond: options.tuning?.maxTaskQueueActivitiesPerSecond[taskQueue],
       }),
     ),
   );
@@ -79,6 +103,7 @@ async function main(): Promise<void> {
     taskQueues: Object.values(TASK_QUEUES),
     activities,
     workflowBundle: await bundleWorkflows(),
+    tuning: workerTuning(config),
   });
   stopOnSignals(workers, logger);
   logger.info({ taskQueues: Object.values(TASK_QUEUES), namespace: config.TEMPORAL_NAMESPACE }, 'workers running');
