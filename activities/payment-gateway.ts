@@ -4,6 +4,8 @@ import type { Logger } from '../workers/logger';
 import {
   classifyDecline,
   GatewayRequestRejectedError,
+  type CancelOutcome,
+  type CancelRequest,
   type ChargeOutcome,
   type ChargeRequest,
   type PaymentGateway,
@@ -86,6 +88,57 @@ export class StripeGateway implements PaymentGateway {
       }
       throw error;
     }
+  }
+
+  /**
+   * Stripe cancels an intent only while it awaits the customer or a payment method; otherwise
+   * it answers `payment_intent_unexpected_state` and the intent itself says why: succeeded
+   * (the money was taken), already canceled, or still processing (wait and ask again).
+   */
+  async cancel(request: CancelRequest): Promise<CancelOutcome> {
+    try {
+      await this.stripe.paymentIntents.cancel(request.gatewayPaymentId, {}, { idempotencyKey: request.idempotencyKey });
+      return { status: 'canceled' };
+    } catch (error) {
+      if (stripeCode(error) !== 'payment_intent_unexpected_state') {
+        if (isRejectedRequest(error)) {
+          throw new GatewayRequestRejectedError(`stripe refused the cancel: ${error.message}`, error.code ?? null);
+        }
+        throw error;
+      }
+    }
+    const intent = await this.stripe.paymentIntents.retrieve(request.gatewayPaymentId);
+    const outcome = cancelOutcomeOfUncancelableIntent(intent);
+    if (outcome) return outcome;
+    // Cancelable again (a processing attempt failed since): the key's saved answer is stale.
+    this.logger?.info({ gatewayPaymentId: intent.id, status: intent.status }, 'cancel refused earlier; canceling again');
+    await this.stripe.paymentIntents.cancel(intent.id, {}, { idempotencyKey: `${request.idempotencyKey}/${intent.status}` });
+    return { status: 'canceled' };
+  }
+}
+
+/** A pending charge that cannot be canceled yet: asking again later is the only way on. */
+export class PaymentStillProcessingError extends Error {
+  override readonly name = 'PaymentStillProcessingError';
+  constructor(readonly gatewayPaymentId: string) {
+    super(`payment ${gatewayPaymentId} is still processing and cannot be canceled yet`);
+  }
+}
+
+/**
+ * What an intent that Stripe refused to cancel says: succeeded or canceled are final answers;
+ * processing throws so the caller retries; null means it can be canceled after all.
+ */
+export function cancelOutcomeOfUncancelableIntent(intent: Stripe.PaymentIntent): CancelOutcome | null {
+  switch (intent.status) {
+    case 'succeeded':
+      return { status: 'succeeded' };
+    case 'canceled':
+      return { status: 'canceled' };
+    case 'processing':
+      throw new PaymentStillProcessingError(intent.id);
+    default:
+      return null;
   }
 }
 
@@ -226,6 +279,17 @@ export class SandboxGateway implements PaymentGateway {
       throw new GatewayRequestRejectedError(`no such payment: ${request.gatewayPaymentId}`, 'resource_missing');
     }
     return { gatewayRefundId: sandboxId('re', request.idempotencyKey), status: 'succeeded' };
+  }
+
+  /**
+   * Holds no state, so it cannot know whether a webhook settled the charge: every sandbox
+   * payment it is asked about is canceled (a pending one, which is what callers ask about).
+   */
+  async cancel(request: CancelRequest): Promise<CancelOutcome> {
+    if (!request.gatewayPaymentId.startsWith('pi_sandbox_')) {
+      throw new GatewayRequestRejectedError(`no such payment: ${request.gatewayPaymentId}`, 'resource_missing');
+    }
+    return { status: 'canceled' };
   }
 }
 

@@ -31,10 +31,23 @@ export interface RefundOutcome {
   status: 'succeeded' | 'pending' | 'failed';
 }
 
+export interface CancelRequest {
+  gatewayPaymentId: string;
+  idempotencyKey: string;
+}
+
+/** `succeeded`: the charge went through before it could be canceled; the money was taken. */
+export type CancelOutcome = { status: 'canceled' } | { status: 'succeeded' };
+
 export interface PaymentGateway {
   readonly name: 'stripe' | 'sandbox';
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   refund(request: RefundRequest): Promise<RefundOutcome>;
+  /**
+   * Cancels a pending charge so it can no longer take money. Throws (a fault worth retrying)
+   * while the gateway can neither cancel nor settle it yet, e.g. a payment still processing.
+   */
+  cancel(request: CancelRequest): Promise<CancelOutcome>;
 }
 
 /** Decline codes after which retrying the same card is pointless (Stripe's "do not try again"). */
@@ -76,12 +89,20 @@ export class GatewayRequestRejectedError extends Error {
 /** Gateway metadata naming our `payments` row, so a webhook can find a charge by it. */
 export const PAYMENT_ID_METADATA_KEY = 'payment_id';
 
-/** A pending charge whose webhook did not come within its timeout counts as failed with this code. */
-export const PAYMENT_TIMEOUT_FAILURE_CODE = 'payment_timeout';
+/**
+ * A pending charge whose webhook did not come within its timeout is canceled at the gateway and
+ * counts as failed with this code.
+ */
+export const PAYMENT_TIMEOUT_FAILURE_CODE = 'payment_pending_timeout';
 
 /** Workflow id of a one-time payment, named after its `payments` row. */
 export function oneTimePaymentWorkflowId(paymentId: string): string {
   return `payment-${paymentId}`;
+}
+
+/** Workflow id of the refund of a charge that succeeded after it had been counted as failed. */
+export function orphanedPaymentRefundWorkflowId(paymentId: string): string {
+  return `refund-${paymentId}`;
 }
 
 /** Idempotency key of one charge attempt: the same (workflow, cycle, attempt) is the same charge. */
@@ -126,6 +147,12 @@ export interface RefundInput {
 export interface RefundResult {
   refundPaymentId: string;
   status: 'succeeded' | 'pending' | 'failed';
+}
+
+/** A charge that succeeded at the gateway after its workflow had counted it as failed (or had ended). */
+export interface OrphanedPayment {
+  paymentId: string;
+  gatewayPaymentId: string;
 }
 
 /** What a payment webhook tells the workflow that owns a pending charge. */

@@ -66,6 +66,10 @@ class TopUpGateway implements PaymentGateway {
   refund(request: Parameters<PaymentGateway['refund']>[0]) {
     return this.sandbox.refund(request);
   }
+
+  cancel(request: Parameters<PaymentGateway['cancel']>[0]) {
+    return this.sandbox.cancel(request);
+  }
 }
 
 let env: TestWorkflowEnvironment;

@@ -7,13 +7,24 @@ import { createPaymentActivities } from '../../activities/payment';
 import { SandboxGateway } from '../../activities/payment-gateway';
 import type { Database } from '../../db/client';
 import { users } from '../../db/schema';
-import type { PaymentGateway } from '../../domain/payment';
+import type { CancelOutcome, CancelRequest, PaymentGateway } from '../../domain/payment';
 import { connectTestDeps, listen } from './api';
 import { connectDevServer, uniqueTaskQueue } from './temporal';
 
-/** Wraps a real gateway and counts the calls that reach it. */
-export function countingGateway(inner: PaymentGateway): { gateway: PaymentGateway; calls: { charge: number; refund: number } } {
-  const calls = { charge: 0, refund: 0 };
+export interface GatewayScript {
+  /**
+   * The answer to a cancel instead of the real gateway's (which is still asked first), e.g. a
+   * charge the customer completed just before it could be canceled. Undefined: the real answer.
+   */
+  cancelAnswer?: (request: CancelRequest) => CancelOutcome | undefined | Promise<CancelOutcome | undefined>;
+}
+
+/** Wraps a real gateway and counts the calls that reach it; `script` may override its cancel answers. */
+export function countingGateway(
+  inner: PaymentGateway,
+  script: GatewayScript = {},
+): { gateway: PaymentGateway; calls: { charge: number; refund: number; cancel: number } } {
+  const calls = { charge: 0, refund: 0, cancel: 0 };
   const gateway: PaymentGateway = {
     name: inner.name,
     charge: (request) => {
@@ -23,6 +34,11 @@ export function countingGateway(inner: PaymentGateway): { gateway: PaymentGatewa
     refund: (request) => {
       calls.refund += 1;
       return inner.refund(request);
+    },
+    cancel: async (request) => {
+      calls.cancel += 1;
+      const real = await inner.cancel(request);
+      return (await script.cancelAnswer?.(request)) ?? real;
     },
   };
   return { gateway, calls };
