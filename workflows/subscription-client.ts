@@ -6,6 +6,7 @@
 import { WithStartWorkflowOperation, type Client, type WorkflowHandle } from '@temporalio/client';
 import { subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionSnapshot } from '../domain/subscription';
+import { subscriptionSummary } from '../domain/workflow-descriptions';
 import { paymentSettledSignal } from './payment';
 import {
   activationUpdate,
@@ -17,6 +18,7 @@ import {
   type SubscriptionWorkflowInput,
 } from './subscription';
 import type { PaymentSettlement } from '../domain/payment';
+import { customerAttributes, PlanCodeAttribute } from './search-attributes';
 
 export type SubscriptionHandle = WorkflowHandle<typeof subscriptionWorkflow>;
 
@@ -28,18 +30,23 @@ export type SubscriptionHandle = WorkflowHandle<typeof subscriptionWorkflow>;
  * - `pending`: the charge awaits customer action; the workflow waits for the payment webhook.
  * The same subscription id again attaches to the running workflow and gets its answer; once that
  * workflow has closed, a start with its id is refused (WorkflowExecutionAlreadyStartedError).
+ * `customerEmail` makes the workflow findable by email in the Temporal UI.
  */
 export async function startSubscription(
   client: Client,
   taskQueue: string,
   input: Omit<SubscriptionWorkflowInput, 'carried'>,
+  { customerEmail }: { customerEmail?: string } = {},
 ): Promise<ActivationResult> {
+  const customer = { userId: input.userId, email: customerEmail };
   const startWorkflowOperation = new WithStartWorkflowOperation<typeof subscriptionWorkflow>('subscriptionWorkflow', {
     workflowId: subscriptionWorkflowId(input.subscriptionId),
     taskQueue,
     args: [input],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    typedSearchAttributes: [...customerAttributes(customer), { key: PlanCodeAttribute, value: input.plan.code }],
+    staticSummary: subscriptionSummary(input.plan.code, customer),
   });
   return client.workflow.executeUpdateWithStart(activationUpdate, { startWorkflowOperation });
 }
