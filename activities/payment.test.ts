@@ -5,9 +5,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { payments } from '../db/schema';
-import type { ChargeInput } from '../domain/payment';
+import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput } from '../domain/payment';
 import { createLogger } from '../workers/logger';
-import { closedLoopbackPort, countingGateway, insertTestUser } from '../test/support/payment-fixtures';
+import { closedLoopbackPort, countingGateway, insertTestUser, type GatewayScript } from '../test/support/payment-fixtures';
 import { createPaymentActivities, recordGatewayRefundTotal } from './payment';
 import { SandboxGateway, StripeGateway } from './payment-gateway';
 
@@ -190,5 +190,128 @@ describe('recordGatewayRefundTotal', () => {
     const row = await rowById(charge.paymentId);
     assert.equal(row.refundedAmount, 2500);
     assert.equal(row.status, 'refunded');
+  });
+});
+
+describe('cancelPendingPayment', () => {
+  /** A charge the sandbox leaves pending (awaiting authentication), and activities on `script`. */
+  async function pendingCharge(script: GatewayScript = {}) {
+    const { gateway, calls } = countingGateway(new SandboxGateway(), script);
+    const activities = createPaymentActivities({ db: handle.db, gateway, logger });
+    const pending = await activities.chargePayment(chargeInput('pm_card_authenticationRequired'));
+    assert.equal(pending.status, 'pending');
+    return { activities, calls, pending };
+  }
+
+  test('cancels it at the gateway and records it failed with the timeout code, once', async () => {
+    const { activities, calls, pending } = await pendingCharge();
+    const result = await activities.cancelPendingPayment({ paymentId: pending.paymentId });
+    assert.deepEqual(result, {
+      ...pending,
+      status: 'failed',
+      failureCode: PAYMENT_TIMEOUT_FAILURE_CODE,
+      decline: 'soft',
+    });
+    assert.deepEqual(await activities.cancelPendingPayment({ paymentId: pending.paymentId }), result);
+    assert.equal(calls.cancel, 1, 'a final row is answered from the database');
+    const row = await rowById(pending.paymentId);
+    assert.deepEqual([row.status, row.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
+  });
+
+  test('a charge that succeeded before it could be canceled is recorded and answered as a success', async () => {
+    const { activities, pending } = await pendingCharge({ cancelAnswer: () => ({ status: 'succeeded' }) });
+    const result = await activities.cancelPendingPayment({ paymentId: pending.paymentId });
+    assert.deepEqual([result.status, result.failureCode, result.decline], ['succeeded', null, null]);
+    assert.equal((await rowById(pending.paymentId)).status, 'succeeded');
+  });
+
+  test('a settlement recorded first wins: the cancel answers it without asking the gateway', async () => {
+    const { activities, calls, pending } = await pendingCharge();
+    await activities.settlePayment({
+      paymentId: pending.paymentId,
+      gatewayPaymentId: pending.gatewayPaymentId!,
+      status: 'succeeded',
+      failureCode: null,
+    });
+    const result = await activities.cancelPendingPayment({ paymentId: pending.paymentId });
+    assert.equal(result.status, 'succeeded');
+    assert.equal(calls.cancel, 0);
+  });
+
+  test('a settlement arriving while the gateway cancels waits for the row and then changes nothing', async () => {
+    let entered!: () => void;
+    const inGateway = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { activities, pending } = await pendingCharge({
+      cancelAnswer: async () => {
+        entered();
+        await released;
+        return undefined;
+      },
+    });
+
+    const canceling = activities.cancelPendingPayment({ paymentId: pending.paymentId });
+    await inGateway;
+    const other = connectDatabase(process.env.DATABASE_URL!, { max: 1 });
+    try {
+      await assert.rejects(
+        other.sql`select id from payments where id = ${pending.paymentId} for update nowait`,
+        (error: { code?: string }) => error.code === '55P03',
+        'the row is locked while the gateway is asked',
+      );
+    } finally {
+      await other.close();
+    }
+    const settling = activities.settlePayment({
+      paymentId: pending.paymentId,
+      gatewayPaymentId: pending.gatewayPaymentId!,
+      status: 'succeeded',
+      failureCode: null,
+    });
+    release();
+    const [result] = await Promise.all([canceling, settling]);
+
+    assert.equal(result.status, 'failed');
+    const row = await rowById(pending.paymentId);
+    assert.deepEqual([row.status, row.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
+  });
+
+  test('raced with a settlement, the answer is always what the row ends up saying', async () => {
+    const { activities, pending } = await pendingCharge();
+    const [result] = await Promise.all([
+      activities.cancelPendingPayment({ paymentId: pending.paymentId }),
+      activities.settlePayment({
+        paymentId: pending.paymentId,
+        gatewayPaymentId: pending.gatewayPaymentId!,
+        status: 'succeeded',
+        failureCode: null,
+      }),
+    ]);
+    assert.equal((await rowById(pending.paymentId)).status, result.status);
+  });
+});
+
+describe('recordLatePaymentSuccess', () => {
+  test('turns a charge given up into a success that can be refunded, once', async () => {
+    const { activities } = sandboxActivities();
+    const pending = await activities.chargePayment(chargeInput('pm_card_authenticationRequired'));
+    await activities.cancelPendingPayment({ paymentId: pending.paymentId });
+    const orphan = { paymentId: pending.paymentId, gatewayPaymentId: pending.gatewayPaymentId! };
+
+    const late = await activities.recordLatePaymentSuccess(orphan);
+    assert.deepEqual([late.userId, late.amount, late.refundable, late.currency], [userId, 2500, 2500, 'usd']);
+    assert.equal((await rowById(pending.paymentId)).status, 'succeeded');
+    assert.deepEqual(await activities.recordLatePaymentSuccess(orphan), late);
+
+    const refund = await activities.refundPayment({
+      paymentId: pending.paymentId,
+      amount: late.refundable,
+      idempotencyKey: `test-refund-${randomUUID()}`,
+      reason: 'late success',
+    });
+    assert.equal(refund.status, 'succeeded');
+    assert.equal((await rowById(pending.paymentId)).status, 'refunded');
+    assert.equal((await activities.recordLatePaymentSuccess(orphan)).refundable, 0, 'a refunded charge stays refunded');
   });
 });

@@ -1,13 +1,15 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { payments } from '../db/schema';
 import {
   classifyDecline,
   PAYMENT_ID_METADATA_KEY,
+  PAYMENT_TIMEOUT_FAILURE_CODE,
   type ChargeInput,
   type ChargeOutcome,
   type ChargeResult,
+  type OrphanedPayment,
   type PaymentGateway,
   type PaymentSettlement,
   type RefundInput,
@@ -24,6 +26,18 @@ export interface PaymentActivityDeps {
 }
 
 export type PaymentActivities = ReturnType<typeof createPaymentActivities>;
+
+/** What the refund of an orphaned charge needs to know about it. */
+export interface LatePaymentSuccess {
+  userId: string;
+  amount: number;
+  currency: string;
+  /** What is left to refund (less when part of it was refunded already). */
+  refundable: number;
+  description: string | null;
+  subscriptionId: string | null;
+  bookingId: string | null;
+}
 
 /**
  * Charges, refunds and settlements, each exactly once per idempotency key. The `payments` row
@@ -148,7 +162,65 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
     );
   }
 
-  return { chargePayment, refundPayment, settlePayment };
+  /**
+   * A pending charge whose timeout has passed: canceled at the gateway so a late success cannot
+   * take money for something we have given up, and recorded `failed`. The gateway may answer
+   * that it succeeded after all, which is recorded and returned as a success. The row stays
+   * locked meanwhile, so a webhook's settlement and this cancel cannot both win; a row already
+   * final (settled while the workflow was deciding) is returned as it is.
+   */
+  async function cancelPendingPayment({ paymentId }: { paymentId: string }): Promise<ChargeResult> {
+    return db.transaction(async (tx) => {
+      const [row] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update');
+      if (!row) throw ApplicationFailure.nonRetryable(`no payment ${paymentId}`, 'PaymentNotFound');
+      if (row.status !== 'pending') return chargeResultOf(row);
+      if (row.gatewayPaymentId === null) {
+        // Only a charge the gateway answered `pending` (with its id) is ever waited for.
+        throw ApplicationFailure.nonRetryable(`payment ${paymentId} has no gateway payment to cancel`, 'PaymentNotCancelable');
+      }
+      const outcome = await gateway.cancel({ gatewayPaymentId: row.gatewayPaymentId, idempotencyKey: `${row.idempotencyKey}/cancel` });
+      const final =
+        outcome.status === 'succeeded'
+          ? { status: 'succeeded' as const, failureCode: null }
+          : { status: 'failed' as const, failureCode: PAYMENT_TIMEOUT_FAILURE_CODE };
+      const [updated] = await tx
+        .update(payments)
+        .set({ ...final, updatedAt: new Date() })
+        .where(eq(payments.id, row.id))
+        .returning();
+      logger.warn({ paymentId, gatewayAnswer: outcome.status, status: updated.status }, 'pending payment timed out; canceled at the gateway');
+      return chargeResultOf(updated);
+    });
+  }
+
+  /**
+   * Records that a charge counted as failed (or left pending by a workflow that has ended)
+   * succeeded at the gateway after all, so it can be refunded. Repeating it changes nothing.
+   */
+  async function recordLatePaymentSuccess({ paymentId, gatewayPaymentId }: OrphanedPayment): Promise<LatePaymentSuccess> {
+    await db
+      .update(payments)
+      .set({
+        status: 'succeeded',
+        gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${gatewayPaymentId})`,
+        updatedAt: new Date(),
+      })
+      .where(and(eq(payments.id, paymentId), ne(payments.kind, 'refund'), inArray(payments.status, ['pending', 'failed'])));
+    const [row] = await db.select().from(payments).where(eq(payments.id, paymentId));
+    if (!row || row.kind === 'refund') throw ApplicationFailure.nonRetryable(`no charge ${paymentId}`, 'PaymentNotFound');
+    logger.warn({ paymentId, gatewayPaymentId, failureCode: row.failureCode }, 'late success of a payment given up; refunding it');
+    return {
+      userId: row.userId,
+      amount: row.amount,
+      currency: row.currency,
+      refundable: row.amount - row.refundedAmount,
+      description: row.description,
+      subscriptionId: row.subscriptionId,
+      bookingId: row.bookingId,
+    };
+  }
+
+  return { chargePayment, refundPayment, settlePayment, cancelPendingPayment, recordLatePaymentSuccess };
 }
 
 /**
