@@ -6,9 +6,11 @@ import { GatewayRequestRejectedError, type ChargeRequest } from '../domain/payme
 import { loadConfig } from '../workers/config';
 import { closedLoopbackPort } from '../test/support/payment-fixtures';
 import {
+  cancelOutcomeOfUncancelableIntent,
   chargeOutcomeFromIntent,
   chargeOutcomeFromStripeError,
   createPaymentGateway,
+  PaymentStillProcessingError,
   SandboxGateway,
   StripeGateway,
 } from './payment-gateway';
@@ -83,6 +85,15 @@ describe('SandboxGateway', () => {
       GatewayRequestRejectedError,
     );
   });
+
+  test('cancels a pending sandbox payment, again the same, and refuses a foreign payment id', async () => {
+    const charge = await gateway.charge(chargeRequest('pm_card_authenticationRequired'));
+    assert.equal(charge.status, 'pending');
+    const request = { gatewayPaymentId: charge.gatewayPaymentId!, idempotencyKey: `cancel-${randomUUID()}` };
+    assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
+    assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
+    await assert.rejects(gateway.cancel({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);
+  });
 });
 
 describe('StripeGateway against stripe-mock', () => {
@@ -107,11 +118,20 @@ describe('StripeGateway against stripe-mock', () => {
     assert.equal(refund.status, 'succeeded');
   });
 
+  test('a cancel that Stripe accepts is canceled', async () => {
+    const outcome = await gateway.cancel({ gatewayPaymentId: 'pi_123', idempotencyKey: `cancel-${randomUUID()}` });
+    assert.deepEqual(outcome, { status: 'canceled' });
+  });
+
   test('a network fault throws so the activity retries', async () => {
     const unreachable = new StripeGateway('sk_test_gateway', { apiUrl: `http://127.0.0.1:${await closedLoopbackPort()}` });
     await assert.rejects(unreachable.charge(chargeRequest('pm_card_visa')), Stripe.errors.StripeConnectionError);
     await assert.rejects(
       unreachable.refund({ gatewayPaymentId: 'pi_123', amount: 1, idempotencyKey: `refund-${randomUUID()}` }),
+      Stripe.errors.StripeConnectionError,
+    );
+    await assert.rejects(
+      unreachable.cancel({ gatewayPaymentId: 'pi_123', idempotencyKey: `cancel-${randomUUID()}` }),
       Stripe.errors.StripeConnectionError,
     );
   });
@@ -146,6 +166,14 @@ describe('Stripe answer mapping', () => {
       decline: 'hard',
       failureCode: 'lost_card',
     });
+  });
+
+  test('an intent Stripe would not cancel: succeeded and canceled are answers, processing is retried', () => {
+    assert.deepEqual(cancelOutcomeOfUncancelableIntent(intent({ status: 'succeeded' })), { status: 'succeeded' });
+    assert.deepEqual(cancelOutcomeOfUncancelableIntent(intent({ status: 'canceled' })), { status: 'canceled' });
+    assert.throws(() => cancelOutcomeOfUncancelableIntent(intent({ status: 'processing' })), PaymentStillProcessingError);
+    // Its state moved on since the refusal (a processing attempt failed): cancel it after all.
+    assert.equal(cancelOutcomeOfUncancelableIntent(intent({ status: 'requires_payment_method' })), null);
   });
 
   test('a card error is a decline classified by its decline code', () => {
