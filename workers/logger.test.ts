@@ -41,3 +41,20 @@ test('authorization, cookies and Stripe-Signature headers are redacted; other he
   assert.equal(entry.res.headers['set-cookie'], REDACTED);
   assert.equal(entry.req.headers.host, 'api');
 });
+
+test("a gRPC error (a Temporal client's) is logged with its message and stack, not lost to its metadata", async () => {
+  const { Metadata } = await import('@grpc/grpc-js');
+  const metadata = new Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from('details'));
+  const error = Object.assign(new Error('3 INVALID_ARGUMENT: Update-with-Start could not be executed.'), {
+    code: 3,
+    details: 'Namespace default has no mapping defined for search attribute CustomerId',
+    metadata,
+  });
+  const entry = logOnce({ err: error });
+  assert.equal(entry.err.message, error.message);
+  assert.equal(entry.err.code, 3);
+  assert.equal(entry.err.details, error.details);
+  assert.match(entry.err.stack, /INVALID_ARGUMENT/);
+  assert.equal(entry.err.metadata, undefined);
+});

@@ -56,6 +56,16 @@ function fieldPath(parents: string, field: string): string {
 
 export const REDACTED_PATHS: readonly string[] = secretFieldPaths();
 
+/**
+ * pino's error serializer without gRPC's `metadata`: pino cannot serialise that object graph and
+ * would log "[unable to serialize…]" in place of the whole error (Temporal client errors carry it).
+ */
+function serializeError(err: Error): ReturnType<typeof pino.stdSerializers.err> {
+  const serialized = pino.stdSerializers.err(err);
+  if (serialized && typeof serialized === 'object' && 'metadata' in serialized) delete serialized.metadata;
+  return serialized;
+}
+
 /** JSON logs on stdout (or `destination`, which tests use to read what was written). */
 export function createLogger(
   config: Pick<Config, 'LOG_LEVEL' | 'NODE_ENV'>,
@@ -67,6 +77,7 @@ export function createLogger(
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: [...REDACTED_PATHS], censor: REDACTED },
+    serializers: { err: serializeError },
   };
   return destination ? pino(options, destination) : pino(options);
 }
