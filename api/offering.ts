@@ -6,14 +6,13 @@ import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
 import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
 import { DEFAULT_HOLD_TTL, holdTtlProblem, unitEventsChannel, unitStatusOf, type UnitStatus } from '../domain/hold';
-import { isCurrencyCode } from '../domain/money';
 import { isIsoDuration } from '../domain/period';
 import type { Logger } from '../workers/logger';
 import type { AppDeps } from './app';
 import { requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
-import { parseBody, parseParams, parseQuery } from './validation';
+import { currencyCode, parseBody, parseParams, parseQuery } from './validation';
 
 export const unitJsonSchema = z
   .strictObject({
@@ -56,10 +55,7 @@ const instant = z.iso.datetime({ offset: true, message: 'Must be an ISO-8601 dat
 const unitSchema = z.strictObject({
   label: z.string().trim().min(1).max(100),
   amount: z.number().int('Must be a whole number of minor units').min(0).max(Number.MAX_SAFE_INTEGER),
-  currency: z
-    .string()
-    .refine(isCurrencyCode, 'Must be an ISO 4217 currency code such as usd')
-    .transform((code) => code.toLowerCase()),
+  currency: currencyCode,
   type: z.string().trim().min(1).max(50).optional(),
 });
 

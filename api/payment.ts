@@ -9,7 +9,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { PaymentRow } from '../activities/payment';
 import { payments } from '../db/schema';
-import { formatMoney, isChargeableAmount, isCurrencyCode } from '../domain/money';
+import { formatMoney } from '../domain/money';
 import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
 import { TASK_QUEUES } from '../workers/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
@@ -20,7 +20,7 @@ import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
-import { parseBody, parseQuery, paymentMethodToken } from './validation';
+import { chargeableAmount, currencyCode, parseBody, parseQuery, paymentMethodToken } from './validation';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
@@ -62,11 +62,8 @@ export function toPaymentJson(row: PaymentRow): PaymentJson {
 }
 
 const processPaymentSchema = z.strictObject({
-  amount: z.number().refine(isChargeableAmount, 'Must be a positive whole number of minor units'),
-  currency: z
-    .string()
-    .refine(isCurrencyCode, 'Must be an ISO 4217 currency code such as usd')
-    .transform((code) => code.toLowerCase()),
+  amount: chargeableAmount,
+  currency: currencyCode,
   paymentMethod: paymentMethodToken,
   description: z.string().trim().min(1).max(500),
 });

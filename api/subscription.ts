@@ -213,7 +213,8 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       .where(and(eq(plans.id, planId), eq(plans.active, true)))
       .limit(1);
     if (!plan) {
-      throw new HttpProblem(400, 'Invalid request', 'planId: No plan on sale has this id', {
+      // Well-formed but naming nothing on sale: unprocessable, like units not of an offering.
+      throw new HttpProblem(422, 'Unknown plan', 'planId: No plan on sale has this id', {
         invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
       });
     }
@@ -339,7 +340,11 @@ export const subscriptionOperations: ApiOperation[] = [
     responses: {
       201: json('Active (or trialing): the first payment succeeded or there is a trial', subscribeAnswer),
       202: json('The first payment awaits the customer (or is still under way); a webhook completes it', subscribeAnswer),
-      ...problems(400, [402, 'The first payment was declined; the problem carries the subscription and payment']),
+      ...problems(
+        400,
+        [402, 'The first payment was declined; the problem carries the subscription and payment'],
+        [422, 'No plan on sale has this id (or the Idempotency-Key was used with another body)'],
+      ),
     },
   },
   {

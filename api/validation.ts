@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CURRENCY_CODE } from '../domain/money';
 import { HttpProblem } from './problem';
 
 export interface InvalidParam {
@@ -45,6 +46,17 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
   if (path.length === 0) return part;
   return path.map(String).join('.');
 }
+
+const AMOUNT_MESSAGE = 'Must be a positive whole number of minor units';
+
+/** An amount to charge (the domain's `isChargeableAmount`), as a schema the OpenAPI document can show. */
+export const chargeableAmount = z.int(AMOUNT_MESSAGE).min(1, AMOUNT_MESSAGE).max(Number.MAX_SAFE_INTEGER, AMOUNT_MESSAGE);
+
+/** An ISO 4217 code in either case, answered lower-case. */
+export const currencyCode = z
+  .string()
+  .regex(CURRENCY_CODE, 'Must be an ISO 4217 currency code such as usd')
+  .transform((code) => code.toLowerCase());
 
 // Twelve or more digits in a row look like a card number (PANs are 12 to 19 digits).
 const PAYMENT_METHOD_TOKEN = /^(?!.*\d{12})(?:pm|tok|card|src)_[A-Za-z0-9_]{1,250}$/;

@@ -19,8 +19,11 @@ export class InvalidMoneyError extends Error {
   }
 }
 
+/** Three letters: the shape of an ISO 4217 code (the API shows it as a pattern). */
+export const CURRENCY_CODE = /^[a-zA-Z]{3}$/;
+
 export function isCurrencyCode(code: string): boolean {
-  return /^[a-zA-Z]{3}$/.test(code);
+  return CURRENCY_CODE.test(code);
 }
 
 /** 'USD' → 'usd'; throws for anything that is not three letters. */

@@ -14,6 +14,7 @@ export type NotificationKind =
   | 'payment_succeeded'
   | 'payment_failed'
   | 'payment_action_required'
+  | 'payment_refunded'
   | 'grace_reminder'
   | 'subscription_expired'
   | 'subscription_canceled'

@@ -215,7 +215,7 @@ describe('card data', () => {
       headers: payer.headers,
     });
     // Past validation of the token: the plan is what is wrong.
-    assert.equal(answer.status, 400);
+    assert.equal(answer.status, 422);
     assert.deepEqual(answer.body.invalidParams.map((p: { name: string }) => p.name), ['planId']);
   });
 });

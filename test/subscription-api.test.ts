@@ -169,14 +169,14 @@ describe('POST /api/v1/subscriptions/subscribe', () => {
     );
   });
 
-  test('bad input is a 400 naming each field and creates nothing', async () => {
+  test('bad input is a 400 (an unknown plan a 422) naming each field and creates nothing', async () => {
     const user = await createTestUser(stack.deps);
     const malformed = await subscribe(stack, user, { planId: 'basic', paymentMethod: '4242 4242 4242 4242', coupon: 'X' });
     assert.equal(malformed.status, 400);
     assert.deepEqual(invalidNames(malformed.body), ['coupon', 'paymentMethod', 'planId']);
 
     const unknownPlan = await subscribe(stack, user, { planId: randomUUID(), paymentMethod: 'pm_card_visa' });
-    assert.equal(unknownPlan.status, 400);
+    assert.equal(unknownPlan.status, 422);
     assert.deepEqual(invalidNames(unknownPlan.body), ['planId']);
 
     const listed = await requestJson(`${stack.url}/api/v1/subscriptions/status`, { headers: user.headers });

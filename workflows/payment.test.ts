@@ -9,11 +9,17 @@ import { createPaymentActivities } from '../activities/payment';
 import { SandboxGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments } from '../db/schema';
-import { oneTimePaymentWorkflowId } from '../domain/payment';
+import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { createLogger } from '../workers/logger';
-import { insertTestUser } from '../test/support/payment-fixtures';
+import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { createTimeSkippingEnv } from '../test/support/temporal';
-import { chargeAttemptedUpdate, oneTimePaymentWorkflow, paymentSettledSignal, type OneTimePaymentInput } from './payment';
+import {
+  chargeAttemptedUpdate,
+  oneTimePaymentWorkflow,
+  paymentSettledSignal,
+  refundOrphanedPaymentWorkflow,
+  type OneTimePaymentInput,
+} from './payment';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 const taskQueue = `payments-test-${randomUUID()}`;
@@ -22,6 +28,11 @@ let worker: Worker;
 let running: Promise<void>;
 let handle: DatabaseHandle;
 let userId: string;
+/** Gateway payment ids the customer authenticates just before the timeout's cancel reaches the gateway. */
+const authenticatedLate = new Set<string>();
+const { gateway, calls } = countingGateway(new SandboxGateway(), {
+  cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
+});
 
 before(async () => {
   const url = process.env.DATABASE_URL;
@@ -35,7 +46,7 @@ before(async () => {
     taskQueue,
     workflowsPath: require.resolve('./payment'),
     activities: {
-      ...createPaymentActivities({ db: handle.db, gateway: new SandboxGateway(), logger }),
+      ...createPaymentActivities({ db: handle.db, gateway, logger }),
       ...createNotificationActivities({ db: handle.db, mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger), logger }),
     },
   });
@@ -127,13 +138,51 @@ describe('oneTimePaymentWorkflow', () => {
     assert.deepEqual(await notificationKinds(input.paymentId), ['payment_succeeded']);
   });
 
-  test('a pending charge with no webhook fails when its timeout passes', async () => {
+  test('a pending charge with no webhook is canceled at the gateway and fails when its timeout passes', async () => {
     const input = paymentInput('pm_card_authenticationRequired');
+    const cancelsBefore = calls.cancel;
     const result = await (await start(input)).result();
-    assert.deepEqual({ status: result.status, failureCode: result.failureCode }, { status: 'failed', failureCode: 'payment_timeout' });
+    assert.deepEqual({ status: result.status, failureCode: result.failureCode }, { status: 'failed', failureCode: PAYMENT_TIMEOUT_FAILURE_CODE });
+    assert.equal(calls.cancel - cancelsBefore, 1);
     const row = await paymentRow(input.paymentId);
     assert.equal(row.status, 'failed');
-    assert.equal(row.failureCode, 'payment_timeout');
+    assert.equal(row.failureCode, PAYMENT_TIMEOUT_FAILURE_CODE);
     assert.deepEqual(await notificationKinds(input.paymentId), ['payment_failed']);
+  });
+
+  test('a pending charge that succeeded before the timeout could cancel it is a success', async () => {
+    const input = paymentInput('pm_card_authenticationRequired');
+    const wf = await start(input);
+    const attempted = await wf.executeUpdate(chargeAttemptedUpdate);
+    authenticatedLate.add(attempted.gatewayPaymentId!);
+    const result = await wf.result();
+    assert.deepEqual([result.status, result.failureCode, result.decline], ['succeeded', null, null]);
+    assert.equal((await paymentRow(input.paymentId)).status, 'succeeded');
+    assert.deepEqual(await notificationKinds(input.paymentId), ['payment_succeeded']);
+  });
+});
+
+describe('refundOrphanedPaymentWorkflow', () => {
+  test('refunds a charge that succeeded after it had been counted as failed, and tells the customer', async () => {
+    const input = paymentInput('pm_card_authenticationRequired');
+    const failed = await (await start(input)).result();
+    assert.equal(failed.status, 'failed');
+
+    const orphan = { paymentId: input.paymentId, gatewayPaymentId: failed.gatewayPaymentId! };
+    const refund = await env.client.workflow.execute(refundOrphanedPaymentWorkflow, {
+      taskQueue,
+      workflowId: orphanedPaymentRefundWorkflowId(input.paymentId),
+      args: [orphan],
+    });
+    assert.equal(refund?.status, 'succeeded');
+    const row = await paymentRow(input.paymentId);
+    assert.deepEqual([row.status, row.refundedAmount], ['refunded', input.amount]);
+    const [refundRow] = await handle.db.select().from(payments).where(eq(payments.refundOf, input.paymentId));
+    assert.deepEqual([refundRow.kind, refundRow.amount, refundRow.status], ['refund', input.amount, 'succeeded']);
+    const told = await handle.db
+      .select({ kind: notifications.kind })
+      .from(notifications)
+      .where(like(notifications.dedupeKey, `${orphanedPaymentRefundWorkflowId(input.paymentId)}/%`));
+    assert.deepEqual(told, [{ kind: 'payment_refunded' }]);
   });
 });

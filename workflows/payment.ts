@@ -1,13 +1,27 @@
-import { condition, defineSignal, defineUpdate, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  defineSignal,
+  defineUpdate,
+  log,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { NotificationActivities } from '../activities/notification';
 import type { PaymentActivities } from '../activities/payment';
 import { formatMoney } from '../domain/money';
 import {
   chargeIdempotencyKey,
   classifyDecline,
+  orphanedPaymentRefundWorkflowId,
   PAYMENT_TIMEOUT_FAILURE_CODE,
   type ChargeResult,
+  type OrphanedPayment,
   type PaymentSettlement,
+  type RefundResult,
 } from '../domain/payment';
 import { durationToMilliseconds } from '../domain/period';
 
@@ -29,7 +43,25 @@ export interface OneTimePaymentInput {
   pendingTimeout: string;
 }
 
-const { chargePayment, settlePayment } = proxyActivities<PaymentActivities>({
+/**
+ * Workflows that started before a pending charge was canceled at its timeout keep recording it
+ * failed without asking the gateway, as their histories say they did.
+ */
+export const CANCEL_PENDING_AT_TIMEOUT_PATCH = 'cancel-pending-at-timeout';
+
+/**
+ * For `cancelPendingPayment`. Every fault is retried, without limit: a charge the gateway can
+ * neither cancel nor settle yet (still processing) must not be counted as failed, and one it
+ * refuses to cancel needs a person, who sees the retrying activity in the Web UI.
+ */
+export const CANCEL_PENDING_PAYMENT_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+};
+
+const { cancelPendingPayment } = proxyActivities<PaymentActivities>(CANCEL_PENDING_PAYMENT_OPTIONS);
+
+const { chargePayment, settlePayment, refundPayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>({
   // Above the gateway's own request timeout, so a slow gateway fails the request, not the attempt.
   startToCloseTimeout: '1 minute',
   // Unlimited attempts: every retry carries the same idempotency key, so it cannot charge twice.
@@ -48,7 +80,8 @@ const { notify } = proxyActivities<NotificationActivities>({
 
 /**
  * One charge outside any subscription: charged once, a pending charge settled by the payment
- * webhook (or failed after `pendingTimeout`), the customer notified. Returns the final result.
+ * webhook (or, after `pendingTimeout`, canceled at the gateway unless it succeeded meanwhile),
+ * the customer notified. Returns the final result.
  */
 export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promise<ChargeResult> {
   const { workflowId } = workflowInfo();
@@ -83,6 +116,11 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
 
   async function awaitSettlement(pending: ChargeResult): Promise<ChargeResult> {
     const settledInTime = await condition(() => settlement !== undefined, durationToMilliseconds(input.pendingTimeout));
+    if (!settledInTime && patched(CANCEL_PENDING_AT_TIMEOUT_PATCH)) {
+      // Canceled so a late authentication cannot take the money; the gateway's answer decides.
+      log.warn('pending payment timed out; canceling it', { paymentId: pending.paymentId });
+      return cancelPendingPayment({ paymentId: pending.paymentId });
+    }
     const final: PaymentSettlement = settledInTime
       ? settlement!
       : {
@@ -100,6 +138,40 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
       decline: final.status === 'failed' ? classifyDecline(final.failureCode) : null,
     };
   }
+}
+
+/**
+ * A charge that succeeded at the gateway after it had been counted as failed (its pending
+ * timeout won), or after the workflow waiting for it had ended: the customer got nothing for it,
+ * so it is recorded, refunded in full and the customer told. Started by the payment webhook as
+ * `refund-<paymentId>`; the refund's idempotency key makes a second start refund nothing more.
+ */
+export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Promise<RefundResult | null> {
+  const { workflowId } = workflowInfo();
+  const charge = await recordLatePaymentSuccess(orphan);
+  if (charge.refundable === 0) return null;
+  const refund = await refundPayment({
+    paymentId: orphan.paymentId,
+    amount: charge.refundable,
+    idempotencyKey: `${orphanedPaymentRefundWorkflowId(orphan.paymentId)}/refund`,
+    reason: 'Payment completed after it had been given up',
+  });
+  if (refund.status === 'failed') {
+    // Failing the workflow puts the charge in front of a person (Web UI, failed-workflow alerts).
+    throw ApplicationFailure.nonRetryable(`the gateway refused to refund payment ${orphan.paymentId}`, 'RefundFailed');
+  }
+  const amount = formatMoney(charge.refundable, charge.currency);
+  const what = charge.description ? ` for "${charge.description}"` : '';
+  await notify({
+    userId: charge.userId,
+    kind: 'payment_refunded',
+    subject: `Refund of ${amount}`,
+    body: `Your payment of ${amount}${what} went through after we had stopped waiting for it, so we are refunding it.`,
+    dedupeKey: `${workflowId}/notify/refunded`,
+    ...(charge.subscriptionId ? { subscriptionId: charge.subscriptionId } : {}),
+    ...(charge.bookingId ? { bookingId: charge.bookingId } : {}),
+  });
+  return refund;
 }
 
 function paymentNotification(input: OneTimePaymentInput, result: ChargeResult, workflowId: string) {
