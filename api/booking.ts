@@ -20,6 +20,7 @@ import {
   type BookingView,
 } from '../domain/booking';
 import { duplicateIds, holdTtlMilliseconds, holdWorkflowId, type HoldView } from '../domain/hold';
+import { bookingSummary } from '../domain/workflow-descriptions';
 import { TASK_QUEUES } from '../workers/task-queues';
 import {
   bookingDecisionUpdate,
@@ -29,6 +30,7 @@ import {
   type BookingWorkflowInput,
 } from '../workflows/booking';
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from '../workflows/hold';
+import { customerAttributes, OfferingIdAttribute } from '../workflows/search-attributes';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -37,6 +39,7 @@ import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, parseParams, parseQuery, paymentMethodToken } from './validation';
 
 type BookingRow = typeof bookings.$inferSelect;
@@ -85,6 +88,8 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
   const answerWithinMs = options.answerWithinMs ?? 20_000;
   const withinDeadline = <T>(call: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + answerWithinMs, call);
   const gate = createUnitGate(deps.redis, deps.logger);
+  const link = workflowLinker(config);
+  const toJson = (booking: BookingRow) => toBookingJson(booking, link);
   const router = Router();
   router.use(requireAuth(deps));
 
@@ -115,7 +120,8 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
       taskQueue,
       args: [{ holdId, userId: user.id, offeringId: offering.id, unitIds: input.unitIds, ttlMs: holdTtlMilliseconds(offering.holdTtl) }],
       workflowIdConflictPolicy: 'FAIL',
-      staticSummary: `Hold of ${input.unitIds.length} unit(s) of ${offering.name} for user ${user.id}`,
+      typedSearchAttributes: [...customerAttributes({ userId: user.id, email: user.email }), { key: OfferingIdAttribute, value: offering.id }],
+      staticSummary: `Hold of ${bookingSummary(input.unitIds.length, offering.name, { userId: user.id, email: user.email })}`,
     });
     let outcome;
     try {
@@ -133,24 +139,24 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     }
     if (outcome.status === 'conflict') throw unitsNotAvailable(outcome.unavailableUnitIds);
     if (outcome.status === 'rejected') throw unknownUnitsProblem(outcome.unknownUnitIds);
-    res.status(201).json({ hold: outcome.hold });
+    res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
   });
 
   router.delete('/holds/:id', async (req, res) => {
     const hold = await ownHold(req, parseParams(idParamsSchema, req.params).id);
-    if (hold.status !== 'active') throw holdNotActive(hold);
+    if (hold.status !== 'active') throw holdNotActive(hold, link);
     logWorkflow(req, res, hold.workflowId);
     try {
       await temporal.workflow.getHandle(hold.workflowId).executeUpdate(releaseHoldUpdate);
     } catch (err) {
       // The workflow ended meanwhile (TTL, booking): answer with what it ended as.
       if (!(err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError)) throw err;
-      throw holdNotActive(await ownHold(req, hold.id));
+      throw holdNotActive(await ownHold(req, hold.id), link);
     }
     // A booking may have consumed it just before the release reached the workflow.
     const ended = await ownHold(req, hold.id);
-    if (ended.status !== 'released') throw holdNotActive(ended);
-    res.json({ hold: holdView(ended) });
+    if (ended.status !== 'released') throw holdNotActive(ended, link);
+    res.json({ hold: holdJson(ended, link) });
   });
 
   /**
@@ -164,7 +170,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     const bookingId = bookingIdForHold(hold.id);
     const existing = await findBooking(bookingId);
     if (!existing) {
-      if (hold.status !== 'active') throw holdNotActive(hold);
+      if (hold.status !== 'active') throw holdNotActive(hold, link);
       if (hold.expiresAt.getTime() <= Date.now()) throw new HttpProblem(409, 'Hold expired', `Hold ${hold.id} expired at ${hold.expiresAt.toISOString()}.`);
     }
 
@@ -182,7 +188,8 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
       args: [workflowInput],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      staticSummary: `Booking of ${hold.unitIds.length} unit(s) from hold ${hold.id} by user ${user.id}`,
+      typedSearchAttributes: [...customerAttributes({ userId: user.id, email: user.email }), { key: OfferingIdAttribute, value: hold.offeringId }],
+      staticSummary: bookingSummary(hold.unitIds.length, await offeringName(hold.offeringId), { userId: user.id, email: user.email }),
     });
     try {
       await withinDeadline(() => temporal.workflow.executeUpdateWithStart(bookingDecisionUpdate, { startWorkflowOperation: start }));
@@ -192,7 +199,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     }
     const booking = await findBooking(bookingId);
     if (!booking) throw new HttpProblem(503, 'Service Unavailable', 'The booking could not be started; retry shortly.');
-    respondWithBooking(res, booking);
+    respondWithBooking(res, booking, link);
   });
 
   router.post('/cancel', idempotent(deps), async (req, res) => {
@@ -204,10 +211,10 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     try {
       result = await withinDeadline(() => temporal.workflow.getHandle(booking.workflowId).executeUpdate(cancelBookingUpdate));
     } catch (err) {
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, link);
       throw await changeRefused(err, booking, 'The refund could not be made; the booking is unchanged.');
     }
-    res.json({ booking: toBookingJson(await bookingRow(booking.id)), refund: { tier: result.tier, amount: result.refundedAmount } });
+    res.json({ booking: toJson(await bookingRow(booking.id)), refund: { tier: result.tier, amount: result.refundedAmount } });
   });
 
   router.post('/:id/reschedule', idempotent(deps), async (req, res) => {
@@ -228,12 +235,12 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
           .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod: input.paymentMethod }] }),
       );
     } catch (err) {
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, link);
       throw await changeRefused(err, booking, 'The reschedule failed; the booking is unchanged.');
     }
     switch (result.status) {
       case 'rescheduled':
-        res.json({ booking: toBookingJson(await bookingRow(id)), difference: result.difference });
+        res.json({ booking: toJson(await bookingRow(id)), difference: result.difference });
         return;
       case 'unavailable':
         throw unitsNotAvailable(result.unavailableUnitIds);
@@ -256,13 +263,13 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
       .where(eq(bookings.userId, currentUser(req).id))
       .orderBy(desc(bookings.createdAt), desc(bookings.id))
       .limit(limit);
-    res.json({ bookings: rows.map(toBookingJson) });
+    res.json({ bookings: rows.map(toJson) });
   });
 
   router.get('/:id', async (req, res) => {
     const booking = await visibleBooking(req, parseParams(idParamsSchema, req.params).id);
     const paymentRows = await db.select().from(payments).where(eq(payments.bookingId, booking.id)).orderBy(payments.createdAt);
-    res.json({ booking: toBookingJson(booking), payments: paymentRows.map(toPaymentJson) });
+    res.json({ booking: toJson(booking), payments: paymentRows.map((payment) => toPaymentJson(payment, link)) });
   });
 
   async function assertUnitsOfOffering(offeringId: string, unitIds: string[]): Promise<void> {
@@ -288,6 +295,11 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     const booking = await findBooking(id);
     if (!booking || (booking.userId !== user.id && user.role !== 'staff')) throw bookingNotFound(id);
     return booking;
+  }
+
+  async function offeringName(offeringId: string): Promise<string> {
+    const [offering] = await db.select({ name: offerings.name }).from(offerings).where(eq(offerings.id, offeringId));
+    return offering?.name ?? `offering ${offeringId}`;
   }
 
   async function findBooking(id: string): Promise<BookingRow | undefined> {
@@ -318,12 +330,12 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
 }
 
 /** The workflow is still carrying the change out (a payment awaiting its webhook, say): it goes on durably. */
-function stillChanging(res: Response, booking: BookingRow): void {
-  res.status(202).json({ booking: toBookingJson(booking) });
+function stillChanging(res: Response, booking: BookingRow, link: WorkflowLinker): void {
+  res.status(202).json({ booking: toBookingJson(booking, link) });
 }
 
-function respondWithBooking(res: Response, booking: BookingRow): void {
-  const json = toBookingJson(booking);
+function respondWithBooking(res: Response, booking: BookingRow, link: WorkflowLinker): void {
+  const json = toBookingJson(booking, link);
   if (booking.status === 'failed') {
     const reason = (booking.failureReason ?? 'confirm_failed') as BookingFailureReason;
     const { status, title } = FAILURE_STATUS[reason];
@@ -352,7 +364,7 @@ export const bookingJsonSchema = z
     amount: z.int().min(0).meta({ description: "The booking's current price: what the customer has paid net of reschedule refunds." }),
     currency: z.string(),
     refundedAmount: z.int().min(0).meta({ description: 'Money returned by a cancellation.' }),
-    workflowId: z.string(),
+    ...workflowLinkFields,
     createdAt: isoDateTime,
     failureReason: z.string().nullable(),
   })
@@ -368,10 +380,11 @@ export const holdJsonSchema = z
     unitIds: z.array(z.uuid()),
     expiresAt: isoDateTime,
     status: z.enum(holds.status.enumValues),
+    ...workflowLinkFields,
   })
   .meta({ id: 'Hold' }) satisfies z.ZodType<HoldView>;
 
-export function toBookingJson(booking: BookingRow): BookingJson {
+export function toBookingJson(booking: BookingRow, link: WorkflowLinker): BookingJson {
   return {
     id: booking.id,
     userId: booking.userId,
@@ -381,7 +394,7 @@ export function toBookingJson(booking: BookingRow): BookingJson {
     amount: booking.amount,
     currency: booking.currency,
     refundedAmount: booking.refundedAmount,
-    workflowId: booking.workflowId,
+    ...link(booking.workflowId),
     createdAt: booking.createdAt.toISOString(),
     failureReason: booking.failureReason,
   };
@@ -404,8 +417,13 @@ function unknownUnitsProblem(unknownUnitIds: string[]): HttpProblem {
   return new HttpProblem(422, 'Unknown units', `Not units of this offering: ${unknownUnitIds.join(', ')}.`, { unknownUnitIds });
 }
 
-function holdNotActive(hold: HoldRow): HttpProblem {
-  return new HttpProblem(409, 'Hold not active', `Hold ${hold.id} is ${hold.status}.`, { hold: holdView(hold) });
+/** A hold as the API shows it: the hold workflow's view and a link to that workflow. */
+function holdJson(hold: HoldRow, link: WorkflowLinker): z.infer<typeof holdJsonSchema> {
+  return { ...holdView(hold), ...link(hold.workflowId) };
+}
+
+function holdNotActive(hold: HoldRow, link: WorkflowLinker): HttpProblem {
+  return new HttpProblem(409, 'Hold not active', `Hold ${hold.id} is ${hold.status}.`, { hold: holdJson(hold, link) });
 }
 
 function bookingNotFound(id: string): HttpProblem {

@@ -9,10 +9,11 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { PaymentRow } from '../activities/payment';
 import { payments } from '../db/schema';
-import { formatMoney } from '../domain/money';
 import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
+import { paymentSummary } from '../domain/workflow-descriptions';
 import { TASK_QUEUES } from '../workers/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
+import { customerAttributes } from '../workflows/search-attributes';
 import type { AppDeps } from './app';
 import { currentUser, requireAuth } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -20,6 +21,7 @@ import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { chargeableAmount, currencyCode, parseBody, parseQuery, paymentMethodToken } from './validation';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
@@ -38,12 +40,14 @@ export const paymentJsonSchema = z
     bookingId: z.uuid().optional(),
     refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
     createdAt: isoDateTime,
+    ...workflowLinkFields,
   })
   .meta({ id: 'Payment' });
 
 export type PaymentJson = z.infer<typeof paymentJsonSchema>;
 
-export function toPaymentJson(row: PaymentRow): PaymentJson {
+/** `link` names the workflow the payment belongs to (see `paymentWorkflowId`). */
+export function toPaymentJson(row: PaymentRow, link: WorkflowLinker): PaymentJson {
   return {
     id: row.id,
     kind: row.kind,
@@ -58,6 +62,7 @@ export function toPaymentJson(row: PaymentRow): PaymentJson {
     ...(row.bookingId ? { bookingId: row.bookingId } : {}),
     ...(row.refundOf ? { refundOf: row.refundOf } : {}),
     createdAt: row.createdAt.toISOString(),
+    ...link(paymentWorkflowId(row)),
   };
 }
 
@@ -85,6 +90,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
   const { db, temporal, config } = deps;
   const answerWithinMs = options.answerWithinMs ?? 20_000;
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
+  const link = workflowLinker(config);
   const router = Router();
   router.use(requireAuth(deps));
 
@@ -104,7 +110,8 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       taskQueue,
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
-      staticSummary: `One-time payment of ${formatMoney(input.amount, input.currency)} by user ${user.id}`,
+      typedSearchAttributes: customerAttributes({ userId: user.id, email: user.email }),
+      staticSummary: paymentSummary(input.amount, input.currency, input.description, { userId: user.id, email: user.email }),
     });
 
     let charged: ChargeResult;
@@ -118,7 +125,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       return;
     }
 
-    const payment = toPaymentJson(await paymentRow(charged.paymentId));
+    const payment = toPaymentJson(await paymentRow(charged.paymentId), link);
     if (charged.status === 'failed') {
       throw new HttpProblem(402, 'Payment declined', `The payment was declined (${charged.failureCode}).`, {
         failureCode: charged.failureCode,
@@ -137,7 +144,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       .where(eq(payments.userId, currentUser(req).id))
       .orderBy(desc(payments.createdAt), desc(payments.id))
       .limit(limit);
-    res.json({ payments: rows.map(toPaymentJson) });
+    res.json({ payments: rows.map((row) => toPaymentJson(row, link)) });
   });
 
   async function paymentRow(id: string): Promise<PaymentRow> {
@@ -157,7 +164,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       throw error;
     }
     const [row] = await db.select().from(payments).where(eq(payments.id, input.paymentId));
-    if (row) return toPaymentJson(row);
+    if (row) return toPaymentJson(row, link);
     return {
       id: input.paymentId,
       kind: 'one_time',
@@ -169,6 +176,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       failureCode: null,
       refundedAmount: 0,
       createdAt: new Date().toISOString(),
+      ...link(workflowId),
     };
   }
 

@@ -22,6 +22,7 @@ import { planTermsOf } from './plan';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
@@ -42,14 +43,14 @@ export const subscriptionJsonSchema = z
     trialEnd: isoDateTime.nullable(),
     graceEndsAt: isoDateTime.nullable().meta({ description: 'While past due: when the subscription expires unless a payment succeeds.' }),
     attemptCount: z.int().min(0).meta({ description: 'While past due: charges made for the unpaid period so far.' }),
-    workflowId: z.string(),
+    ...workflowLinkFields,
     createdAt: isoDateTime,
   })
   .meta({ id: 'Subscription' });
 
 export type SubscriptionJson = z.infer<typeof subscriptionJsonSchema>;
 
-export function toSubscriptionJson(row: SubscriptionRow): SubscriptionJson {
+export function toSubscriptionJson(row: SubscriptionRow, link: WorkflowLinker): SubscriptionJson {
   return {
     id: row.id,
     userId: row.userId,
@@ -63,7 +64,7 @@ export function toSubscriptionJson(row: SubscriptionRow): SubscriptionJson {
     trialEnd: isoOrNull(row.trialEnd),
     graceEndsAt: isoOrNull(row.graceEndsAt),
     attemptCount: row.attemptCount,
-    workflowId: row.workflowId,
+    ...link(row.workflowId),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -118,6 +119,8 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   const { db, temporal, config } = deps;
   const answerWithinMs = options.answerWithinMs ?? 20_000;
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
+  const link = workflowLinker(config);
+  const toJson = (row: SubscriptionRow) => toSubscriptionJson(row, link);
   const router = Router();
   router.use(requireAuth(deps));
 
@@ -134,15 +137,15 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
 
     let activation: ActivationResult;
     try {
-      activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input));
+      activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input, { customerEmail: currentUser(req).email }));
     } catch (error) {
       if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
       res.status(202).json({ subscription: await subscriptionStillStarting(input), payment: null });
       return;
     }
 
-    const subscription = toSubscriptionJson(await subscriptionRow(input.subscriptionId));
-    const payment = activation.payment && toPaymentJson(await paymentRow(activation.payment.paymentId));
+    const subscription = toJson(await subscriptionRow(input.subscriptionId));
+    const payment = activation.payment && toPaymentJson(await paymentRow(activation.payment.paymentId), link);
     switch (activation.outcome) {
       case 'active':
       case 'trialing':
@@ -170,14 +173,14 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       .from(subscriptions)
       .where(eq(subscriptions.userId, currentUser(req).id))
       .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id));
-    res.json({ subscriptions: rows.map(toSubscriptionJson) });
+    res.json({ subscriptions: rows.map(toJson) });
   });
 
   router.post('/cancel', async (req, res) => {
     const { subscriptionId, atPeriodEnd } = parseBody(cancelSchema, req.body);
     logWorkflow(req, res, (await changeableSubscription(req, subscriptionId)).workflowId);
     await changeWorkflow(() => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
-    res.json({ subscription: toSubscriptionJson(await subscriptionRow(subscriptionId)) });
+    res.json({ subscription: toJson(await subscriptionRow(subscriptionId)) });
   });
 
   router.get('/:id', async (req, res) => {
@@ -191,8 +194,8 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
         .orderBy(asc(notifications.createdAt), asc(notifications.id)),
     ]);
     res.json({
-      subscription: toSubscriptionJson(row),
-      payments: paymentRows.map(toPaymentJson),
+      subscription: toJson(row),
+      payments: paymentRows.map((payment) => toPaymentJson(payment, link)),
       notifications: notificationRows.map(toNotificationJson),
     });
   });
@@ -203,7 +206,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     logWorkflow(req, res, row.workflowId);
     // While past due the workflow charges the new method at once and answers after that attempt.
     await changeWorkflow(() => changePaymentMethod(temporal, row.id, paymentMethod));
-    res.json({ subscription: toSubscriptionJson(await subscriptionRow(row.id)) });
+    res.json({ subscription: toJson(await subscriptionRow(row.id)) });
   });
 
   async function planOnSale(planId: string) {
@@ -290,7 +293,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       throw error;
     }
     const row = await findSubscription(input.subscriptionId);
-    if (row) return toSubscriptionJson(row);
+    if (row) return toJson(row);
     return {
       id: input.subscriptionId,
       userId: input.userId,
@@ -304,7 +307,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       trialEnd: null,
       graceEndsAt: null,
       attemptCount: 0,
-      workflowId,
+      ...link(workflowId),
       createdAt: new Date().toISOString(),
     };
   }
