@@ -23,9 +23,15 @@ const TOKEN_AUDIENCE = 'billing-orchestrator-api';
 // `Algorithm` is a const enum the native package does not export at runtime; 2 is Argon2id.
 const ARGON2ID: Algorithm = 2;
 
-const emailField = z.email().max(254).transform(normalizeEmail);
-// zod checks the format after trimming so " A@B.com " is accepted and stored as "a@b.com".
-const normalizedEmail = z.string().trim().pipe(emailField);
+const EMAIL_MAX_LENGTH = 254;
+const emailField = z.email().max(EMAIL_MAX_LENGTH).transform(normalizeEmail);
+// zod checks the format after trimming so " A@B.com " is accepted and stored as "a@b.com". The
+// document shows the address zod accepts (its pattern), since the trimmed input is a plain string.
+const normalizedEmail = z
+  .string()
+  .trim()
+  .pipe(emailField)
+  .meta({ description: 'An email address', pattern: z.regexes.email.source, maxLength: EMAIL_MAX_LENGTH });
 
 const signupSchema = z.object({
   email: normalizedEmail,
