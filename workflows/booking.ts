@@ -38,8 +38,10 @@ import {
   type PaymentSettlement,
 } from '../domain/payment';
 import { durationToMilliseconds } from '../domain/period';
+import { bookingDetails } from '../domain/workflow-descriptions';
 import { holdSettledSignal } from './hold';
 import { paymentSettledSignal } from './payment';
+import { BookingStatusAttribute, upsertStatusAttribute } from './search-attributes';
 
 export interface BookingWorkflowInput {
   bookingId: string;
@@ -67,8 +69,8 @@ export interface BookingState {
   currency: string;
   refundedAmount: number;
   charges: BookingCharge[];
-  /** A cancel or reschedule being carried out; others wait until it is done. */
-  operation: 'cancel' | 'reschedule' | null;
+  /** A cancel, reschedule or staff refund being carried out; others wait until it is done. */
+  operation: 'cancel' | 'reschedule' | 'refund' | null;
 }
 
 export interface CancelResult {
@@ -94,6 +96,24 @@ export const bookingDecisionUpdate = defineUpdate<BookingDecision>('bookingDecis
 export const cancelBookingUpdate = defineUpdate<CancelResult>('cancelBooking');
 export const rescheduleBookingUpdate = defineUpdate<RescheduleResult, [RescheduleRequest]>('rescheduleBooking');
 export const bookingStateQuery = defineQuery<BookingState>('state');
+
+export interface StaffRefundRequest {
+  /** Minor units; all that is left to refund when absent. */
+  amount?: number;
+  reason: string;
+}
+
+export interface StaffRefundResult {
+  refundedAmount: number;
+  /** Refunded over the booking's charges so far, this refund included. */
+  totalRefunded: number;
+}
+
+/**
+ * Staff: give money back on a confirmed booking (goodwill, a complaint) without canceling it,
+ * through the payments that paid for it and never more than they left to refund.
+ */
+export const staffRefundUpdate = defineUpdate<StaffRefundResult, [StaffRefundRequest]>('staffRefund');
 
 const PROJECTION_RETRY: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' };
 
@@ -158,6 +178,7 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
   let reschedules = 0;
   let cancelAttempts = 0;
   let cancellation: (CancelResult & { refundedBefore: number }) | undefined;
+  let staffRefunds = 0;
 
   // Registered before any charge: a payment webhook can arrive before the charge activity returns.
   setHandler(paymentSettledSignal, (settlement) => {
@@ -178,13 +199,26 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       }
     },
   });
+  setHandler(staffRefundUpdate, staffRefund, {
+    validator: (request) => {
+      assertChangeable();
+      const refundable = refundableAmount(state.charges);
+      const amount = request?.amount ?? refundable;
+      if (!Number.isSafeInteger(amount) || amount <= 0 || amount > refundable) {
+        throw ApplicationFailure.nonRetryable(`the refund must be from 1 to ${refundable}, what is left of the charges`, 'InvalidRefund');
+      }
+      if (typeof request?.reason !== 'string' || request.reason.trim() === '') {
+        throw ApplicationFailure.nonRetryable('a reason is required', 'InvalidRefund');
+      }
+    },
+  });
+  void keepDescribed();
 
   const confirmed = await book();
   if (!confirmed || !terms) {
     await condition(allHandlersFinished);
     return state;
   }
-  setCurrentDetails(`Confirmed: ${state.unitIds.length} unit(s) of ${terms.offeringName}, ${formatMoney(state.amount, state.currency)}`);
   await notifyQuietly(customerNotice('booking_confirmed', 'confirmed', `Booking confirmed: ${terms.offeringName}`, confirmationText(terms)));
   await condition(() => state.status === 'canceled', Math.max(1, Date.parse(terms.endsAt) - Date.now()));
   await condition(allHandlersFinished);
@@ -337,7 +371,8 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       cancellation ??= { ...cancellationRefundOf(bookingTerms), refundedBefore: totalRefunded(state.charges) };
       const outstanding = cancellation.refundedAmount - (totalRefunded(state.charges) - cancellation.refundedBefore);
       // A failed attempt's refund keys hold its failed answer, so each attempt uses keys of its own.
-      await refund(outstanding, `cancel-${cancelAttempts}`, 'Booking canceled');
+      // What staff refunded before counts towards the policy's refund.
+      await refund(Math.min(outstanding, refundableAmount(state.charges)), `cancel-${cancelAttempts}`, 'Booking canceled');
       state.refundedAmount = cancellation.refundedAmount;
       await bookingSteps.cancelBooking({ bookingId: input.bookingId, refundedAmount: state.refundedAmount });
       state.status = 'canceled';
@@ -352,6 +387,31 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       return { tier: cancellation.tier, refundedAmount: cancellation.refundedAmount };
     } finally {
       state.operation = null;
+    }
+  }
+
+  async function staffRefund(request: StaffRefundRequest): Promise<StaffRefundResult> {
+    state.operation = 'refund';
+    staffRefunds += 1;
+    try {
+      const amount = request.amount ?? refundableAmount(state.charges);
+      await refund(amount, `staff-refund-${staffRefunds}`, `Refunded by staff: ${request.reason}`);
+      return { refundedAmount: amount, totalRefunded: totalRefunded(state.charges) };
+    } finally {
+      state.operation = null;
+    }
+  }
+
+  /**
+   * What support staff see in the Temporal UI follows the state: the BookingStatus search
+   * attribute and the details line, republished whenever what they say changes.
+   */
+  async function keepDescribed(): Promise<void> {
+    for (;;) {
+      const details = bookingDetails({ ...state, offeringName: terms?.offeringName });
+      upsertStatusAttribute(BookingStatusAttribute, state.status);
+      setCurrentDetails(details);
+      await condition(() => bookingDetails({ ...state, offeringName: terms?.offeringName }) !== details);
     }
   }
 
@@ -500,6 +560,10 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
 
 function totalRefunded(charges: readonly BookingCharge[]): number {
   return charges.reduce((sum, c) => sum + c.refunded, 0);
+}
+
+function refundableAmount(charges: readonly BookingCharge[]): number {
+  return charges.reduce((sum, c) => sum + c.amount - c.refunded, 0);
 }
 
 function decisionOf(state: BookingState): BookingDecision {
