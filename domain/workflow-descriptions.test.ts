@@ -5,6 +5,7 @@ import {
   bookingDetails,
   bookingSummary,
   formatInstant,
+  oneTimePaymentDetails,
   paymentSummary,
   subscriptionDetails,
   subscriptionSummary,
@@ -151,7 +152,9 @@ describe('booking summary and details', () => {
     );
   });
 
-  test('a one-time payment summary', () => {
+  test('a one-time payment: summary and details', () => {
     assert.equal(paymentSummary(1250, 'usd', 'Gift card', { userId: 'u', email: 'ada@example.com' }), '$12.50 · Gift card · ada@example.com');
+    assert.equal(oneTimePaymentDetails({ phase: 'awaiting_confirmation', amount: 1250, currency: 'usd', failureCode: null }), 'awaiting_confirmation · $12.50');
+    assert.equal(oneTimePaymentDetails({ phase: 'failed', amount: 1250, currency: 'usd', failureCode: 'card_declined' }), 'failed · $12.50 · card_declined');
   });
 });

@@ -85,6 +85,14 @@ export function paymentSummary(amount: number, currency: string, description: st
   return [formatMoney(amount, currency), description, customerLabel(customer)].join(SEPARATOR);
 }
 
+/** Where a one-time payment stands; `awaiting_confirmation` waits for the payment webhook. */
+export type OneTimePaymentPhase = 'charging' | 'awaiting_confirmation' | 'succeeded' | 'failed';
+
+/** "failed · $12.50 · card_declined". */
+export function oneTimePaymentDetails(p: { phase: OneTimePaymentPhase; amount: number; currency: string; failureCode: string | null }): string {
+  return [p.phase, formatMoney(p.amount, p.currency), ...(p.phase === 'failed' && p.failureCode ? [p.failureCode] : [])].join(SEPARATOR);
+}
+
 /**
  * An instant as briefly as it reads exactly: "2026-12-25" at midnight UTC, else with the time
  * ("2026-12-25 14:03 UTC", "2026-12-25 14:03:07 UTC": short plans renew within a minute).

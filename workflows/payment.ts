@@ -1,11 +1,13 @@
 import {
   ApplicationFailure,
   condition,
+  defineQuery,
   defineSignal,
   defineUpdate,
   log,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
   type ActivityOptions,
@@ -24,12 +26,36 @@ import {
   type RefundResult,
 } from '../domain/payment';
 import { durationToMilliseconds } from '../domain/period';
+import { oneTimePaymentDetails, type OneTimePaymentPhase } from '../domain/workflow-descriptions';
 
 /** Sent by the payment webhook to whichever workflow owns a pending charge. */
 export const paymentSettledSignal = defineSignal<[PaymentSettlement]>('paymentSettled');
 
 /** Answers once the gateway has answered the charge (succeeded, failed or pending). */
 export const chargeAttemptedUpdate = defineUpdate<ChargeResult>('chargeAttempted');
+
+/** What a person needs to know about a one-time payment right now. */
+export interface OneTimePaymentState {
+  paymentId: string;
+  phase: OneTimePaymentPhase;
+  amount: number;
+  currency: string;
+  description: string;
+  gatewayPaymentId: string | null;
+  failureCode: string | null;
+}
+
+export const oneTimePaymentStateQuery = defineQuery<OneTimePaymentState>('state');
+
+/** What a person needs to know about the refund of an orphaned payment right now. */
+export interface OrphanedPaymentRefundState {
+  paymentId: string;
+  /** What is left to refund, once the late success is recorded. */
+  refundable: number | null;
+  refund: RefundResult | null;
+}
+
+export const orphanedPaymentRefundStateQuery = defineQuery<OrphanedPaymentRefundState>('state');
 
 export interface OneTimePaymentInput {
   /** The `payments` row id; the workflow id is `payment-<paymentId>`. */
@@ -87,6 +113,14 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
   const { workflowId } = workflowInfo();
   let charged: ChargeResult | undefined;
   let settlement: PaymentSettlement | undefined;
+  let result: ChargeResult | undefined;
+  const state = (): OneTimePaymentState => {
+    const latest = result ?? charged;
+    const phase: OneTimePaymentPhase = !latest ? 'charging' : latest.status === 'pending' ? 'awaiting_confirmation' : latest.status;
+    const { paymentId, amount, currency, description } = input;
+    return { paymentId, phase, amount, currency, description, gatewayPaymentId: latest?.gatewayPaymentId ?? null, failureCode: latest?.failureCode ?? null };
+  };
+  setHandler(oneTimePaymentStateQuery, state);
 
   // Registered before the charge: Stripe's webhook can arrive before the charge activity returns.
   setHandler(paymentSettledSignal, (incoming) => {
@@ -109,8 +143,10 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     attempt: 1,
     description: input.description,
   });
+  setCurrentDetails(oneTimePaymentDetails(state()));
 
-  const result = charged.status === 'pending' ? await awaitSettlement(charged) : charged;
+  result = charged.status === 'pending' ? await awaitSettlement(charged) : charged;
+  setCurrentDetails(oneTimePaymentDetails(state()));
   await notify(paymentNotification(input, result, workflowId));
   return result;
 
@@ -148,7 +184,10 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
  */
 export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Promise<RefundResult | null> {
   const { workflowId } = workflowInfo();
+  const state: OrphanedPaymentRefundState = { paymentId: orphan.paymentId, refundable: null, refund: null };
+  setHandler(orphanedPaymentRefundStateQuery, () => state);
   const charge = await recordLatePaymentSuccess(orphan);
+  state.refundable = charge.refundable;
   if (charge.refundable === 0) return null;
   const refund = await refundPayment({
     paymentId: orphan.paymentId,
@@ -156,6 +195,7 @@ export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Pr
     idempotencyKey: `${orphanedPaymentRefundWorkflowId(orphan.paymentId)}/refund`,
     reason: 'Payment completed after it had been given up',
   });
+  state.refund = refund;
   if (refund.status === 'failed') {
     // Failing the workflow puts the charge in front of a person (Web UI, failed-workflow alerts).
     throw ApplicationFailure.nonRetryable(`the gateway refused to refund payment ${orphan.paymentId}`, 'RefundFailed');
