@@ -4,10 +4,13 @@ import { createApp } from '../api/app';
 import { connectDatabase, migrateDatabase } from '../db/client';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
+import { waitForSearchAttributes } from './search-attributes';
 import { connectTemporal } from './temporal-connection';
 
 // Below the usual 30 s between SIGTERM and SIGKILL, leaving time to close connections.
 const SHUTDOWN_GRACE_MS = 20_000;
+// An API started beside its worker gives the worker this long to register the search attributes.
+const SEARCH_ATTRIBUTES_WAIT_MS = 30_000;
 
 /** The API process: migrate, connect, serve; on SIGTERM/SIGINT finish in-flight requests and close. */
 async function main(): Promise<void> {
@@ -19,6 +22,8 @@ async function main(): Promise<void> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const temporal = await connectTemporal(config);
+  // Starts set them and staff search by them: without them every start would fail.
+  await waitForSearchAttributes(temporal.connection, config.TEMPORAL_NAMESPACE, SEARCH_ATTRIBUTES_WAIT_MS);
 
   const app = createApp({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger });
   const server = app.listen(config.PORT);

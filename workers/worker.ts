@@ -14,6 +14,7 @@ import { createPaymentGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase } from '../db/client';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
+import { registerSearchAttributes } from './search-attributes';
 import { TASK_QUEUES } from './task-queues';
 import { temporalTransportOptions } from './temporal-connection';
 
@@ -89,6 +90,9 @@ async function main(): Promise<void> {
   await migrateDatabase(config.DATABASE_URL);
   const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
   const connection = await NativeConnection.connect(temporalTransportOptions(config));
+  // Workflows set these attributes; a server without them would fail their tasks.
+  const registered = await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
+  if (registered.length > 0) logger.info({ searchAttributes: registered }, 'custom search attributes registered');
   const redis = new Redis(config.REDIS_URL);
   const activities = createActivities({
     db: database.db,
