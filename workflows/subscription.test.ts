@@ -19,7 +19,7 @@ import type { NotificationInput } from '../domain/notification';
 import type { ChargeRequest, PaymentGateway } from '../domain/payment';
 import { addPeriods } from '../domain/period';
 import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
-import { insertTestUser } from '../test/support/payment-fixtures';
+import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import {
   advanceTo as advanceClockTo,
   eventually,
@@ -77,6 +77,11 @@ let database: DatabaseHandle;
 let workers: Worker[];
 let running: Promise<void>;
 const gateway = new TopUpGateway();
+/** Gateway payment ids whose customer authenticates just before the timeout's cancel reaches the gateway. */
+const authenticatedLate = new Set<string>();
+const { gateway: scriptedGateway, calls: gatewayCalls } = countingGateway(gateway, {
+  cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
+});
 const taskQueue = uniqueTaskQueue('billing');
 /** Called after each real `notify`, so a test can act at an exact point of the workflow. */
 let afterNotify: ((input: NotificationInput) => Promise<void>) | null = null;
@@ -90,7 +95,7 @@ before(async () => {
   const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
   const activities = createActivities({
     db: database.db,
-    gateway,
+    gateway: scriptedGateway,
     mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
     logger,
   });
@@ -498,19 +503,66 @@ describe('pending payments', () => {
     });
   });
 
-  test('a renewal still pending after the timeout counts as a failed attempt', async () => {
+  test('a renewal still pending after the timeout is canceled at the gateway and counts as a failed attempt; dunning goes on', async () => {
     const { subscriptionId, activation } = await subscribe(VISA);
     await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);
     await advanceTo(activation.subscription.nextBillingDate!);
     const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
     assert.equal(pending.status, 'active');
 
+    const cancelsBefore = gatewayCalls.cancel;
     await advanceTo(pending.pendingPayment!.expiresAt);
     const pastDue = await waitForState(subscriptionId, (s) => s.status === 'past_due');
+    assert.equal(gatewayCalls.cancel - cancelsBefore, 1);
     assert.equal(pastDue.dunning?.lastFailureCode, 'payment_pending_timeout');
     assert.equal(pastDue.dunning?.lastDecline, 'soft');
     const renewalPayment = (await paymentsOf(subscriptionId)).find((p) => p.cycle === 2)!;
     assert.deepEqual([renewalPayment.status, renewalPayment.failureCode], ['failed', 'payment_pending_timeout']);
+
+    // The first retry charges again, on the day the timeline says.
+    await advanceTo(pastDue.dunning!.nextRetryAt!);
+    const retried = await waitForState(subscriptionId, (s) => s.pendingPayment?.attempt === 2);
+    assert.equal(days(pastDue.dunning!.failedAt, retried.pendingPayment!.since), 1);
+  });
+
+  test('a renewal that succeeded before its timeout could cancel it renews the subscription', async () => {
+    const { subscriptionId, activation } = await subscribe(VISA);
+    await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);
+    await advanceTo(activation.subscription.nextBillingDate!);
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+    const [, renewal] = await paymentsOf(subscriptionId);
+    authenticatedLate.add(renewal.gatewayPaymentId!);
+
+    await advanceTo(pending.pendingPayment!.expiresAt);
+    const renewed = await waitForState(subscriptionId, (s) => s.cycle === 2);
+    assert.deepEqual([renewed.status, renewed.dunning, renewed.pendingPayment], ['active', null, null]);
+    assert.equal(renewed.nextBillingDate, addPeriods(new Date(activation.subscription.anchorDate), 'P1M', 2).toISOString());
+    assert.deepEqual([(await paymentsOf(subscriptionId))[1].status, (await paymentsOf(subscriptionId)).length], ['succeeded', 2]);
+  });
+
+  test('a first charge still pending after the timeout is canceled and the subscription never starts', async () => {
+    const { subscriptionId, activation, handle } = await subscribe(NEEDS_AUTHENTICATION);
+    assert.equal(activation.outcome, 'pending');
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+
+    await advanceTo(pending.pendingPayment!.expiresAt);
+    await closed(subscriptionId);
+    const final = await handle.result();
+    assert.deepEqual([final.status, final.cycle, final.lastPayment?.status], ['incomplete', 0, 'failed']);
+    const [payment] = await paymentsOf(subscriptionId);
+    assert.deepEqual([payment.status, payment.failureCode], ['failed', 'payment_pending_timeout']);
+  });
+
+  test('a first charge that succeeded before its timeout could cancel it activates the subscription', async () => {
+    const { subscriptionId, activation } = await subscribe(NEEDS_AUTHENTICATION);
+    const pending = await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+    authenticatedLate.add((await paymentsOf(subscriptionId))[0].gatewayPaymentId!);
+
+    await advanceTo(pending.pendingPayment!.expiresAt);
+    const active = await waitForState(subscriptionId, (s) => s.status === 'active');
+    assert.equal(active.cycle, 1);
+    assert.equal(active.currentPeriodStart, activation.subscription.anchorDate);
+    assert.equal((await paymentsOf(subscriptionId))[0].status, 'succeeded');
   });
 
   test('a renewal the webhook reports as failed starts dunning with its decline code', async () => {

@@ -15,6 +15,7 @@ import {
   defineSignal,
   defineUpdate,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -26,7 +27,13 @@ import type { SubscriptionActivities, SubscriptionProjection } from '../activiti
 import { dunningTimeline, type DunningEvent } from '../domain/dunning';
 import { formatMoney } from '../domain/money';
 import type { NotificationInput, NotificationKind } from '../domain/notification';
-import { chargeIdempotencyKey, classifyDecline, type DeclineKind, type PaymentSettlement } from '../domain/payment';
+import {
+  chargeIdempotencyKey,
+  classifyDecline,
+  PAYMENT_TIMEOUT_FAILURE_CODE,
+  type DeclineKind,
+  type PaymentSettlement,
+} from '../domain/payment';
 import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../domain/period';
 import {
   billingPeriod,
@@ -39,7 +46,7 @@ import {
   type SubscriptionStatus,
 } from '../domain/subscription';
 import { subscriptionDetails } from '../domain/workflow-descriptions';
-import { paymentSettledSignal } from './payment';
+import { CANCEL_PENDING_AT_TIMEOUT_PATCH, CANCEL_PENDING_PAYMENT_OPTIONS, paymentSettledSignal } from './payment';
 import { SubscriptionStatusAttribute, upsertStatusAttribute } from './search-attributes';
 
 // ---------------------------------------------------------------------------------------------
@@ -113,6 +120,7 @@ const { chargePayment, settlePayment } = proxyActivities<PaymentActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
+const { cancelPendingPayment } = proxyActivities<PaymentActivities>(CANCEL_PENDING_PAYMENT_OPTIONS);
 const { notify } = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '30 seconds',
   retry: {
@@ -173,7 +181,6 @@ type AttemptOutcome =
   | { status: 'interrupted'; paymentId: string };
 
 const MAX_UNMATCHED_SETTLEMENTS = 20;
-const PENDING_TIMEOUT_CODE = 'payment_pending_timeout';
 const OUTBOX_DRAIN_WAIT = '1 minute';
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +446,8 @@ class Subscription {
 
   /**
    * Charges once for (cycle, attempt) and, when the gateway answers pending, waits for the
-   * webhook's settlement up to the pending timeout; a charge still pending then counts as failed.
+   * webhook's settlement up to the pending timeout; a charge still pending then is canceled at
+   * the gateway and counts as failed, unless the gateway says it succeeded first.
    * `onAnswered` runs as soon as the gateway has replied, before any wait.
    */
   private async attemptCharge(
@@ -496,10 +504,25 @@ class Subscription {
       return this.failed(paymentId, settlement.failureCode);
     }
     if (this.state.cancelNowRequested) return { status: 'interrupted', paymentId };
-    // Counted as failed, and recorded so: a webhook after this no longer changes the payment.
-    await settlePayment({ paymentId, gatewayPaymentId: gatewayPaymentId ?? '', status: 'failed', failureCode: PENDING_TIMEOUT_CODE });
-    this.state.lastPayment = { ...this.state.lastPayment!, status: 'failed' };
-    return this.failed(paymentId, PENDING_TIMEOUT_CODE);
+    if (!patched(CANCEL_PENDING_AT_TIMEOUT_PATCH)) {
+      // Runs from before the cancel: counted as failed without asking the gateway.
+      await settlePayment({ paymentId, gatewayPaymentId: gatewayPaymentId ?? '', status: 'failed', failureCode: PAYMENT_TIMEOUT_FAILURE_CODE });
+      this.state.lastPayment = { ...this.state.lastPayment!, status: 'failed' };
+      return this.failed(paymentId, PAYMENT_TIMEOUT_FAILURE_CODE);
+    }
+    return this.cancelTimedOutCharge(paymentId);
+  }
+
+  /**
+   * Cancels a charge whose pending timeout has passed, so a late authentication cannot take
+   * money for a failed attempt. The gateway may answer that it succeeded first: then it is paid.
+   */
+  private async cancelTimedOutCharge(paymentId: string): Promise<AttemptOutcome> {
+    const final = await cancelPendingPayment({ paymentId });
+    const paid = final.status === 'succeeded';
+    this.state.lastPayment = { ...this.state.lastPayment!, status: paid ? 'succeeded' : 'failed' };
+    if (paid) return { status: 'succeeded', paymentId };
+    return this.failed(paymentId, final.failureCode);
   }
 
   private failed(paymentId: string, failureCode: string | null): AttemptOutcome {
