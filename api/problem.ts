@@ -75,10 +75,11 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     const log = req.log ?? logger;
     const problem = toProblem(err);
     if (problem.status === 503) {
-      log.warn(errorLogFields(err), 'dependency unavailable');
+      log.warn({ err }, 'dependency unavailable');
       res.set('Retry-After', '5');
     } else if (problem.status >= 500) {
-      log.error(errorLogFields(err), 'unhandled error');
+      // The logger's error serializer keeps query parameters (password hashes, emails) out.
+      log.error({ err }, 'unhandled error');
     }
     sendProblem(req, res, problem);
   };
@@ -159,15 +160,6 @@ function causeChain(err: unknown): unknown[] {
     }
   }
   return chain;
-}
-
-// Drizzle puts the bound parameters (password hashes, emails) into its error message; log the
-// driver's own error and the SQL text instead.
-function errorLogFields(err: unknown): Record<string, unknown> {
-  if (err instanceof Error && err.name === 'DrizzleQueryError' && isRecord(err)) {
-    return { err: err.cause ?? new Error('query failed'), query: err.query };
-  }
-  return { err };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

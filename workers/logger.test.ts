@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DrizzleQueryError } from 'drizzle-orm';
 import { createLogger, REDACTED } from './logger';
 
 function logOnce(fields: Record<string, unknown>): Record<string, any> {
@@ -57,4 +58,16 @@ test("a gRPC error (a Temporal client's) is logged with its message and stack, n
   assert.equal(entry.err.details, error.details);
   assert.match(entry.err.stack, /INVALID_ARGUMENT/);
   assert.equal(entry.err.metadata, undefined);
+});
+
+test('a failed query is logged with its SQL and the driver error, never its parameters', () => {
+  const cause = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
+  const error = new DrizzleQueryError('insert into "users" ("email", "password_hash") values ($1, $2)', ['who@example.test', '$argon2id$v=19$secret-hash'], cause);
+  const lines: string[] = [];
+  createLogger({ LOG_LEVEL: 'info', NODE_ENV: 'test' }, { write: (line) => void lines.push(line) }).error({ err: error }, 'unhandled error');
+  const entry = JSON.parse(lines[0]);
+  assert.equal(entry.err.message, cause.message);
+  assert.equal(entry.err.code, '22021');
+  assert.match(entry.err.query, /^insert into "users"/);
+  assert.ok(!lines[0].includes('secret-hash') && !lines[0].includes('who@example.test'), lines[0]);
 });

@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from 'drizzle-orm';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config';
 
@@ -57,10 +58,17 @@ function fieldPath(parents: string, field: string): string {
 export const REDACTED_PATHS: readonly string[] = secretFieldPaths();
 
 /**
- * pino's error serializer without gRPC's `metadata`: pino cannot serialise that object graph and
- * would log "[unable to serialize…]" in place of the whole error (Temporal client errors carry it).
+ * pino's error serializer, with two errors made safe to log: drizzle's query error carries the
+ * bound parameters (password hashes, emails) in its message and `params`, so the driver's own
+ * error is logged with the SQL text instead; gRPC's `metadata` is an object graph pino cannot
+ * serialise, which would lose the whole error (Temporal client errors carry it).
  */
 function serializeError(err: Error): ReturnType<typeof pino.stdSerializers.err> {
+  // By name too: drizzle ships CommonJS and ESM builds, each with its own class.
+  if (err instanceof DrizzleQueryError || err?.constructor?.name === 'DrizzleQueryError') {
+    const { cause, query } = err as DrizzleQueryError;
+    return { ...serializeError(cause instanceof Error ? cause : new Error('query failed')), query };
+  }
   const serialized = pino.stdSerializers.err(err);
   if (serialized && typeof serialized === 'object' && 'metadata' in serialized) delete serialized.metadata;
   return serialized;
