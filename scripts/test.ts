@@ -10,7 +10,9 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
+import { registerSearchAttributes } from '../workers/search-attributes';
 import {
   freePort,
   ProcessGroup,
@@ -21,6 +23,7 @@ import {
 } from './services';
 import {
   describeError,
+  ensureChromium,
   ensureServerBinaries,
   ensureStripeMock,
   ensureTemporalCli,
@@ -64,11 +67,12 @@ async function main(): Promise<number> {
 async function startServers(): Promise<NodeJS.ProcessEnv> {
   const wantPostgres = !process.env.DATABASE_URL;
   const wantRedis = !process.env.REDIS_URL;
-  const [temporalCli, stripeMock, testServer, binaries] = await settleAll([
+  const [temporalCli, stripeMock, testServer, binaries, chromium] = await settleAll([
     ensureTemporalCli(),
     ensureStripeMock(),
     ensureTemporalTestServer(),
     ensureServerBinaries({ postgres: wantPostgres, redis: wantRedis }),
+    ensureChromium(),
   ]);
 
   workDir = mkdtempSync(path.join(os.tmpdir(), 'billing-test-'));
@@ -100,13 +104,18 @@ async function startServers(): Promise<NodeJS.ProcessEnv> {
           return server.url;
         })
       : process.env.REDIS_URL!,
-    freePort().then((port) => startTemporalDevServer(servers, { cli: temporalCli, port, logFile: logFile('temporal') })),
+    // With its Web UI: the browser tests search it as support staff would.
+    Promise.all([freePort(), freePort()]).then(([port, uiPort]) =>
+      startTemporalDevServer(servers, { cli: temporalCli, port, uiPort, logFile: logFile('temporal') }),
+    ),
     Promise.all([freePort(), freePort()]).then(([port, httpsPort]) =>
       startStripeMock(servers, { stripeMock, port, httpsPort, logFile: logFile('stripe-mock') }),
     ),
   ]);
   await migrateDatabase(databaseUrl);
   log('postgresql: migrations applied');
+  await registerSearchAttributesOn(temporal.address);
+  log('temporal: custom search attributes registered');
 
   return {
     ...process.env,
@@ -114,12 +123,24 @@ async function startServers(): Promise<NodeJS.ProcessEnv> {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_UI_URL: temporal.uiUrl,
     TEMPORAL_CLI: temporalCli,
     TEMPORAL_TEST_SERVER: testServer,
     STRIPE_MOCK_URL: stripe.url,
     STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64url')}`,
     JWT_SECRET: randomBytes(48).toString('base64url'),
+    CHROMIUM_PATH: chromium,
   };
+}
+
+/** What the worker process does at start-up, done once for every test that runs workflows on the dev server. */
+async function registerSearchAttributesOn(address: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    await registerSearchAttributes(connection, 'default');
+  } finally {
+    await connection.close();
+  }
 }
 
 function runTypecheck(): Promise<{ ok: boolean; output: string }> {

@@ -1,6 +1,7 @@
 /**
  * Provisions the programs that `npm start` and `npm test` run: the Temporal CLI (dev server),
- * stripe-mock, the Java time-skipping test server, and the PostgreSQL and Redis servers.
+ * stripe-mock, the Java time-skipping test server, the PostgreSQL and Redis servers, and Chromium
+ * for the browser tests.
  * Everything is reused when present; builds land in the ignored `.tools/` folder.
  */
 import { spawn } from 'node:child_process';
@@ -97,24 +98,66 @@ export async function ensureServerBinaries(wanted: { postgres: boolean; redis: b
     if (found.redisServer) log(`redis: using ${found.redisServer}`);
     return found;
   }
-  const isRoot = process.getuid?.() === 0;
-  if (!isRoot || !(await findOnPath('apt-get'))) {
+  if (!(await canInstallWithApt())) {
     throw new ToolError(
       `server programs missing: install the Debian/Ubuntu package(s) ${missing.join(' ')} ` +
         `(sudo apt-get install -y ${missing.join(' ')}), ` +
         'or point DATABASE_URL / REDIS_URL at running servers',
     );
   }
-  log(`apt: installing ${missing.join(' ')}`);
-  const started = Date.now();
-  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update', '-q'], { env: aptEnv });
-  await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: aptEnv });
-  log(`apt: installed in ${seconds(started)}`);
+  await aptInstall(missing);
   found = await findServerBinaries(wanted);
   const stillMissing = missingPackages(wanted, found);
   if (stillMissing.length > 0) throw new ToolError(`installed ${missing.join(' ')} but cannot find their servers`);
   return found;
+}
+
+/**
+ * Debian's Chromium, for the browser tests (playwright-core drives it and downloads no browser of
+ * its own): CHROMIUM_PATH when set, else the system's, installed with apt as root when missing.
+ */
+export async function ensureChromium(): Promise<string> {
+  const configured = process.env.CHROMIUM_PATH;
+  if (configured) {
+    if (!(await isExecutable(configured))) throw new ToolError(`CHROMIUM_PATH=${configured} is not an executable file`);
+    return configured;
+  }
+  const found = await findChromium();
+  if (found) {
+    log(`chromium: using ${found}`);
+    return found;
+  }
+  if (!(await canInstallWithApt())) {
+    throw new ToolError('chromium was not found: install the Debian package chromium (sudo apt-get install -y chromium) or set CHROMIUM_PATH');
+  }
+  await aptInstall(['chromium']);
+  const installed = await findChromium();
+  if (!installed) throw new ToolError('installed chromium but cannot find its program');
+  return installed;
+}
+
+async function findChromium(): Promise<string | undefined> {
+  return (await findOnPath('chromium')) ?? (await findOnPath('chromium-browser'));
+}
+
+async function canInstallWithApt(): Promise<boolean> {
+  return process.getuid?.() === 0 && (await findOnPath('apt-get')) !== undefined;
+}
+
+// dpkg takes one install at a time: callers that provision in parallel queue here.
+let aptTurn: Promise<unknown> = Promise.resolve();
+
+function aptInstall(packages: string[]): Promise<void> {
+  const install = aptTurn.then(async () => {
+    log(`apt: installing ${packages.join(' ')}`);
+    const started = Date.now();
+    const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    await run('apt-get', ['update', '-q'], { env: aptEnv });
+    await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { env: aptEnv });
+    log(`apt: installed in ${seconds(started)}`);
+  });
+  aptTurn = install.catch(() => undefined);
+  return install;
 }
 
 /**
