@@ -13,7 +13,11 @@ import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
 import { BOOKING_WORKFLOWS_PATH, createBookingTestActivities, waitUntilClosed } from '../test/support/booking-worker';
-import { insertTestUser } from '../test/support/payment-fixtures';
+import { createPaymentActivities } from '../activities/payment';
+import { createPaymentGateway } from '../activities/payment-gateway';
+import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
+import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
+import { eventually } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { loadConfig } from '../workers/config';
 import { createLogger } from '../workers/logger';
@@ -41,6 +45,9 @@ describe('booking saga (time-skipping)', () => {
   // Test-only faults, by booking id, around the real activities.
   const failConfirmFor = new Set<string>();
   const failSwapFor = new Set<string>();
+  // Gateway payment ids whose customer authenticates just before the timeout's cancel reaches the gateway.
+  const authenticatedLate = new Set<string>();
+  let gatewayCalls: { cancel: number };
 
   before(async () => {
     const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
@@ -50,12 +57,17 @@ describe('booking saga (time-skipping)', () => {
     env = await createTimeSkippingEnv();
     const logger = createLogger(config);
     const real = createBookingTestActivities({ db: database.db, redis, config, logger });
+    const scripted = countingGateway(createPaymentGateway(config, logger), {
+      cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
+    });
+    gatewayCalls = scripted.calls;
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowsPath: BOOKING_WORKFLOWS_PATH,
       activities: {
         ...real,
+        ...createPaymentActivities({ db: database.db, gateway: scripted.gateway, logger }),
         confirmBooking: async (input: Parameters<typeof real.confirmBooking>[0]) => {
           if (failConfirmFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected confirm failure', 'InjectedFault');
           return real.confirmBooking(input);
@@ -89,11 +101,11 @@ describe('booking saga (time-skipping)', () => {
     return { holdId, handle };
   }
 
-  async function book(userId: string, holdId: string, paymentMethod = 'pm_card_visa', bookingId = randomUUID()) {
+  async function book(userId: string, holdId: string, paymentMethod = 'pm_card_visa', bookingId = randomUUID(), pendingPaymentTimeout = 'P1D') {
     const handle = await env.client.workflow.start(bookingWorkflow, {
       workflowId: bookingWorkflowId(bookingId),
       taskQueue,
-      args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout: 'P1D' }],
+      args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout }],
     });
     const decision = await handle.executeUpdate(bookingDecisionUpdate);
     return { bookingId, handle, decision };
@@ -363,6 +375,107 @@ describe('booking saga (time-skipping)', () => {
         (await database.db.select().from(payments).where(and(eq(payments.bookingId, bookingId), eq(payments.kind, 'booking')))).length,
         1,
       );
+    });
+  });
+
+  describe('a charge still pending at its timeout', () => {
+    const NEEDS_AUTHENTICATION = 'pm_card_authenticationRequired';
+    // Shorter than the hold's TTL: the units are still held when the timeout passes.
+    const WITHIN_HOLD = 'PT1M';
+    const MINUTE = 60 * 1000;
+
+    async function pendingBooking(pendingPaymentTimeout: string) {
+      const user = await insertTestUser(database.db);
+      const offering = await insertTestOffering(database.db);
+      const unitIds = offering.unitIds.slice(0, 2);
+      const { holdId, handle: holdHandle } = await hold(user.id, offering, unitIds);
+      const booked = await book(user.id, holdId, NEEDS_AUTHENTICATION, randomUUID(), pendingPaymentTimeout);
+      assert.deepEqual(booked.decision, { status: 'awaiting_payment' });
+      const [charge] = await paymentsOf(booked.bookingId);
+      return { user, offering, unitIds, holdId, holdHandle, charge, ...booked };
+    }
+
+    /** A confirmed booking whose reschedule charges a top-up the sandbox leaves pending. */
+    async function pendingTopUp() {
+      const user = await insertTestUser(database.db);
+      const offering = await insertTestOffering(database.db, { unitCount: 4 });
+      const unitIds = offering.unitIds.slice(0, 2);
+      const { holdId } = await hold(user.id, offering, unitIds);
+      const { bookingId, handle, decision } = await book(user.id, holdId, 'pm_card_visa', randomUUID(), WITHIN_HOLD);
+      assert.deepEqual(decision, { status: 'confirmed' });
+      const before = await bookingRow(bookingId);
+      const newUnit = offering.unitIds[2];
+      const update = await handle.startUpdate(rescheduleBookingUpdate, {
+        args: [{ unitIds: [...unitIds, newUnit], paymentMethod: NEEDS_AUTHENTICATION }],
+        waitForStage: 'ACCEPTED',
+      });
+      const topUp = await eventually(async () => {
+        const pending = (await paymentsOf(bookingId)).find((p) => p.amount === 2500 && p.status === 'pending');
+        assert.ok(pending, 'the top-up is not charged yet');
+        return pending;
+      });
+      return { bookingId, handle, before, unitIds, newUnit, update, topUp };
+    }
+
+    test('is canceled at the gateway: the booking fails and its units are freed', async () => {
+      const { bookingId, unitIds, holdHandle, handle, charge } = await pendingBooking(WITHIN_HOLD);
+      const cancelsBefore = gatewayCalls.cancel;
+
+      await env.sleep(2 * MINUTE);
+      const final = await finalBookingState(handle);
+      assert.deepEqual([final.status, final.failureReason], ['failed', 'payment_timeout']);
+      assert.equal(gatewayCalls.cancel - cancelsBefore, 1);
+      const row = (await paymentsOf(bookingId)).find((p) => p.id === charge.id)!;
+      assert.deepEqual([row.status, row.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
+      assert.equal(await finalHoldPhase(holdHandle), 'released');
+      assert.deepEqual(await claimOwners(unitIds), {});
+      assert.deepEqual(await notificationKinds(bookingId), ['booking_failed']);
+    });
+
+    test('that succeeded before the cancel reached the gateway confirms the booking', async () => {
+      const { bookingId, unitIds, holdHandle, handle, charge } = await pendingBooking(WITHIN_HOLD);
+      authenticatedLate.add(charge.gatewayPaymentId!);
+
+      await env.sleep(2 * MINUTE);
+      assert.equal(await finalHoldPhase(holdHandle), 'consumed');
+      assert.deepEqual(await handle.executeUpdate(bookingDecisionUpdate), { status: 'confirmed' });
+      assert.deepEqual(await claimOwners(unitIds), { [unitIds[0]]: bookingId, [unitIds[1]]: bookingId });
+      assert.deepEqual((await paymentsOf(bookingId)).map((p) => [p.kind, p.status]), [['booking', 'succeeded']]);
+    });
+
+    test('that succeeded after the hold expired is refunded by the compensation and the units stay free', async () => {
+      const { bookingId, unitIds, holdHandle, handle, charge } = await pendingBooking('PT10M');
+      authenticatedLate.add(charge.gatewayPaymentId!);
+
+      await env.sleep(11 * MINUTE);
+      assert.equal(await finalHoldPhase(holdHandle), 'expired');
+      const final = await finalBookingState(handle);
+      assert.deepEqual([final.status, final.failureReason], ['failed', 'confirm_failed']);
+      const rows = await paymentsOf(bookingId);
+      assert.equal(rows.find((p) => p.id === charge.id)!.status, 'refunded');
+      assert.deepEqual(rows.filter((p) => p.kind === 'refund').map((p) => [p.amount, p.status]), [[5000, 'succeeded']]);
+      assert.deepEqual(await claimOwners(unitIds), {});
+    });
+
+    test('a reschedule top-up is canceled: the original booking stays as it was and the new unit is freed', async () => {
+      const { bookingId, before, newUnit, update, topUp } = await pendingTopUp();
+
+      await env.sleep(2 * MINUTE);
+      assert.deepEqual(await update.result(), { status: 'declined', failureCode: PAYMENT_TIMEOUT_FAILURE_CODE });
+      assert.deepEqual(await bookingRow(bookingId), before);
+      assert.deepEqual(await claimOwners([newUnit]), {});
+      assert.equal((await paymentsOf(bookingId)).find((p) => p.id === topUp.id)!.status, 'failed');
+    });
+
+    test('a reschedule top-up that succeeded before the cancel reached the gateway reschedules', async () => {
+      const { bookingId, unitIds, newUnit, update, topUp } = await pendingTopUp();
+      authenticatedLate.add(topUp.gatewayPaymentId!);
+
+      await env.sleep(2 * MINUTE);
+      assert.deepEqual(await update.result(), { status: 'rescheduled', amount: 7500, difference: 2500 });
+      const row = await bookingRow(bookingId);
+      assert.deepEqual([row.unitIds, row.amount], [[...unitIds, newUnit], 7500]);
+      assert.equal((await paymentsOf(bookingId)).find((p) => p.id === topUp.id)!.status, 'succeeded');
     });
   });
 });

@@ -6,6 +6,7 @@ import {
   defineUpdate,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -40,7 +41,7 @@ import {
 import { durationToMilliseconds } from '../domain/period';
 import { bookingDetails } from '../domain/workflow-descriptions';
 import { holdSettledSignal } from './hold';
-import { paymentSettledSignal } from './payment';
+import { CANCEL_PENDING_AT_TIMEOUT_PATCH, CANCEL_PENDING_PAYMENT_OPTIONS, paymentSettledSignal } from './payment';
 import { BookingStatusAttribute, upsertStatusAttribute } from './search-attributes';
 
 export interface BookingWorkflowInput {
@@ -135,6 +136,7 @@ const { chargePayment, refundPayment, settlePayment } = proxyActivities<PaymentA
   startToCloseTimeout: '1 minute',
   retry: { ...PROJECTION_RETRY, nonRetryableErrorTypes: ['GatewayRequestRejectedError'] },
 });
+const { cancelPendingPayment } = proxyActivities<PaymentActivities>(CANCEL_PENDING_PAYMENT_OPTIONS);
 
 const { notify } = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '30 seconds',
@@ -292,7 +294,10 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
     }
   }
 
-  /** One charge of the booking; a pending one waits for the payment webhook (`onPending` is told). */
+  /**
+   * One charge of the booking; a pending one waits for the payment webhook (`onPending` is told)
+   * and past the pending timeout is canceled at the gateway, whose answer is the result.
+   */
   async function charge(amount: number, paymentMethod: string, cycle: number, description: string, onPending?: () => void): Promise<ChargeResult> {
     let result: ChargeResult;
     try {
@@ -320,6 +325,12 @@ export async function bookingWorkflow(input: BookingWorkflowInput): Promise<Book
       () => settlements.has(result.paymentId),
       durationToMilliseconds(input.pendingPaymentTimeout),
     );
+    if (!settledInTime && patched(CANCEL_PENDING_AT_TIMEOUT_PATCH)) {
+      // Canceled so a late authentication cannot take the money; a charge that succeeded first
+      // is a success, and the saga goes on to confirm (or refunds it if the units are gone).
+      log.warn('pending payment timed out; canceling it', { paymentId: result.paymentId });
+      return cancelPendingPayment({ paymentId: result.paymentId });
+    }
     const settlement: PaymentSettlement = settlements.get(result.paymentId) ?? {
       paymentId: result.paymentId,
       gatewayPaymentId: result.gatewayPaymentId!,
