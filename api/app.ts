@@ -7,6 +7,7 @@ import type postgres from 'postgres';
 import type { Database } from '../db/client';
 import type { Config } from '../workers/config';
 import type { Logger } from '../workers/logger';
+import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
 import { methodNotAllowedHandler, routeTable } from './contract';
@@ -76,6 +77,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/offerings', offeringRoutes(deps));
   app.use('/api/v1/admin/offerings', adminOfferingRoutes(deps));
   app.use('/api/v1/bookings', bookingRoutes(deps));
+  app.use('/api/v1/admin/subscriptions', adminSubscriptionRoutes(deps));
+  app.use('/api/v1/admin/bookings', adminBookingRoutes(deps));
   // ── end of domain routers ──
 
   app.use(methodNotAllowedHandler(routes));

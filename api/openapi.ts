@@ -2,6 +2,7 @@ import path from 'node:path';
 import { OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
+import { adminOperations } from './admin';
 import { authOperations } from './auth';
 import { bookingOperations } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
@@ -52,6 +53,7 @@ export function apiOperations(): ApiOperation[] {
     ...webhookOperations,
     ...offeringOperations,
     ...bookingOperations,
+    ...adminOperations,
   ];
 }
 

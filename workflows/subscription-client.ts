@@ -11,6 +11,8 @@ import { paymentSettledSignal } from './payment';
 import {
   activationUpdate,
   cancelSubscriptionUpdate,
+  extendGraceSignal,
+  retryPaymentNowSignal,
   subscriptionStateQuery,
   updatePaymentMethodUpdate,
   type ActivationResult,
@@ -67,6 +69,16 @@ export function changePaymentMethod(client: Client, subscriptionId: string, paym
 
 export function getSubscriptionState(client: Client, subscriptionId: string): Promise<SubscriptionSnapshot> {
   return subscriptionHandle(client, subscriptionId).query(subscriptionStateQuery);
+}
+
+/** Staff: charge the unpaid period now; the workflow ignores it unless the subscription is past due. */
+export function retryPaymentNow(client: Client, subscriptionId: string): Promise<void> {
+  return subscriptionHandle(client, subscriptionId).signal(retryPaymentNowSignal);
+}
+
+/** Staff: move the end of the grace period by `by` (ISO-8601); ignored unless past due. */
+export function extendGrace(client: Client, subscriptionId: string, by: string): Promise<void> {
+  return subscriptionHandle(client, subscriptionId).signal(extendGraceSignal, { by });
 }
 
 /** What the payment webhook sends when a pending subscription charge settles. */

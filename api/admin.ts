@@ -1,0 +1,334 @@
+/**
+ * The staff API, mounted at /api/v1/admin/subscriptions and /api/v1/admin/bookings (role
+ * `staff`). Every action is a signal or an update to the workflow that owns the thing, never a
+ * row edit, and each one the workflow accepts is written to the audit log with who, what and why.
+ */
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { bookings, payments, subscriptions, users } from '../db/schema';
+import { isIsoDuration, isPositiveDuration } from '../domain/period';
+import { isFinalStatus } from '../domain/subscription';
+import { normalizeEmail } from '../domain/user';
+import { staffRefundUpdate, type StaffRefundResult } from '../workflows/booking';
+import { cancelSubscription, extendGrace, retryPaymentNow } from '../workflows/subscription-client';
+import type { AppDeps } from './app';
+import { auditEntryJsonSchema, recordStaffAction, type StaffAction } from './audit';
+import { currentUser, requireAuth, requireRole } from './auth';
+import { bookingJsonSchema, toBookingJson } from './booking';
+import { json, problems, type ApiOperation } from './contract';
+import { idempotent } from './idempotency';
+import { paymentJsonSchema, toPaymentJson } from './payment';
+import { HttpProblem } from './problem';
+import { logWorkflow } from './request-context';
+import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
+import { workflowLinker } from './temporal-ui';
+import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
+
+type BookingRow = typeof bookings.$inferSelect;
+
+const reason = nonBlankText(1000).meta({ description: 'Why staff take the action; kept in the audit log.' });
+const idParamsSchema = z.strictObject({ id: z.uuid() });
+
+const cursor = z
+  .string()
+  .max(100)
+  .transform((text, ctx) => {
+    const id = Buffer.from(text, 'base64url').toString('utf8');
+    if (z.uuid().safeParse(id).success) return id;
+    ctx.addIssue({ code: 'custom', message: 'Must be a nextCursor from an earlier page' });
+    return z.NEVER;
+  })
+  .meta({ description: 'The `nextCursor` of the page before; absent for the first page.' });
+
+const listSubscriptionsQuery = z.strictObject({
+  status: z.enum(subscriptions.status.enumValues).optional(),
+  email: z.string().max(254).transform(normalizeEmail).optional().meta({ description: "The customer's email (any case)." }),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: cursor.optional(),
+});
+
+const retryPaymentSchema = z.strictObject({ reason });
+const extendGraceSchema = z.strictObject({
+  period: z
+    .string()
+    .max(50)
+    .refine((period) => isIsoDuration(period) && isPositiveDuration(period), 'Must be a positive ISO-8601 duration such as P3D or PT12H'),
+  reason,
+});
+const staffCancelSchema = z.strictObject({
+  atPeriodEnd: z.boolean().default(true).meta({ description: 'true (default): end at the paid period’s end; false: end now.' }),
+  reason,
+});
+const staffRefundSchema = z.strictObject({
+  amount: chargeableAmount.optional().meta({ description: 'Minor units; everything left to refund when absent.' }),
+  reason,
+});
+
+/** Subscriptions for staff, newest first; `nextCursor` fetches the next page (keyset on created_at, id). */
+export const adminSubscriptionListSchema = z.strictObject({
+  items: z.array(
+    z.strictObject({
+      subscription: subscriptionJsonSchema,
+      customer: z.strictObject({ id: z.uuid(), email: z.email() }),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+const subscriptionActionAnswer = z.strictObject({ subscription: subscriptionJsonSchema, audit: auditEntryJsonSchema });
+const refundAnswer = z.strictObject({
+  booking: bookingJsonSchema,
+  refund: z.strictObject({ amount: z.int().min(1), totalRefunded: z.int().min(0) }).nullable(),
+  payments: z.array(paymentJsonSchema),
+  audit: auditEntryJsonSchema,
+});
+
+// How long a request waits for a workflow's answer to an update.
+const ANSWER_WITHIN_MS = 20_000;
+
+/** GET / (search, paginated), POST /:id/retry-payment, /:id/extend-grace, /:id/cancel. */
+export function adminSubscriptionRoutes(deps: AppDeps): Router {
+  const { db, temporal } = deps;
+  const link = workflowLinker(deps.config);
+  const router = Router();
+  router.use(requireAuth(deps), requireRole('staff'));
+
+  router.get('/', async (req, res) => {
+    const query = parseQuery(listSubscriptionsQuery, req.query);
+    if (query.cursor && !(await findSubscription(query.cursor))) throw unknownCursor();
+    const conditions: SQL[] = [];
+    if (query.status) conditions.push(eq(subscriptions.status, query.status));
+    if (query.email) conditions.push(eq(users.email, query.email));
+    // Compared in the database, at its microsecond precision, against the last row shown.
+    if (query.cursor) {
+      conditions.push(sql`(${subscriptions.createdAt}, ${subscriptions.id}) < (select s.created_at, s.id from subscriptions s where s.id = ${query.cursor})`);
+    }
+    const rows = await db
+      .select({ subscription: subscriptions, email: users.email })
+      .from(subscriptions)
+      .innerJoin(users, eq(users.id, subscriptions.userId))
+      .where(and(...conditions))
+      .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id))
+      .limit(query.limit + 1);
+    const page = rows.slice(0, query.limit);
+    res.json({
+      items: page.map((row) => ({ subscription: toSubscriptionJson(row.subscription, link), customer: { id: row.subscription.userId, email: row.email } })),
+      nextCursor: rows.length > query.limit ? Buffer.from(page.at(-1)!.subscription.id).toString('base64url') : null,
+    });
+  });
+
+  router.post('/:id/retry-payment', idempotent(deps), async (req, res) => {
+    const { id } = parseParams(idParamsSchema, req.params);
+    const body = parseBody(retryPaymentSchema, req.body);
+    const row = await pastDueSubscription(id);
+    logWorkflow(req, res, row.workflowId);
+    await toRunningWorkflow(() => retryPaymentNow(temporal, row.id));
+    const audit = await audited(req, row, 'subscription.retry_payment', body.reason);
+    // The charge runs in the workflow; the subscription's page shows its outcome.
+    res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
+  });
+
+  router.post('/:id/extend-grace', idempotent(deps), async (req, res) => {
+    const { id } = parseParams(idParamsSchema, req.params);
+    const body = parseBody(extendGraceSchema, req.body);
+    const row = await pastDueSubscription(id);
+    logWorkflow(req, res, row.workflowId);
+    await toRunningWorkflow(() => extendGrace(temporal, row.id, body.period));
+    const audit = await audited(req, row, 'subscription.extend_grace', body.reason, { period: body.period, graceEndsAt: row.graceEndsAt });
+    res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
+  });
+
+  router.post('/:id/cancel', idempotent(deps), async (req, res) => {
+    const { id } = parseParams(idParamsSchema, req.params);
+    const body = parseBody(staffCancelSchema, req.body);
+    const row = await knownSubscription(id);
+    if (isFinalStatus(row.status)) throw subscriptionEnded(row);
+    logWorkflow(req, res, row.workflowId);
+    try {
+      await temporal.connection.withDeadline(Date.now() + ANSWER_WITHIN_MS, () => cancelSubscription(temporal, row.id, body.atPeriodEnd));
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) throw subscriptionEnded(row);
+      throw error;
+    }
+    const audit = await audited(req, row, 'subscription.cancel', body.reason, { atPeriodEnd: body.atPeriodEnd });
+    res.json({ subscription: toSubscriptionJson(await knownSubscription(id), link), audit });
+  });
+
+  async function findSubscription(id: string): Promise<SubscriptionRow | undefined> {
+    const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
+    return row;
+  }
+
+  async function knownSubscription(id: string): Promise<SubscriptionRow> {
+    const row = await findSubscription(id);
+    if (!row) throw new HttpProblem(404, 'Not Found', `There is no subscription ${id}.`);
+    return row;
+  }
+
+  /** Retries and grace only mean something while past due; the workflow would ignore them otherwise. */
+  async function pastDueSubscription(id: string): Promise<SubscriptionRow> {
+    const row = await knownSubscription(id);
+    if (row.status !== 'past_due') {
+      throw new HttpProblem(409, 'Subscription not past due', `Subscription ${id} is ${row.status}; only a past-due subscription has a payment to retry or a grace period.`);
+    }
+    return row;
+  }
+
+  /** A signal to a workflow that has ended meanwhile is a 409, like the projection saying so. */
+  async function toRunningWorkflow(signal: () => Promise<void>): Promise<void> {
+    try {
+      await signal();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new HttpProblem(409, 'Subscription has ended', 'Its workflow is no longer running.');
+      throw error;
+    }
+  }
+
+  function audited(req: Request, row: SubscriptionRow, action: string, why: string, details: Record<string, unknown> = {}) {
+    return recordStaffAction(db, staffAction(req, { action, target: { type: 'subscription', id: row.id }, reason: why, details: { workflowId: row.workflowId, ...details } }));
+  }
+
+  return router;
+}
+
+/** POST /:id/refund: money back on a confirmed booking through its workflow, within what was charged. */
+export function adminBookingRoutes(deps: AppDeps): Router {
+  const { db, temporal } = deps;
+  const link = workflowLinker(deps.config);
+  const router = Router();
+  router.use(requireAuth(deps), requireRole('staff'));
+
+  router.post('/:id/refund', idempotent(deps), async (req, res) => {
+    const { id } = parseParams(idParamsSchema, req.params);
+    const body = parseBody(staffRefundSchema, req.body);
+    const [booking] = await db.select().from(bookings).where(eq(bookings.id, id)).limit(1);
+    if (!booking) throw new HttpProblem(404, 'Booking not found', `There is no booking ${id}.`);
+    if (booking.status !== 'confirmed') throw new HttpProblem(409, 'Booking cannot be refunded', `Booking ${id} is ${booking.status}.`);
+    logWorkflow(req, res, booking.workflowId);
+    let refund: StaffRefundResult | null;
+    try {
+      refund = await temporal.connection.withDeadline(Date.now() + ANSWER_WITHIN_MS, () =>
+        temporal.workflow.getHandle(booking.workflowId).executeUpdate(staffRefundUpdate, { args: [{ amount: body.amount, reason: body.reason }] }),
+      );
+    } catch (error) {
+      // Still at work (a slow gateway): the workflow carries the refund out durably.
+      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw refundRefused(error, booking);
+      refund = null;
+    }
+    const audit = await recordStaffAction(
+      db,
+      staffAction(req, {
+        action: 'booking.refund',
+        target: { type: 'booking', id },
+        reason: body.reason,
+        details: { workflowId: booking.workflowId, requestedAmount: body.amount ?? null, refundedAmount: refund?.refundedAmount ?? null, answered: refund !== null },
+      }),
+    );
+    const paymentRows = await db.select().from(payments).where(eq(payments.bookingId, id)).orderBy(asc(payments.createdAt), asc(payments.id));
+    res.status(refund ? 200 : 202).json({
+      booking: toBookingJson(booking, link),
+      refund: refund && { amount: refund.refundedAmount, totalRefunded: refund.totalRefunded },
+      payments: paymentRows.map((row) => toPaymentJson(row, link)),
+      audit,
+    });
+  });
+
+  return router;
+}
+
+function staffAction(req: Request, action: Omit<StaffAction, 'actorId'>): StaffAction {
+  return { actorId: currentUser(req).id, ...action };
+}
+
+/** Why the booking's workflow refused the refund, as a problem. */
+function refundRefused(error: unknown, booking: BookingRow): unknown {
+  if (error instanceof WorkflowNotFoundError) {
+    return new HttpProblem(409, 'Booking closed', `Booking ${booking.id} can no longer be changed: its offering has ended.`);
+  }
+  if (!(error instanceof WorkflowUpdateFailedError)) return error;
+  const cause = error.cause;
+  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+  if (type === 'InvalidRefund') return new HttpProblem(422, 'Refund not possible', (cause as ApplicationFailure).message);
+  if (type === 'BookingNotConfirmed' || type === 'BookingBusy') return new HttpProblem(409, 'Booking cannot be refunded now', (cause as ApplicationFailure).message);
+  return new HttpProblem(502, 'Refund failed', 'The gateway did not make the refund; nothing was refunded by this request.');
+}
+
+function subscriptionEnded(row: SubscriptionRow): HttpProblem {
+  return new HttpProblem(409, 'Subscription has ended', `Subscription ${row.id} is ${row.status} and can no longer be changed.`);
+}
+
+function unknownCursor(): HttpProblem {
+  return new HttpProblem(400, 'Invalid request', 'cursor: Must be a nextCursor from an earlier page', {
+    invalidParams: [{ name: 'cursor', reason: 'Must be a nextCursor from an earlier page' }],
+  });
+}
+
+export const adminOperations: ApiOperation[] = [
+  {
+    method: 'get',
+    path: '/api/v1/admin/subscriptions',
+    summary: 'Staff: find subscriptions by status and customer email, newest first, a page at a time',
+    auth: 'staff',
+    request: { query: listSubscriptionsQuery },
+    responses: { 200: json('A page of subscriptions with their customers', adminSubscriptionListSchema), ...problems(400) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/admin/subscriptions/{id}/retry-payment',
+    summary: 'Staff: charge a past-due subscription now (the retryPaymentNow signal), even after a hard decline',
+    auth: 'staff',
+    idempotent: true,
+    request: { params: idParamsSchema, body: retryPaymentSchema },
+    responses: {
+      202: json('Asked; the workflow charges at once', subscriptionActionAnswer),
+      ...problems(400, 404, [409, 'The subscription is not past due']),
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/admin/subscriptions/{id}/extend-grace',
+    summary: 'Staff: give a past-due customer more time before expiry (the extendGrace signal)',
+    auth: 'staff',
+    idempotent: true,
+    request: { params: idParamsSchema, body: extendGraceSchema },
+    responses: {
+      202: json('Asked; the workflow moves the expiry', subscriptionActionAnswer),
+      ...problems(400, 404, [409, 'The subscription is not past due']),
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/admin/subscriptions/{id}/cancel',
+    summary: "Staff: cancel a subscription at its period end (default) or now (the workflow's cancel update)",
+    auth: 'staff',
+    idempotent: true,
+    request: { params: idParamsSchema, body: staffCancelSchema },
+    responses: { 200: json('The subscription after the cancel', subscriptionActionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/admin/bookings/{id}/refund',
+    summary: "Staff: refund some or all of a confirmed booking through its workflow (the staffRefund update)",
+    auth: 'staff',
+    idempotent: true,
+    request: { params: idParamsSchema, body: staffRefundSchema },
+    responses: {
+      200: json('Refunded', refundAnswer),
+      202: json('The workflow is still carrying the refund out', refundAnswer),
+      ...problems(
+        400,
+        404,
+        [409, 'The booking is not confirmed, is busy with another change, or has closed'],
+        [422, 'More than is left to refund'],
+        [502, 'The gateway did not make the refund'],
+      ),
+    },
+  },
+];
