@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { and, eq, ne, or } from 'drizzle-orm';
 import express, { Router, type Request } from 'express';
 import Stripe from 'stripe';
@@ -6,9 +6,16 @@ import { z } from 'zod';
 import { recordGatewayRefundTotal, type PaymentRow, type Transaction } from '../activities/payment';
 import { payments, webhookEvents } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
-import { oneTimePaymentWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettlement } from '../domain/payment';
+import { formatMoney } from '../domain/money';
+import {
+  oneTimePaymentWorkflowId,
+  orphanedPaymentRefundWorkflowId,
+  PAYMENT_ID_METADATA_KEY,
+  type PaymentSettlement,
+} from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import { paymentSettledSignal } from '../workflows/payment';
+import { TASK_QUEUES } from '../workers/task-queues';
+import { paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflows/payment';
 import type { AppDeps } from './app';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
@@ -82,7 +89,16 @@ async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: R
         log.info({ gatewayPaymentId: intent.id }, 'no payment for this PaymentIntent; nothing to do');
         return;
       }
-      await signalOwner(payment, settlementOf(event.type, intent, payment), deps, log);
+      const settlement = settlementOf(event.type, intent, payment);
+      const succeeded = settlement.status === 'succeeded';
+      // Counted as failed already (its pending timeout won): no workflow will account for this money.
+      if (succeeded && payment.status === 'failed') {
+        await refundOrphanedPayment(payment, intent.id, deps, log);
+        return;
+      }
+      const delivered = await signalOwner(payment, settlement, deps, log);
+      // Still pending, but nothing waits for it any more (a subscription canceled meanwhile, say).
+      if (!delivered && succeeded && payment.status === 'pending') await refundOrphanedPayment(payment, intent.id, deps, log);
       return;
     }
     case 'charge.refunded': {
@@ -103,7 +119,8 @@ async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: R
 }
 
 // By the intent id we stored, or by our payment id in the intent's metadata: Stripe's event can
-// arrive before the charge activity has written the intent id.
+// arrive before the charge activity has written the intent id. Locked, so a cancel of the pending
+// charge in flight finishes first and the status read here is the one it left.
 async function chargeOfIntent(tx: Transaction, intentId: string, paymentId: string | undefined): Promise<PaymentRow | undefined> {
   const byIntent = eq(payments.gatewayPaymentId, intentId);
   const matches = paymentId && isUuid(paymentId) ? or(byIntent, eq(payments.id, paymentId)) : byIntent;
@@ -111,7 +128,8 @@ async function chargeOfIntent(tx: Transaction, intentId: string, paymentId: stri
     .select()
     .from(payments)
     .where(and(matches, ne(payments.kind, 'refund')))
-    .limit(1);
+    .limit(1)
+    .for('update');
   return payment;
 }
 
@@ -132,21 +150,47 @@ function settlementOf(
   };
 }
 
-async function signalOwner(payment: PaymentRow, settlement: PaymentSettlement, deps: AppDeps, log: Request['log']): Promise<void> {
+/** False when no running workflow owns the payment, so nothing received the settlement. */
+async function signalOwner(payment: PaymentRow, settlement: PaymentSettlement, deps: AppDeps, log: Request['log']): Promise<boolean> {
   const workflowId = OWNING_WORKFLOW[payment.kind](payment);
   if (!workflowId) {
     log.warn({ paymentId: payment.id, kind: payment.kind }, 'no workflow owns this payment; settlement not delivered');
-    return;
+    return false;
   }
   try {
     await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
       deps.temporal.workflow.getHandle(workflowId).signal(paymentSettledSignal, settlement),
     );
     log.info({ paymentId: payment.id, workflowId, status: settlement.status }, 'payment settlement signalled');
+    return true;
   } catch (error) {
     // The workflow already ended (a pending charge that timed out, say): nothing waits for this.
     if (!(error instanceof WorkflowNotFoundError)) throw error;
     log.warn({ paymentId: payment.id, workflowId, status: settlement.status }, 'settlement for a workflow that has ended');
+    return false;
+  }
+}
+
+/**
+ * The money was taken for something the customer did not get: a workflow refunds it and tells
+ * them. One per charge (`refund-<paymentId>`, never started twice) however often Stripe repeats it.
+ */
+async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: string, deps: AppDeps, log: Request['log']): Promise<void> {
+  const workflowId = orphanedPaymentRefundWorkflowId(payment.id);
+  try {
+    await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
+      deps.temporal.workflow.start(refundOrphanedPaymentWorkflow, {
+        workflowId,
+        taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+        args: [{ paymentId: payment.id, gatewayPaymentId }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        staticSummary: `Refund of ${formatMoney(payment.amount, payment.currency)}: payment ${payment.id} succeeded after it was given up`,
+      }),
+    );
+    log.warn({ paymentId: payment.id, workflowId, paymentStatus: payment.status }, 'payment succeeded after it was given up; refunding it');
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    log.info({ paymentId: payment.id, workflowId }, 'refund of this payment already started');
   }
 }
 

@@ -5,9 +5,14 @@ import { Client, Connection } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import Stripe from 'stripe';
 import { createApp } from '../api/app';
-import { payments, webhookEvents } from '../db/schema';
-import { oneTimePaymentWorkflowId, PAYMENT_ID_METADATA_KEY } from '../domain/payment';
-import type { oneTimePaymentWorkflow } from '../workflows/payment';
+import { notifications, payments, webhookEvents } from '../db/schema';
+import {
+  oneTimePaymentWorkflowId,
+  orphanedPaymentRefundWorkflowId,
+  PAYMENT_ID_METADATA_KEY,
+  PAYMENT_TIMEOUT_FAILURE_CODE,
+} from '../domain/payment';
+import { oneTimePaymentWorkflow, type refundOrphanedPaymentWorkflow } from '../workflows/payment';
 import { createTestUser, listen, requestJson, type TestUser } from './support/api';
 import { closedLoopbackPort, startPaymentStack, type PaymentStack } from './support/payment-fixtures';
 
@@ -184,5 +189,53 @@ describe('POST /api/v1/webhooks/stripe', () => {
     const retried = await deliver(event);
     assert.deepEqual(retried.body, { received: true, duplicate: false });
     assert.equal((await workflow.result()).status, 'succeeded');
+  });
+});
+
+describe('a payment that succeeds after it was given up', () => {
+  /** Its refund workflow's result, and the refund rows of the charge. */
+  async function refundOf(paymentId: string) {
+    const handle = stack.deps.temporal.workflow.getHandle<typeof refundOrphanedPaymentWorkflow>(orphanedPaymentRefundWorkflowId(paymentId));
+    const result = await handle.result();
+    const refunds = await stack.deps.db.select().from(payments).where(eq(payments.refundOf, paymentId));
+    return { handle, result, refunds };
+  }
+
+  test('after its pending timeout: refunded once, however often Stripe says so, and the customer told', async () => {
+    const paymentId = randomUUID();
+    const failed = await stack.deps.temporal.workflow.execute(oneTimePaymentWorkflow, {
+      workflowId: oneTimePaymentWorkflowId(paymentId),
+      taskQueue: stack.deps.taskQueues!.billing,
+      args: [{ paymentId, userId: customer.user.id, amount: 2600, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: 'late 3DS', pendingTimeout: 'PT1S' }],
+    });
+    assert.deepEqual([failed.status, failed.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
+
+    const late = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!);
+    assert.deepEqual((await deliver(late)).body, { received: true, duplicate: false });
+    const { handle, result, refunds } = await refundOf(paymentId);
+    assert.equal(result?.status, 'succeeded');
+    assert.deepEqual(refunds.map((r) => [r.amount, r.status]), [[2600, 'succeeded']]);
+    const charge = await paymentRow(paymentId);
+    assert.deepEqual([charge.status, charge.refundedAmount], ['refunded', 2600]);
+    const told = await stack.deps.db.select().from(notifications).where(eq(notifications.userId, customer.user.id));
+    assert.equal(told.filter((n) => n.kind === 'payment_refunded').length, 1);
+
+    // Stripe sends the news again under a new event id: nothing more is refunded.
+    const firstRun = (await handle.describe()).runId;
+    const again = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!);
+    assert.deepEqual((await deliver(again)).body, { received: true, duplicate: false });
+    assert.equal((await handle.describe()).runId, firstRun);
+    assert.equal((await refundOf(paymentId)).refunds.length, 1);
+  });
+
+  test('while still pending but its workflow has ended: refunded', async () => {
+    const { payment, workflow } = await pendingPayment();
+    await workflow.terminate('test: the waiting workflow is gone');
+
+    assert.equal((await deliver(intentEvent('payment_intent.succeeded', payment.gatewayPaymentId))).status, 200);
+    const { result, refunds } = await refundOf(payment.id);
+    assert.equal(result?.status, 'succeeded');
+    assert.deepEqual(refunds.map((r) => r.amount), [3000]);
+    assert.equal((await paymentRow(payment.id)).status, 'refunded');
   });
 });
