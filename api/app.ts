@@ -10,7 +10,7 @@ import type { Logger } from '../workers/logger';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
-import { methodNotAllowedHandler, routeTable } from './contract';
+import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
 import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(securityHeaders());
   app.use(corsFrom(deps.config));
   app.use(ipRateLimit(deps, routes));
+  app.use(methodGuard(routes));
 
   app.use(jsonBodyExcept(RAW_BODY_PATHS));
 
@@ -81,7 +82,6 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/admin/bookings', adminBookingRoutes(deps));
   // ── end of domain routers ──
 
-  app.use(methodNotAllowedHandler(routes));
   app.use(notFoundHandler());
   app.use(problemHandler(deps.logger));
   return app;

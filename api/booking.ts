@@ -54,7 +54,8 @@ const unitIdsSchema = z
   .superRefine((ids, ctx) => {
     const repeated = duplicateIds(ids);
     if (repeated.length > 0) ctx.addIssue({ code: 'custom', message: `Units named more than once: ${repeated.join(', ')}` });
-  });
+  })
+  .meta({ uniqueItems: true });
 
 const holdSchema = z.strictObject({ offeringId: z.uuid(), unitIds: unitIdsSchema });
 const createBookingSchema = z.strictObject({ holdId: z.uuid(), paymentMethod: paymentMethodToken });

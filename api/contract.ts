@@ -89,13 +89,21 @@ function templatePattern(template: string): RegExp {
   return new RegExp(`^${source}/?$`, 'i');
 }
 
-/** A declared path asked with a method it does not answer: 405 with `Allow`, not a 404. */
-export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
-  return (req, _res, next) => {
+/**
+ * Methods by the declared operations, before any router sees the request: a declared path asked
+ * with a method it does not answer is a 405 with `Allow` (not a 404, nor another route's answer),
+ * and OPTIONS answers `Allow` exactly. CORS preflights are answered before this.
+ */
+export function methodGuard(routes: RouteTable): RequestHandler {
+  return (req, res, next) => {
     const route = routes.match(req.path);
     if (!route) return next();
     const allowed = route.operations.map((op) => op.method.toUpperCase());
     if (allowed.includes('GET')) allowed.push('HEAD');
+    if (req.method === 'OPTIONS') {
+      res.set('Allow', allowed.join(', ')).status(204).end();
+      return;
+    }
     if (allowed.includes(req.method)) return next();
     throw new HttpProblem(405, 'Method Not Allowed', `${req.path} answers ${allowed.join(', ')}.`, {}, { Allow: allowed.join(', ') });
   };

@@ -12,7 +12,7 @@ import type { AppDeps } from './app';
 import { requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
-import { currencyCode, parseBody, parseParams, parseQuery } from './validation';
+import { currencyCode, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
 
 export const unitJsonSchema = z
   .strictObject({
@@ -53,15 +53,15 @@ const SSE_HEARTBEAT_MS = 15_000;
 const instant = z.iso.datetime({ offset: true, message: 'Must be an ISO-8601 date-time such as 2030-06-15T18:00:00Z' }).transform((s) => new Date(s));
 
 const unitSchema = z.strictObject({
-  label: z.string().trim().min(1).max(100),
+  label: nonBlankText(100),
   amount: z.number().int('Must be a whole number of minor units').min(0).max(Number.MAX_SAFE_INTEGER),
   currency: currencyCode,
-  type: z.string().trim().min(1).max(50).optional(),
+  type: nonBlankText(50).optional(),
 });
 
 const createOfferingSchema = z
   .strictObject({
-    name: z.string().trim().min(1).max(200),
+    name: nonBlankText(200),
     kind: z.enum(OFFERING_KINDS),
     startsAt: instant,
     endsAt: instant,
@@ -98,7 +98,9 @@ const createOfferingSchema = z
       const problem = cancellationPolicyProblem(offering.cancellation);
       if (problem) ctx.addIssue({ code: 'custom', path: ['cancellation'], message: problem });
     }
-  });
+    // Rules across fields judge fields that passed: zod runs them after field issues too, and
+    // `endsAt: ""` is no Date.
+  }, { when: (payload) => payload.issues.length === 0 });
 
 const listQuerySchema = z.strictObject({
   kind: z.enum(OFFERING_KINDS).optional(),

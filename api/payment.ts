@@ -22,7 +22,7 @@ import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
-import { chargeableAmount, currencyCode, parseBody, parseQuery, paymentMethodToken } from './validation';
+import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken } from './validation';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
@@ -70,7 +70,7 @@ const processPaymentSchema = z.strictObject({
   amount: chargeableAmount,
   currency: currencyCode,
   paymentMethod: paymentMethodToken,
-  description: z.string().trim().min(1).max(500),
+  description: nonBlankText(500),
 });
 
 const historyQuerySchema = z.strictObject({

@@ -10,7 +10,7 @@ import { currentUser, requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
-import { parseBody } from './validation';
+import { nonBlankText, parseBody } from './validation';
 
 export type PlanRow = typeof plans.$inferSelect;
 
@@ -71,7 +71,7 @@ export const createPlanSchema = z.strictObject({
     .string()
     .trim()
     .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'Must be 1 to 64 lower-case letters, digits, "-" or "_"'),
-  name: z.string().trim().min(1).max(200),
+  name: nonBlankText(200),
   amount: z.number(),
   currency: z.string().max(16),
   interval: duration,

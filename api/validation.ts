@@ -47,6 +47,16 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
   return path.map(String).join('.');
 }
 
+// Something visible (what `trim().min(1)` asks for) and no NUL, which PostgreSQL text cannot
+// hold; written as a pattern the document shows (\ufeff is whitespace to JavaScript's trim but
+// not to every regex engine).
+const VISIBLE_TEXT = /^[^\0]*[^\s\ufeff\0][^\0]*$/;
+
+/** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */
+export function nonBlankText(max: number) {
+  return z.string().trim().min(1).max(max).regex(VISIBLE_TEXT, 'Must not be blank nor contain NUL characters');
+}
+
 const AMOUNT_MESSAGE = 'Must be a positive whole number of minor units';
 
 /** An amount to charge (the domain's `isChargeableAmount`), as a schema the OpenAPI document can show. */

@@ -20,6 +20,8 @@ export const TEMPORAL_TEST_SERVER_LAUNCHER = path.join(REPO_ROOT, 'scripts', 'te
 // Later CLI tags carry a `replace` directive in go.mod, which `go install pkg@version` refuses.
 const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 const STRIPE_MOCK_MODULE = 'github.com/stripe/stripe-mock@latest';
+const SCHEMATHESIS_VENV = path.join(TOOLS_DIR, 'venv');
+const SCHEMATHESIS_REQUIREMENT = 'schemathesis==4.32.5';
 
 export interface PostgresBinaries {
   postgres: string;
@@ -84,6 +86,28 @@ export async function ensureTemporalTestServer(): Promise<string> {
   rmSync(previous, { recursive: true, force: true });
   log(`temporal test server: jars ready in ${seconds(started)}`);
   return TEMPORAL_TEST_SERVER_LAUNCHER;
+}
+
+/**
+ * schemathesis, from PyPI, in a virtualenv under `.tools/`; answers its `st` command. Pinned, so a
+ * release with new checks cannot fail CI by itself; the stamp reinstalls when the pin changes.
+ */
+export async function ensureSchemathesis(): Promise<string> {
+  const st = path.join(SCHEMATHESIS_VENV, 'bin', 'st');
+  const stamp = path.join(SCHEMATHESIS_VENV, '.requirement');
+  if ((await isExecutable(st)) && existsSync(stamp) && readFileSync(stamp, 'utf8') === SCHEMATHESIS_REQUIREMENT) {
+    log(`schemathesis: reusing ${relative(st)}`);
+    return st;
+  }
+  const python = await findOnPath('python3');
+  if (!python) throw new ToolError('python3 was not found: install Python 3.10+ with venv (apt-get install python3-venv) to run schemathesis');
+  log(`schemathesis: installing ${SCHEMATHESIS_REQUIREMENT} from PyPI into ${relative(SCHEMATHESIS_VENV)}`);
+  const started = Date.now();
+  await run(python, ['-m', 'venv', SCHEMATHESIS_VENV]);
+  await run(path.join(SCHEMATHESIS_VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', SCHEMATHESIS_REQUIREMENT]);
+  writeFileSync(stamp, SCHEMATHESIS_REQUIREMENT);
+  log(`schemathesis: installed in ${seconds(started)}`);
+  return st;
 }
 
 /**
