@@ -50,7 +50,7 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
 // Something visible (what `trim().min(1)` asks for) and no NUL, which PostgreSQL text cannot
 // hold; written as a pattern the document shows (\ufeff is whitespace to JavaScript's trim but
 // not to every regex engine).
-const VISIBLE_TEXT = /^[^\0]*[^\s\ufeff\0][^\0]*$/;
+const VISIBLE_TEXT = /^[^\u0000]*[^\s\ufeff\u0000][^\u0000]*$/;
 
 /** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */
 export function nonBlankText(max: number) {

@@ -21,7 +21,7 @@ import { freePort, type ProcessGroup } from './services';
 import { log, REPO_ROOT } from './tools';
 
 // Bounded so both runs take about two minutes on two cores; raise it locally to search harder.
-const MAX_EXAMPLES = Number(process.env.CONTRACT_MAX_EXAMPLES ?? 20);
+const MAX_EXAMPLES = Number(process.env.CONTRACT_MAX_EXAMPLES ?? 30);
 const READY_TIMEOUT_MS = 120_000;
 // The live event stream never ends by design; its shape is a text/event-stream, not JSON.
 const EXCLUDED_PATHS = ['/api/v1/offerings/{id}/events'];
