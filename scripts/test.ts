@@ -1,8 +1,9 @@
 /**
  * `npm test`: provisions what is missing, starts PostgreSQL, Redis, a Temporal dev server and
- * stripe-mock on free loopback ports with throw-away data, applies migrations, typechecks, runs
- * every `*.test.ts` with node's test runner, then stops everything it started.
- * `npm test -- path/to/a.test.ts …` runs only the files named.
+ * stripe-mock on free loopback ports with throw-away data, applies migrations, typechecks, tests
+ * the API contract with schemathesis (scripts/contract-test.ts), runs every `*.test.ts` with
+ * node's test runner, then stops everything it started. Its summary stays the last lines printed.
+ * `npm test -- path/to/a.test.ts …` runs only the files named (and no contract run).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
+import { runContractTests } from './contract-test';
 import { registerSearchAttributes } from '../workers/search-attributes';
 import {
   freePort,
@@ -24,6 +26,7 @@ import {
 import {
   describeError,
   ensureChromium,
+  ensureSchemathesis,
   ensureServerBinaries,
   ensureStripeMock,
   ensureTemporalCli,
@@ -42,6 +45,7 @@ const INTERRUPTED = 130;
 
 const servers = new ProcessGroup();
 const runnerGroup = new ProcessGroup();
+const contractGroup = new ProcessGroup();
 let workDir: string | undefined;
 let finishing: Promise<never> | undefined;
 /** Set when the servers' logs may explain a failure: a start-up error or failing tests. */
@@ -50,18 +54,40 @@ let keepServerLogs = false;
 async function main(): Promise<number> {
   const started = Date.now();
   const typecheck = runTypecheck();
-  const files = testFiles(process.argv.slice(2));
+  const requested = process.argv.slice(2);
+  const files = testFiles(requested);
   if (files.length === 0) throw new Error('no test files found');
+  const withContract = requested.length === 0;
 
-  const env = await startServers();
+  const [env, st] = await settleAll([startServers(), withContract ? ensureSchemathesis() : undefined]);
   const typecheckResult = await typecheck;
   if (!typecheckResult.ok) {
     console.error(typecheckResult.output);
     log('typecheck failed (tsc --noEmit); not running the tests');
     return 1;
   }
-  log(`typecheck passed; running ${files.length} test file(s) (set-up took ${seconds(started)})`);
-  return runTests(files, env);
+  log(`typecheck passed (set-up took ${seconds(started)})`);
+  // Before node's tests, so that their summary stays the last lines printed.
+  const contractPassed = st ? await runContract(env, st) : true;
+  log(`running ${files.length} test file(s)`);
+  const code = await runTests(files, env);
+  if (contractPassed) return code;
+  keepServerLogs = !finishing;
+  return code === 0 ? 1 : code;
+}
+
+async function runContract(env: NodeJS.ProcessEnv, st: string): Promise<boolean> {
+  const started = Date.now();
+  try {
+    const passed = await runContractTests({ env, st, logDir: workDir!, group: contractGroup });
+    log(`contract tests (schemathesis) ${passed ? 'passed' : 'FAILED: see its report above'} in ${seconds(started)}`);
+    return passed;
+  } catch (error) {
+    log(`contract tests (schemathesis) could not run: ${describeError(error)}`);
+    return false;
+  } finally {
+    await contractGroup.stop();
+  }
 }
 
 async function startServers(): Promise<NodeJS.ProcessEnv> {
@@ -215,7 +241,7 @@ function stripAnsi(text: string): string {
 }
 
 async function stopAll(): Promise<void> {
-  await runnerGroup.stop();
+  await Promise.all([runnerGroup.stop(), contractGroup.stop()]);
   await servers.stop();
 }
 
@@ -248,6 +274,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => {
   runnerGroup.killAll();
+  contractGroup.killAll();
   servers.killAll();
 });
 
