@@ -410,8 +410,9 @@ describe('booking saga (time-skipping)', () => {
         waitForStage: 'ACCEPTED',
       });
       const topUp = await eventually(async () => {
-        const pending = (await paymentsOf(bookingId)).find((p) => p.amount === 2500 && p.status === 'pending');
-        assert.ok(pending, 'the top-up is not charged yet');
+        // Recorded before the gateway is asked; pending with an id once the gateway has answered.
+        const pending = (await paymentsOf(bookingId)).find((p) => p.amount === 2500 && p.status === 'pending' && p.gatewayPaymentId);
+        assert.ok(pending, 'the gateway has not answered the top-up yet');
         return pending;
       });
       return { bookingId, handle, before, unitIds, newUnit, update, topUp };
