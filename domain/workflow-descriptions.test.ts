@@ -7,6 +7,7 @@ import {
   formatInstant,
   oneTimePaymentDetails,
   paymentSummary,
+  planTermsDetails,
   subscriptionDetails,
   subscriptionSummary,
   type BookingDescription,
@@ -63,6 +64,24 @@ describe('subscription summary and details', () => {
   test('the summary names the plan and the customer', () => {
     assert.equal(subscriptionSummary('pro-monthly', { userId: 'u-1', email: 'ada@example.com' }), 'pro-monthly · ada@example.com');
     assert.equal(subscriptionSummary('pro-monthly', { userId: 'u-1' }), 'pro-monthly · user u-1');
+  });
+
+  test('the static details state the plan’s terms', () => {
+    const plan = {
+      planId: 'p',
+      code: 'pro-monthly',
+      name: 'Pro',
+      amount: 1999,
+      currency: 'usd',
+      interval: 'P1M',
+      trialPeriod: 'P14D',
+      dunning: { retryOffsets: ['P1D', 'P3D'], reminderOffsets: ['P2D'], gracePeriod: 'P7D' },
+    };
+    assert.equal(planTermsDetails(plan), 'Pro · $19.99 every P1M · trial P14D · retries after P1D, P3D · grace P7D');
+    assert.equal(
+      planTermsDetails({ ...plan, trialPeriod: null, dunning: { ...plan.dunning, retryOffsets: [] } }),
+      'Pro · $19.99 every P1M · no retries · grace P7D',
+    );
   });
 
   test('past due: the next retry of the total and the expiry', () => {

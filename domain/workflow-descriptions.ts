@@ -5,7 +5,7 @@
  */
 import type { BookingFailureReason, BookingStatus } from './booking';
 import { formatMoney } from './money';
-import type { SubscriptionSnapshot } from './subscription';
+import type { PlanTerms, SubscriptionSnapshot } from './subscription';
 
 const SEPARATOR = ' · ';
 
@@ -17,6 +17,18 @@ function customerLabel(customer: { userId: string; email?: string }): string {
 /** "pro-monthly · ada@example.com". */
 export function subscriptionSummary(planCode: string, customer: { userId: string; email?: string }): string {
   return [planCode, customerLabel(customer)].join(SEPARATOR);
+}
+
+/** The terms the subscription was sold on: "Pro · $19.99 every P1M · trial P14D · retries after P1D, P3D · grace P7D". */
+export function planTermsDetails(plan: PlanTerms): string {
+  const { dunning } = plan;
+  return [
+    plan.name,
+    `${formatMoney(plan.amount, plan.currency)} every ${plan.interval}`,
+    ...(plan.trialPeriod ? [`trial ${plan.trialPeriod}`] : []),
+    dunning.retryOffsets.length > 0 ? `retries after ${dunning.retryOffsets.join(', ')}` : 'no retries',
+    `grace ${dunning.gracePeriod}`,
+  ].join(SEPARATOR);
 }
 
 /** The subscription's status, plan and whatever comes next for it. */

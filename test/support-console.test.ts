@@ -72,10 +72,11 @@ describe('the Temporal UI as the support console', () => {
       await waitForListing(subscriptions.deps.temporal, `SubscriptionStatus="canceled" AND CustomerId="${user.user.id}"`, [subscription.workflowId]);
     });
 
-    test('a summary names plan and customer; the details line says what comes next', async () => {
+    test('a summary names plan and customer, static details the terms; the details line says what comes next', async () => {
       const client = subscriptions.deps.temporal;
       const description = await client.workflow.getHandle(pastDue.workflowId).describe();
       assert.equal(await description.staticSummary(), `${dunningPlan.code} · ${customer.user.email}`);
+      assert.equal(await description.staticDetails(), 'Quick · $5.00 every PT4S · retries after PT50S · grace PT60S');
 
       const details = await currentDetails(client, pastDue.workflowId);
       const state = await client.workflow.getHandle(pastDue.workflowId).query('state');

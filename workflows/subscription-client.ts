@@ -6,7 +6,7 @@
 import { WithStartWorkflowOperation, type Client, type WorkflowHandle } from '@temporalio/client';
 import { subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionSnapshot } from '../domain/subscription';
-import { subscriptionSummary } from '../domain/workflow-descriptions';
+import { planTermsDetails, subscriptionSummary } from '../domain/workflow-descriptions';
 import { paymentSettledSignal } from './payment';
 import {
   activationUpdate,
@@ -49,6 +49,7 @@ export async function startSubscription(
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
     typedSearchAttributes: [...customerAttributes(customer), { key: PlanCodeAttribute, value: input.plan.code }],
     staticSummary: subscriptionSummary(input.plan.code, customer),
+    staticDetails: planTermsDetails(input.plan),
   });
   return client.workflow.executeUpdateWithStart(activationUpdate, { startWorkflowOperation });
 }
