@@ -17,9 +17,8 @@ export interface ApiOperation {
   /** public: no token; user: any signed-in user; staff: role `staff` (adds the 403). */
   auth: 'public' | 'user' | 'staff';
   request?: {
+    /** A JSON body. */
     body?: z.ZodType;
-    /** Defaults to application/json. */
-    bodyContentType?: string;
     query?: z.ZodObject;
     params?: z.ZodObject;
     headers?: z.ZodObject;

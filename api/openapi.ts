@@ -139,7 +139,7 @@ function routeConfig(operation: ApiOperation): RouteConfig {
       ...(request.query ? { query: request.query } : {}),
       ...(headers ? { headers } : {}),
       ...(request.body
-        ? { body: { required: true, content: { [request.bodyContentType ?? 'application/json']: { schema: request.body } } } }
+        ? { body: { required: true, content: { 'application/json': { schema: request.body } } } }
         : {}),
     },
     responses: Object.fromEntries(
