@@ -105,7 +105,8 @@ const createOfferingSchema = z
 const listQuerySchema = z.strictObject({
   kind: z.enum(OFFERING_KINDS).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).default(0),
+  // Bounded so that the document states what zod accepts (a safe integer), with room to spare.
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
 
 const idParamsSchema = z.strictObject({ id: z.uuid() });
