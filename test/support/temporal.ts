@@ -3,7 +3,7 @@
  * server's launcher) and TEMPORAL_ADDRESS (a dev server); the SDK's own downloads are not used.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ConnectionPlugin } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { registerSearchAttributes } from '../../workers/search-attributes';
@@ -13,11 +13,26 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   useQuietRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: requiredEnv('TEMPORAL_TEST_SERVER') } },
+    plugins: [pingRarely],
   });
   // Workflows set custom search attributes, which a server refuses unless they are registered.
   await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   return env;
 }
+
+/**
+ * The Java test server (grpc-java) accepts a keepalive ping at most every 5 minutes and closes
+ * the connection of a client that pings more often ("too_many_pings"). The client's default of a
+ * ping every 30 s got a slow test file's connection closed under its calls in flight, and a
+ * retried time-skipping call then left the server's clock locked: the file hung.
+ */
+const pingRarely: ConnectionPlugin = {
+  name: 'test-server-keepalive',
+  configureConnection: (options) => ({
+    ...options,
+    channelArgs: { ...options.channelArgs, 'grpc.keepalive_time_ms': 360_000, 'grpc.keepalive_permit_without_calls': 0 },
+  }),
+};
 
 export interface DevServerConnection {
   /** For starting, signalling and querying workflows. */
