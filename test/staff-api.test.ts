@@ -109,8 +109,9 @@ describe('staff API: subscriptions', () => {
     const immediately = await post(stack, `/subscriptions/${now.id}/cancel`, stack.staff, { atPeriodEnd: false, reason: 'fraud' });
     assert.equal(immediately.status, 200, JSON.stringify(immediately.body));
     assert.equal(immediately.body.subscription.status, 'canceled');
-    const description = await stack.deps.temporal.workflow.getHandle(now.workflowId).describe();
-    assert.equal(description.status.name, 'COMPLETED');
+    // The workflow ends once its cancellation notice is delivered, just after the update answers.
+    const handle = stack.deps.temporal.workflow.getHandle(now.workflowId);
+    await waitFor(() => handle.describe(), (d) => d.status.name === 'COMPLETED', { what: 'the workflow to complete' });
 
     assert.deepEqual(
       (await auditRows(stack, now.id)).map((row) => [row.action, row.reason, row.details]),
