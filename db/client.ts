@@ -15,8 +15,17 @@ export interface DatabaseHandle {
 
 export const MIGRATIONS_FOLDER = path.join(__dirname, 'migrations');
 
+/**
+ * Seconds before the pool's next connection attempt after `retries` failed ones. postgres.js's own
+ * backoff grows to 20 s, and queries wait for it: while PostgreSQL is down requests would hang
+ * instead of failing fast (503), and after it is back they would wait that long to reconnect.
+ */
+export function reconnectBackoffSeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1);
+}
+
 export function connectDatabase(url: string, options: { max?: number } = {}): DatabaseHandle {
-  const sql = postgres(url, { max: options.max ?? 10, onnotice: () => {} });
+  const sql = postgres(url, { max: options.max ?? 10, onnotice: () => {}, backoff: reconnectBackoffSeconds });
   return { db: drizzle(sql, { schema }), sql, close: () => sql.end({ timeout: 5 }) };
 }
 
