@@ -1,0 +1,214 @@
+/** The run's results as JSON (bench/results/<timestamp>.json) and as the markdown table in latest.md. */
+import type {
+  AvailabilityResult,
+  CeilingResult,
+  FootprintResult,
+  HistoryCounts,
+  HoldsResult,
+  Sizes,
+  StormResult,
+  SubscribeResult,
+} from './benchmarks';
+import type { CpuReading } from './cpu';
+import { STAGE_NAMES, type Stages } from './history';
+import type { ProfileSummary } from './profile';
+import type { LatencySummary } from './stats';
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd?: number[];
+}
+
+export interface BenchResults {
+  startedAt: string;
+  finishedAt?: string;
+  label?: string;
+  machine: Machine;
+  sizes: Sizes;
+  /** Where the Temporal dev server keeps its state. */
+  temporalPersistence: 'memory' | 'sqlite-file';
+  /** The tuning variables the worker and API ran with, and the worker's effective cache size. */
+  tuning: Record<string, string | number | null>;
+  ceilingBefore?: CeilingResult;
+  ceilingAfter?: CeilingResult;
+  subscribe?: SubscribeResult;
+  holds?: HoldsResult;
+  availability?: AvailabilityResult;
+  storm?: StormResult;
+  footprint?: FootprintResult;
+  histories?: HistoryCounts;
+  profiles?: Record<string, ProfileSummary>;
+  errors: Record<string, string>;
+}
+
+/** The ceiling the ratios divide by: the mean of the runs before and after the others. */
+export function ceilingPerSecond(results: BenchResults): number {
+  const runs = [results.ceilingBefore, results.ceilingAfter].filter((c): c is CeilingResult => c !== undefined);
+  return runs.reduce((sum, c) => sum + c.perSecond, 0) / Math.max(1, runs.length);
+}
+
+export function toMarkdown(r: BenchResults): string {
+  const ceiling = ceilingPerSecond(r);
+  const ratio = (perSecond: number) => (ceiling > 0 ? `${(perSecond / ceiling).toFixed(2)}×` : 'n/a');
+  const rows: string[][] = [];
+  if (r.ceilingBefore || r.ceilingAfter) {
+    const each = [r.ceilingBefore, r.ceilingAfter].filter(Boolean).map((c) => num(c!.perSecond)).join(' / ');
+    rows.push([
+      `1. Ceiling: no-op workflow, start → completion (${r.sizes.ceiling} × 2, ${r.sizes.concurrency} in flight)`,
+      `**${num(ceiling)} workflows/s** (before / after the rest: ${each})`,
+      '1.00×',
+    ]);
+  }
+  if (r.subscribe) {
+    const s = r.subscribe;
+    rows.push([
+      `2. Subscribe via the API, first charge on the sandbox gateway (${s.count}, ${s.concurrency} in flight, ${s.users} users)`,
+      `**${num(s.perSecond)} subscriptions/s**; latency ${latency(s.latencyMs)}; ${statuses(s.statuses)}`,
+      ratio(s.perSecond),
+    ]);
+  }
+  if (r.storm) {
+    const s = r.storm;
+    rows.push([
+      `3. Renewal storm: ${s.count} subscriptions due at one instant`,
+      `**${num(s.renewalsPerSecond)} renewals/s** (${s.renewed} charged in ${sec(s.drainMs)}, at most ${s.peakChargesPerSecond} in one second); lateness ${latency(s.latenessMs, 's')}${s.armedBeforeDue ? '' : ' (not all armed before the due instant)'}`,
+      ratio(s.renewalsPerSecond),
+    ]);
+  }
+  if (r.holds) {
+    const h = r.holds;
+    const b = h.bookings;
+    const doubles = h.doubleBookings.unitsClaimedTwice + h.doubleBookings.unitsInTwoLiveHolds + h.doubleBookings.unitsInTwoConfirmedBookings;
+    rows.push([
+      `4. Hold contention: ${h.requests} concurrent requests for 1–4 adjacent of ${h.units} units`,
+      `**${num(h.answeredPerSecond)} answers/s**; latency ${latency(h.latencyMs)} (granted ${latency(h.grantedLatencyMs)}, refused ${latency(h.refusedLatencyMs)}); **${h.granted} granted**; ${statuses(h.statuses)}; **double bookings: ${doubles}**`,
+      ratio(h.answeredPerSecond),
+    ]);
+    rows.push([
+      `4b. Booking every hold granted (${b.count} at once, saga with a charge)`,
+      `latency ${latency(b.latencyMs)}; ${statuses(b.statuses)}`,
+      ratio((b.count * 1000) / Math.max(1, b.elapsedMs)),
+    ]);
+  }
+  if (r.availability) {
+    const a = r.availability;
+    rows.push([
+      `5. Availability reads (autocannon, ${a.connections} connections, ${a.durationSeconds} s)`,
+      `**${num(a.requestsPerSecond)} requests/s**, p95 **${ms(a.latencyMs.p95)}** (p50 ${ms(a.latencyMs.p50)}, p99 ${ms(a.latencyMs.p99)}); non-2xx ${a.non2xx}, errors ${a.errors}`,
+      ratio(a.requestsPerSecond),
+    ]);
+  }
+  if (r.footprint) {
+    const f = r.footprint;
+    rows.push([
+      `6. Worker memory with ${f.sleepingAdded} more sleeping subscriptions (${f.runningWorkflows ?? '?'} workflows running in all)`,
+      `RSS **${num(f.rssAfterMiB)} MiB** (before them ${num(f.rssBeforeMiB)} MiB, idle at start ${num(f.rssIdleMiB)} MiB); sticky cache ${f.maxCachedWorkflows ?? '?'} workflows`,
+      '',
+    ]);
+  }
+  if (r.histories) {
+    const h = r.histories;
+    const describe = (c: HistoryCounts['renewalRun']) =>
+      c ? `**${c.events} events** (${c.workflowTasks} workflow tasks, ${c.activities} activities, ${c.timers} timers)` : 'n/a';
+    rows.push(['6b. History per renewal cycle (one run: wake, charge, project, notify, continue-as-new)', describe(h.renewalRun), '']);
+    rows.push(['6c. History per dunning timeline (failed renewal, 3 retries, 3 reminders, expiry)', describe(h.dunningRun), '']);
+    rows.push(['6d. History of a first run via the API (subscribe, charge, asleep)', describe(h.subscribeRun), '']);
+  }
+
+  const lines = [
+    `Machine: ${machineLine(r.machine)}.`,
+    `Run: ${r.startedAt}${r.label ? ` (${r.label})` : ''}; Temporal dev server state in ${r.temporalPersistence === 'memory' ? 'memory' : 'a SQLite file'}; tuning: ${Object.entries(r.tuning).map(([k, v]) => `${k}=${v ?? 'default'}`).join(', ')}.`,
+    '',
+    '| Benchmark | Result | Ratio to ceiling |',
+    '| --- | --- | --- |',
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ];
+  const cpuRows: Array<[string, CpuReading | undefined]> = [
+    ['Ceiling: one no-op workflow', r.ceilingBefore?.cpuMsPerOperation],
+    ['Subscribe: one request', r.subscribe?.cpuMsPerOperation],
+    ['Renewal storm: one renewal', r.storm?.cpuMsPerOperation],
+    ['Hold contention: one request', r.holds?.cpuMsPerOperation],
+    ['Booking: one request', r.holds?.bookings.cpuMsPerOperation],
+    ['Availability: one read', r.availability?.cpuMsPerOperation],
+  ];
+  const measured = cpuRows.filter((row): row is [string, CpuReading] => row[1] !== undefined);
+  if (measured.length > 0) lines.push('', 'CPU per operation, by process (ms; from /proc, so other work on the machine does not count; bench/cpu.ts):', '', cpuTable(measured));
+  const stageTables = [
+    r.subscribe && stageTable('Subscribe', r.subscribe.stagesMs, r.subscribe.stageSamples),
+    r.holds && r.holds.bookings.stageSamples > 0 && stageTable('Booking', r.holds.bookings.stagesMs, r.holds.bookings.stageSamples),
+  ].filter(Boolean);
+  if (stageTables.length > 0) lines.push('', 'Where a request\'s time goes (mean ms per stage, from workflow histories; bench/history.ts):', '', ...stageTables.join('\n\n').split('\n'));
+  if (r.profiles) {
+    for (const [name, profile] of Object.entries(r.profiles)) lines.push('', profileTable(name, profile));
+  }
+  const errors = Object.entries(r.errors);
+  if (errors.length > 0) lines.push('', 'Benchmarks that failed this run:', '', ...errors.map(([name, message]) => `- ${name}: ${message}`));
+  return `${lines.join('\n')}\n`;
+}
+
+export function machineLine(m: Machine): string {
+  return `${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB memory, Node ${m.node}, ${m.platform}; load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')} at the start (other work shares the machine)`;
+}
+
+function cpuTable(rows: Array<[string, CpuReading]>): string {
+  const processes = Object.keys(rows[0][1]);
+  const total = (reading: CpuReading) => Object.values(reading).reduce((sum, x) => sum + x, 0);
+  return [
+    `| Operation | ${processes.join(' | ')} | total |`,
+    `| --- | ${processes.map(() => '---').join(' | ')} | --- |`,
+    ...rows.map(([name, reading]) => `| ${name} | ${processes.map((p) => num(reading[p])).join(' | ')} | ${num(total(reading))} |`),
+  ].join('\n');
+}
+
+function stageTable(title: string, stages: Stages, samples: number): string {
+  const header = `| ${title} (${samples} samples) | ${STAGE_NAMES.join(' | ')} | total |`;
+  const divider = `| --- | ${STAGE_NAMES.map(() => '---').join(' | ')} | --- |`;
+  const values = `| mean ms | ${STAGE_NAMES.map((n) => `${num(stages[n])} (${pct(stages[n], stages.total)})`).join(' | ')} | ${num(stages.total)} |`;
+  return [header, divider, values].join('\n');
+}
+
+function profileTable(name: string, p: ProfileSummary): string {
+  const rows = (entries: ProfileSummary['top']) => entries.map((t) => `| ${t.name} | ${num(t.selfMs)} | ${pct(t.selfMs, p.busyMs)} |`);
+  return [
+    `CPU profile of the ${name} process: ${sec(p.busyMs)} busy of ${sec(p.totalMs)} sampled. Self time by package or file, then by function:`,
+    '',
+    '| Where | Self ms | Share of busy |',
+    '| --- | --- | --- |',
+    ...rows(p.top),
+    '',
+    '| Function | Self ms | Share of busy |',
+    '| --- | --- | --- |',
+    ...rows(p.topFunctions.slice(0, 10)),
+  ].join('\n');
+}
+
+function latency(l: LatencySummary, unit: 'ms' | 's' = 'ms'): string {
+  const f = unit === 's' ? sec : ms;
+  return `p50 ${f(l.p50)}, p95 ${f(l.p95)}, p99 ${f(l.p99)}`;
+}
+
+function statuses(counts: Record<string, number>): string {
+  return `HTTP ${Object.entries(counts).map(([status, n]) => `${status}×${n}`).join(', ')}`;
+}
+
+function num(x: number): string {
+  if (!Number.isFinite(x)) return 'n/a';
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function ms(x: number): string {
+  return `${num(x)} ms`;
+}
+
+function sec(x: number): string {
+  return `${num(x / 1000)} s`;
+}
+
+function pct(part: number, whole: number): string {
+  return whole > 0 ? `${((100 * part) / whole).toFixed(0)}%` : 'n/a';
+}

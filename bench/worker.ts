@@ -1,0 +1,72 @@
+/**
+ * The worker process of a bench run or a drill: the production wiring (workers/worker.ts's
+ * createWorkers, workerTuning and createActivities, configured from the environment) on the
+ * `billing` and `bookings` queues, with two differences. Its bundle adds the ceiling's no-op
+ * workflow (bench/workflows.ts), and with `--gateway-log FILE` the gateway records every charge
+ * it answers (bench/recording-gateway.ts). `--ready-file FILE` is written once it polls: JSON
+ * with its pid and effective per-queue settings.
+ *
+ *   node --import tsx bench/worker.ts --ready-file F [--gateway-log F] [--gateway-delay-ms N]
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { Redis } from 'ioredis';
+import { createActivities } from '../activities';
+import { createMailer } from '../activities/notification';
+import { createPaymentGateway } from '../activities/payment-gateway';
+import { connectDatabase } from '../db/client';
+import { loadConfig } from '../workers/config';
+import { createLogger } from '../workers/logger';
+import { TASK_QUEUES } from '../workers/task-queues';
+import { temporalTransportOptions } from '../workers/temporal-connection';
+import { createWorkers, runWorkers, workerTuning } from '../workers/worker';
+import { recordingGateway } from './recording-gateway';
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      'ready-file': { type: 'string' },
+      'gateway-log': { type: 'string' },
+      'gateway-delay-ms': { type: 'string' },
+    },
+  });
+  const config = loadConfig(process.env);
+  const logger = createLogger(config);
+  Runtime.install({ logger: new DefaultLogger('WARN', (entry) => logger.warn({ ...entry.meta }, entry.message)) });
+
+  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const connection = await NativeConnection.connect(temporalTransportOptions(config));
+  const redis = new Redis(config.REDIS_URL);
+  // A drill stops Redis on purpose; the unit gate already logs what it skips.
+  redis.on('error', () => undefined);
+  const sandbox = createPaymentGateway(config, logger);
+  const gatewayLog = args['gateway-log'];
+  const gateway = gatewayLog ? recordingGateway(sandbox, gatewayLog, Number(args['gateway-delay-ms'] ?? 0)) : sandbox;
+  const workers = await createWorkers({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueues: Object.values(TASK_QUEUES),
+    activities: createActivities({ db: database.db, redis, gateway, mailer: createMailer(config, logger), logger }),
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('WARN') }),
+    tuning: workerTuning(config),
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => workers.forEach((worker) => worker.getState() === 'RUNNING' && worker.shutdown()));
+  }
+  const running = runWorkers(workers);
+  // The effective settings, SDK defaults included, for the bench's report.
+  const settings = workers.map(({ options }) => ({
+    taskQueue: options.taskQueue,
+    maxCachedWorkflows: options.maxCachedWorkflows,
+    maxTaskQueueActivitiesPerSecond: options.maxTaskQueueActivitiesPerSecond ?? null,
+  }));
+  if (args['ready-file']) writeFileSync(args['ready-file'], JSON.stringify({ pid: process.pid, workers: settings }));
+  await running;
+  await Promise.allSettled([database.close(), connection.close(), redis.quit()]);
+}
+
+main().catch((error: unknown) => {
+  console.error('bench worker failed:', error);
+  process.exit(1);
+});
