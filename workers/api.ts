@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createApp } from '../api/app';
 import { connectDatabase, migrateDatabase } from '../db/client';
-import { ConfigError, loadConfig, type Config } from './config';
+import { loadConfigOrExit } from './config';
 import { createLogger } from './logger';
 import { waitForSearchAttributes } from './search-attributes';
 import { connectTemporal } from './temporal-connection';
@@ -51,18 +51,6 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-}
-
-function loadConfigOrExit(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
 }
 
 main().catch((err: unknown) => {

@@ -75,3 +75,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
   );
 }
+
+/** For process entry points: a bad environment ends the process with the message naming each variable. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -12,7 +12,7 @@ import { createActivities } from '../activities';
 import { createMailer } from '../activities/notification';
 import { createPaymentGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase } from '../db/client';
-import { ConfigError, loadConfig, type Config } from './config';
+import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { registerSearchAttributes } from './search-attributes';
 import { TASK_QUEUES } from './task-queues';
@@ -142,18 +142,6 @@ function stopOnSignals(workers: Worker[], logger: Logger): void {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-}
-
-function loadConfigOrExit(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
 }
 
 if (require.main === module) {
