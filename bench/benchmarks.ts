@@ -96,6 +96,8 @@ export interface SubscribeResult {
   elapsedMs: number;
   perSecond: number;
   latencyMs: LatencySummary;
+  /** ALONE requests sent one at a time before the run. */
+  aloneLatencyMs: LatencySummary;
   statuses: Record<string, number>;
   cpuMsPerOperation: CpuReading;
   /** Mean milliseconds per stage over a sample of requests (bench/history.ts). */
@@ -125,17 +127,28 @@ async function timedRequest(url: string, init: Parameters<typeof requestJson>[1]
   }
 }
 
+// Requests sent one after another before a burst: the latency with nothing else in the way.
+const ALONE = 20;
+
+/** Latency of `count` requests sent one at a time. */
+async function latencyAlone(count: number, send: (i: number) => Promise<TimedAnswer>): Promise<LatencySummary> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) latencies.push((await send(i)).latencyMs);
+  return summarise(latencies);
+}
+
 export async function measureSubscribe(ctx: BenchContext): Promise<SubscribeResult> {
   const { subscribe: count, concurrency } = ctx.sizes;
   const plan = await insertTestPlan(ctx.deps.db, { interval: 'P1M' });
-  const cpuBefore = ctx.readCpu();
-  const started = performance.now();
-  const results = await runBounded(count, concurrency, (i) =>
+  const subscribe = (i: number) =>
     timedRequest(`${ctx.apiUrl}/api/v1/subscriptions/subscribe`, {
       body: { planId: plan.planId, paymentMethod: 'pm_card_visa' },
       headers: ctx.users[i % ctx.users.length].headers,
-    }),
-  );
+    });
+  const aloneMs = await latencyAlone(ALONE, subscribe);
+  const cpuBefore = ctx.readCpu();
+  const started = performance.now();
+  const results = await runBounded(count, concurrency, subscribe);
   const elapsedMs = since(started);
   const cpuAfter = ctx.readCpu();
   const answers = results.flatMap((r) => (r.ok ? [r.value] : []));
@@ -148,6 +161,7 @@ export async function measureSubscribe(ctx: BenchContext): Promise<SubscribeResu
     elapsedMs,
     perSecond: perSecond(created.length, elapsedMs),
     latencyMs: summarise(answers.map((a) => a.latencyMs)),
+    aloneLatencyMs: aloneMs,
     statuses: tally(answers.map((a) => a.status)),
     cpuMsPerOperation: cpuPerOperation(cpuBefore, cpuAfter, answers.length),
     stagesMs: meanStages(stages),
@@ -182,6 +196,8 @@ export interface HoldsResult {
   statuses: Record<string, number>;
   granted: number;
   cpuMsPerOperation: CpuReading;
+  /** ALONE holds of one free unit each, then their bookings, one request at a time. */
+  alone: { holdLatencyMs: LatencySummary; bookingLatencyMs: LatencySummary; availabilityLatencyMs: LatencySummary };
   bookings: {
     count: number;
     elapsedMs: number;
@@ -202,6 +218,7 @@ export interface HoldsResult {
  */
 export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
   const { holds: count, holdUnits } = ctx.sizes;
+  const alone = await holdsAndBookingsAlone(ctx);
   const offering = await insertTestOffering(ctx.deps.db, { unitCount: holdUnits, holdTtl: 'PT10M' });
   const random = seededRandom(6);
   const requests = Array.from({ length: count }, (_, i) => {
@@ -242,6 +259,7 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
     statuses: tally(answers.map((a) => a.status)),
     granted: granted.length,
     cpuMsPerOperation: cpuPerOperation(cpuBefore, cpuAfterHolds, answers.length),
+    alone,
     bookings: {
       count: bookings.length,
       elapsedMs: bookingElapsedMs,
@@ -254,6 +272,26 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
     doubleBookings: await findDoubleBookings(ctx.deps.db, offering.id),
     offeringId: offering.id,
   };
+}
+
+/** One customer at a time: hold a free unit, then book it; and read availability. */
+async function holdsAndBookingsAlone(ctx: BenchContext): Promise<HoldsResult['alone']> {
+  const offering = await insertTestOffering(ctx.deps.db, { unitCount: ALONE, holdTtl: 'PT10M' });
+  const customer = ctx.users[0];
+  const holdIds: string[] = [];
+  const holdLatencyMs = await latencyAlone(ALONE, async (i) => {
+    const answer = await timedRequest(`${ctx.apiUrl}/api/v1/bookings/holds`, {
+      body: { offeringId: offering.id, unitIds: [offering.unitIds[i]] },
+      headers: customer.headers,
+    });
+    holdIds.push(answer.body.hold?.id);
+    return answer;
+  });
+  const bookingLatencyMs = await latencyAlone(ALONE, (i) =>
+    timedRequest(`${ctx.apiUrl}/api/v1/bookings/create`, { body: { holdId: holdIds[i], paymentMethod: 'pm_card_visa' }, headers: customer.headers }),
+  );
+  const availabilityLatencyMs = await latencyAlone(ALONE, () => timedRequest(`${ctx.apiUrl}/api/v1/offerings/${offering.id}/availability`, {}));
+  return { holdLatencyMs, bookingLatencyMs, availabilityLatencyMs };
 }
 
 /** mulberry32: a small deterministic generator, so every run asks for the same unit sets. */

@@ -68,7 +68,7 @@ export function toMarkdown(r: BenchResults): string {
     const s = r.subscribe;
     rows.push([
       `2. Subscribe via the API, first charge on the sandbox gateway (${s.count}, ${s.concurrency} in flight, ${s.users} users)`,
-      `**${num(s.perSecond)} subscriptions/s**; latency ${latency(s.latencyMs)}; ${statuses(s.statuses)}`,
+      `**${num(s.perSecond)} subscriptions/s**; latency ${latency(s.latencyMs)} (one at a time: ${latency(s.aloneLatencyMs)}); ${statuses(s.statuses)}`,
       ratio(s.perSecond),
     ]);
   }
@@ -93,6 +93,11 @@ export function toMarkdown(r: BenchResults): string {
       `4b. Booking every hold granted (${b.count} at once, saga with a charge)`,
       `latency ${latency(b.latencyMs)}; ${statuses(b.statuses)}`,
       ratio((b.count * 1000) / Math.max(1, b.elapsedMs)),
+    ]);
+    rows.push([
+      `4c. One request at a time (${h.alone.holdLatencyMs.count} each): hold, booking, availability read`,
+      `hold ${latency(h.alone.holdLatencyMs)}; booking ${latency(h.alone.bookingLatencyMs)}; availability ${latency(h.alone.availabilityLatencyMs)}`,
+      '',
     ]);
   }
   if (r.availability) {
