@@ -32,6 +32,7 @@ export interface BenchResults {
   sizes: Sizes;
   /** Where the Temporal dev server keeps its state. */
   temporalPersistence: 'memory' | 'sqlite-file';
+  temporalDynamicConfig: Readonly<Record<string, number>>;
   /** The tuning variables the worker and API ran with, and the worker's effective cache size. */
   tuning: Record<string, string | number | null>;
   ceilingBefore?: CeilingResult;
@@ -127,7 +128,7 @@ export function toMarkdown(r: BenchResults): string {
 
   const lines = [
     `Machine: ${machineLine(r.machine)}.`,
-    `Run: ${r.startedAt}${r.label ? ` (${r.label})` : ''}; Temporal dev server state in ${r.temporalPersistence === 'memory' ? 'memory' : 'a SQLite file'}; tuning: ${Object.entries(r.tuning).map(([k, v]) => `${k}=${v ?? 'default'}`).join(', ')}.`,
+    `Run: ${r.startedAt}${r.label ? ` (${r.label})` : ''}; Temporal dev server state in ${r.temporalPersistence === 'memory' ? 'memory' : 'a SQLite file'}${dynamicConfig(r.temporalDynamicConfig)}; tuning: ${Object.entries(r.tuning).map(([k, v]) => `${k}=${v ?? 'default'}`).join(', ')}.`,
     '',
     '| Benchmark | Result | Ratio to ceiling |',
     '| --- | --- | --- |',
@@ -216,4 +217,10 @@ function sec(x: number): string {
 
 function pct(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(0)}%` : 'n/a';
+}
+
+function dynamicConfig(values: Readonly<Record<string, number>> | undefined): string {
+  const entries = Object.entries(values ?? {});
+  if (entries.length === 0) return ', its dynamic config at the defaults';
+  return `, dynamic config ${entries.map(([k, v]) => `${k}=${v}`).join(', ')}`;
 }

@@ -33,6 +33,8 @@ export interface StackOptions {
   api?: boolean;
   /** Keep Temporal's state in a SQLite file (as `npm start` does), so a restart resumes it. */
   temporalDbFile?: boolean;
+  /** The dev server's dynamic config, in place of DEV_SERVER_DYNAMIC_CONFIG. */
+  temporalDynamicConfig?: Readonly<Record<string, number>>;
   /**
    * PostgreSQL with fsync and synchronous commits, as in production. Off by default, as under
    * `npm test`: faster, but a PostgreSQL crash then loses commits it had acknowledged.
@@ -113,6 +115,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       port: temporalPort,
       logFile: logFile('temporal'),
       ...(options.temporalDbFile ? { dbFile: path.join(dir, 'temporal.db') } : {}),
+      dynamicConfig: options.temporalDynamicConfig,
     };
     const [postgres, redis, temporal] = await Promise.all([
       restartable('postgresql', async () => (await startPostgres(group, pgOptions)).process),

@@ -5,10 +5,11 @@
  * bench/results/latest.md; the table is printed either way.
  *
  *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,availability,storm,footprint,histories]
- *                    [--profile] [--temporal-file] [--label "what changed"]
+ *                    [--profile] [--temporal-file] [--temporal-defaults] [--label "what changed"]
  *
  * The dev server keeps its state in memory, as under `npm test`; `--temporal-file` gives it a
  * SQLite file, as under `npm start`, which on most disks makes fsync the bottleneck.
+`--temporal-defaults` runs it without DEV_SERVER_DYNAMIC_CONFIG (scripts/services.ts).
  * Tuning variables set in the environment (e.g. WORKER_MAX_CACHED_WORKFLOWS=500 npm run bench)
  * reach the worker and the API. `--profile` runs both under `node --cpu-prof` and adds where
  * their CPU time went; profiling slows them, so compare such runs only with each other.
@@ -18,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { DEV_SERVER_DYNAMIC_CONFIG } from './services';
 import {
   countHistories,
   measureAvailability,
@@ -76,12 +78,13 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       label: { type: 'string' },
       'temporal-file': { type: 'boolean', default: false },
+      'temporal-defaults': { type: 'boolean', default: false },
     },
   });
   const selected = new Set<Benchmark>(args.only ? (args.only.split(',') as Benchmark[]) : BENCHMARKS);
   for (const name of selected) if (!BENCHMARKS.includes(name)) throw new Error(`unknown benchmark ${name}; choose from ${BENCHMARKS.join(', ')}`);
   const sizes = args.quick ? QUICK : FULL;
-  const fullRun = !args.quick && !args.only && !args.profile && !args['temporal-file'];
+  const fullRun = !args.quick && !args.only && !args.profile && !args['temporal-file'] && !args['temporal-defaults'];
 
   const profileDir = args.profile ? mkdtempSync(path.join(os.tmpdir(), 'billing-bench-profiles-')) : undefined;
   const profileArgs = (name: string) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, name)}`] : []);
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     machine: machine(),
     sizes,
     temporalPersistence: args['temporal-file'] ? 'sqlite-file' : 'memory',
+    temporalDynamicConfig: args['temporal-defaults'] ? {} : DEV_SERVER_DYNAMIC_CONFIG,
     tuning: {},
     errors: {},
   };
@@ -100,6 +104,7 @@ async function main(): Promise<void> {
     name: 'billing-bench',
     api: true,
     temporalDbFile: args['temporal-file'],
+    ...(args['temporal-defaults'] ? { temporalDynamicConfig: {} } : {}),
     apiNodeArgs: profileArgs('api'),
     workerNodeArgs: profileArgs('worker'),
   });

@@ -286,22 +286,46 @@ export interface TemporalServer {
 }
 
 /**
+ * The dev server runs one history shard, and each shard's queue readers poll for new tasks at
+ * most 20 times a second (the server's default, sized for clusters of hundreds of shards). On
+ * one shard that spaced every hand-off (workflow task → activity task → workflow task) ~40 ms
+ * apart once the limiter's burst was spent: 7 hand-offs made a lone subscribe ~350 ms instead of
+ * ~100 ms (bench/README.md). The readers still poll only when told of new tasks.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+  'history.visibilityProcessorMaxPollRPS': 1000,
+};
+
+/**
  * `temporal server start-dev`, ready once the `default` namespace answers. State lives in the
- * SQLite file `dbFile`, or in memory without one; no `uiPort` means no Web UI.
+ * SQLite file `dbFile`, or in memory without one; no `uiPort` means no Web UI. `dynamicConfig`
+ * replaces DEV_SERVER_DYNAMIC_CONFIG (`{}` runs the server's own defaults).
  */
 export async function startTemporalDevServer(
   group: ProcessGroup,
-  options: { cli: string; dbFile?: string; port: number; uiPort?: number; logFile: string },
+  options: {
+    cli: string;
+    dbFile?: string;
+    port: number;
+    uiPort?: number;
+    logFile: string;
+    dynamicConfig?: Readonly<Record<string, number>>;
+  },
 ): Promise<TemporalServer> {
   if (options.dbFile) mkdirSync(path.dirname(options.dbFile), { recursive: true });
   const persistence = options.dbFile ? ['--db-filename', options.dbFile] : [];
   const ui = options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)];
+  const dynamicConfig = Object.entries(options.dynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => [
+    '--dynamic-config-value',
+    `${key}=${value}`,
+  ]);
   const child = group.spawn(
     'temporal',
     options.cli,
     [
       'server', 'start-dev', ...persistence, '--ip', '127.0.0.1',
-      '--port', String(options.port), ...ui, '--log-level', 'warn',
+      '--port', String(options.port), ...ui, ...dynamicConfig, '--log-level', 'warn',
     ],
     { logFile: options.logFile },
   );
