@@ -159,6 +159,7 @@ export function offeringRoutes(deps: AppDeps): Router {
   const { db } = deps;
   const router = Router();
   const hub = createUnitEventHub(deps.redis, deps.logger);
+  const { findOffering, unitsOf } = prepareOfferingQueries(db);
 
   router.get('/', async (req, res) => {
     const query = parseQuery(listQuerySchema, req.query);
@@ -174,14 +175,13 @@ export function offeringRoutes(deps: AppDeps): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
-    const unitsByOffering = await readUnits(db, [offering.id]);
-    res.json({ offering: toOfferingJson(offering, unitsByOffering.get(offering.id) ?? []) });
+    const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
+    res.json({ offering: toOfferingJson(offering, await unitsOf(offering.id)) });
   });
 
   router.get('/:id/availability', async (req, res) => {
-    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
-    res.json(availabilityOf(offering.id, (await readUnits(db, [offering.id])).get(offering.id) ?? []));
+    const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
+    res.json(availabilityOf(offering.id, await unitsOf(offering.id)));
   });
 
   /**
@@ -190,7 +190,7 @@ export function offeringRoutes(deps: AppDeps): Router {
    * may arrive out of order. Subscribing before the snapshot is read means no change is missed.
    */
   router.get('/:id/events', async (req, res) => {
-    const offering = await findOffering(db, parseParams(idParamsSchema, req.params).id);
+    const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
     if (deps.redis.status !== 'ready') {
       throw new HttpProblem(503, 'Service Unavailable', 'Live availability is unavailable right now; poll /availability instead.');
     }
@@ -204,7 +204,7 @@ export function offeringRoutes(deps: AppDeps): Router {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
-    const snapshot = availabilityOf(offering.id, (await readUnits(db, [offering.id])).get(offering.id) ?? []);
+    const snapshot = availabilityOf(offering.id, await unitsOf(offering.id));
     writeEvent(res, 'snapshot', JSON.stringify(snapshot));
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
     res.on('close', () => clearInterval(heartbeat));
@@ -217,25 +217,51 @@ function writeEvent(res: Response, event: string, data: string): void {
   res.write(`event: ${event}\ndata: ${data}\n\n`);
 }
 
-async function findOffering(db: Database, id: string): Promise<OfferingRow> {
-  const [offering] = await db.select().from(offerings).where(eq(offerings.id, id));
-  if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${id}.`);
-  return offering;
+/**
+ * The one-offering queries, built once: drizzle building their SQL on every request was ~15% of
+ * the API's CPU while it served availability reads (bench/README.md).
+ */
+function prepareOfferingQueries(db: Database) {
+  const offeringById = db.select().from(offerings).where(eq(offerings.id, sql.placeholder('id'))).prepare('offering_by_id');
+  const unitsOfOffering = selectUnitsWithClaims(db)
+    .where(eq(units.offeringId, sql.placeholder('offeringId')))
+    .orderBy(asc(units.label))
+    .prepare('units_of_offering');
+  return {
+    async findOffering(id: string): Promise<OfferingRow> {
+      const [offering] = await offeringById.execute({ id });
+      if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${id}.`);
+      return offering;
+    },
+    async unitsOf(offeringId: string): Promise<UnitJson[]> {
+      return (await unitsOfOffering.execute({ offeringId })).map(unitJsonOf);
+    },
+  };
 }
 
-/** Units of some offerings with their status, by offering; the live claim comes from the partial unique index. */
-async function readUnits(db: Database, offeringIds: string[]): Promise<Map<string, UnitJson[]>> {
-  const byOffering = new Map<string, UnitJson[]>();
-  if (offeringIds.length === 0) return byOffering;
-  const rows = await db
+/** Units with their live claim, which comes from the partial unique index. */
+function selectUnitsWithClaims(db: Database) {
+  return db
     .select({ unit: units, claimId: unitClaims.id, bookingId: unitClaims.bookingId })
     .from(units)
     .leftJoin(unitClaims, and(eq(unitClaims.unitId, units.id), isNull(unitClaims.releasedAt)))
-    .where(inArray(units.offeringId, offeringIds))
-    .orderBy(asc(units.label));
+    .$dynamic();
+}
+
+type UnitWithClaim = Awaited<ReturnType<ReturnType<typeof selectUnitsWithClaims>['execute']>>[number];
+
+function unitJsonOf(row: UnitWithClaim): UnitJson {
+  return toUnitJson(row.unit, unitStatusOf(row.claimId === null ? null : row));
+}
+
+/** Units of several offerings with their status, by offering. */
+async function readUnits(db: Database, offeringIds: string[]): Promise<Map<string, UnitJson[]>> {
+  const byOffering = new Map<string, UnitJson[]>();
+  if (offeringIds.length === 0) return byOffering;
+  const rows = await selectUnitsWithClaims(db).where(inArray(units.offeringId, offeringIds)).orderBy(asc(units.label));
   for (const row of rows) {
     const list = byOffering.get(row.unit.offeringId) ?? [];
-    list.push(toUnitJson(row.unit, unitStatusOf(row.claimId === null ? null : row)));
+    list.push(unitJsonOf(row));
     byOffering.set(row.unit.offeringId, list);
   }
   return byOffering;
