@@ -76,6 +76,12 @@ export interface OneTimePaymentInput {
 export const CANCEL_PENDING_AT_TIMEOUT_PATCH = 'cancel-pending-at-timeout';
 
 /**
+ * Workflows that started before a cancel-now withdrew the charge it interrupted leave that charge
+ * pending at the gateway, as their histories say they did.
+ */
+export const WITHDRAW_PENDING_ON_CANCEL_PATCH = 'withdraw-pending-on-cancel';
+
+/**
  * For `cancelPendingPayment`. Every fault is retried, without limit: a charge the gateway can
  * neither cancel nor settle yet (still processing) must not be counted as failed, and one it
  * refuses to cancel needs a person, who sees the retrying activity in the Web UI.
@@ -183,21 +189,34 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
  * `refund-<paymentId>`; the refund's idempotency key makes a second start refund nothing more.
  */
 export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Promise<RefundResult | null> {
-  const { workflowId } = workflowInfo();
   const state: OrphanedPaymentRefundState = { paymentId: orphan.paymentId, refundable: null, refund: null };
   setHandler(orphanedPaymentRefundStateQuery, () => state);
+  return refundOrphanedCharge(orphan, state);
+}
+
+/**
+ * Refunds a charge that went through for something the customer no longer gets, and tells them.
+ * Keyed by the charge (`refund-<paymentId>`), not by the calling workflow, so the webhook's
+ * refund workflow and a subscription canceled as its charge went through refund it once between
+ * them. A refund the gateway refuses fails the calling workflow, which puts the charge in front
+ * of a person (Web UI, failed-workflow alerts).
+ */
+export async function refundOrphanedCharge(
+  orphan: OrphanedPayment,
+  progress: OrphanedPaymentRefundState = { paymentId: orphan.paymentId, refundable: null, refund: null },
+): Promise<RefundResult | null> {
+  const key = orphanedPaymentRefundWorkflowId(orphan.paymentId);
   const charge = await recordLatePaymentSuccess(orphan);
-  state.refundable = charge.refundable;
+  progress.refundable = charge.refundable;
   if (charge.refundable === 0) return null;
   const refund = await refundPayment({
     paymentId: orphan.paymentId,
     amount: charge.refundable,
-    idempotencyKey: `${orphanedPaymentRefundWorkflowId(orphan.paymentId)}/refund`,
+    idempotencyKey: `${key}/refund`,
     reason: 'Payment completed after it had been given up',
   });
-  state.refund = refund;
+  progress.refund = refund;
   if (refund.status === 'failed') {
-    // Failing the workflow puts the charge in front of a person (Web UI, failed-workflow alerts).
     throw ApplicationFailure.nonRetryable(`the gateway refused to refund payment ${orphan.paymentId}`, 'RefundFailed');
   }
   const amount = formatMoney(charge.refundable, charge.currency);
@@ -207,7 +226,7 @@ export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Pr
     kind: 'payment_refunded',
     subject: `Refund of ${amount}`,
     body: `Your payment of ${amount}${what} went through after we had stopped waiting for it, so we are refunding it.`,
-    dedupeKey: `${workflowId}/notify/refunded`,
+    dedupeKey: `${key}/notify/refunded`,
     ...(charge.subscriptionId ? { subscriptionId: charge.subscriptionId } : {}),
     ...(charge.bookingId ? { bookingId: charge.bookingId } : {}),
   });

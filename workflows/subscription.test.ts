@@ -565,6 +565,37 @@ describe('pending payments', () => {
     assert.equal((await paymentsOf(subscriptionId))[0].status, 'succeeded');
   });
 
+  test('a cancel while the first charge awaits authentication cancels that charge at the gateway', async () => {
+    const { subscriptionId, activation } = await subscribe(NEEDS_AUTHENTICATION);
+    assert.equal(activation.outcome, 'pending');
+    await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+
+    const cancelsBefore = gatewayCalls.cancel;
+    const answer = await cancelSubscription(env.client, subscriptionId, false);
+    assert.equal(answer.status, 'canceled');
+    assert.equal(gatewayCalls.cancel - cancelsBefore, 1);
+    const charges = await paymentsOf(subscriptionId);
+    assert.deepEqual(charges.map((p) => [p.kind, p.status]), [['subscription', 'failed']], 'nothing left pending, nothing refunded');
+  });
+
+  test('a charge that went through as the customer canceled is refunded once, with a notice', async () => {
+    const { subscriptionId } = await subscribe(NEEDS_AUTHENTICATION);
+    await waitForState(subscriptionId, (s) => s.pendingPayment !== null);
+    const [charge] = await paymentsOf(subscriptionId);
+    authenticatedLate.add(charge.gatewayPaymentId!);
+
+    const refundsBefore = gatewayCalls.refund;
+    assert.equal((await cancelSubscription(env.client, subscriptionId, false)).status, 'canceled');
+    await closed(subscriptionId);
+    const rows = await paymentsOf(subscriptionId);
+    assert.deepEqual(
+      rows.map((p) => [p.kind, p.status, p.amount, p.refundOf]),
+      [['subscription', 'refunded', charge.amount, null], ['refund', 'succeeded', charge.amount, charge.id]],
+    );
+    assert.equal(gatewayCalls.refund - refundsBefore, 1);
+    assert.ok((await notificationsOf(subscriptionId)).some((n) => n.kind === 'payment_refunded'));
+  });
+
   test('a renewal the webhook reports as failed starts dunning with its decline code', async () => {
     const { subscriptionId, activation, handle } = await subscribe(VISA);
     await changePaymentMethod(env.client, subscriptionId, NEEDS_AUTHENTICATION);

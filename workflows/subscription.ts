@@ -32,6 +32,7 @@ import {
   classifyDecline,
   PAYMENT_TIMEOUT_FAILURE_CODE,
   type DeclineKind,
+  type OrphanedPayment,
   type PaymentSettlement,
 } from '../domain/payment';
 import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../domain/period';
@@ -46,7 +47,13 @@ import {
   type SubscriptionStatus,
 } from '../domain/subscription';
 import { subscriptionDetails } from '../domain/workflow-descriptions';
-import { CANCEL_PENDING_AT_TIMEOUT_PATCH, CANCEL_PENDING_PAYMENT_OPTIONS, paymentSettledSignal } from './payment';
+import {
+  CANCEL_PENDING_AT_TIMEOUT_PATCH,
+  CANCEL_PENDING_PAYMENT_OPTIONS,
+  paymentSettledSignal,
+  refundOrphanedCharge,
+  WITHDRAW_PENDING_ON_CANCEL_PATCH,
+} from './payment';
 import { SubscriptionStatusAttribute, upsertStatusAttribute } from './search-attributes';
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +205,8 @@ class Subscription {
   /** Bumped by every handler that gives the main loop something to look at. */
   private wakeups = 0;
   private projections: Promise<void> = Promise.resolve();
+  /** A charge that went through as the customer canceled: refunded once the subscription has ended. */
+  private chargeToRefund: OrphanedPayment | null = null;
 
   constructor(private readonly input: SubscriptionWorkflowInput) {
     this.state = input.carried ?? initialState(input.paymentMethod, now());
@@ -438,6 +447,7 @@ class Subscription {
     this.notify('subscription_canceled', 'canceled', `Your ${plan.name} subscription has ended`, [
       `Your ${plan.name} subscription was canceled on ${formatInstant(new Date(at))}. You will not be charged again.`,
     ]);
+    if (this.chargeToRefund) await refundOrphanedCharge(this.chargeToRefund);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -503,7 +513,10 @@ class Subscription {
       if (settlement.status === 'succeeded') return { status: 'succeeded', paymentId };
       return this.failed(paymentId, settlement.failureCode);
     }
-    if (this.state.cancelNowRequested) return { status: 'interrupted', paymentId };
+    if (this.state.cancelNowRequested) {
+      if (patched(WITHDRAW_PENDING_ON_CANCEL_PATCH)) await this.withdrawInterruptedCharge(paymentId, gatewayPaymentId);
+      return { status: 'interrupted', paymentId };
+    }
     if (!patched(CANCEL_PENDING_AT_TIMEOUT_PATCH)) {
       // Runs from before the cancel: counted as failed without asking the gateway.
       await settlePayment({ paymentId, gatewayPaymentId: gatewayPaymentId ?? '', status: 'failed', failureCode: PAYMENT_TIMEOUT_FAILURE_CODE });
@@ -523,6 +536,18 @@ class Subscription {
     this.state.lastPayment = { ...this.state.lastPayment!, status: paid ? 'succeeded' : 'failed' };
     if (paid) return { status: 'succeeded', paymentId };
     return this.failed(paymentId, final.failureCode);
+  }
+
+  /**
+   * The customer canceled while a charge awaited their bank: it is canceled at the gateway, so a
+   * late authentication cannot take money for a subscription that has ended; one that went
+   * through first is refunded when the subscription has ended.
+   */
+  private async withdrawInterruptedCharge(paymentId: string, gatewayPaymentId: string | null): Promise<void> {
+    const final = await cancelPendingPayment({ paymentId });
+    this.state.lastPayment = { ...this.state.lastPayment!, status: final.status === 'succeeded' ? 'succeeded' : 'failed' };
+    const chargedAt = final.gatewayPaymentId ?? gatewayPaymentId;
+    if (final.status === 'succeeded' && chargedAt) this.chargeToRefund = { paymentId, gatewayPaymentId: chargedAt };
   }
 
   private failed(paymentId: string, failureCode: string | null): AttemptOutcome {
