@@ -96,6 +96,21 @@ export function planCatalogRoutes(deps: Pick<AppDeps, 'db'>): Router {
   return router;
 }
 
+/** The `plans` row of a plan's terms: the dunning policy is stored column by column. */
+export function planRowOf(terms: Omit<PlanTerms, 'planId'>): typeof plans.$inferInsert {
+  return {
+    code: terms.code,
+    name: terms.name,
+    amount: terms.amount,
+    currency: terms.currency,
+    interval: terms.interval,
+    trialPeriod: terms.trialPeriod,
+    retryOffsets: terms.dunning.retryOffsets,
+    reminderOffsets: terms.dunning.reminderOffsets,
+    gracePeriod: terms.dunning.gracePeriod,
+  };
+}
+
 /** POST / (mounted at /api/v1/admin/plans): staff put a plan on sale. */
 export function adminPlanRoutes(deps: AppDeps): Router {
   const { db } = deps;
@@ -111,17 +126,7 @@ export function adminPlanRoutes(deps: AppDeps): Router {
     const created = await db.transaction(async (tx) => {
       const [row] = await tx
         .insert(plans)
-        .values({
-          code: terms.code,
-          name: terms.name,
-          amount: terms.amount,
-          currency: terms.currency,
-          interval: terms.interval,
-          trialPeriod: terms.trialPeriod,
-          retryOffsets: terms.dunning.retryOffsets,
-          reminderOffsets: terms.dunning.reminderOffsets,
-          gracePeriod: terms.dunning.gracePeriod,
-        })
+        .values(planRowOf(terms))
         .onConflictDoNothing({ target: plans.code })
         .returning();
       if (!row) return undefined;

@@ -11,7 +11,7 @@ import { subscriptionWorkflowId, type PlanTerms } from '../domain/subscription';
 import { connectTestDeps } from '../test/support/api';
 import { loadConfig } from '../workers/config';
 import { TASK_QUEUES } from '../workers/task-queues';
-import type { subscriptionWorkflow, SubscriptionState } from '../workflows/subscription';
+import { initialState, type subscriptionWorkflow, type SubscriptionState } from '../workflows/subscription';
 import type { LocalStack } from './stack';
 import { runBounded } from './stats';
 
@@ -100,24 +100,7 @@ function anchorOneIntervalBefore(dueAt: Date, interval: string): Date {
 }
 
 function activeState(paymentMethod: string, anchor: Date): SubscriptionState {
-  const start = anchor.toISOString();
-  return {
-    status: 'active',
-    paymentMethod,
-    startedAt: start,
-    anchorDate: start,
-    trialEnd: null,
-    cycle: 1,
-    cancelAtPeriodEnd: false,
-    cancelNowRequested: false,
-    canceledAt: null,
-    endedAt: null,
-    pendingPayment: null,
-    dunning: null,
-    lastPayment: null,
-    settlements: [],
-    outbox: [],
-  };
+  return { ...initialState(paymentMethod, anchor), status: 'active', cycle: 1 };
 }
 
 function activeProjection(s: {

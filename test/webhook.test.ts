@@ -15,6 +15,7 @@ import {
 import { oneTimePaymentWorkflow, type refundOrphanedPaymentWorkflow } from '../workflows/payment';
 import { createTestUser, listen, requestJson, type TestUser } from './support/api';
 import { closedLoopbackPort, startPaymentStack, type PaymentStack } from './support/payment-fixtures';
+import { stripeEvent } from './support/subscription-stack';
 
 let stack: PaymentStack;
 let customer: TestUser;
@@ -27,20 +28,6 @@ before(async () => {
 });
 
 after(() => stack?.close());
-
-function stripeEvent(type: string, object: Record<string, unknown>) {
-  return {
-    id: `evt_test_${randomUUID().replaceAll('-', '')}`,
-    object: 'event',
-    api_version: Stripe.API_VERSION,
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type,
-    data: { object },
-  };
-}
 
 function intentEvent(
   type: 'payment_intent.succeeded' | 'payment_intent.payment_failed',

@@ -849,7 +849,8 @@ class Subscription {
   }
 }
 
-function initialState(paymentMethod: string, startedAt: Date): SubscriptionState {
+/** A subscription's state before its first charge. */
+export function initialState(paymentMethod: string, startedAt: Date): SubscriptionState {
   const start = startedAt.toISOString();
   return {
     status: 'incomplete',

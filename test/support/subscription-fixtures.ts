@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { planRowOf } from '../../api/plan';
 import type { Database } from '../../db/client';
 import { plans } from '../../db/schema';
 import { DEFAULT_DUNNING_POLICY } from '../../domain/dunning';
@@ -21,17 +22,7 @@ export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanT
   };
   const [row] = await db
     .insert(plans)
-    .values({
-      code: terms.code,
-      name: terms.name,
-      amount: terms.amount,
-      currency: terms.currency,
-      interval: terms.interval,
-      trialPeriod: terms.trialPeriod,
-      retryOffsets: terms.dunning.retryOffsets,
-      reminderOffsets: terms.dunning.reminderOffsets,
-      gracePeriod: terms.dunning.gracePeriod,
-    })
+    .values(planRowOf(terms))
     .returning({ id: plans.id });
   return { planId: row.id, ...terms };
 }
