@@ -7,7 +7,7 @@ import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/cli
 import { bookings, holds } from '../db/schema';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { createBookingActivities } from './booking';
 import { createHoldActivities } from './hold';
 

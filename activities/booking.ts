@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 import { bookingGateOwner, createUnitEvents, createUnitGate } from './hold';
 
 export interface BeginBookingInput {

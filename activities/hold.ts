@@ -10,7 +10,7 @@ import {
   type HoldView,
   type UnitStatusEvent,
 } from '../domain/hold';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 
 /**
  * Redis is only a fast gate in front of the `unit_claims_one_live_per_unit` index: every

@@ -2,11 +2,13 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import type { Mailer } from '../domain/notification';
 import type { PaymentGateway } from '../domain/payment';
-import type { Logger } from '../workers/logger';
+import type { Config } from '../platform/config';
+import type { Logger } from '../platform/logger';
 import { createBookingActivities } from './booking';
 import { createHoldActivities } from './hold';
-import { createNotificationActivities } from './notification';
+import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
+import { createPaymentGateway } from './payment-gateway';
 import { createSubscriptionActivities } from './subscription';
 
 export interface ActivityDeps {
@@ -30,3 +32,21 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+type WiringConfig = Pick<Config, 'STRIPE_SECRET_KEY' | 'STRIPE_API_URL' | 'SMTP_URL' | 'MAIL_FROM'>;
+
+/**
+ * The activities wired as the worker process wires them: the gateway and the mailer chosen by the
+ * configuration (Stripe or the sandbox, SMTP or the log). The bench, scripts and tests use it too,
+ * passing a `gateway` or `mailer` of their own only where they record or script its answers.
+ */
+export function activitiesFromConfig(
+  config: WiringConfig,
+  deps: Omit<ActivityDeps, 'gateway' | 'mailer'> & Partial<Pick<ActivityDeps, 'gateway' | 'mailer'>>,
+): Activities {
+  return createActivities({
+    ...deps,
+    gateway: deps.gateway ?? createPaymentGateway(config, deps.logger),
+    mailer: deps.mailer ?? createMailer(config, deps.logger),
+  });
+}

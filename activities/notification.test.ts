@@ -6,7 +6,7 @@ import { eq } from 'drizzle-orm';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications } from '../db/schema';
 import type { NotificationInput } from '../domain/notification';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { closedLoopbackPort, insertTestUser } from '../test/support/payment-fixtures';
 import { createMailer, createNotificationActivities } from './notification';
 

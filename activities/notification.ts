@@ -4,8 +4,8 @@ import nodemailer from 'nodemailer';
 import type { Database } from '../db/client';
 import { notifications, users } from '../db/schema';
 import type { Mailer, NotificationInput, OutgoingMail } from '../domain/notification';
-import type { Config } from '../workers/config';
-import type { Logger } from '../workers/logger';
+import type { Config } from '../platform/config';
+import type { Logger } from '../platform/logger';
 
 /** SMTP through nodemailer when `SMTP_URL` is set; otherwise mail is only logged (development). */
 export function createMailer(config: Pick<Config, 'SMTP_URL' | 'MAIL_FROM'>, logger: Logger): Mailer {

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
 import { GatewayRequestRejectedError, type ChargeRequest } from '../domain/payment';
-import { loadConfig } from '../workers/config';
+import { loadConfig } from '../platform/config';
 import { closedLoopbackPort } from '../test/support/payment-fixtures';
 import {
   cancelOutcomeOfUncancelableIntent,

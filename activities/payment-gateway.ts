@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 import {
   classifyDecline,
   GatewayRequestRejectedError,
@@ -12,10 +12,10 @@ import {
   type RefundOutcome,
   type RefundRequest,
 } from '../domain/payment';
-import type { Config } from '../workers/config';
+import type { Config } from '../platform/config';
 
 /** Stripe when a secret key is configured, otherwise the sandbox that needs no account. */
-export function createPaymentGateway(config: Config, logger?: Logger): PaymentGateway {
+export function createPaymentGateway(config: Pick<Config, 'STRIPE_SECRET_KEY' | 'STRIPE_API_URL'>, logger?: Logger): PaymentGateway {
   if (!config.STRIPE_SECRET_KEY) {
     logger?.info('no STRIPE_SECRET_KEY: payments go to the sandbox gateway');
     return new SandboxGateway();

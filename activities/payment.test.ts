@@ -6,7 +6,7 @@ import { eq } from 'drizzle-orm';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { payments } from '../db/schema';
 import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput } from '../domain/payment';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { closedLoopbackPort, countingGateway, insertTestUser, type GatewayScript } from '../test/support/payment-fixtures';
 import { createPaymentActivities, recordGatewayRefundTotal } from './payment';
 import { SandboxGateway, StripeGateway } from './payment-gateway';

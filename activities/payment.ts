@@ -15,7 +15,7 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 
 export type PaymentRow = typeof payments.$inferSelect;
 

@@ -6,7 +6,7 @@ import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/cli
 import { subscriptions } from '../db/schema';
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { insertTestPlan } from '../test/support/subscription-fixtures';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { createSubscriptionActivities, type SubscriptionProjection } from './subscription';
 
 let database: DatabaseHandle;

@@ -1,7 +1,7 @@
 import type { Database } from '../db/client';
 import { subscriptions } from '../db/schema';
 import type { SubscriptionStatus } from '../domain/subscription';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 
 /**
  * A subscription's row as its workflow sees it. The workflow is the authority; this row is a

@@ -18,7 +18,7 @@ import { isFinalStatus } from '../domain/subscription';
 import { normalizeEmail } from '../domain/user';
 import { staffRefundUpdate, type StaffRefundResult } from '../workflows/booking';
 import { cancelSubscription, extendGrace, retryPaymentNow } from '../workflows/subscription-client';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { auditEntryJsonSchema, recordStaffAction, type StaffAction } from './audit';
 import { currentUser, requireAuth, requireRole } from './auth';
 import { bookingJsonSchema, toBookingJson } from './booking';

@@ -1,12 +1,8 @@
-import type { Client } from '@temporalio/client';
 import cors from 'cors';
 import express, { type RequestHandler } from 'express';
 import helmet from 'helmet';
-import type { Redis } from 'ioredis';
-import type postgres from 'postgres';
-import type { Database } from '../db/client';
-import type { Config } from '../workers/config';
-import type { Logger } from '../workers/logger';
+import type { Config } from '../platform/config';
+import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
@@ -23,26 +19,11 @@ import { requestLogger } from './request-context';
 import { subscriptionRoutes } from './subscription';
 import { webhookRoutes } from './webhook';
 
-/** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
-export interface AppDeps {
-  config: Config;
-  db: Database;
-  sql: postgres.Sql;
-  redis: Redis;
-  temporal: Client;
-  logger: Logger;
-  /** Task queues workflows are started on; tests pass unique ones. Default: billing, bookings. */
-  taskQueues?: TaskQueues;
-}
-
-export interface TaskQueues {
-  billing: string;
-  bookings: string;
-}
-
 const JSON_BODY_LIMIT = '100kb';
 // Webhook routers verify signatures over the exact bytes received, so they parse their own body.
 const RAW_BODY_PATHS = /^\/api\/v1\/webhooks(\/|$)/;
+
+export type { AppDeps } from './deps';
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();

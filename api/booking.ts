@@ -21,7 +21,7 @@ import {
 } from '../domain/booking';
 import { duplicateIds, holdTtlMilliseconds, holdWorkflowId, type HoldView } from '../domain/hold';
 import { bookingSummary } from '../domain/workflow-descriptions';
-import { TASK_QUEUES } from '../workers/task-queues';
+import { TASK_QUEUES } from '../platform/task-queues';
 import {
   bookingDecisionUpdate,
   bookingWorkflow,
@@ -31,7 +31,7 @@ import {
 } from '../workflows/booking';
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from '../workflows/hold';
 import { customerAttributes, OfferingIdAttribute } from '../workflows/search-attributes';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { currentUser, requireAuth } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';

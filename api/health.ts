@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 

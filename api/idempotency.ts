@@ -3,7 +3,7 @@ import { and, eq, isNull, lt, sql } from 'drizzle-orm';
 import type { Request, RequestHandler, Response } from 'express';
 import { idempotencyRecords } from '../db/schema';
 import type { Database } from '../db/client';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import { HttpProblem, PROBLEM_CONTENT_TYPE } from './problem';
 

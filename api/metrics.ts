@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { Router } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import type { ApiOperation, RouteTable } from './contract';
 
 // Routes wait up to 20 s for a workflow's answer, so the buckets reach past that.

@@ -5,7 +5,7 @@ import { auditLog, plans } from '../db/schema';
 import { DEFAULT_DUNNING_POLICY, type PolicyProblem } from '../domain/dunning';
 import { formatMoney } from '../domain/money';
 import { planTermsProblems, type PlanTerms } from '../domain/subscription';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { currentUser, requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotent } from './idempotency';

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import express from 'express';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { closedLoopbackPort } from '../test/support/payment-fixtures';
 import { listen, requestJson, startTestApi, type TestApi, type TestServer } from '../test/support/api';
 import { HttpProblem, notFoundHandler, problemHandler } from './problem';

@@ -4,7 +4,7 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'exp
 // Types `req.id` and `req.log`, which the request logger sets on every request.
 import type {} from 'pino-http';
 import { z } from 'zod';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 

@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import type { RouteTable } from './contract';
 import { HttpProblem } from './problem';

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestDeps, type TestServer, type TestUser } from '../test/support/api';
 import { createApp } from './app';
 import { requireAuth } from './auth';

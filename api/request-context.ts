@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Logger } from '../workers/logger';
+import type { Logger } from '../platform/logger';
 import { findCurrentUser } from './auth';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';

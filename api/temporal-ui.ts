@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { bookingWorkflowId } from '../domain/booking';
 import { oneTimePaymentWorkflowId } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import type { Config } from '../workers/config';
+import type { Config } from '../platform/config';
 
 export interface WorkflowLink {
   workflowId: string;

@@ -14,9 +14,9 @@ import {
   type PaymentSettlement,
 } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import { TASK_QUEUES } from '../workers/task-queues';
+import { TASK_QUEUES } from '../platform/task-queues';
 import { paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflows/payment';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 

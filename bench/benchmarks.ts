@@ -13,7 +13,7 @@ import { subscriptionWorkflowId } from '../domain/subscription';
 import { requestJson, type TestUser } from '../test/support/api';
 import { insertTestOffering } from '../test/support/booking-fixtures';
 import { insertTestPlan } from '../test/support/subscription-fixtures';
-import { TASK_QUEUES } from '../workers/task-queues';
+import { TASK_QUEUES } from '../platform/task-queues';
 import { cpuPerOperation, type CpuReading } from './cpu';
 import { countTasks, meanStages, stagesOf, type Stages } from './history';
 import { findDoubleBookings, type DoubleBookings } from './invariants';

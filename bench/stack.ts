@@ -20,7 +20,7 @@ import {
   type ManagedProcess,
 } from '../scripts/services';
 import { ensureServerBinaries, ensureTemporalCli, REPO_ROOT, settleAll } from '../scripts/tools';
-import { registerSearchAttributes } from '../workers/search-attributes';
+import { registerSearchAttributes } from '../platform/search-attributes';
 
 const PROCESS_READY_TIMEOUT_MS = 120_000;
 // The stack is the only client: no request may be turned away by a limit meant for the internet.

@@ -1,6 +1,6 @@
 /**
- * The worker process of a bench run or a drill: the production wiring (workers/worker.ts's
- * createWorkers, workerTuning and createActivities, configured from the environment) on the
+ * The worker process of a bench run or a drill: the production wiring (platform/worker.ts's
+ * createWorkers and workerTuning, activitiesFromConfig, configured from the environment) on the
  * `billing` and `bookings` queues, with two differences. Its bundle adds the ceiling's no-op
  * workflow (bench/workflows.ts), and with `--gateway-log FILE` the gateway records every charge
  * it answers (bench/recording-gateway.ts). `--ready-file FILE` is written once it polls: JSON
@@ -10,17 +10,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
-import { createActivities } from '../activities';
-import { createMailer } from '../activities/notification';
+import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/payment-gateway';
 import { connectDatabase } from '../db/client';
-import { loadConfig } from '../workers/config';
-import { createLogger } from '../workers/logger';
-import { TASK_QUEUES } from '../workers/task-queues';
-import { temporalTransportOptions } from '../workers/temporal-connection';
-import { createWorkers, runWorkers, workerTuning } from '../workers/worker';
+import { loadConfig } from '../platform/config';
+import { createLogger } from '../platform/logger';
+import { TASK_QUEUES } from '../platform/task-queues';
+import { temporalTransportOptions } from '../platform/temporal-connection';
+import { bundleWorkflows, createWorkers, NativeConnection, runWorkers, shutdownWorkers, workerTuning } from '../platform/worker';
 import { recordingGateway } from './recording-gateway';
 
 async function main(): Promise<void> {
@@ -47,12 +46,12 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueues: Object.values(TASK_QUEUES),
-    activities: createActivities({ db: database.db, redis, gateway, mailer: createMailer(config, logger), logger }),
-    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('WARN') }),
+    activities: activitiesFromConfig(config, { db: database.db, redis, gateway, logger }),
+    workflowBundle: await bundleWorkflows(require.resolve('./workflows')),
     tuning: workerTuning(config),
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => workers.forEach((worker) => worker.getState() === 'RUNNING' && worker.shutdown()));
+    process.once(signal, () => shutdownWorkers(workers));
   }
   const running = runWorkers(workers);
   // The effective settings, SDK defaults included, for the bench's report.

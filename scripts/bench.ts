@@ -39,7 +39,7 @@ import { residentBytes, startLocalStack, type LocalStack } from '../bench/stack'
 import { runBounded } from '../bench/stats';
 import { createTestUser, type TestUser } from '../test/support/api';
 import { insertTestOffering } from '../test/support/booking-fixtures';
-import { loadConfig } from '../workers/config';
+import { loadConfig } from '../platform/config';
 import { REPO_ROOT } from './tools';
 
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
@@ -65,7 +65,7 @@ const TUNING_VARIABLES = [
   'WORKER_MAX_CONCURRENT_ACTIVITIES',
   'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS',
   'WORKER_MAX_CACHED_WORKFLOWS',
-  'BILLING_MAX_ACTIVITIES_PER_SECOND',
+  'GATEWAY_MAX_CALLS_PER_SECOND',
   'DATABASE_POOL_SIZE',
   'LOG_LEVEL',
 ] as const;

@@ -11,17 +11,15 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { createActivities } from '../activities';
-import { createMailer } from '../activities/notification';
-import { SandboxGateway } from '../activities/payment-gateway';
+import { activitiesFromConfig } from '../activities';
 import { eq } from 'drizzle-orm';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client';
 import { payments } from '../db/schema';
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { advanceTo, eventually, insertTestPlan, waitForState } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { createLogger } from '../workers/logger';
-import { bundleWorkflows, createWorkers } from '../workers/worker';
+import { createLogger } from '../platform/logger';
+import { bundleWorkflows, createWorkers } from '../platform/worker';
 import { paymentSettledSignal } from '../workflows/payment';
 import { extendGraceSignal } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription, subscriptionHandle } from '../workflows/subscription-client';
@@ -163,12 +161,7 @@ async function main(): Promise<void> {
     connection: env.nativeConnection,
     taskQueues: [taskQueue],
     workflowBundle: await bundleWorkflows(),
-    activities: createActivities({
-      db: database.db,
-      gateway: new SandboxGateway(),
-      mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
-      logger,
-    }),
+    activities: activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: database.db, logger }),
   });
   try {
     await mkdir(HISTORIES_DIR, { recursive: true });

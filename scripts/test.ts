@@ -14,7 +14,7 @@ import readline from 'node:readline';
 import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
 import { runContractTests } from './contract-test';
-import { registerSearchAttributes } from '../workers/search-attributes';
+import { registerSearchAttributes } from '../platform/search-attributes';
 import {
   freePort,
   ProcessGroup,
@@ -37,7 +37,7 @@ import {
   settleAll,
 } from './tools';
 
-const TEST_ROOTS = ['domain', 'workflows', 'activities', 'api', 'workers', 'db', 'test'];
+const TEST_ROOTS = ['domain', 'platform', 'workflows', 'activities', 'api', 'db', 'test'];
 const SKIPPED_DIRS = new Set(['node_modules', '.tools', '.data', 'dist']);
 // A safety net against a hung test file (it applies per file too), not a performance assertion.
 const PER_TEST_TIMEOUT_MS = 5 * 60_000;

@@ -7,7 +7,7 @@ import { createMailer, createNotificationActivities } from '../activities/notifi
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications } from '../db/schema';
 import type { NotificationInput } from '../domain/notification';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { insertTestUser } from './support/payment-fixtures';
 
 interface ReceivedMail {

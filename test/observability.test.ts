@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bookings, holds, offerings, payments, subscriptions } from '../db/schema';
 import { connectDatabase } from '../db/client';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { createTestUser, requestJson, startTestApi, type TestApi, type TestUser } from './support/api';
 import { closedLoopbackPort } from './support/payment-fixtures';
 import { insertTestPlan } from './support/subscription-fixtures';

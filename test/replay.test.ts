@@ -9,7 +9,7 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { bundleWorkflows } from '../workers/worker';
+import { bundleWorkflows } from '../platform/worker';
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');
 

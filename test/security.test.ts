@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { subscriptions } from '../db/schema';
-import { loadConfig, type Config } from '../workers/config';
+import { loadConfig, type Config } from '../platform/config';
 import { createTestUser, requestJson, startTestApi, type TestApi, type TestUser } from './support/api';
 import { closedLoopbackPort } from './support/payment-fixtures';
 import { insertTestPlan } from './support/subscription-fixtures';

@@ -2,10 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createApp } from '../api/app';
 import { connectDatabase, migrateDatabase } from '../db/client';
-import { loadConfigOrExit } from './config';
-import { createLogger } from './logger';
-import { waitForSearchAttributes } from './search-attributes';
-import { connectTemporal } from './temporal-connection';
+import { loadConfigOrExit } from '../platform/config';
+import { createLogger } from '../platform/logger';
+import { waitForSearchAttributes } from '../platform/search-attributes';
+import { connectTemporal } from '../platform/temporal-connection';
 
 // Below the usual 30 s between SIGTERM and SIGKILL, leaving time to close connections.
 const SHUTDOWN_GRACE_MS = 20_000;

@@ -19,8 +19,8 @@ import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { eventually } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { loadConfig } from '../workers/config';
-import { createLogger } from '../workers/logger';
+import { loadConfig } from '../platform/config';
+import { createLogger } from '../platform/logger';
 import {
   bookingDecisionUpdate,
   bookingStateQuery,

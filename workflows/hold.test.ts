@@ -13,7 +13,7 @@ import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { waitUntilClosed } from '../test/support/booking-worker';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate, type HoldWorkflowInput } from './hold';
 
 const TTL_MS = 5 * 60 * 1000;

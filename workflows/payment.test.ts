@@ -10,7 +10,7 @@ import { SandboxGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments } from '../db/schema';
 import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
-import { createLogger } from '../workers/logger';
+import { createLogger } from '../platform/logger';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { createTimeSkippingEnv } from '../test/support/temporal';
 import {

@@ -1,27 +1,14 @@
-/**
- * The custom search attributes support staff filter on in the Temporal UI, e.g.
- * `SubscriptionStatus="past_due"` or `CustomerEmail="ada@example.com"`. Starters set the ones
- * fixed for a workflow's life; workflows keep the status ones current. Every server that runs
- * these workflows must have them registered (workers/search-attributes.ts).
- */
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+/** Search attributes from inside workflows and their starters; the keys are in platform/search-attribute-keys.ts. */
+import type { SearchAttributePair } from '@temporalio/common';
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-
-export const CustomerIdAttribute = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
-export const CustomerEmailAttribute = defineSearchAttributeKey('CustomerEmail', SearchAttributeType.KEYWORD);
-export const SubscriptionStatusAttribute = defineSearchAttributeKey('SubscriptionStatus', SearchAttributeType.KEYWORD);
-export const PlanCodeAttribute = defineSearchAttributeKey('PlanCode', SearchAttributeType.KEYWORD);
-export const BookingStatusAttribute = defineSearchAttributeKey('BookingStatus', SearchAttributeType.KEYWORD);
-export const OfferingIdAttribute = defineSearchAttributeKey('OfferingId', SearchAttributeType.KEYWORD);
-
-export const SEARCH_ATTRIBUTES = [
-  CustomerIdAttribute,
-  CustomerEmailAttribute,
-  SubscriptionStatusAttribute,
-  PlanCodeAttribute,
+import {
   BookingStatusAttribute,
-  OfferingIdAttribute,
-] as const;
+  CustomerEmailAttribute,
+  CustomerIdAttribute,
+  SubscriptionStatusAttribute,
+} from '../platform/search-attribute-keys';
+
+export * from '../platform/search-attribute-keys';
 
 /** Who a workflow is for, set when it starts; the email is left out when the starter does not know it. */
 export function customerAttributes(customer: { userId: string; email?: string }): SearchAttributePair[] {

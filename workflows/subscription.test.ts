@@ -10,8 +10,7 @@ import type { WorkflowUpdateHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { asc, eq } from 'drizzle-orm';
-import { createActivities } from '../activities';
-import { createMailer } from '../activities/notification';
+import { activitiesFromConfig } from '../activities';
 import { SandboxGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments, subscriptions } from '../db/schema';
@@ -27,8 +26,8 @@ import {
   waitForState as waitForStateOf,
 } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { createLogger } from '../workers/logger';
-import { bundleWorkflows, createWorkers, runWorkers } from '../workers/worker';
+import { createLogger } from '../platform/logger';
+import { bundleWorkflows, createWorkers, runWorkers } from '../platform/worker';
 import { paymentSettledSignal } from './payment';
 import {
   cancelSubscription,
@@ -93,12 +92,7 @@ before(async () => {
   database = connectDatabase(process.env.DATABASE_URL!, { max: 5 });
   env = await createTimeSkippingEnv();
   const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
-  const activities = createActivities({
-    db: database.db,
-    gateway: scriptedGateway,
-    mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
-    logger,
-  });
+  const activities = activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: database.db, gateway: scriptedGateway, logger });
   const realNotify = activities.notify;
   activities.notify = async (input) => {
     const result = await realNotify(input);

@@ -8,9 +8,9 @@ import { hashPassword, issueToken } from '../../api/auth';
 import { connectDatabase, migrateDatabase } from '../../db/client';
 import { users } from '../../db/schema';
 import { toUserView, type Role, type UserView } from '../../domain/user';
-import { loadConfig } from '../../workers/config';
-import { createLogger } from '../../workers/logger';
-import { connectTemporal } from '../../workers/temporal-connection';
+import { loadConfig } from '../../platform/config';
+import { createLogger } from '../../platform/logger';
+import { connectTemporal } from '../../platform/temporal-connection';
 
 export interface TestDeps {
   deps: AppDeps;

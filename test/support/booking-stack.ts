@@ -6,10 +6,10 @@
 import type { Redis } from 'ioredis';
 import { createApp, type AppDeps } from '../../api/app';
 import { connectDatabase } from '../../db/client';
-import { bundleWorkflows, createWorkers, runWorkers } from '../../workers/worker';
+import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestUser } from './api';
 import { createBookingTestActivities } from './booking-worker';
-import { connectDevServer, uniqueTaskQueue } from './temporal';
+import { connectDevServer, uniqueTaskQueues } from './temporal';
 
 export interface BookingStack {
   /** The API's base URL, e.g. http://127.0.0.1:41234. */
@@ -24,7 +24,7 @@ export interface BookingStack {
 export async function startBookingStack(options: { redis?: Redis } = {}): Promise<BookingStack> {
   const devServer = await connectDevServer();
   const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client, ...(options.redis ? { redis: options.redis } : {}) });
-  const taskQueues = { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings') };
+  const taskQueues = uniqueTaskQueues();
   const deps: AppDeps = { ...baseDeps, taskQueues };
   // The worker's own pool, as in production: claims must not queue behind API reads.
   const workerDatabase = connectDatabase(deps.config.DATABASE_URL, { max: 10 });

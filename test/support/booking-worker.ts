@@ -1,17 +1,15 @@
 import { setTimeout } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Redis } from 'ioredis';
-import { createActivities } from '../../activities';
-import { createMailer } from '../../activities/notification';
-import { createPaymentGateway } from '../../activities/payment-gateway';
+import { activitiesFromConfig } from '../../activities';
 import type { Database } from '../../db/client';
-import type { Config } from '../../workers/config';
-import type { Logger } from '../../workers/logger';
+import type { Config } from '../../platform/config';
+import type { Logger } from '../../platform/logger';
 
 /** Every activity the workers register, built as the worker process builds them, on the given connections. */
 export function createBookingTestActivities(deps: { db: Database; redis: Redis; config: Config; logger: Logger }) {
   const { db, redis, config, logger } = deps;
-  return createActivities({ db, redis, gateway: createPaymentGateway(config, logger), mailer: createMailer(config, logger), logger });
+  return activitiesFromConfig(config, { db, redis, logger });
 }
 
 export type BookingTestActivities = ReturnType<typeof createBookingTestActivities>;

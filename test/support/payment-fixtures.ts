@@ -9,7 +9,7 @@ import type { Database } from '../../db/client';
 import { users } from '../../db/schema';
 import type { CancelOutcome, CancelRequest, PaymentGateway } from '../../domain/payment';
 import { connectTestDeps, listen } from './api';
-import { connectDevServer, uniqueTaskQueue } from './temporal';
+import { connectDevServer, uniqueTaskQueues } from './temporal';
 
 export interface GatewayScript {
   /**
@@ -68,7 +68,7 @@ export interface PaymentStack {
 export async function startPaymentStack(): Promise<PaymentStack> {
   const devServer = await connectDevServer();
   const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
-  const deps: AppDeps = { ...baseDeps, taskQueues: { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings') } };
+  const deps: AppDeps = { ...baseDeps, taskQueues: uniqueTaskQueues() };
   const { db, logger } = deps;
   const worker = await Worker.create({
     connection: devServer.nativeConnection,

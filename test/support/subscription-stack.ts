@@ -5,16 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import Stripe from 'stripe';
-import { createActivities } from '../../activities';
-import { createMailer } from '../../activities/notification';
-import { SandboxGateway } from '../../activities/payment-gateway';
+import { activitiesFromConfig } from '../../activities';
 import type { AppDeps } from '../../api/app';
 import { createApp } from '../../api/app';
-import { createWorkers, runWorkers } from '../../workers/worker';
+import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestUser } from './api';
-import { connectDevServer, uniqueTaskQueue } from './temporal';
+import { connectDevServer, uniqueTaskQueues } from './temporal';
 
 export interface SubscriptionStack {
   /** The API's base URL, e.g. http://127.0.0.1:41234. */
@@ -28,20 +25,14 @@ export interface SubscriptionStack {
 export async function startSubscriptionStack(): Promise<SubscriptionStack> {
   const devServer = await connectDevServer();
   const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
-  const taskQueues = { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings') };
+  const taskQueues = uniqueTaskQueues();
   const deps: AppDeps = { ...baseDeps, taskQueues };
   const { db, logger } = deps;
   const workers = await createWorkers({
     connection: devServer.nativeConnection,
     taskQueues: [taskQueues.billing],
-    activities: createActivities({
-      db,
-      gateway: new SandboxGateway(),
-      mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger),
-      logger,
-    }),
-    // The same bundle as the worker process's, without webpack's report in the test output.
-    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
+    activities: activitiesFromConfig(deps.config, { db, logger }),
+    workflowBundle: await bundleWorkflows(),
   });
   const running = runWorkers(workers);
   const server = await listen(createApp(deps));

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection, type ConnectionPlugin } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { registerSearchAttributes } from '../../workers/search-attributes';
+import type { TaskQueues } from '../../platform/task-queues';
+import { registerSearchAttributes } from '../../platform/search-attributes';
 
 /** A fresh time-skipping server: timers fire as soon as no worker has work to do. */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
@@ -66,6 +67,11 @@ export async function connectDevServer(): Promise<DevServerConnection> {
 /** A task queue no other test's worker polls, e.g. `billing-3f2c…`. */
 export function uniqueTaskQueue(prefix: string): string {
   return `${prefix}-${randomUUID()}`;
+}
+
+/** A set of task queues (billing, bookings, payments) no other test's worker polls. */
+export function uniqueTaskQueues(): TaskQueues {
+  return { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings'), payments: uniqueTaskQueue('payments') };
 }
 
 /**

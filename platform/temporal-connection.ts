@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
-import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { Config } from './config';
 
 type TemporalConfig = Pick<

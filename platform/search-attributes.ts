@@ -1,12 +1,12 @@
 /**
- * Registers the custom search attributes (workflows/search-attributes.ts) on the Temporal server
+ * Registers the custom search attributes (search-attribute-keys.ts) on the Temporal server
  * through its operator service, the same call on the dev server, a self-hosted cluster and the
  * tests' time-skipping server. Temporal Cloud refuses the operator service: there they are added
  * once with `tcld namespace search-attributes add`, and the check below finds them.
  */
 import type { OperatorService } from '@temporalio/client';
-import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { temporal } from '@temporalio/proto';
+import { SEARCH_ATTRIBUTES } from './search-attribute-keys';
 
 interface HasOperatorService {
   operatorService: OperatorService;
@@ -93,7 +93,7 @@ function assertTypes(registered: Map<string, number>, namespace: string): void {
 }
 
 function indexedValueType(type: (typeof SEARCH_ATTRIBUTES)[number]['type']): number {
-  return Number(encodeSearchAttributeIndexedValueType(type));
+  return temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${type}`];
 }
 
 function grpcCode(error: unknown): number | undefined {

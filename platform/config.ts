@@ -41,9 +41,9 @@ const envSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
   // Sticky cache; unset leaves the SDK's size, about 600 workflows per GiB of V8 heap.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
-  // Across every worker of the `billing` queue (the server enforces it), so a renewal storm stays
-  // under the gateway's request limit: each gateway call is one billing activity.
-  BILLING_MAX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().default(100),
+  // Across every worker of the `payments` queue (the server enforces it), so a renewal storm stays
+  // under the gateway's request limit: every gateway call, of any workflow, is one activity there.
+  GATEWAY_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(100),
 });
 
 export type Config = z.infer<typeof envSchema>;

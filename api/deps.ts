@@ -1,0 +1,19 @@
+import type { Client } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+import type postgres from 'postgres';
+import type { Database } from '../db/client';
+import type { Config } from '../platform/config';
+import type { Logger } from '../platform/logger';
+import type { TaskQueues } from '../platform/task-queues';
+
+/** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  sql: postgres.Sql;
+  redis: Redis;
+  temporal: Client;
+  logger: Logger;
+  /** Task queues workflows are started on; tests pass unique ones. Default: TASK_QUEUES. */
+  taskQueues?: TaskQueues;
+}

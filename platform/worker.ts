@@ -1,0 +1,111 @@
+/**
+ * Worker construction shared by the worker process, the bench harness, scripts and tests: the
+ * workflow bundle, one worker per task queue with the same options everywhere, and the SDK's
+ * runtime (logs and metrics). What the workers run (activities) is passed in, so this module
+ * imports none of the rooms above it.
+ */
+import path from 'node:path';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type WorkflowBundle,
+} from '@temporalio/worker';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import { TASK_QUEUES } from './task-queues';
+
+// Below the usual 30 s between SIGTERM and SIGKILL: running activities get this long to finish.
+const SHUTDOWN_GRACE = '20 seconds';
+
+/** `workflows/index.ts`: every workflow type the workers run. */
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
+
+/** Bundles the workflows once (`workflowsPath` defaults to every workflow); every worker of the process shares the bundle. */
+export function bundleWorkflows(workflowsPath: string = WORKFLOWS_PATH): Promise<WorkflowBundle> {
+  // WARN keeps webpack's build report out of the logs.
+  return bundleWorkflowCode({ workflowsPath: require.resolve(workflowsPath), logger: new DefaultLogger('WARN') });
+}
+
+export interface CreateWorkersOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  /** One worker per queue; tests pass unique names. */
+  taskQueues: readonly string[];
+  activities: object;
+  workflowBundle: WorkflowBundle;
+  /** From `workerTuning(config)`; the SDK's defaults when absent (tests). */
+  tuning?: WorkerTuning;
+}
+
+/** Concurrency and sticky-cache size per worker, and activity rate limits per task queue. */
+export interface WorkerTuning {
+  maxConcurrentActivityTaskExecutions: number;
+  maxConcurrentWorkflowTaskExecutions: number;
+  maxCachedWorkflows?: number;
+  /** Activities per second across all workers of a queue, by queue name; enforced by the server. */
+  maxTaskQueueActivitiesPerSecond: Readonly<Record<string, number>>;
+}
+
+/** The gateway's request limit applies to the queue that carries every gateway call (`payments`). */
+export function workerTuning(config: Config, paymentsQueue: string = TASK_QUEUES.payments): WorkerTuning {
+  return {
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    maxTaskQueueActivitiesPerSecond: { [paymentsQueue]: config.GATEWAY_MAX_CALLS_PER_SECOND },
+  };
+}
+
+/** Workers ready to `run()`; `shutdown()` on each stops polling and lets running work drain. */
+export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
+  return Promise.all(
+    options.taskQueues.map((taskQueue) =>
+      Worker.create({
+        connection: options.connection,
+        namespace: options.namespace,
+        taskQueue,
+        workflowBundle: options.workflowBundle,
+        activities: options.activities,
+        shutdownGraceTime: SHUTDOWN_GRACE,
+        maxConcurrentActivityTaskExecutions: options.tuning?.maxConcurrentActivityTaskExecutions,
+        maxConcurrentWorkflowTaskExecutions: options.tuning?.maxConcurrentWorkflowTaskExecutions,
+        maxCachedWorkflows: options.tuning?.maxCachedWorkflows,
+        maxTaskQueueActivitiesPerSecond: options.tuning?.maxTaskQueueActivitiesPerSecond[taskQueue],
+      }),
+    ),
+  );
+}
+
+/** Runs the workers until each has shut down (see `createWorkers`). */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((worker) => worker.run()));
+}
+
+/** Asks every running worker to stop polling and drain; `runWorkers` then resolves. */
+export function shutdownWorkers(workers: Worker[]): void {
+  for (const worker of workers) {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+}
+
+/**
+ * The SDK's runtime, once per process before any connection: its own logs (workers, workflow
+ * `log`) as pino JSON lines too, and its metrics (task slots, poll and schedule-to-start
+ * latencies, workflow and activity outcomes) served for Prometheus at WORKER_METRICS_ADDRESS.
+ */
+export function installTemporalRuntime(config: Pick<Config, 'WORKER_METRICS_ADDRESS'>, logger: Logger): void {
+  const methods = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  const level = Object.entries(methods).find(([, method]) => method === logger.level)?.[0] as LogLevel | undefined;
+  const metricsAddress = config.WORKER_METRICS_ADDRESS;
+  Runtime.install({
+    logger: new DefaultLogger(level ?? 'ERROR', (entry) => logger[methods[entry.level]]({ ...entry.meta }, entry.message)),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+  });
+  if (metricsAddress) logger.info({ metricsAddress }, `Temporal worker metrics on http://${metricsAddress}/metrics`);
+}
+
+export { NativeConnection };
