@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import { recordGatewayRefundTotal } from '../db/payments';
 import { payments } from '../db/schema';
 import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput } from '../domain/payment';
 import { createLogger } from '../platform/logger';
 import { closedLoopbackPort, countingGateway, insertTestUser, type GatewayScript } from '../test/support/payment-fixtures';
-import { createPaymentActivities, recordGatewayRefundTotal } from './payment';
+import { createPaymentActivities } from './payment';
 import { SandboxGateway, StripeGateway } from './payment-gateway';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { addRefundedAmount, chargeResultOf, refundStatusOf, type PaymentRow } from '../db/payments';
 import { payments } from '../db/schema';
 import {
-  classifyDecline,
   PAYMENT_ID_METADATA_KEY,
   PAYMENT_TIMEOUT_FAILURE_CODE,
   type ChargeInput,
@@ -16,8 +16,6 @@ import {
   type RefundResult,
 } from '../domain/payment';
 import type { Logger } from '../platform/logger';
-
-export type PaymentRow = typeof payments.$inferSelect;
 
 export interface PaymentActivityDeps {
   db: Database;
@@ -223,37 +221,6 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
   return { chargePayment, refundPayment, settlePayment, cancelPendingPayment, recordLatePaymentSuccess };
 }
 
-/**
- * Records what the gateway reports as refunded in total on a charge (a refund made in the
- * Stripe dashboard, say). Refunds only grow, so an older report never lowers the amount.
- */
-export async function recordGatewayRefundTotal(db: Database | Transaction, paymentId: string, refundedTotal: number): Promise<void> {
-  const total = sql`greatest(${payments.refundedAmount}, ${refundedTotal})`;
-  await db
-    .update(payments)
-    .set({
-      refundedAmount: total,
-      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
-      updatedAt: new Date(),
-    })
-    .where(and(eq(payments.id, paymentId), sql`${payments.status} in ('succeeded', 'refunded')`));
-}
-
-/** What `db.transaction` hands its callback. */
-export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
-
-async function addRefundedAmount(tx: Transaction, paymentId: string, amount: number): Promise<void> {
-  const total = sql`${payments.refundedAmount} + ${amount}`;
-  await tx
-    .update(payments)
-    .set({
-      refundedAmount: total,
-      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
-      updatedAt: new Date(),
-    })
-    .where(eq(payments.id, paymentId));
-}
-
 function assertRefundable(original: PaymentRow, amount: number): void {
   if (original.kind === 'refund' || original.status !== 'succeeded' || original.gatewayPaymentId === null) {
     throw ApplicationFailure.nonRetryable(
@@ -283,22 +250,6 @@ function projectionOf(outcome: ChargeOutcome): Pick<PaymentRow, 'status' | 'gate
     case 'declined':
       return { status: 'failed', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: outcome.failureCode };
   }
-}
-
-export function chargeResultOf(row: PaymentRow): ChargeResult {
-  // A charge refunded later still succeeded as a charge.
-  const status = row.status === 'refunded' ? 'succeeded' : row.status;
-  return {
-    paymentId: row.id,
-    status,
-    gatewayPaymentId: row.gatewayPaymentId,
-    failureCode: row.failureCode,
-    decline: status === 'failed' ? classifyDecline(row.failureCode) : null,
-  };
-}
-
-function refundStatusOf(row: PaymentRow): RefundResult['status'] {
-  return row.status === 'refunded' ? 'succeeded' : row.status;
 }
 
 // Lets the webhook find the charge even when Stripe's event outruns our write of the intent id.

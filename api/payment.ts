@@ -7,7 +7,7 @@ import {
 import { desc, eq } from 'drizzle-orm';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { PaymentRow } from '../activities/payment';
+import { chargedPayment, findPayment, type PaymentRow } from '../db/payments';
 import { payments } from '../db/schema';
 import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
 import { paymentSummary } from '../domain/workflow-descriptions';
@@ -125,7 +125,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       return;
     }
 
-    const payment = toPaymentJson(await paymentRow(charged.paymentId), link);
+    const payment = toPaymentJson(await chargedPayment(db, charged.paymentId), link);
     if (charged.status === 'failed') {
       throw new HttpProblem(402, 'Payment declined', `The payment was declined (${charged.failureCode}).`, {
         failureCode: charged.failureCode,
@@ -147,11 +147,6 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
     res.json({ payments: rows.map((row) => toPaymentJson(row, link)) });
   });
 
-  async function paymentRow(id: string): Promise<PaymentRow> {
-    const [row] = await db.select().from(payments).where(eq(payments.id, id));
-    if (!row) throw new Error(`payment ${id} was charged but has no row`);
-    return row;
-  }
 
   // The update-with-start call timed out, which does not say whether the workflow started.
   async function paymentStillUnderWay(input: OneTimePaymentInput, workflowId: string): Promise<PaymentJson> {
@@ -163,7 +158,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       }
       throw error;
     }
-    const [row] = await db.select().from(payments).where(eq(payments.id, input.paymentId));
+    const row = await findPayment(db, input.paymentId);
     if (row) return toPaymentJson(row, link);
     return {
       id: input.paymentId,

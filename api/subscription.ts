@@ -7,7 +7,7 @@ import {
 import { and, asc, desc, eq } from 'drizzle-orm';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { PaymentRow } from '../activities/payment';
+import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
 import { TASK_QUEUES } from '../platform/task-queues';
@@ -145,7 +145,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     }
 
     const subscription = toJson(await subscriptionRow(input.subscriptionId));
-    const payment = activation.payment && toPaymentJson(await paymentRow(activation.payment.paymentId), link);
+    const payment = activation.payment && toPaymentJson(await chargedPayment(db, activation.payment.paymentId), link);
     switch (activation.outcome) {
       case 'active':
       case 'trialing':
@@ -253,11 +253,6 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     return row;
   }
 
-  async function paymentRow(id: string): Promise<PaymentRow> {
-    const [row] = await db.select().from(payments).where(eq(payments.id, id));
-    if (!row) throw new Error(`payment ${id} was charged but has no row`);
-    return row;
-  }
 
   function withinAnswerTime<T>(call: () => Promise<T>): Promise<T> {
     return temporal.connection.withDeadline(Date.now() + answerWithinMs, call);

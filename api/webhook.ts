@@ -1,10 +1,10 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { and, eq, ne, or } from 'drizzle-orm';
 import express, { Router, type Request } from 'express';
 import Stripe from 'stripe';
 import { z } from 'zod';
-import { recordGatewayRefundTotal, type PaymentRow, type Transaction } from '../activities/payment';
-import { payments, webhookEvents } from '../db/schema';
+import type { Transaction } from '../db/client';
+import { chargeOfGatewayPayment, recordGatewayRefundTotal, type PaymentRow } from '../db/payments';
+import { webhookEvents } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { formatMoney } from '../domain/money';
 import {
@@ -84,7 +84,7 @@ async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: R
     case 'payment_intent.succeeded':
     case 'payment_intent.payment_failed': {
       const intent = event.data.object;
-      const payment = await chargeOfIntent(tx, intent.id, intent.metadata?.[PAYMENT_ID_METADATA_KEY]);
+      const payment = await chargeOfGatewayPayment(tx, intent.id, intent.metadata?.[PAYMENT_ID_METADATA_KEY]);
       if (!payment) {
         log.info({ gatewayPaymentId: intent.id }, 'no payment for this PaymentIntent; nothing to do');
         return;
@@ -104,7 +104,7 @@ async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: R
     case 'charge.refunded': {
       const charge = event.data.object;
       const intentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : charge.payment_intent?.id;
-      const payment = intentId ? await chargeOfIntent(tx, intentId, undefined) : undefined;
+      const payment = intentId ? await chargeOfGatewayPayment(tx, intentId, undefined) : undefined;
       if (!payment) {
         log.info({ gatewayPaymentId: intentId }, 'no payment for this refunded charge; nothing to do');
         return;
@@ -116,21 +116,6 @@ async function actOn(event: Stripe.Event, tx: Transaction, deps: AppDeps, log: R
     default:
       log.debug('webhook event type not handled; recorded only');
   }
-}
-
-// By the intent id we stored, or by our payment id in the intent's metadata: Stripe's event can
-// arrive before the charge activity has written the intent id. Locked, so a cancel of the pending
-// charge in flight finishes first and the status read here is the one it left.
-async function chargeOfIntent(tx: Transaction, intentId: string, paymentId: string | undefined): Promise<PaymentRow | undefined> {
-  const byIntent = eq(payments.gatewayPaymentId, intentId);
-  const matches = paymentId && isUuid(paymentId) ? or(byIntent, eq(payments.id, paymentId)) : byIntent;
-  const [payment] = await tx
-    .select()
-    .from(payments)
-    .where(and(matches, ne(payments.kind, 'refund')))
-    .limit(1)
-    .for('update');
-  return payment;
 }
 
 function settlementOf(
@@ -194,9 +179,6 @@ async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: stri
   }
 }
 
-function isUuid(value: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
-}
 
 export const webhookOperations: ApiOperation[] = [
   {

@@ -1,0 +1,96 @@
+import { and, eq, ne, or, sql, type SQL } from 'drizzle-orm';
+import { classifyDecline, type ChargeResult, type RefundResult } from '../domain/payment';
+import type { Database, Transaction } from './client';
+import { payments } from './schema';
+
+/**
+ * Reads and writes of `payments` rows shared by the payment activities and the API (its webhook
+ * and its answers), so both sides read a row the same way.
+ */
+export type PaymentRow = typeof payments.$inferSelect;
+
+/** The payment with this id, or undefined. */
+export async function findPayment(db: Database | Transaction, id: string): Promise<PaymentRow | undefined> {
+  const [row] = await db.select().from(payments).where(eq(payments.id, id));
+  return row;
+}
+
+/** The payment a charge just recorded; its absence is a bug, not a client error. */
+export async function chargedPayment(db: Database, id: string): Promise<PaymentRow> {
+  const row = await findPayment(db, id);
+  if (!row) throw new Error(`payment ${id} was charged but has no row`);
+  return row;
+}
+
+/**
+ * The charge (never a refund) of a gateway payment, by the intent id we stored or by our payment
+ * id in the intent's metadata: the gateway's event can arrive before the charge activity has
+ * written the intent id. Locked, so a cancel of the pending charge in flight finishes first and
+ * the status read here is the one it left.
+ */
+export async function chargeOfGatewayPayment(
+  tx: Transaction,
+  gatewayPaymentId: string,
+  paymentId: string | undefined,
+): Promise<PaymentRow | undefined> {
+  const byGatewayId = eq(payments.gatewayPaymentId, gatewayPaymentId);
+  const matches = paymentId && isUuid(paymentId) ? or(byGatewayId, eq(payments.id, paymentId)) : byGatewayId;
+  const [payment] = await tx
+    .select()
+    .from(payments)
+    .where(and(matches, ne(payments.kind, 'refund')))
+    .limit(1)
+    .for('update');
+  return payment;
+}
+
+/**
+ * Records what the gateway reports as refunded in total on a charge (a refund made in the
+ * Stripe dashboard, say). Refunds only grow, so an older report never lowers the amount.
+ */
+export async function recordGatewayRefundTotal(db: Database | Transaction, paymentId: string, refundedTotal: number): Promise<void> {
+  await setRefundedAmount(
+    db,
+    sql`greatest(${payments.refundedAmount}, ${refundedTotal})`,
+    and(eq(payments.id, paymentId), sql`${payments.status} in ('succeeded', 'refunded')`),
+  );
+}
+
+/** Adds a refund the gateway accepted to what has been refunded of the charge. */
+export async function addRefundedAmount(tx: Transaction, paymentId: string, amount: number): Promise<void> {
+  await setRefundedAmount(tx, sql`${payments.refundedAmount} + ${amount}`, eq(payments.id, paymentId));
+}
+
+// A charge refunded in full becomes `refunded`; in part, it keeps its status.
+async function setRefundedAmount(db: Database | Transaction, total: SQL, where: SQL | undefined): Promise<void> {
+  await db
+    .update(payments)
+    .set({
+      refundedAmount: total,
+      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
+      updatedAt: new Date(),
+    })
+    .where(where);
+}
+
+/** A charge's row as the workflows see its outcome. */
+export function chargeResultOf(row: PaymentRow): ChargeResult {
+  // A charge refunded later still succeeded as a charge.
+  const status = row.status === 'refunded' ? 'succeeded' : row.status;
+  return {
+    paymentId: row.id,
+    status,
+    gatewayPaymentId: row.gatewayPaymentId,
+    failureCode: row.failureCode,
+    decline: status === 'failed' ? classifyDecline(row.failureCode) : null,
+  };
+}
+
+/** A refund's row as the workflows see its outcome. */
+export function refundStatusOf(row: PaymentRow): RefundResult['status'] {
+  return row.status === 'refunded' ? 'succeeded' : row.status;
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
