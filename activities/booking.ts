@@ -5,7 +5,8 @@ import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../platform/logger';
-import { bookingGateOwner, createUnitEvents, createUnitGate } from './hold';
+import { createUnitEvents } from '../availability/unit-events';
+import { bookingGateOwner, createUnitGate } from '../availability/unit-gate';
 
 export interface BeginBookingInput {
   bookingId: string;

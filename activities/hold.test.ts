@@ -9,7 +9,8 @@ import { unitEventsChannel, type UnitStatusEvent } from '../domain/hold';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { createLogger } from '../platform/logger';
-import { admitHoldRequest, createHoldActivities, createUnitGate, holdGateOwner, PROVISIONAL_GATE_MS, type ClaimUnitsInput } from './hold';
+import { admitHoldRequest, createUnitGate, holdGateOwner, PROVISIONAL_GATE_MS } from '../availability/unit-gate';
+import { createHoldActivities, type ClaimUnitsInput } from './hold';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 

@@ -11,7 +11,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { admitHoldRequest, createUnitGate, holdGateOwner, holdView } from '../activities/hold';
+import { admitHoldRequest, createUnitGate, holdGateOwner } from '../availability/unit-gate';
+import { holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import {
   bookingWorkflowId,

@@ -1,13 +1,12 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import { Router, type Response } from 'express';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { createLiveHub } from '../availability/live-hub';
 import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
 import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
-import { DEFAULT_HOLD_TTL, holdTtlProblem, unitEventsChannel, unitStatusOf, type UnitStatus } from '../domain/hold';
+import { DEFAULT_HOLD_TTL, holdTtlProblem, unitStatusOf, type UnitStatus } from '../domain/hold';
 import { isIsoDuration } from '../domain/period';
-import type { Logger } from '../platform/logger';
 import type { AppDeps } from './deps';
 import { requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -158,7 +157,7 @@ export function adminOfferingRoutes(deps: AppDeps): Router {
 export function offeringRoutes(deps: AppDeps): Router {
   const { db } = deps;
   const router = Router();
-  const hub = createUnitEventHub(deps.redis, deps.logger);
+  const hub = createLiveHub(deps.redis, deps.logger);
   const { findOffering, unitsOf } = prepareOfferingQueries(db);
 
   router.get('/', async (req, res) => {
@@ -194,7 +193,7 @@ export function offeringRoutes(deps: AppDeps): Router {
     if (deps.redis.status !== 'ready') {
       throw new HttpProblem(503, 'Service Unavailable', 'Live availability is unavailable right now; poll /availability instead.');
     }
-    const unsubscribe = await hub.subscribe(unitEventsChannel(offering.id), (message) => writeEvent(res, 'units', message));
+    const unsubscribe = await hub.subscribe(offering.id, (message) => writeEvent(res, 'units', message));
     if (res.closed) return unsubscribe();
     res.on('close', unsubscribe);
     res.status(200).set({
@@ -289,59 +288,6 @@ export function toOfferingJson(offering: OfferingRow, unitJson: UnitJson[]): Off
     cancellation: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
     units: unitJson,
     createdAt: offering.createdAt.toISOString(),
-  };
-}
-
-/**
- * One Redis subscriber connection per app for every open event stream, opened with the first
- * stream and closed with the last, fanning each channel's messages out to its streams.
- */
-function createUnitEventHub(redis: Redis, logger: Logger) {
-  let subscriber: Redis | undefined;
-  const listeners = new Map<string, Set<(message: string) => void>>();
-
-  function connection(): Redis {
-    if (subscriber) return subscriber;
-    const created = redis.duplicate();
-    created.on('message', (channel: string, message: string) => listeners.get(channel)?.forEach((listener) => listener(message)));
-    created.on('error', (err) => logger.warn({ err }, 'unit event subscriber error'));
-    subscriber = created;
-    return created;
-  }
-
-  return {
-    async subscribe(channel: string, listener: (message: string) => void): Promise<() => void> {
-      const conn = connection();
-      let channelListeners = listeners.get(channel);
-      if (!channelListeners) {
-        channelListeners = new Set();
-        listeners.set(channel, channelListeners);
-      }
-      channelListeners.add(listener);
-      let active = true;
-      const unsubscribe = () => {
-        if (!active) return;
-        active = false;
-        channelListeners.delete(listener);
-        if (channelListeners.size > 0) return;
-        listeners.delete(channel);
-        if (listeners.size === 0) {
-          subscriber = undefined;
-          conn.quit().catch(() => conn.disconnect());
-        } else {
-          conn.unsubscribe(channel).catch((err: unknown) => logger.warn({ err, channel }, 'unsubscribe failed'));
-        }
-      };
-      if (channelListeners.size === 1) {
-        try {
-          await conn.subscribe(channel);
-        } catch (err) {
-          unsubscribe();
-          throw err;
-        }
-      }
-      return unsubscribe;
-    },
   };
 }
 

@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+import { unitEventsChannel } from '../domain/hold';
+import type { Logger } from '../platform/logger';
+
+export type LiveHub = ReturnType<typeof createLiveHub>;
+
+/**
+ * The receiving end of `unit-events`: one Redis subscriber connection per app for every open
+ * event stream, opened with the first stream and closed with the last, fanning each offering's
+ * messages (JSON `UnitStatusEvent`s) out to its streams.
+ */
+export function createLiveHub(redis: Redis, logger: Logger) {
+  let subscriber: Redis | undefined;
+  const listeners = new Map<string, Set<(message: string) => void>>();
+
+  function connection(): Redis {
+    if (subscriber) return subscriber;
+    const created = redis.duplicate();
+    created.on('message', (channel: string, message: string) => listeners.get(channel)?.forEach((listener) => listener(message)));
+    created.on('error', (err) => logger.warn({ err }, 'unit event subscriber error'));
+    subscriber = created;
+    return created;
+  }
+
+  return {
+    /** Calls `listener` with each status event of the offering until the answered function is called. */
+    async subscribe(offeringId: string, listener: (message: string) => void): Promise<() => void> {
+      const channel = unitEventsChannel(offeringId);
+      const conn = connection();
+      let channelListeners = listeners.get(channel);
+      if (!channelListeners) {
+        channelListeners = new Set();
+        listeners.set(channel, channelListeners);
+      }
+      channelListeners.add(listener);
+      let active = true;
+      const unsubscribe = () => {
+        if (!active) return;
+        active = false;
+        channelListeners.delete(listener);
+        if (channelListeners.size > 0) return;
+        listeners.delete(channel);
+        if (listeners.size === 0) {
+          subscriber = undefined;
+          conn.quit().catch(() => conn.disconnect());
+        } else {
+          conn.unsubscribe(channel).catch((err: unknown) => logger.warn({ err, channel }, 'unsubscribe failed'));
+        }
+      };
+      if (channelListeners.size === 1) {
+        try {
+          await conn.subscribe(channel);
+        } catch (err) {
+          unsubscribe();
+          throw err;
+        }
+      }
+      return unsubscribe;
+    },
+  };
+}
