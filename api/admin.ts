@@ -1,5 +1,5 @@
 /**
- * The staff API, mounted at /api/v1/admin/subscriptions and /api/v1/admin/bookings (role
+ * The staff API, under /api/v1/admin/subscriptions and /api/v1/admin/bookings (role
  * `staff`). Every action is a signal or an update to the workflow that owns the thing, never a
  * row edit, and each one the workflow accepts is written to the audit log with who, what and why.
  */
@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
-import { Router, type Request } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { bookings, payments, subscriptions, users } from '../db/schema';
 import { isIsoDuration, isPositiveDuration } from '../domain/period';
@@ -20,13 +20,13 @@ import { staffRefundUpdate, type StaffRefundResult } from '../workflows/booking'
 import { cancelSubscription, extendGrace, retryPaymentNow } from '../workflows/subscription-client';
 import type { AppDeps } from './deps';
 import { auditEntryJsonSchema, recordStaffAction, type StaffAction } from './audit';
-import { currentUser, requireAuth, requireRole } from './auth';
+import { currentUser } from './auth';
 import { bookingJsonSchema, toBookingJson } from './booking';
 import { json, problems, type ApiOperation } from './contract';
-import { idempotent } from './idempotency';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
 import { logWorkflow } from './request-context';
+import { apiRouter } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
 import { workflowLinker } from './temporal-ui';
 import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
@@ -97,10 +97,9 @@ const ANSWER_WITHIN_MS = 20_000;
 export function adminSubscriptionRoutes(deps: AppDeps): Router {
   const { db, temporal } = deps;
   const link = workflowLinker(deps.config);
-  const router = Router();
-  router.use(requireAuth(deps), requireRole('staff'));
+  const { router, route } = apiRouter(deps);
 
-  router.get('/', async (req, res) => {
+  route(adminApi.listSubscriptions, async (req, res) => {
     const query = parseQuery(listSubscriptionsQuery, req.query);
     if (query.cursor && !(await findSubscription(query.cursor))) throw unknownCursor();
     const conditions: SQL[] = [];
@@ -124,7 +123,7 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
     });
   });
 
-  router.post('/:id/retry-payment', idempotent(deps), async (req, res) => {
+  route(adminApi.retryPayment, async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(retryPaymentSchema, req.body);
     const row = await pastDueSubscription(id);
@@ -135,7 +134,7 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
     res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
   });
 
-  router.post('/:id/extend-grace', idempotent(deps), async (req, res) => {
+  route(adminApi.extendGrace, async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(extendGraceSchema, req.body);
     const row = await pastDueSubscription(id);
@@ -145,7 +144,7 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
     res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
   });
 
-  router.post('/:id/cancel', idempotent(deps), async (req, res) => {
+  route(adminApi.cancelSubscription, async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(staffCancelSchema, req.body);
     const row = await knownSubscription(id);
@@ -202,10 +201,9 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
 export function adminBookingRoutes(deps: AppDeps): Router {
   const { db, temporal } = deps;
   const link = workflowLinker(deps.config);
-  const router = Router();
-  router.use(requireAuth(deps), requireRole('staff'));
+  const { router, route } = apiRouter(deps);
 
-  router.post('/:id/refund', idempotent(deps), async (req, res) => {
+  route(adminApi.refundBooking, async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(staffRefundSchema, req.body);
     const [booking] = await db.select().from(bookings).where(eq(bookings.id, id)).limit(1);
@@ -270,8 +268,8 @@ function unknownCursor(): HttpProblem {
   });
 }
 
-export const adminOperations: ApiOperation[] = [
-  {
+export const adminApi = {
+  listSubscriptions: {
     method: 'get',
     path: '/api/v1/admin/subscriptions',
     summary: 'Staff: find subscriptions by status and customer email, newest first, a page at a time',
@@ -279,7 +277,7 @@ export const adminOperations: ApiOperation[] = [
     request: { query: listSubscriptionsQuery },
     responses: { 200: json('A page of subscriptions with their customers', adminSubscriptionListSchema), ...problems(400) },
   },
-  {
+  retryPayment: {
     method: 'post',
     path: '/api/v1/admin/subscriptions/{id}/retry-payment',
     summary: 'Staff: charge a past-due subscription now (the retryPaymentNow signal), even after a hard decline',
@@ -291,7 +289,7 @@ export const adminOperations: ApiOperation[] = [
       ...problems(400, 404, [409, 'The subscription is not past due']),
     },
   },
-  {
+  extendGrace: {
     method: 'post',
     path: '/api/v1/admin/subscriptions/{id}/extend-grace',
     summary: 'Staff: give a past-due customer more time before expiry (the extendGrace signal)',
@@ -303,7 +301,7 @@ export const adminOperations: ApiOperation[] = [
       ...problems(400, 404, [409, 'The subscription is not past due']),
     },
   },
-  {
+  cancelSubscription: {
     method: 'post',
     path: '/api/v1/admin/subscriptions/{id}/cancel',
     summary: "Staff: cancel a subscription at its period end (default) or now (the workflow's cancel update)",
@@ -312,7 +310,7 @@ export const adminOperations: ApiOperation[] = [
     request: { params: idParamsSchema, body: staffCancelSchema },
     responses: { 200: json('The subscription after the cancel', subscriptionActionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
   },
-  {
+  refundBooking: {
     method: 'post',
     path: '/api/v1/admin/bookings/{id}/refund',
     summary: "Staff: refund some or all of a confirmed booking through its workflow (the staffRefund update)",
@@ -331,4 +329,4 @@ export const adminOperations: ApiOperation[] = [
       ),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

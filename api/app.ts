@@ -47,20 +47,21 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes(deps));
   app.use(metrics.router);
   app.use(openApiRoutes(operations));
-  app.use('/api/v1/auth', authRoutes(deps));
+  app.use(authRoutes(deps));
 
-  // ── Domain routers: one line each, e.g. app.use('/api/v1/payments', paymentRoutes(deps)); ──
-  app.use('/api/v1/payments', paymentRoutes(deps));
-  app.use('/api/v1/webhooks', webhookRoutes(deps));
-  // Before the subscription router, whose /:id would otherwise claim "plans".
-  app.use('/api/v1/subscriptions/plans', planCatalogRoutes(deps));
-  app.use('/api/v1/subscriptions', subscriptionRoutes(deps));
-  app.use('/api/v1/admin/plans', adminPlanRoutes(deps));
-  app.use('/api/v1/offerings', offeringRoutes(deps));
-  app.use('/api/v1/admin/offerings', adminOfferingRoutes(deps));
-  app.use('/api/v1/bookings', bookingRoutes(deps));
-  app.use('/api/v1/admin/subscriptions', adminSubscriptionRoutes(deps));
-  app.use('/api/v1/admin/bookings', adminBookingRoutes(deps));
+  // ── Domain routers: one line each, e.g. app.use(paymentRoutes(deps)); each route carries its
+  // declared path (see api/route.ts), so routers are mounted at the root. ──
+  app.use(paymentRoutes(deps));
+  app.use(webhookRoutes(deps));
+  // Before the subscription router, whose /{id} would otherwise claim "plans".
+  app.use(planCatalogRoutes(deps));
+  app.use(subscriptionRoutes(deps));
+  app.use(adminPlanRoutes(deps));
+  app.use(offeringRoutes(deps));
+  app.use(adminOfferingRoutes(deps));
+  app.use(bookingRoutes(deps));
+  app.use(adminSubscriptionRoutes(deps));
+  app.use(adminBookingRoutes(deps));
   // ── end of domain routers ──
 
   app.use(notFoundHandler());

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hash, verify, type Algorithm } from '@node-rs/argon2';
 import { eq } from 'drizzle-orm';
-import { Router, type Request, type RequestHandler } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import { SignJWT, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { users } from '../db/schema';
@@ -10,6 +10,7 @@ import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
+import { apiRouter } from './route';
 import { nonBlankText, parseBody } from './validation';
 
 export interface AuthUser {
@@ -81,13 +82,13 @@ export function issueToken(config: Pick<Config, 'JWT_SECRET' | 'JWT_TTL'>, user:
 /** POST /signup, POST /login, GET /me. */
 export function authRoutes(deps: AppDeps): Router {
   const { db, config } = deps;
-  const router = Router();
+  const { router, route } = apiRouter(deps);
   // Checked once at start-up so a JWT_TTL in months or years fails before the first login.
   jwtTtlSeconds(config.JWT_TTL);
   // Unknown emails are checked against this hash so they take as long as a wrong password.
   let unknownUserHash: Promise<string> | undefined;
 
-  router.post('/signup', async (req, res) => {
+  route(authApi.signup, async (req, res) => {
     const input = parseBody(signupSchema, req.body);
     const [user] = await db
       .insert(users)
@@ -98,7 +99,7 @@ export function authRoutes(deps: AppDeps): Router {
     res.status(201).json({ user: toUserView(user), token: await issueToken(config, user) });
   });
 
-  router.post('/login', async (req, res) => {
+  route(authApi.login, async (req, res) => {
     const input = parseBody(loginSchema, req.body);
     const [user] = await db.select().from(users).where(eq(users.email, input.email)).limit(1);
     unknownUserHash ??= hashPassword(randomUUID());
@@ -109,7 +110,7 @@ export function authRoutes(deps: AppDeps): Router {
     res.json({ user: toUserView(user), token: await issueToken(config, user) });
   });
 
-  router.get('/me', requireAuth(deps), async (req, res) => {
+  route(authApi.me, async (req, res) => {
     const [user] = await db.select().from(users).where(eq(users.id, currentUser(req).id)).limit(1);
     if (!user) throw unauthorized('The account no longer exists.');
     res.json({ user: toUserView(user) });
@@ -198,8 +199,8 @@ export function jwtTtlSeconds(isoDuration: string): number {
 
 const signedIn = z.strictObject({ user: userJsonSchema, token: z.string().meta({ description: 'A bearer token (JWT) for the Authorization header' }) });
 
-export const authOperations: ApiOperation[] = [
-  {
+export const authApi = {
+  signup: {
     method: 'post',
     path: '/api/v1/auth/signup',
     summary: 'Create a customer account; answers a token',
@@ -207,7 +208,7 @@ export const authOperations: ApiOperation[] = [
     request: { body: signupSchema },
     responses: { 201: json('The account and a token', signedIn), ...problems(400, [409, 'The email is already registered']) },
   },
-  {
+  login: {
     method: 'post',
     path: '/api/v1/auth/login',
     summary: 'Exchange email and password for a token',
@@ -215,11 +216,11 @@ export const authOperations: ApiOperation[] = [
     request: { body: loginSchema },
     responses: { 200: json('The account and a token', signedIn), ...problems(400, [401, 'The email or password is incorrect']) },
   },
-  {
+  me: {
     method: 'get',
     path: '/api/v1/auth/me',
     summary: 'The signed-in user',
     auth: 'user',
     responses: { 200: json('The user', z.strictObject({ user: userJsonSchema })) },
   },
-];
+} satisfies Record<string, ApiOperation>;

@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, desc, eq, inArray } from 'drizzle-orm';
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
 import { admitHoldRequest, createUnitGate, holdGateOwner } from '../availability/unit-gate';
 import { holdView } from '../db/holds';
@@ -33,13 +33,13 @@ import {
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from '../workflows/hold';
 import { customerAttributes, OfferingIdAttribute } from '../workflows/search-attributes';
 import type { AppDeps } from './deps';
-import { currentUser, requireAuth } from './auth';
+import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
-import { idempotent } from './idempotency';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { apiRouter } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, parseParams, parseQuery, paymentMethodToken } from './validation';
 
@@ -79,7 +79,7 @@ export interface BookingRouteOptions {
 }
 
 /**
- * Holds and bookings, mounted at /api/v1/bookings. Each route validates, authorises and talks
+ * Holds and bookings, under /api/v1/bookings. Each route validates, authorises and talks
  * to the workflow that owns the thing: a hold's and a booking's workflow decide, the tables
  * are their projections. Routes that start a workflow use update-with-start, so the answer
  * (held or 409; confirmed, 402 or 403) comes back in the same request.
@@ -92,8 +92,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
   const gate = createUnitGate(deps.redis, deps.logger);
   const link = workflowLinker(config);
   const toJson = (booking: BookingRow) => toBookingJson(booking, link);
-  const router = Router();
-  router.use(requireAuth(deps));
+  const { router, route } = apiRouter(deps);
 
   /**
    * Crash safety: the hold's workflow is started (durably) in the same call that asks it to
@@ -101,7 +100,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
    * will release it at the TTL — whatever process dies at whatever point. A request that gives
    * up waiting tells the workflow to let go at once.
    */
-  router.post('/holds', idempotent(deps), async (req, res) => {
+  route(bookingApi.hold, async (req, res) => {
     const input = parseBody(holdSchema, req.body);
     const user = currentUser(req);
     const [offering] = await db.select().from(offerings).where(eq(offerings.id, input.offeringId));
@@ -144,7 +143,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
   });
 
-  router.delete('/holds/:id', async (req, res) => {
+  route(bookingApi.releaseHold, async (req, res) => {
     const hold = await ownHold(req, parseParams(idParamsSchema, req.params).id);
     if (hold.status !== 'active') throw holdNotActive(hold, link);
     logWorkflow(req, res, hold.workflowId);
@@ -165,7 +164,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
    * A hold makes at most one booking: the booking id derives from the hold id, so a repeated
    * request (or a second tab) reaches the same workflow and gets the same answer.
    */
-  router.post('/create', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
+  route(bookingApi.create, paymentRateLimit(deps), async (req, res) => {
     const input = parseBody(createBookingSchema, req.body);
     const user = currentUser(req);
     const hold = await ownHold(req, input.holdId);
@@ -204,7 +203,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     respondWithBooking(res, booking, link);
   });
 
-  router.post('/cancel', idempotent(deps), async (req, res) => {
+  route(bookingApi.cancel, async (req, res) => {
     const input = parseBody(cancelSchema, req.body);
     const booking = await visibleBooking(req, input.bookingId);
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
@@ -219,7 +218,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     res.json({ booking: toJson(await bookingRow(booking.id)), refund: { tier: result.tier, amount: result.refundedAmount } });
   });
 
-  router.post('/:id/reschedule', idempotent(deps), async (req, res) => {
+  route(bookingApi.reschedule, async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const input = parseBody(rescheduleSchema, req.body);
     const booking = await visibleBooking(req, id);
@@ -257,7 +256,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     }
   });
 
-  router.get('/my', async (req, res) => {
+  route(bookingApi.mine, async (req, res) => {
     const { limit } = parseQuery(listQuerySchema, req.query);
     const rows = await db
       .select()
@@ -268,7 +267,7 @@ export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}):
     res.json({ bookings: rows.map(toJson) });
   });
 
-  router.get('/:id', async (req, res) => {
+  route(bookingApi.read, async (req, res) => {
     const booking = await visibleBooking(req, parseParams(idParamsSchema, req.params).id);
     const paymentRows = await db.select().from(payments).where(eq(payments.bookingId, booking.id)).orderBy(payments.createdAt);
     res.json({ booking: toJson(booking), payments: paymentRows.map((payment) => toPaymentJson(payment, link)) });
@@ -439,8 +438,8 @@ function bookingNotChangeable(booking: BookingRow): HttpProblem {
 const holdAnswer = z.strictObject({ hold: holdJsonSchema });
 const bookingAnswer = z.strictObject({ booking: bookingJsonSchema });
 
-export const bookingOperations: ApiOperation[] = [
-  {
+export const bookingApi = {
+  hold: {
     method: 'post',
     path: '/api/v1/bookings/holds',
     summary: "Hold units of an offering until the offering's hold TTL runs out",
@@ -458,7 +457,7 @@ export const bookingOperations: ApiOperation[] = [
       ),
     },
   },
-  {
+  releaseHold: {
     method: 'delete',
     path: '/api/v1/bookings/holds/{id}',
     summary: 'Release a hold of the caller',
@@ -466,7 +465,7 @@ export const bookingOperations: ApiOperation[] = [
     request: { params: idParamsSchema },
     responses: { 200: json('The released hold', holdAnswer), ...problems(400, 404, [409, 'The hold is no longer active']) },
   },
-  {
+  create: {
     method: 'post',
     path: '/api/v1/bookings/create',
     summary: 'Book what a hold holds: charge, confirm (a saga); one booking per hold',
@@ -485,7 +484,7 @@ export const bookingOperations: ApiOperation[] = [
       ),
     },
   },
-  {
+  cancel: {
     method: 'post',
     path: '/api/v1/bookings/cancel',
     summary: 'Cancel a confirmed booking; the refund follows the offering’s cancellation tiers',
@@ -501,7 +500,7 @@ export const bookingOperations: ApiOperation[] = [
       ...problems(400, 404, [409, 'The booking cannot be changed now'], [502, 'The refund could not be made; the booking is unchanged']),
     },
   },
-  {
+  reschedule: {
     method: 'post',
     path: '/api/v1/bookings/{id}/reschedule',
     summary: 'Move a confirmed booking to other units of its offering, charging or refunding the difference',
@@ -522,7 +521,7 @@ export const bookingOperations: ApiOperation[] = [
       ),
     },
   },
-  {
+  mine: {
     method: 'get',
     path: '/api/v1/bookings/my',
     summary: "The caller's bookings, newest first",
@@ -530,7 +529,7 @@ export const bookingOperations: ApiOperation[] = [
     request: { query: listQuerySchema },
     responses: { 200: json('Bookings', z.strictObject({ bookings: z.array(bookingJsonSchema) })), ...problems(400) },
   },
-  {
+  read: {
     method: 'get',
     path: '/api/v1/bookings/{id}',
     summary: 'A booking with its payments (owner or staff)',
@@ -541,4 +540,4 @@ export const bookingOperations: ApiOperation[] = [
       ...problems(400, 404),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

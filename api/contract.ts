@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { HttpProblem, PROBLEM_CONTENT_TYPE, problemSchema } from './problem';
 
 /**
- * What a route promises, declared beside it in its router file with the same zod schemas its
- * handler parses with. `api/openapi.ts` turns the declarations into the OpenAPI document, and
- * the metrics label requests with their `path`, so an undeclared route shows up in both.
+ * What a route promises, declared in its router file's table with the same zod schemas its
+ * handler parses with. The route is served from this declaration (`apiRouter().route` in
+ * `api/route.ts`: its path, method and guards), `api/openapi.ts` turns the declarations into the
+ * OpenAPI document, and the method guard and the metrics' route labels match requests to them.
  */
 export interface ApiOperation {
   method: HttpMethod;

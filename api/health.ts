@@ -1,8 +1,9 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import type { AppDeps } from './deps';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
+import { apiRouter } from './route';
 
 type Dependency = 'postgres' | 'redis' | 'temporal';
 type CheckResult = 'ok' | 'unreachable';
@@ -12,7 +13,7 @@ const CHECK_TIMEOUT_MS = 2_000;
 
 /** GET /healthz: the process is up. GET /readyz: PostgreSQL, Redis and Temporal all answer. */
 export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>): Router {
-  const router = Router();
+  const { router, route } = apiRouter();
   const checks: Record<Dependency, () => Promise<unknown>> = {
     postgres: () => deps.sql`select 1`,
     redis: () => deps.redis.ping(),
@@ -22,11 +23,11 @@ export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>):
       ),
   };
 
-  router.get('/healthz', (_req, res) => {
+  route(healthApi.live, (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  router.get('/readyz', async (req, res) => {
+  route(healthApi.ready, async (req, res) => {
     const names = Object.keys(checks) as Dependency[];
     const results = await Promise.all(
       names.map(async (name): Promise<[Dependency, CheckResult]> => {
@@ -63,8 +64,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 const checksSchema = z.record(z.enum(['postgres', 'redis', 'temporal']), z.enum(['ok', 'unreachable']));
 
-export const healthOperations: ApiOperation[] = [
-  {
+export const healthApi = {
+  live: {
     method: 'get',
     path: '/healthz',
     summary: 'Liveness: the process is up',
@@ -72,7 +73,7 @@ export const healthOperations: ApiOperation[] = [
     unlimited: true,
     responses: { 200: json('Up', z.strictObject({ status: z.literal('ok') })) },
   },
-  {
+  ready: {
     method: 'get',
     path: '/readyz',
     summary: 'Readiness: PostgreSQL, Redis and Temporal all answer',
@@ -83,4 +84,4 @@ export const healthOperations: ApiOperation[] = [
       ...problems([503, 'A dependency is unreachable; `checks` says which']),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

@@ -1,16 +1,16 @@
-import type { RequestHandler } from 'express';
-import { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import type { AppDeps } from './deps';
 import type { ApiOperation, RouteTable } from './contract';
+import { apiRouter } from './route';
 
 // Routes wait up to 20 s for a workflow's answer, so the buckets reach past that.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30];
 const UNMATCHED_ROUTE = 'unmatched';
 
-export const metricsOperations: ApiOperation[] = [
-  {
+export const metricsApi = {
+  metrics: {
     method: 'get',
     path: '/metrics',
     summary: 'Prometheus metrics: HTTP latency by route and status, business counts from PostgreSQL, process metrics',
@@ -18,7 +18,7 @@ export const metricsOperations: ApiOperation[] = [
     unlimited: true,
     responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain', schema: z.string() } },
   },
-];
+} satisfies Record<string, ApiOperation>;
 
 export interface AppMetrics {
   registry: Registry;
@@ -54,8 +54,8 @@ export function createMetrics(deps: Pick<AppDeps, 'sql' | 'logger'>, routes: Rou
     next();
   };
 
-  const router = Router();
-  router.get('/metrics', async (_req, res) => {
+  const { router, route } = apiRouter();
+  route(metricsApi.metrics, async (_req, res) => {
     const body = await registry.metrics();
     res.type(registry.contentType).send(body);
   });

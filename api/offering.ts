@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
-import { Router, type Response } from 'express';
+import type { Response, Router } from 'express';
 import { z } from 'zod';
 import { createLiveHub } from '../availability/live-hub';
 import type { Database } from '../db/client';
@@ -8,9 +8,9 @@ import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
 import { DEFAULT_HOLD_TTL, holdTtlProblem, unitStatusOf, type UnitStatus } from '../domain/hold';
 import { isIsoDuration } from '../domain/period';
 import type { AppDeps } from './deps';
-import { requireAuth, requireRole } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
+import { apiRouter } from './route';
 import { currencyCode, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
 
 export const unitJsonSchema = z
@@ -110,13 +110,12 @@ const listQuerySchema = z.strictObject({
 
 const idParamsSchema = z.strictObject({ id: z.uuid() });
 
-/** POST / (staff): an offering and its units, in one transaction. Mounted at /api/v1/admin/offerings. */
+/** POST /api/v1/admin/offerings (staff): an offering and its units, in one transaction. */
 export function adminOfferingRoutes(deps: AppDeps): Router {
   const { db } = deps;
-  const router = Router();
-  router.use(requireAuth(deps), requireRole('staff'));
+  const { router, route } = apiRouter(deps);
 
-  router.post('/', async (req, res) => {
+  route(offeringApi.create, async (req, res) => {
     const input = parseBody(createOfferingSchema, req.body);
     const created = await db.transaction(async (tx) => {
       const [offering] = await tx
@@ -156,11 +155,11 @@ export function adminOfferingRoutes(deps: AppDeps): Router {
  */
 export function offeringRoutes(deps: AppDeps): Router {
   const { db } = deps;
-  const router = Router();
+  const { router, route } = apiRouter();
   const hub = createLiveHub(deps.redis, deps.logger);
   const { findOffering, unitsOf } = prepareOfferingQueries(db);
 
-  router.get('/', async (req, res) => {
+  route(offeringApi.list, async (req, res) => {
     const query = parseQuery(listQuerySchema, req.query);
     const rows = await db
       .select()
@@ -173,12 +172,12 @@ export function offeringRoutes(deps: AppDeps): Router {
     res.json({ offerings: rows.map((o) => toOfferingJson(o, unitsByOffering.get(o.id) ?? [])) });
   });
 
-  router.get('/:id', async (req, res) => {
+  route(offeringApi.read, async (req, res) => {
     const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
     res.json({ offering: toOfferingJson(offering, await unitsOf(offering.id)) });
   });
 
-  router.get('/:id/availability', async (req, res) => {
+  route(offeringApi.availability, async (req, res) => {
     const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
     res.json(availabilityOf(offering.id, await unitsOf(offering.id)));
   });
@@ -188,7 +187,7 @@ export function offeringRoutes(deps: AppDeps): Router {
    * database time it was read at: keep the newest per unit, as events from several processes
    * may arrive out of order. Subscribing before the snapshot is read means no change is missed.
    */
-  router.get('/:id/events', async (req, res) => {
+  route(offeringApi.events, async (req, res) => {
     const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
     if (deps.redis.status !== 'ready') {
       throw new HttpProblem(503, 'Service Unavailable', 'Live availability is unavailable right now; poll /availability instead.');
@@ -301,8 +300,8 @@ const availabilityJsonSchema = z
   .meta({ id: 'Availability' });
 const offeringAnswer = z.strictObject({ offering: offeringJsonSchema });
 
-export const offeringOperations: ApiOperation[] = [
-  {
+export const offeringApi = {
+  create: {
     method: 'post',
     path: '/api/v1/admin/offerings',
     summary: 'Create an offering and its units (staff)',
@@ -310,7 +309,7 @@ export const offeringOperations: ApiOperation[] = [
     request: { body: createOfferingSchema },
     responses: { 201: json('The offering', offeringAnswer), ...problems(400) },
   },
-  {
+  list: {
     method: 'get',
     path: '/api/v1/offerings',
     summary: 'Offerings that have not ended, soonest first',
@@ -318,7 +317,7 @@ export const offeringOperations: ApiOperation[] = [
     request: { query: listQuerySchema },
     responses: { 200: json('Offerings', z.strictObject({ offerings: z.array(offeringJsonSchema) })), ...problems(400) },
   },
-  {
+  read: {
     method: 'get',
     path: '/api/v1/offerings/{id}',
     summary: 'An offering with its units and their status',
@@ -326,7 +325,7 @@ export const offeringOperations: ApiOperation[] = [
     request: { params: idParamsSchema },
     responses: { 200: json('The offering', offeringAnswer), ...problems(400, 404) },
   },
-  {
+  availability: {
     method: 'get',
     path: '/api/v1/offerings/{id}/availability',
     summary: "Each unit's status, read from PostgreSQL (never stale)",
@@ -334,7 +333,7 @@ export const offeringOperations: ApiOperation[] = [
     request: { params: idParamsSchema },
     responses: { 200: json('Availability', availabilityJsonSchema), ...problems(400, 404) },
   },
-  {
+  events: {
     method: 'get',
     path: '/api/v1/offerings/{id}/events',
     summary: 'Live availability as Server-Sent Events: a `snapshot`, then `units` events as statuses change',
@@ -345,4 +344,4 @@ export const offeringOperations: ApiOperation[] = [
       ...problems(400, 404, [503, 'Live events are unavailable (Redis unreachable); poll /availability']),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

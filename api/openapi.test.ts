@@ -69,7 +69,7 @@ describe('the OpenAPI document', () => {
     assert.deepEqual(
       mounted.filter((op) => !documented.includes(op)),
       [],
-      'routes missing from the document (declare them in their router file’s …Operations)',
+      'routes missing from the document (serve them with apiRouter().route and a declared operation)',
     );
     assert.deepEqual(documented.filter((op) => !mounted.includes(op)), [], 'documented operations no route serves');
   });

@@ -1,19 +1,20 @@
 import path from 'node:path';
 import { OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
-import { adminOperations } from './admin';
-import { authOperations } from './auth';
-import { bookingOperations } from './booking';
+import { adminApi } from './admin';
+import { authApi } from './auth';
+import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
-import { healthOperations } from './health';
-import { metricsOperations } from './metrics';
-import { offeringOperations } from './offering';
-import { paymentOperations } from './payment';
-import { planOperations } from './plan';
+import { healthApi } from './health';
+import { metricsApi } from './metrics';
+import { offeringApi } from './offering';
+import { paymentApi } from './payment';
+import { planApi } from './plan';
 import { PROBLEM_CONTENT_TYPE } from './problem';
-import { subscriptionOperations } from './subscription';
-import { webhookOperations } from './webhook';
+import { apiRouter } from './route';
+import { subscriptionApi } from './subscription';
+import { webhookApi } from './webhook';
 
 const BEARER = 'bearerAuth';
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -23,38 +24,42 @@ const SWAGGER_UI_ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'fa
 const DOCS_CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
-const documentationOperations: ApiOperation[] = [
-  {
+const documentationApi = {
+  document: {
     method: 'get',
     path: '/openapi.json',
     summary: 'This document (OpenAPI 3.1)',
     auth: 'public',
     responses: { 200: json('The OpenAPI document', z.looseObject({ openapi: z.string() })) },
   },
-  {
+  docs: {
     method: 'get',
     path: '/docs',
     summary: 'The API reference, browsable (Swagger UI)',
     auth: 'public',
     responses: { 200: { description: 'An HTML page', contentType: 'text/html', schema: z.string() } },
   },
-];
+} satisfies Record<string, ApiOperation>;
 
-/** Every route the app serves, as declared beside each router; the document and the metrics use this list. */
+/**
+ * Every route the app serves, as declared in each router file's table: the routers serve these
+ * declarations, and the document, the method guard and the metrics are made from this list.
+ */
 export function apiOperations(): ApiOperation[] {
-  return [
-    ...healthOperations,
-    ...metricsOperations,
-    ...documentationOperations,
-    ...authOperations,
-    ...planOperations,
-    ...subscriptionOperations,
-    ...paymentOperations,
-    ...webhookOperations,
-    ...offeringOperations,
-    ...bookingOperations,
-    ...adminOperations,
+  const tables: Array<Record<string, ApiOperation>> = [
+    healthApi,
+    metricsApi,
+    documentationApi,
+    authApi,
+    planApi,
+    subscriptionApi,
+    paymentApi,
+    webhookApi,
+    offeringApi,
+    bookingApi,
+    adminApi,
   ];
+  return tables.flatMap((table) => Object.values(table));
 }
 
 /** The OpenAPI 3.1 document, generated from the zod schemas the routes validate and answer with. */
@@ -82,15 +87,15 @@ export function openApiDocument(operations: readonly ApiOperation[] = apiOperati
 
 /** GET /openapi.json and GET /docs (Swagger UI, served from the swagger-ui-dist package). */
 export function openApiRoutes(operations: readonly ApiOperation[]): Router {
-  const router = Router();
+  const { router, route } = apiRouter();
   let document: Record<string, unknown> | undefined;
 
-  router.get('/openapi.json', (_req, res) => {
+  route(documentationApi.document, (_req, res) => {
     document ??= openApiDocument(operations);
     res.json(document);
   });
 
-  router.get('/docs', (_req, res) => {
+  route(documentationApi.docs, (_req, res) => {
     res.set('Content-Security-Policy', DOCS_CONTENT_SECURITY_POLICY).type('html').send(DOCS_PAGE);
   });
   // The page's files, served as static files rather than routes of the API.

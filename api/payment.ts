@@ -5,7 +5,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import { desc, eq } from 'drizzle-orm';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { chargedPayment, findPayment, type PaymentRow } from '../db/payments';
 import { payments } from '../db/schema';
@@ -15,12 +15,12 @@ import { TASK_QUEUES } from '../platform/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
 import { customerAttributes } from '../workflows/search-attributes';
 import type { AppDeps } from './deps';
-import { currentUser, requireAuth } from './auth';
+import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
-import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { apiRouter } from './route';
 import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken } from './validation';
 
@@ -91,10 +91,9 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
   const answerWithinMs = options.answerWithinMs ?? 20_000;
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
   const link = workflowLinker(config);
-  const router = Router();
-  router.use(requireAuth(deps));
+  const { router, route } = apiRouter(deps);
 
-  router.post('/process', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
+  route(paymentApi.process, paymentRateLimit(deps), async (req, res) => {
     const body = parseBody(processPaymentSchema, req.body);
     const user = currentUser(req);
     const input: OneTimePaymentInput = {
@@ -136,7 +135,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
     res.status(201).json({ payment });
   });
 
-  router.get('/history', async (req, res) => {
+  route(paymentApi.history, async (req, res) => {
     const { limit } = parseQuery(historyQuerySchema, req.query);
     const rows = await db
       .select()
@@ -180,8 +179,8 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
 
 const paymentAnswer = z.strictObject({ payment: paymentJsonSchema });
 
-export const paymentOperations: ApiOperation[] = [
-  {
+export const paymentApi = {
+  process: {
     method: 'post',
     path: '/api/v1/payments/process',
     summary: 'Charge a one-time payment; answers once the gateway has answered',
@@ -194,7 +193,7 @@ export const paymentOperations: ApiOperation[] = [
       ...problems(400, [402, 'The payment was declined; the problem carries the payment']),
     },
   },
-  {
+  history: {
     method: 'get',
     path: '/api/v1/payments/history',
     summary: "The caller's payments, newest first",
@@ -202,4 +201,4 @@ export const paymentOperations: ApiOperation[] = [
     request: { query: historyQuerySchema },
     responses: { 200: json('Payments', z.strictObject({ payments: z.array(paymentJsonSchema) })), ...problems(400) },
   },
-];
+} satisfies Record<string, ApiOperation>;

@@ -1,15 +1,15 @@
 import { asc, eq } from 'drizzle-orm';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { auditLog, plans } from '../db/schema';
 import { DEFAULT_DUNNING_POLICY, type PolicyProblem } from '../domain/dunning';
 import { formatMoney } from '../domain/money';
 import { planTermsProblems, type PlanTerms } from '../domain/subscription';
 import type { AppDeps } from './deps';
-import { currentUser, requireAuth, requireRole } from './auth';
+import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
-import { idempotent } from './idempotency';
 import { HttpProblem } from './problem';
+import { apiRouter } from './route';
 import { nonBlankText, parseBody } from './validation';
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -86,10 +86,10 @@ export const createPlanSchema = z.strictObject({
     .transform((dunning) => dunning ?? { ...DEFAULT_DUNNING_POLICY }),
 });
 
-/** GET / (mounted at /api/v1/subscriptions/plans): the plans on sale, for anyone. */
+/** GET /api/v1/subscriptions/plans: the plans on sale, for anyone. */
 export function planCatalogRoutes(deps: Pick<AppDeps, 'db'>): Router {
-  const router = Router();
-  router.get('/', async (_req, res) => {
+  const { router, route } = apiRouter();
+  route(planApi.catalog, async (_req, res) => {
     const rows = await deps.db.select().from(plans).where(eq(plans.active, true)).orderBy(asc(plans.amount), asc(plans.code));
     res.json({ plans: rows.map(toPlanJson) });
   });
@@ -111,13 +111,12 @@ export function planRowOf(terms: Omit<PlanTerms, 'planId'>): typeof plans.$infer
   };
 }
 
-/** POST / (mounted at /api/v1/admin/plans): staff put a plan on sale. */
+/** POST /api/v1/admin/plans: staff put a plan on sale. */
 export function adminPlanRoutes(deps: AppDeps): Router {
   const { db } = deps;
-  const router = Router();
-  router.use(requireAuth(deps), requireRole('staff'));
+  const { router, route } = apiRouter(deps);
 
-  router.post('/', idempotent(deps), async (req, res) => {
+  route(planApi.create, async (req, res) => {
     const input = parseBody(createPlanSchema, req.body);
     const terms = { ...input, currency: input.currency.toLowerCase() };
     const problems = planTermsProblems(terms);
@@ -157,15 +156,15 @@ function invalidPlanTerms(problems: PolicyProblem[]): HttpProblem {
   });
 }
 
-export const planOperations: ApiOperation[] = [
-  {
+export const planApi = {
+  catalog: {
     method: 'get',
     path: '/api/v1/subscriptions/plans',
     summary: 'The plans on sale, cheapest first',
     auth: 'public',
     responses: { 200: json('Plans', z.strictObject({ plans: z.array(planJsonSchema) })) },
   },
-  {
+  create: {
     method: 'post',
     path: '/api/v1/admin/plans',
     summary: 'Put a plan on sale (staff)',
@@ -177,4 +176,4 @@ export const planOperations: ApiOperation[] = [
       ...problems(400, [409, 'A plan with this code exists (or the same Idempotency-Key is in progress)']),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

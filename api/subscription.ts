@@ -5,7 +5,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import { and, asc, desc, eq } from 'drizzle-orm';
-import { Router, type Request } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
@@ -14,14 +14,14 @@ import { TASK_QUEUES } from '../platform/task-queues';
 import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription } from '../workflows/subscription-client';
 import type { AppDeps } from './deps';
-import { currentUser, requireAuth } from './auth';
+import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
-import { idempotent } from './idempotency';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { planTermsOf } from './plan';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
+import { apiRouter } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
 
@@ -112,7 +112,7 @@ export interface SubscriptionRouteOptions {
 }
 
 /**
- * Mounted at /api/v1/subscriptions: subscribe, list, read, cancel and change the payment method.
+ * /api/v1/subscriptions: subscribe, list, read, cancel and change the payment method.
  * Lifecycle changes go to the subscription's workflow; reads come from its projection row.
  */
 export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOptions = {}): Router {
@@ -121,10 +121,9 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
   const link = workflowLinker(config);
   const toJson = (row: SubscriptionRow) => toSubscriptionJson(row, link);
-  const router = Router();
-  router.use(requireAuth(deps));
+  const { router, route } = apiRouter(deps);
 
-  router.post('/subscribe', paymentRateLimit(deps), idempotent(deps), async (req, res) => {
+  route(subscriptionApi.subscribe, paymentRateLimit(deps), async (req, res) => {
     const body = parseBody(subscribeSchema, req.body);
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
       subscriptionId: randomUUID(),
@@ -167,7 +166,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     }
   });
 
-  router.get('/status', async (req, res) => {
+  route(subscriptionApi.list, async (req, res) => {
     const rows = await db
       .select()
       .from(subscriptions)
@@ -176,14 +175,14 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     res.json({ subscriptions: rows.map(toJson) });
   });
 
-  router.post('/cancel', async (req, res) => {
+  route(subscriptionApi.cancel, async (req, res) => {
     const { subscriptionId, atPeriodEnd } = parseBody(cancelSchema, req.body);
     logWorkflow(req, res, (await changeableSubscription(req, subscriptionId)).workflowId);
     await changeWorkflow(() => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
     res.json({ subscription: toJson(await subscriptionRow(subscriptionId)) });
   });
 
-  router.get('/:id', async (req, res) => {
+  route(subscriptionApi.read, async (req, res) => {
     const row = await visibleSubscription(req, req.params.id);
     const [paymentRows, notificationRows] = await Promise.all([
       db.select().from(payments).where(eq(payments.subscriptionId, row.id)).orderBy(asc(payments.createdAt), asc(payments.id)),
@@ -200,7 +199,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
     });
   });
 
-  router.post('/:id/payment-method', async (req, res) => {
+  route(subscriptionApi.changePaymentMethod, async (req, res) => {
     const row = await changeableSubscription(req, req.params.id);
     const { paymentMethod } = parseBody(changePaymentMethodSchema, req.body);
     logWorkflow(req, res, row.workflowId);
@@ -327,8 +326,8 @@ const subscriptionAnswer = z.strictObject({ subscription: subscriptionJsonSchema
 const subscribeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, payment: z.union([paymentJsonSchema, z.null()]) });
 const subscriptionIdParams = z.strictObject({ id: z.uuid() });
 
-export const subscriptionOperations: ApiOperation[] = [
-  {
+export const subscriptionApi = {
+  subscribe: {
     method: 'post',
     path: '/api/v1/subscriptions/subscribe',
     summary: 'Subscribe to a plan; answers once the first payment has been answered',
@@ -345,14 +344,14 @@ export const subscriptionOperations: ApiOperation[] = [
       ),
     },
   },
-  {
+  list: {
     method: 'get',
     path: '/api/v1/subscriptions/status',
     summary: "The caller's subscriptions, newest first",
     auth: 'user',
     responses: { 200: json('Subscriptions', z.strictObject({ subscriptions: z.array(subscriptionJsonSchema) })) },
   },
-  {
+  cancel: {
     method: 'post',
     path: '/api/v1/subscriptions/cancel',
     summary: 'Cancel a subscription, at the period end (default) or at once',
@@ -360,7 +359,7 @@ export const subscriptionOperations: ApiOperation[] = [
     request: { body: cancelSchema },
     responses: { 200: json('The subscription after the cancel', subscriptionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
   },
-  {
+  read: {
     method: 'get',
     path: '/api/v1/subscriptions/{id}',
     summary: 'A subscription with its payments and notifications (owner or staff)',
@@ -378,7 +377,7 @@ export const subscriptionOperations: ApiOperation[] = [
       ...problems(404),
     },
   },
-  {
+  changePaymentMethod: {
     method: 'post',
     path: '/api/v1/subscriptions/{id}/payment-method',
     summary: 'Change the payment method; while past due the new one is charged at once',
@@ -386,4 +385,4 @@ export const subscriptionOperations: ApiOperation[] = [
     request: { params: subscriptionIdParams, body: changePaymentMethodSchema },
     responses: { 200: json('The subscription after the change', subscriptionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
   },
-];
+} satisfies Record<string, ApiOperation>;

@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import express, { Router, type Request } from 'express';
+import express, { type Request, type Router } from 'express';
 import Stripe from 'stripe';
 import { z } from 'zod';
 import type { Transaction } from '../db/client';
@@ -19,6 +19,7 @@ import { paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflow
 import type { AppDeps } from './deps';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
+import { apiRouter } from './route';
 
 const MAX_EVENT_BYTES = '1mb';
 // Well inside Stripe's wait for an answer: an unreachable Temporal becomes a 503 it will retry.
@@ -41,9 +42,9 @@ const OWNING_WORKFLOW: Record<PaymentRow['kind'], (payment: PaymentRow) => strin
  * duplicate is a no-op and a failure (Temporal unreachable: 503) leaves Stripe's retry to redo it.
  */
 export function webhookRoutes(deps: AppDeps): Router {
-  const router = Router();
+  const { router, route } = apiRouter();
 
-  router.post('/stripe', express.raw({ type: '*/*', limit: MAX_EVENT_BYTES }), async (req, res) => {
+  route(webhookApi.stripe, express.raw({ type: '*/*', limit: MAX_EVENT_BYTES }), async (req, res) => {
     const event = verifiedEvent(req, deps.config.STRIPE_WEBHOOK_SECRET);
     const log = req.log.child({ stripeEventId: event.id, stripeEventType: event.type });
     const processed = await deps.db.transaction(async (tx) => {
@@ -180,8 +181,8 @@ async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: stri
 }
 
 
-export const webhookOperations: ApiOperation[] = [
-  {
+export const webhookApi = {
+  stripe: {
     method: 'post',
     path: '/api/v1/webhooks/stripe',
     summary: 'Stripe events, verified against Stripe-Signature on the raw body; a repeated event is a no-op',
@@ -196,4 +197,4 @@ export const webhookOperations: ApiOperation[] = [
       ...problems([400, 'No or a wrong signature, or not a Stripe event'], 413),
     },
   },
-];
+} satisfies Record<string, ApiOperation>;

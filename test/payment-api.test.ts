@@ -117,11 +117,11 @@ describe('POST /process when no worker answers in time', () => {
     const app = express()
       .use(requestLogger(deps.logger))
       .use(express.json())
-      .use('/payments', paymentRoutes(deps, { answerWithinMs: 1_000 }))
+      .use(paymentRoutes(deps, { answerWithinMs: 1_000 }))
       .use(problemHandler(deps.logger));
     const server = await listen(app);
     try {
-      const res = await requestJson(`${server.url}/payments/process`, { body: ticket, headers: customer.headers });
+      const res = await requestJson(`${server.url}/api/v1/payments/process`, { body: ticket, headers: customer.headers });
       assert.equal(res.status, 202);
       assert.equal(res.body.payment.status, 'pending');
       const workflow = stack.deps.temporal.workflow.getHandle(oneTimePaymentWorkflowId(res.body.payment.id));

@@ -302,7 +302,7 @@ describe('when a dependency is down or slow', () => {
     return express()
       .use(requestLogger(deps.logger))
       .use(express.json())
-      .use('/subscriptions', subscriptionRoutes(deps, { answerWithinMs }))
+      .use(subscriptionRoutes(deps, { answerWithinMs }))
       .use(problemHandler(deps.logger));
   }
 
@@ -311,7 +311,7 @@ describe('when a dependency is down or slow', () => {
     const server = await listen(quickRoutes({ ...stack.deps, temporal: unreachable }, 1_000));
     try {
       const user = await createTestUser(stack.deps);
-      const res = await requestJson(`${server.url}/subscriptions/subscribe`, {
+      const res = await requestJson(`${server.url}/api/v1/subscriptions/subscribe`, {
         body: { planId: monthlyPlanId, paymentMethod: 'pm_card_visa' },
         headers: user.headers,
       });
@@ -348,7 +348,7 @@ describe('when a dependency is down or slow', () => {
     const server = await listen(quickRoutes({ ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue } }, 1_000));
     try {
       const user = await createTestUser(stack.deps);
-      const res = await requestJson(`${server.url}/subscriptions/subscribe`, {
+      const res = await requestJson(`${server.url}/api/v1/subscriptions/subscribe`, {
         body: { planId: monthlyPlanId, paymentMethod: 'pm_card_visa' },
         headers: user.headers,
       });
