@@ -30,6 +30,7 @@ import { apiRouter } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
 import { workflowLinker } from './temporal-ui';
 import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
+import { answerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
 
@@ -90,13 +91,11 @@ const refundAnswer = z.strictObject({
   audit: auditEntryJsonSchema,
 });
 
-// How long a request waits for a workflow's answer to an update.
-const ANSWER_WITHIN_MS = 20_000;
-
 /** GET / (search, paginated), POST /:id/retry-payment, /:id/extend-grace, /:id/cancel. */
 export function adminSubscriptionRoutes(deps: AppDeps): Router {
   const { db, temporal } = deps;
   const link = workflowLinker(deps.config);
+  const withinAnswerTime = answerDeadline(temporal);
   const { router, route } = apiRouter(deps);
 
   route(adminApi.listSubscriptions, async (req, res) => {
@@ -151,7 +150,7 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
     if (isFinalStatus(row.status)) throw subscriptionEnded(row);
     logWorkflow(req, res, row.workflowId);
     try {
-      await temporal.connection.withDeadline(Date.now() + ANSWER_WITHIN_MS, () => cancelSubscription(temporal, row.id, body.atPeriodEnd));
+      await withinAnswerTime(() => cancelSubscription(temporal, row.id, body.atPeriodEnd));
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) throw subscriptionEnded(row);
       throw error;
@@ -201,6 +200,7 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
 export function adminBookingRoutes(deps: AppDeps): Router {
   const { db, temporal } = deps;
   const link = workflowLinker(deps.config);
+  const withinAnswerTime = answerDeadline(temporal);
   const { router, route } = apiRouter(deps);
 
   route(adminApi.refundBooking, async (req, res) => {
@@ -212,7 +212,7 @@ export function adminBookingRoutes(deps: AppDeps): Router {
     logWorkflow(req, res, booking.workflowId);
     let refund: StaffRefundResult | null;
     try {
-      refund = await temporal.connection.withDeadline(Date.now() + ANSWER_WITHIN_MS, () =>
+      refund = await withinAnswerTime(() =>
         temporal.workflow.getHandle(booking.workflowId).executeUpdate(staffRefundUpdate, { args: [{ amount: body.amount, reason: body.reason }] }),
       );
     } catch (error) {

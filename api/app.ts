@@ -1,5 +1,5 @@
 import cors from 'cors';
-import express, { type RequestHandler } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import helmet from 'helmet';
 import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
@@ -25,6 +25,27 @@ const RAW_BODY_PATHS = /^\/api\/v1\/webhooks(\/|$)/;
 
 export type { AppDeps } from './deps';
 
+/**
+ * The routers in the order Express tries them; a new domain adds its router here and its
+ * operation table to `apiOperations`. Each route carries its full declared path (api/route.ts),
+ * so every router is mounted at the root.
+ */
+const ROUTERS: Array<(deps: AppDeps) => Router> = [
+  healthRoutes,
+  authRoutes,
+  paymentRoutes,
+  webhookRoutes,
+  // Before the subscription router, whose /{id} would otherwise claim "plans".
+  planCatalogRoutes,
+  subscriptionRoutes,
+  adminPlanRoutes,
+  offeringRoutes,
+  adminOfferingRoutes,
+  bookingRoutes,
+  adminSubscriptionRoutes,
+  adminBookingRoutes,
+];
+
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -44,25 +65,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(jsonBodyExcept(RAW_BODY_PATHS));
 
-  app.use(healthRoutes(deps));
-  app.use(metrics.router);
-  app.use(openApiRoutes(operations));
-  app.use(authRoutes(deps));
-
-  // ── Domain routers: one line each, e.g. app.use(paymentRoutes(deps)); each route carries its
-  // declared path (see api/route.ts), so routers are mounted at the root. ──
-  app.use(paymentRoutes(deps));
-  app.use(webhookRoutes(deps));
-  // Before the subscription router, whose /{id} would otherwise claim "plans".
-  app.use(planCatalogRoutes(deps));
-  app.use(subscriptionRoutes(deps));
-  app.use(adminPlanRoutes(deps));
-  app.use(offeringRoutes(deps));
-  app.use(adminOfferingRoutes(deps));
-  app.use(bookingRoutes(deps));
-  app.use(adminSubscriptionRoutes(deps));
-  app.use(adminBookingRoutes(deps));
-  // ── end of domain routers ──
+  app.use(metrics.router, openApiRoutes(operations));
+  for (const routes of ROUTERS) app.use(routes(deps));
 
   app.use(notFoundHandler());
   app.use(problemHandler(deps.logger));

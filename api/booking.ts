@@ -42,6 +42,7 @@ import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, parseParams, parseQuery, paymentMethodToken } from './validation';
+import { answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
 type HoldRow = typeof holds.$inferSelect;
@@ -73,22 +74,17 @@ const FAILURE_STATUS: Record<BookingFailureReason, { status: number; title: stri
   confirm_failed: { status: 409, title: 'Booking could not be confirmed' },
 };
 
-export interface BookingRouteOptions {
-  /** How long a request waits for a workflow's answer before it answers 202 (booking) or 503 (hold). */
-  answerWithinMs?: number;
-}
-
 /**
  * Holds and bookings, under /api/v1/bookings. Each route validates, authorises and talks
  * to the workflow that owns the thing: a hold's and a booking's workflow decide, the tables
  * are their projections. Routes that start a workflow use update-with-start, so the answer
- * (held or 409; confirmed, 402 or 403) comes back in the same request.
+ * (held or 409; confirmed, 402 or 403) comes back in the same request; past `answerWithinMs` a
+ * booking is answered 202 and a hold 503.
  */
-export function bookingRoutes(deps: AppDeps, options: BookingRouteOptions = {}): Router {
+export function bookingRoutes(deps: AppDeps, options: WorkflowRouteOptions = {}): Router {
   const { db, temporal, config } = deps;
   const taskQueue = deps.taskQueues?.bookings ?? TASK_QUEUES.bookings;
-  const answerWithinMs = options.answerWithinMs ?? 20_000;
-  const withinDeadline = <T>(call: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + answerWithinMs, call);
+  const withinDeadline = answerDeadline(temporal, options);
   const gate = createUnitGate(deps.redis, deps.logger);
   const link = workflowLinker(config);
   const toJson = (booking: BookingRow) => toBookingJson(booking, link);

@@ -23,6 +23,7 @@ import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken } from './validation';
+import { answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
@@ -77,18 +78,13 @@ const historyQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 
-export interface PaymentRouteOptions {
-  /**
-   * How long POST /process waits for the gateway's answer. Past it the payment is still
-   * durably under way, and the answer is a 202 with the payment as it stands.
-   */
-  answerWithinMs?: number;
-}
-
-/** POST /process (a one-time charge, answered once the gateway has answered), GET /history. */
-export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}): Router {
+/**
+ * POST /process (a one-time charge, answered once the gateway has answered; past
+ * `answerWithinMs` a 202 with the payment as it stands, still durably under way), GET /history.
+ */
+export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {}): Router {
   const { db, temporal, config } = deps;
-  const answerWithinMs = options.answerWithinMs ?? 20_000;
+  const withinAnswerTime = answerDeadline(temporal, options);
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
   const link = workflowLinker(config);
   const { router, route } = apiRouter(deps);
@@ -115,7 +111,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
 
     let charged: ChargeResult;
     try {
-      charged = await temporal.connection.withDeadline(Date.now() + answerWithinMs, () =>
+      charged = await withinAnswerTime(() =>
         temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }),
       );
     } catch (error) {
@@ -145,7 +141,6 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       .limit(limit);
     res.json({ payments: rows.map((row) => toPaymentJson(row, link)) });
   });
-
 
   // The update-with-start call timed out, which does not say whether the workflow started.
   async function paymentStillUnderWay(input: OneTimePaymentInput, workflowId: string): Promise<PaymentJson> {

@@ -24,6 +24,7 @@ import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
+import { ANSWER_WITHIN_MS, answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -103,21 +104,15 @@ export const changePaymentMethodSchema = z.strictObject({
 // After the subscribe call ran out of time: a short look at whether its workflow started at all.
 const DESCRIBE_DEADLINE_MS = 5_000;
 
-export interface SubscriptionRouteOptions {
-  /**
-   * How long a route waits for the subscription's workflow to answer. Past it a subscribe is
-   * answered 202 (the first charge is still durably under way); a change is a 503 to retry.
-   */
-  answerWithinMs?: number;
-}
-
 /**
  * /api/v1/subscriptions: subscribe, list, read, cancel and change the payment method.
  * Lifecycle changes go to the subscription's workflow; reads come from its projection row.
+ * Past `answerWithinMs` a subscribe is answered 202 (the first charge is still durably under
+ * way); a change is a 503 to retry.
  */
-export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOptions = {}): Router {
+export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions = {}): Router {
   const { db, temporal, config } = deps;
-  const answerWithinMs = options.answerWithinMs ?? 20_000;
+  const withinAnswerTime = answerDeadline(temporal, options);
   const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
   const link = workflowLinker(config);
   const toJson = (row: SubscriptionRow) => toSubscriptionJson(row, link);
@@ -253,10 +248,6 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   }
 
 
-  function withinAnswerTime<T>(call: () => Promise<T>): Promise<T> {
-    return temporal.connection.withDeadline(Date.now() + answerWithinMs, call);
-  }
-
   /**
    * An update the workflow refuses (its validator: the subscription has ended) or a workflow
    * that has closed is a 409; no answer in time is a 503 (the deadline's gRPC error).
@@ -276,7 +267,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
   async function subscriptionStillStarting(input: Omit<SubscriptionWorkflowInput, 'carried'>): Promise<SubscriptionJson> {
     const workflowId = subscriptionWorkflowId(input.subscriptionId);
     try {
-      const deadline = Date.now() + Math.min(answerWithinMs, DESCRIBE_DEADLINE_MS);
+      const deadline = Date.now() + Math.min(options.answerWithinMs ?? ANSWER_WITHIN_MS, DESCRIBE_DEADLINE_MS);
       await temporal.connection.withDeadline(deadline, () => temporal.workflow.getHandle(workflowId).describe());
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) {
