@@ -84,7 +84,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<string>> = {
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   const filled = useLocalEndpoints();
-  if (filled.length > 0) console.error(`Using ${filled.join(', ')} of the running \`npm start\` (.data/endpoints.json).`);
+  if (filled.length > 0) console.error('Using the servers of the running `npm start` (.data/endpoints.json).');
   if (!command || command === 'help' || command === '--help') {
     console.log(USAGE);
     return command ? 0 : 2;
