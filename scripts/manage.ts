@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
@@ -5,6 +6,8 @@ import { hashPassword } from '../api/auth';
 import { connectDatabase, migrateDatabase } from '../db/client';
 import { users } from '../db/schema';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalizeEmail } from '../domain/user';
+import { LOCAL_ENDPOINTS_FILE, useLocalEndpoints } from './local-endpoints';
+import { REPO_ROOT } from './tools';
 
 const USAGE = `Usage: npm run manage -- <command> [options]
 
@@ -13,7 +16,8 @@ Commands:
       Creates a staff user, or makes an existing user staff and sets its password.
 
 Environment:
-  DATABASE_URL   PostgreSQL connection URL (required)`;
+  DATABASE_URL   PostgreSQL connection URL; when unset, the one of the \`npm start\` running in
+                 this checkout (recorded in .data/endpoints.json)`;
 
 class UsageError extends Error {}
 
@@ -62,6 +66,10 @@ async function createStaff(args: string[]): Promise<string> {
 }
 
 function databaseUrlFromEnv(): string {
+  if (!process.env.DATABASE_URL) {
+    const file = path.relative(process.cwd(), LOCAL_ENDPOINTS_FILE) || LOCAL_ENDPOINTS_FILE;
+    throw new Error(`DATABASE_URL is not set and no \`npm start\` is running in ${REPO_ROOT} (${file}): start it, or set DATABASE_URL`);
+  }
   const env = envSchema.safeParse(process.env);
   if (!env.success) {
     throw new Error(`Invalid configuration: DATABASE_URL: ${env.error.issues[0].message}`);
@@ -75,6 +83,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<string>> = {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
+  const filled = useLocalEndpoints();
+  if (filled.length > 0) console.error('Using the servers of the running `npm start` (.data/endpoints.json).');
   if (!command || command === 'help' || command === '--help') {
     console.log(USAGE);
     return command ? 0 : 2;

@@ -19,6 +19,7 @@ import { insertTestUser } from '../test/support/payment-fixtures';
 import { advanceTo, eventually, insertTestPlan, waitForState } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { createLogger } from '../platform/logger';
+import { useLocalEndpoints } from './local-endpoints';
 import { bundleWorkflows, createWorkers } from '../platform/worker';
 import { paymentSettledSignal } from '../workflows/payment';
 import { extendGraceSignal } from '../workflows/subscription';
@@ -150,8 +151,9 @@ function anonymousIdentity(key: string, value: unknown): unknown {
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  useLocalEndpoints();
   const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is not set');
+  if (!url) throw new Error('DATABASE_URL is not set (nor is an `npm start` running to take it from)');
   await migrateDatabase(url);
   const database = connectDatabase(url, { max: 4 });
   const env = await createTimeSkippingEnv();

@@ -1,7 +1,9 @@
 /**
  * `npm start`: provisions what is missing, brings up PostgreSQL, Redis and the Temporal dev
  * server (each unless its address is given), applies migrations, then runs the worker and the
- * API. Ctrl-C or SIGTERM stops everything it started, the worker and API first.
+ * API, and records their addresses in `.data/endpoints.json` for the helper commands (see
+ * local-endpoints.ts). Ctrl-C or SIGTERM stops everything it started, the worker and API first,
+ * and removes that file.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,16 @@ import {
   startTemporalDevServer,
   type ManagedProcess,
 } from './services';
-import { describeError, ensureServerBinaries, ensureTemporalCli, log, REPO_ROOT, settleAll } from './tools';
+import { forgetLocalEndpoints, LOCAL_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
+import {
+  describeError,
+  ensureServerBinaries,
+  ensureTemporalCli,
+  ensureWalkthroughTools,
+  log,
+  REPO_ROOT,
+  settleAll,
+} from './tools';
 
 const DATA_DIR = path.join(REPO_ROOT, '.data');
 const LOG_DIR = path.join(DATA_DIR, 'logs');
@@ -44,6 +55,7 @@ async function main(): Promise<void> {
     process.on(signal, () => void shutdown(0, `received ${signal}`));
   }
   process.on('exit', () => {
+    forgetLocalEndpoints();
     apps.killAll();
     servers.killAll();
   });
@@ -59,7 +71,7 @@ async function main(): Promise<void> {
   if (!process.env.WORKER_METRICS_ADDRESS) {
     await assertPortFree(WORKER_METRICS_PORT, "set WORKER_METRICS_ADDRESS to serve the worker's metrics elsewhere");
   }
-  const endpoints = await startServers();
+  const [endpoints] = await settleAll([startServers(), ensureWalkthroughTools()]);
   await migrateDatabase(endpoints.databaseUrl);
   log('postgresql: migrations applied');
   if (shuttingDown) return;
@@ -68,6 +80,14 @@ async function main(): Promise<void> {
   apps.spawn('worker', process.execPath, ['--import', 'tsx', entryPoint('worker')], { env, stopGraceMs: 60_000 });
   apps.spawn('api', process.execPath, ['--import', 'tsx', entryPoint('api')], { env, stopGraceMs: 30_000 });
   await waitForApi(`http://127.0.0.1:${port}/healthz`);
+  if (shuttingDown) return;
+  recordLocalEndpoints({
+    API_URL: `http://localhost:${port}`,
+    ...(endpoints.temporalUiUrl ? { TEMPORAL_UI_URL: endpoints.temporalUiUrl } : {}),
+    DATABASE_URL: endpoints.databaseUrl,
+    REDIS_URL: endpoints.redisUrl,
+    TEMPORAL_ADDRESS: endpoints.temporalAddress,
+  });
   printSummary(endpoints, port, workerMetricsAddress);
 }
 
@@ -204,6 +224,7 @@ function printSummary(endpoints: Endpoints, port: number, workerMetricsAddress: 
     ['PostgreSQL', redactPassword(endpoints.databaseUrl)],
     ['Redis', redactPassword(endpoints.redisUrl)],
     ['Server logs', path.relative(process.cwd(), LOG_DIR) || LOG_DIR],
+    ['Endpoints', `${path.relative(process.cwd(), LOCAL_ENDPOINTS_FILE)} (npm run manage in another terminal uses these)`],
   ];
   console.log(`\nReady.\n${rows.map(([name, value]) => `  ${name.padEnd(12)} ${value}`).join('\n')}\nPress Ctrl-C to stop.\n`);
 }
@@ -223,6 +244,7 @@ async function shutdown(code: number, reason: string): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
   log(`stopping (${reason})`);
+  forgetLocalEndpoints();
   await apps.stop();
   await servers.stop();
   log('stopped');

@@ -160,6 +160,34 @@ export async function ensureChromium(): Promise<string> {
   return installed;
 }
 
+/** The programs the README's walk-through runs beside `npm start`, and their Debian packages. */
+const WALKTHROUGH_PROGRAMS: Record<string, string> = { curl: 'curl', jq: 'jq', uuidgen: 'uuid-runtime', openssl: 'openssl' };
+
+/**
+ * curl, jq, uuidgen and openssl for the README's walk-through: installed with apt as root when
+ * missing. Not needed to run anything, so without root it only says what to install; returns
+ * the programs still missing.
+ */
+export async function ensureWalkthroughTools(): Promise<string[]> {
+  const missingPrograms = async () => {
+    const found = await Promise.all(Object.keys(WALKTHROUGH_PROGRAMS).map(async (program) => [program, await findOnPath(program)] as const));
+    return found.filter(([, location]) => !location).map(([program]) => program);
+  };
+  const missing = await missingPrograms();
+  if (missing.length === 0) return [];
+  const packages = missing.map((program) => WALKTHROUGH_PROGRAMS[program]);
+  if (!(await canInstallWithApt())) {
+    log(`walk-through: ${missing.join(', ')} not found; the README's examples need them (sudo apt-get install -y ${packages.join(' ')})`);
+    return missing;
+  }
+  try {
+    await aptInstall(packages);
+  } catch (error) {
+    log(`walk-through: could not install ${packages.join(' ')}: ${describeError(error)}`);
+  }
+  return missingPrograms();
+}
+
 async function findChromium(): Promise<string | undefined> {
   return (await findOnPath('chromium')) ?? (await findOnPath('chromium-browser'));
 }

@@ -1,0 +1,175 @@
+/**
+ * The README's walk-throughs (subscriptions, the signed webhook, bookings) run as printed, with
+ * bash, against the real API and worker processes, so the README cannot drift from the API. Only
+ * the address changes (`localhost:3000` becomes this test's API) and `.data/`, which `npm start`
+ * keeps, becomes a temporary folder holding the secrets file the webhook block reads.
+ *
+ * The processes serve the production task queue names, so they get a Temporal namespace of their
+ * own on the shared dev server: no other test's worker can take their tasks.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { Connection } from '@temporalio/client';
+import { readLocalEndpoints, recordLocalEndpoints, forgetLocalEndpoints, useLocalEndpoints } from '../scripts/local-endpoints';
+import { freePort, ProcessGroup } from '../scripts/services';
+import { ensureWalkthroughTools, REPO_ROOT } from '../scripts/tools';
+
+const README = path.join(REPO_ROOT, 'README.md');
+const WALKTHROUGH_SECTIONS = ['## Subscriptions: sandbox payment methods and a walk-through', '## Bookings: offerings, holds and the booking saga'];
+const READY_TIMEOUT_MS = 120_000;
+
+/** The ```sh blocks of the named `## ` sections, in the README's order. */
+function shellBlocksOf(markdown: string, headings: string[]): string[] {
+  return headings.flatMap((heading) => {
+    const start = markdown.indexOf(`\n${heading}\n`);
+    assert.ok(start >= 0, `README has no section "${heading}"`);
+    const next = markdown.indexOf('\n## ', start + heading.length + 2);
+    const section = markdown.slice(start, next < 0 ? undefined : next);
+    return [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((match) => match[1]);
+  });
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = READY_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000}s`);
+    await sleep(250);
+  }
+}
+
+/** A namespace of the processes' own, usable once the frontend's namespace cache has it. */
+async function createNamespace(address: string, namespace: string): Promise<void> {
+  await promisify(execFile)(process.env.TEMPORAL_CLI!, ['operator', 'namespace', 'create', '--address', address, '--namespace', namespace]);
+  const connection = await Connection.connect({ address });
+  try {
+    await eventually(`namespace ${namespace}`, async () => {
+      await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 1 });
+      return true;
+    });
+  } finally {
+    await connection.close();
+  }
+}
+
+function runBash(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', script], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.on('close', (code) => resolve({ code, output: Buffer.concat(chunks).toString() }));
+  });
+}
+
+describe('README walk-through', () => {
+  const processes = new ProcessGroup();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'readme-walkthrough-'));
+  let apiUrl = '';
+
+  before(async () => {
+    assert.deepEqual(await ensureWalkthroughTools(), [], 'curl, jq, uuidgen and openssl are installed');
+    const namespace = `readme-${randomUUID()}`;
+    await createNamespace(process.env.TEMPORAL_ADDRESS!, namespace);
+    const port = await freePort();
+    apiUrl = `http://localhost:${port}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      TEMPORAL_NAMESPACE: namespace,
+      WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    };
+    const workerLog = path.join(dataDir, 'worker.log');
+    processes.spawn('readme worker', process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { env, logFile: workerLog });
+    processes.spawn('readme api', process.execPath, ['--import', 'tsx', 'workers/api.ts'], { env, logFile: path.join(dataDir, 'api.log') });
+    await eventually('the API', async () => ((await fetch(`${apiUrl}/readyz`)).ok ? true : undefined));
+    await eventually('the worker', async () => (readFileSync(workerLog, 'utf8').includes('workers running') ? true : undefined));
+  });
+
+  after(async () => {
+    await processes.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('the subscription, webhook and booking blocks run as printed and do what they say', async () => {
+    const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
+    assert.equal(blocks.length, 3, 'the subscription walk-through, the webhook and the bookings');
+    // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
+    writeFileSync(path.join(dataDir, 'secrets.json'), JSON.stringify({ JWT_SECRET: 'unused', STRIPE_WEBHOOK_SECRET: process.env.STRIPE_WEBHOOK_SECRET }));
+    const probe = path.join(dataDir, 'probe.json');
+    const script = [
+      'set -euo pipefail',
+      ...blocks.map((block) => block.replaceAll('localhost:3000', new URL(apiUrl).host).replaceAll('.data/', `${dataDir}/`)),
+      // The variables the blocks set, for the assertions below.
+      `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg sub "$SUB" --arg pending "$PENDING" ` +
+        `--arg offering "$OFFERING" --arg booking "$BOOKING" '$ARGS.named' > '${probe}'`,
+    ].join('\n');
+    // A second terminal has no webhook secret: the block must find it in the secrets file.
+    const { STRIPE_WEBHOOK_SECRET: _secret, ...shellEnv } = process.env;
+    const { code, output } = await runBash(script, shellEnv);
+    assert.equal(code, 0, `the walk-through failed:\n${output}`);
+
+    const vars = JSON.parse(readFileSync(probe, 'utf8')) as Record<string, string>;
+    for (const [name, value] of Object.entries(vars)) assert.ok(value && value !== 'null', `${name} is set (${value})\n${output}`);
+    assert.match(output, /Created staff user ops@example\.com/, 'npm run manage created the staff user');
+    assert.match(output, /\{"received":true,"duplicate":false\}/, 'the signed webhook was accepted');
+    assert.match(output, /^confirmed$/m, 'the booking was confirmed');
+
+    const get = async (route: string) => {
+      const response = await fetch(`${apiUrl}/api/v1${route}`, { headers: { authorization: `Bearer ${vars.customer}` } });
+      assert.equal(response.status, 200, `GET ${route}`);
+      return (await response.json()) as Record<string, any>;
+    };
+    const plans = (await get('/subscriptions/plans')).plans as { id: string; code: string; amount: number }[];
+    assert.deepEqual(plans.find((plan) => plan.id === vars.plan)?.code, 'pro-monthly');
+    const visa = (await get(`/subscriptions/${vars.sub}`)).subscription;
+    assert.deepEqual([visa.status, visa.cancelAtPeriodEnd], ['active', true], 'subscribed, then cancelled at period end');
+    const settled = await eventually('the webhook settles the pending subscription', async () => {
+      const pending = (await get(`/subscriptions/${vars.pending}`)).subscription;
+      return pending.status === 'active' ? pending : undefined;
+    }, 30_000);
+    assert.equal(settled.status, 'active');
+    assert.equal((await get(`/bookings/${vars.booking}`)).booking.status, 'canceled', 'booked, then cancelled');
+  });
+});
+
+describe("npm start's endpoints file", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'endpoints-'));
+  const file = path.join(dir, 'endpoints.json');
+  const endpoints = {
+    API_URL: 'http://localhost:3000',
+    TEMPORAL_UI_URL: 'http://localhost:8233',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5999/billing',
+    REDIS_URL: 'redis://127.0.0.1:6999',
+    TEMPORAL_ADDRESS: '127.0.0.1:7233',
+  };
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('fills only the variables the environment lacks, while its writer runs', () => {
+    recordLocalEndpoints(endpoints, file);
+    const env: NodeJS.ProcessEnv = { REDIS_URL: 'redis://elsewhere:6379' };
+    assert.deepEqual(useLocalEndpoints(env, file).sort(), ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL']);
+    assert.equal(env.DATABASE_URL, endpoints.DATABASE_URL);
+    assert.equal(env.REDIS_URL, 'redis://elsewhere:6379', 'a variable already set wins');
+    forgetLocalEndpoints(file);
+    assert.equal(readLocalEndpoints(file), undefined, 'removed when npm start stops');
+  });
+
+  test('ignores a file whose writer is gone', () => {
+    recordLocalEndpoints(endpoints, file);
+    const record = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
+    // A pid above the kernel's limit (4194304) names no process.
+    writeFileSync(file, JSON.stringify({ ...record, pid: 99_999_999 }));
+    const env: NodeJS.ProcessEnv = {};
+    assert.deepEqual(useLocalEndpoints(env, file), []);
+    assert.equal(env.DATABASE_URL, undefined);
+  });
+});
