@@ -17,16 +17,16 @@ import { runBounded } from './stats';
 
 export interface StackClients {
   deps: AppDeps;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** PostgreSQL, Redis and Temporal clients in this process, configured as the stack's own processes are. */
 export async function connectToStack(stack: LocalStack, options: { poolSize?: number } = {}): Promise<StackClients> {
   const config = loadConfig({ ...stack.env, LOG_LEVEL: 'silent', ...(options.poolSize ? { DATABASE_POOL_SIZE: String(options.poolSize) } : {}) });
-  const { deps, close } = await connectTestDeps({ config });
+  const clients = await connectTestDeps({ config });
   // A drill stops Redis on purpose; nothing here depends on it.
-  deps.redis.on('error', () => undefined);
-  return { deps, close };
+  clients.deps.redis.on('error', () => undefined);
+  return clients;
 }
 
 export interface DueSubscriptionsOptions {

@@ -13,7 +13,7 @@ export interface DatabaseHandle {
   db: Database;
   /** The raw postgres.js client, for health checks and shutdown. */
   sql: postgres.Sql;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export const MIGRATIONS_FOLDER = path.join(__dirname, 'migrations');

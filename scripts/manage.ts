@@ -107,4 +107,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+// main() reports its own errors and never rejects.
+void main(process.argv.slice(2)).then((code) => process.exit(code));

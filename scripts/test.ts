@@ -1,13 +1,14 @@
 /**
  * `npm test`: provisions what is missing, starts PostgreSQL, Redis, a Temporal dev server and
- * stripe-mock on free loopback ports with throw-away data, applies migrations, typechecks, tests
- * the API contract with schemathesis (scripts/contract-test.ts), runs every `*.test.ts` with
- * node's test runner, then stops everything it started. Its summary stays the last lines printed.
- * `npm test -- path/to/a.test.ts …` runs only the files named (and no contract run).
+ * stripe-mock on free loopback ports with throw-away data, applies migrations, typechecks and
+ * lints (`npm run lint`: ESLint, then Prettier's check) while they start, tests the API contract
+ * with schemathesis (scripts/contract-test.ts), runs every `*.test.ts` with node's test runner,
+ * then stops everything it started. Its summary stays the last lines printed.
+ * `npm test -- path/to/a.test.ts …` runs only the files named (no lint, no contract run).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -46,6 +47,8 @@ const INTERRUPTED = 130;
 const servers = new ProcessGroup();
 const runnerGroup = new ProcessGroup();
 const contractGroup = new ProcessGroup();
+/** The typecheck and lint processes still running (a failed typecheck ends the run before lint does). */
+const checks = new Set<ChildProcess>();
 let workDir: string | undefined;
 let finishing: Promise<never> | undefined;
 /** Set when the servers' logs may explain a failure: a start-up error or failing tests. */
@@ -57,7 +60,9 @@ async function main(): Promise<number> {
   const requested = process.argv.slice(2);
   const files = testFiles(requested);
   if (files.length === 0) throw new Error('no test files found');
-  const withContract = requested.length === 0;
+  const wholeRun = requested.length === 0;
+  const withContract = wholeRun;
+  const lint = wholeRun ? runLint() : undefined;
 
   const [env, st] = await settleAll([startServers(), withContract ? ensureSchemathesis() : undefined]);
   const typecheckResult = await typecheck;
@@ -67,6 +72,15 @@ async function main(): Promise<number> {
     return 1;
   }
   log(`typecheck passed (set-up took ${seconds(started)})`);
+  if (lint) {
+    const lintResult = await lint;
+    if (!lintResult.ok) {
+      console.error(lintResult.output);
+      log('lint failed (npm run lint; `npm run format` rewrites the formatting); not running the tests');
+      return 1;
+    }
+    log(`lint passed (eslint, prettier --check) in ${lintResult.took}`);
+  }
   // Before node's tests, so that their summary stays the last lines printed.
   const contractPassed = st ? await runContract(env, st) : true;
   log(`running ${files.length} test file(s)`);
@@ -169,12 +183,41 @@ async function registerSearchAttributesOn(address: string): Promise<void> {
   }
 }
 
-function runTypecheck(): Promise<{ ok: boolean; output: string }> {
+interface CheckResult {
+  ok: boolean;
+  output: string;
+}
+
+function runTypecheck(): Promise<CheckResult> {
+  return runCheck(require.resolve('typescript/bin/tsc'), ['--noEmit']);
+}
+
+/** What `npm run lint` does: ESLint (type-aware, so it takes as long as a typecheck), then Prettier's check. */
+async function runLint(): Promise<CheckResult & { took: string }> {
+  const started = Date.now();
+  let result: CheckResult;
+  try {
+    result = await runCheck(packageBin('eslint'), ['.']);
+    if (result.ok) result = await runCheck(packageBin('prettier'), ['--check', '.', '--log-level=warn']);
+  } catch (error) {
+    result = { ok: false, output: describeError(error) };
+  }
+  return { ...result, took: seconds(started) };
+}
+
+/** The script a package names as its command, found the way npm would link it. */
+function packageBin(name: string): string {
+  const manifest = require.resolve(`${name}/package.json`);
+  const { bin } = JSON.parse(readFileSync(manifest, 'utf8')) as { bin: string | Record<string, string> };
+  return path.join(path.dirname(manifest), typeof bin === 'string' ? bin : bin[name]);
+}
+
+/** Runs a Node script from the repository root, keeping its output for when it fails. */
+function runCheck(script: string, args: string[]): Promise<CheckResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, [script, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    checks.add(child);
+    child.on('exit', () => checks.delete(child));
     const output: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
@@ -237,6 +280,7 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
 }
 
 function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex -- ESC is exactly what an ANSI colour code starts with.
   return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
 
@@ -273,6 +317,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 process.on('exit', () => {
+  for (const child of checks) child.kill();
   runnerGroup.killAll();
   contractGroup.killAll();
   servers.killAll();
