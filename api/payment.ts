@@ -102,6 +102,7 @@ export function paymentRoutes(deps: AppDeps, options: PaymentRouteOptions = {}):
       paymentId: randomUUID(),
       userId: user.id,
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
     };
     const workflowId = oneTimePaymentWorkflowId(input.paymentId);
     logWorkflow(req, res, workflowId);

@@ -132,6 +132,7 @@ export function subscriptionRoutes(deps: AppDeps, options: SubscriptionRouteOpti
       plan: planTermsOf(await planOnSale(body.planId)),
       paymentMethod: body.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 
