@@ -1,30 +1,9 @@
 import type { Database } from '../db/client';
 import { subscriptions } from '../db/schema';
-import type { SubscriptionStatus } from '../domain/subscription';
+import type { SubscriptionProjection } from '../domain/subscription-state';
 import type { Logger } from '../platform/logger';
 
-/**
- * A subscription's row as its workflow sees it. The workflow is the authority; this row is a
- * projection for listing, reporting and support. Dates are ISO-8601 strings (workflow payloads are JSON).
- */
-export interface SubscriptionProjection {
-  subscriptionId: string;
-  userId: string;
-  planId: string;
-  workflowId: string;
-  status: SubscriptionStatus;
-  paymentMethod: string;
-  anchorDate: string;
-  cycle: number;
-  currentPeriodStart: string | null;
-  currentPeriodEnd: string | null;
-  nextBillingDate: string | null;
-  trialEnd: string | null;
-  cancelAtPeriodEnd: boolean;
-  canceledAt: string | null;
-  graceEndsAt: string | null;
-  attemptCount: number;
-}
+export type { SubscriptionProjection } from '../domain/subscription-state';
 
 export interface SubscriptionActivityDeps {
   db: Database;

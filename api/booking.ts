@@ -177,6 +177,7 @@ export function bookingRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
       userId: user.id,
       paymentMethod: input.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
     };
     logWorkflow(req, res, bookingWorkflowId(bookingId));
     const start = new WithStartWorkflowOperation(bookingWorkflow, {

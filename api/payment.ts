@@ -97,6 +97,7 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
       paymentId: randomUUID(),
       userId: user.id,
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
     };
     const workflowId = oneTimePaymentWorkflowId(input.paymentId);
     logWorkflow(req, res, workflowId);

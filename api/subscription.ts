@@ -126,6 +126,7 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
       plan: planTermsOf(await planOnSale(body.planId)),
       paymentMethod: body.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 

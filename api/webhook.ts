@@ -168,7 +168,7 @@ async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: stri
       deps.temporal.workflow.start(refundOrphanedPaymentWorkflow, {
         workflowId,
         taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
-        args: [{ paymentId: payment.id, gatewayPaymentId }],
+        args: [{ paymentId: payment.id, gatewayPaymentId, paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         staticSummary: `Refund of ${formatMoney(payment.amount, payment.currency)}: payment ${payment.id} succeeded after it was given up`,
       }),

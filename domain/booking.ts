@@ -166,3 +166,13 @@ export function applyRefund(charges: readonly BookingCharge[], parts: readonly {
     refunded: c.refunded + parts.filter((p) => p.paymentId === c.paymentId).reduce((sum, p) => sum + p.amount, 0),
   }));
 }
+
+/** What the booking's refunds have given back so far. */
+export function totalRefunded(charges: readonly BookingCharge[]): number {
+  return charges.reduce((sum, c) => sum + c.refunded, 0);
+}
+
+/** What is left to refund over the booking's charges. */
+export function refundableAmount(charges: readonly BookingCharge[]): number {
+  return charges.reduce((sum, c) => sum + c.amount - c.refunded, 0);
+}

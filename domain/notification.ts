@@ -33,3 +33,12 @@ export interface NotificationInput {
   subscriptionId?: string;
   bookingId?: string;
 }
+
+/**
+ * The one dedupe-key format for notifications: a workflow and the event it tells of
+ * (`subscription-…/notify/3:paid`). The same event notified again, by a retry, a replay or a
+ * run that continued as new, is the same row in the outbox and one email.
+ */
+export function notificationDedupeKey(workflowId: string, event: string): string {
+  return `${workflowId}/notify/${event}`;
+}

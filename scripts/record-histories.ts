@@ -120,6 +120,7 @@ async function subscribe(r: Recorder, paymentMethod: string) {
     plan,
     paymentMethod,
     pendingPaymentTimeout: 'P1D',
+    paymentsTaskQueue: r.taskQueue,
   });
   return { subscriptionId, activation };
 }

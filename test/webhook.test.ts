@@ -193,7 +193,7 @@ describe('a payment that succeeds after it was given up', () => {
     const failed = await stack.deps.temporal.workflow.execute(oneTimePaymentWorkflow, {
       workflowId: oneTimePaymentWorkflowId(paymentId),
       taskQueue: stack.deps.taskQueues!.billing,
-      args: [{ paymentId, userId: customer.user.id, amount: 2600, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: 'late 3DS', pendingTimeout: 'PT1S' }],
+      args: [{ paymentId, userId: customer.user.id, amount: 2600, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: 'late 3DS', pendingTimeout: 'PT1S', paymentsTaskQueue: stack.deps.taskQueues!.payments }],
     });
     assert.deepEqual([failed.status, failed.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
 

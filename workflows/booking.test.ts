@@ -105,7 +105,7 @@ describe('booking saga (time-skipping)', () => {
     const handle = await env.client.workflow.start(bookingWorkflow, {
       workflowId: bookingWorkflowId(bookingId),
       taskQueue,
-      args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout }],
+      args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout, paymentsTaskQueue: taskQueue }],
     });
     const decision = await handle.executeUpdate(bookingDecisionUpdate);
     return { bookingId, handle, decision };

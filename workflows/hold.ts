@@ -5,7 +5,6 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -13,6 +12,8 @@ import {
 } from '@temporalio/workflow';
 import type { HoldActivities } from '../activities/hold';
 import type { ClaimOutcome, HoldStatus } from '../domain/hold';
+import { releaseHold } from './activity-options';
+import { msUntil, now } from './clock';
 
 export interface HoldWorkflowInput {
   holdId: string;
@@ -48,11 +49,8 @@ const { claimUnits } = proxyLocalActivities<HoldActivities>({
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-// Releasing is the only way units come back, so it retries until PostgreSQL takes it.
-const { releaseHold } = proxyActivities<HoldActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-});
+// Releasing is the only way units come back, so it retries until PostgreSQL takes it (the
+// PROJECTION preset's releaseHold).
 
 /**
  * One hold (`hold-<id>`): claims its units, then waits on the workflow clock until its TTL,
@@ -62,7 +60,7 @@ const { releaseHold } = proxyActivities<HoldActivities>({
  * settled by whichever commits first: the booking's consume or this release.
  */
 export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase> {
-  const expiresAt = new Date(Date.now() + input.ttlMs);
+  const expiresAt = new Date(now().getTime() + input.ttlMs);
   let outcome: ClaimOutcome | undefined;
   let claimError: unknown;
   let releaseRequested = false;
@@ -128,7 +126,7 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
   if (outcome.status !== 'held') return outcome.status;
 
   setCurrentDetails(`Holding ${input.unitIds.length} unit(s) until ${expiresAt.toISOString()}`);
-  const endedEarly = await condition(() => releaseRequested || settled, expiresAt.getTime() - Date.now());
+  const endedEarly = await condition(() => releaseRequested || settled, msUntil(expiresAt));
   finalStatus = await releaseHold({ holdId: input.holdId, reason: endedEarly ? 'released' : 'expired' });
   await condition(allHandlersFinished);
   return finalStatus ?? 'released';

@@ -69,6 +69,7 @@ function paymentInput(paymentMethod: string): OneTimePaymentInput {
     paymentMethod,
     description: 'Workshop ticket',
     pendingTimeout: 'P1D',
+    paymentsTaskQueue: taskQueue,
   };
 }
 

@@ -4,22 +4,15 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  log,
-  patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
-import type { NotificationActivities } from '../activities/notification';
-import type { PaymentActivities } from '../activities/payment';
 import { formatMoney } from '../domain/money';
+import { notificationDedupeKey, type NotificationInput } from '../domain/notification';
 import {
   chargeIdempotencyKey,
-  classifyDecline,
   orphanedPaymentRefundWorkflowId,
-  PAYMENT_TIMEOUT_FAILURE_CODE,
   type ChargeResult,
   type OrphanedPayment,
   type PaymentSettlement,
@@ -27,6 +20,9 @@ import {
 } from '../domain/payment';
 import { durationToMilliseconds } from '../domain/period';
 import { oneTimePaymentDetails, type OneTimePaymentPhase } from '../domain/workflow-descriptions';
+import { gatewayActivities, recordLatePaymentSuccess, type GatewayActivities } from './activity-options';
+import { chargeOnce, settlePendingCharge } from './charge';
+import { notifyQuietly } from './notify';
 
 /** Sent by the payment webhook to whichever workflow owns a pending charge. */
 export const paymentSettledSignal = defineSignal<[PaymentSettlement]>('paymentSettled');
@@ -67,48 +63,9 @@ export interface OneTimePaymentInput {
   description: string;
   /** ISO-8601 duration a pending charge may wait for its webhook before it counts as failed. */
   pendingTimeout: string;
+  /** The task queue of gateway calls; `payments` when absent. */
+  paymentsTaskQueue?: string;
 }
-
-/**
- * Workflows that started before a pending charge was canceled at its timeout keep recording it
- * failed without asking the gateway, as their histories say they did.
- */
-export const CANCEL_PENDING_AT_TIMEOUT_PATCH = 'cancel-pending-at-timeout';
-
-/**
- * Workflows that started before a cancel-now withdrew the charge it interrupted leave that charge
- * pending at the gateway, as their histories say they did.
- */
-export const WITHDRAW_PENDING_ON_CANCEL_PATCH = 'withdraw-pending-on-cancel';
-
-/**
- * For `cancelPendingPayment`. Every fault is retried, without limit: a charge the gateway can
- * neither cancel nor settle yet (still processing) must not be counted as failed, and one it
- * refuses to cancel needs a person, who sees the retrying activity in the Web UI.
- */
-export const CANCEL_PENDING_PAYMENT_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes' },
-};
-
-const { cancelPendingPayment } = proxyActivities<PaymentActivities>(CANCEL_PENDING_PAYMENT_OPTIONS);
-
-const { chargePayment, settlePayment, refundPayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>({
-  // Above the gateway's own request timeout, so a slow gateway fails the request, not the attempt.
-  startToCloseTimeout: '1 minute',
-  // Unlimited attempts: every retry carries the same idempotency key, so it cannot charge twice.
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['GatewayRequestRejectedError'],
-  },
-});
-
-const { notify } = proxyActivities<NotificationActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', nonRetryableErrorTypes: ['UserNotFound'] },
-});
 
 /**
  * One charge outside any subscription: charged once, a pending charge settled by the payment
@@ -137,7 +94,8 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     return charged!;
   });
 
-  charged = await chargePayment({
+  const gateway = gatewayActivities(input.paymentsTaskQueue);
+  charged = await chargeOnce(gateway, {
     paymentId: input.paymentId,
     kind: 'one_time',
     userId: input.userId,
@@ -151,35 +109,12 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
   });
   setCurrentDetails(oneTimePaymentDetails(state()));
 
-  result = charged.status === 'pending' ? await awaitSettlement(charged) : charged;
+  // Waits at least a millisecond, as runs from before the shared charge module did.
+  const waitMs = Math.max(1, durationToMilliseconds(input.pendingTimeout));
+  result = charged.status === 'pending' ? await settlePendingCharge(gateway, charged, { waitMs, settlement: () => settlement }) : charged;
   setCurrentDetails(oneTimePaymentDetails(state()));
-  await notify(paymentNotification(input, result, workflowId));
+  await notifyQuietly(paymentNotification(input, result, workflowId));
   return result;
-
-  async function awaitSettlement(pending: ChargeResult): Promise<ChargeResult> {
-    const settledInTime = await condition(() => settlement !== undefined, durationToMilliseconds(input.pendingTimeout));
-    if (!settledInTime && patched(CANCEL_PENDING_AT_TIMEOUT_PATCH)) {
-      // Canceled so a late authentication cannot take the money; the gateway's answer decides.
-      log.warn('pending payment timed out; canceling it', { paymentId: pending.paymentId });
-      return cancelPendingPayment({ paymentId: pending.paymentId });
-    }
-    const final: PaymentSettlement = settledInTime
-      ? settlement!
-      : {
-          paymentId: pending.paymentId,
-          gatewayPaymentId: pending.gatewayPaymentId!,
-          status: 'failed',
-          failureCode: PAYMENT_TIMEOUT_FAILURE_CODE,
-        };
-    if (!settledInTime) log.warn('pending payment timed out', { paymentId: pending.paymentId });
-    await settlePayment(final);
-    return {
-      ...pending,
-      status: final.status,
-      failureCode: final.status === 'failed' ? final.failureCode : null,
-      decline: final.status === 'failed' ? classifyDecline(final.failureCode) : null,
-    };
-  }
 }
 
 /**
@@ -188,10 +123,10 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
  * so it is recorded, refunded in full and the customer told. Started by the payment webhook as
  * `refund-<paymentId>`; the refund's idempotency key makes a second start refund nothing more.
  */
-export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Promise<RefundResult | null> {
+export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment & { paymentsTaskQueue?: string }): Promise<RefundResult | null> {
   const state: OrphanedPaymentRefundState = { paymentId: orphan.paymentId, refundable: null, refund: null };
   setHandler(orphanedPaymentRefundStateQuery, () => state);
-  return refundOrphanedCharge(orphan, state);
+  return refundOrphanedCharge(gatewayActivities(orphan.paymentsTaskQueue), orphan, state);
 }
 
 /**
@@ -202,6 +137,7 @@ export async function refundOrphanedPaymentWorkflow(orphan: OrphanedPayment): Pr
  * of a person (Web UI, failed-workflow alerts).
  */
 export async function refundOrphanedCharge(
+  gateway: GatewayActivities,
   orphan: OrphanedPayment,
   progress: OrphanedPaymentRefundState = { paymentId: orphan.paymentId, refundable: null, refund: null },
 ): Promise<RefundResult | null> {
@@ -209,7 +145,7 @@ export async function refundOrphanedCharge(
   const charge = await recordLatePaymentSuccess(orphan);
   progress.refundable = charge.refundable;
   if (charge.refundable === 0) return null;
-  const refund = await refundPayment({
+  const refund = await gateway.refundPayment({
     paymentId: orphan.paymentId,
     amount: charge.refundable,
     idempotencyKey: `${key}/refund`,
@@ -221,19 +157,19 @@ export async function refundOrphanedCharge(
   }
   const amount = formatMoney(charge.refundable, charge.currency);
   const what = charge.description ? ` for "${charge.description}"` : '';
-  await notify({
+  await notifyQuietly({
     userId: charge.userId,
     kind: 'payment_refunded',
     subject: `Refund of ${amount}`,
     body: `Your payment of ${amount}${what} went through after we had stopped waiting for it, so we are refunding it.`,
-    dedupeKey: `${key}/notify/refunded`,
+    dedupeKey: notificationDedupeKey(key, 'refunded'),
     ...(charge.subscriptionId ? { subscriptionId: charge.subscriptionId } : {}),
     ...(charge.bookingId ? { bookingId: charge.bookingId } : {}),
   });
   return refund;
 }
 
-function paymentNotification(input: OneTimePaymentInput, result: ChargeResult, workflowId: string) {
+function paymentNotification(input: OneTimePaymentInput, result: ChargeResult, workflowId: string): NotificationInput {
   const amount = formatMoney(input.amount, input.currency);
   const succeeded = result.status === 'succeeded';
   return {
@@ -243,6 +179,6 @@ function paymentNotification(input: OneTimePaymentInput, result: ChargeResult, w
     body: succeeded
       ? `We received your payment of ${amount} for "${input.description}".`
       : `Your payment of ${amount} for "${input.description}" did not go through (${result.failureCode}).`,
-    dedupeKey: `${workflowId}/notify/${result.status}`,
+    dedupeKey: notificationDedupeKey(workflowId, result.status),
   };
 }

@@ -157,6 +157,7 @@ async function subscribe(paymentMethod: string, planOverrides: Partial<Omit<Plan
     plan,
     paymentMethod,
     pendingPaymentTimeout: 'P1D',
+    paymentsTaskQueue: taskQueue,
   });
   return { subscriptionId, userId: user.id, plan, activation, handle: subscriptionHandle(env.client, subscriptionId) };
 }

@@ -1,15 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import { Worker } from '@temporalio/worker';
-import { createApp, type AppDeps } from '../../api/app';
-import { createMailer, createNotificationActivities } from '../../activities/notification';
-import { createPaymentActivities } from '../../activities/payment';
-import { SandboxGateway } from '../../activities/payment-gateway';
 import type { Database } from '../../db/client';
 import { users } from '../../db/schema';
+import { startTestStack, type TestStack } from './stack';
 import type { CancelOutcome, CancelRequest, PaymentGateway } from '../../domain/payment';
-import { connectTestDeps, listen } from './api';
-import { connectDevServer, uniqueTaskQueues } from './temporal';
 
 export interface GatewayScript {
   /**
@@ -54,44 +48,11 @@ export async function closedLoopbackPort(): Promise<number> {
   return address.port;
 }
 
-export interface PaymentStack {
-  /** The API's base URL, e.g. http://127.0.0.1:41234. */
-  url: string;
-  deps: AppDeps;
-  close(): Promise<void>;
-}
+export type PaymentStack = TestStack;
 
-/**
- * The API on a free port and a worker for the payment workflow and its activities (sandbox
- * gateway, log mailer) on the shared dev server, on a task queue of their own.
- */
-export async function startPaymentStack(): Promise<PaymentStack> {
-  const devServer = await connectDevServer();
-  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
-  const deps: AppDeps = { ...baseDeps, taskQueues: uniqueTaskQueues() };
-  const { db, logger } = deps;
-  const worker = await Worker.create({
-    connection: devServer.nativeConnection,
-    taskQueue: deps.taskQueues!.billing,
-    workflowsPath: require.resolve('../../workflows/payment'),
-    activities: {
-      ...createPaymentActivities({ db, gateway: new SandboxGateway(), logger }),
-      ...createNotificationActivities({ db, mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger), logger }),
-    },
-  });
-  const running = worker.run();
-  const server = await listen(createApp(deps));
-  return {
-    url: server.url,
-    deps,
-    close: async () => {
-      await server.close();
-      worker.shutdown();
-      await running;
-      await closeDeps();
-      await devServer.close();
-    },
-  };
+/** The API and a worker for one-time payments (test/support/stack.ts serving the billing queue). */
+export function startPaymentStack(): Promise<PaymentStack> {
+  return startTestStack({ serves: ['billing'] });
 }
 
 /** A customer row of its own for activity and workflow tests that need no login. */

@@ -1,66 +1,17 @@
 /**
- * The whole subscription path for HTTP tests: the API on a free port and a worker running every
- * workflow with the real activities (PostgreSQL, sandbox gateway, log mailer) on the shared dev
- * server, on a task queue of its own. Real time: use plans with intervals in seconds.
+ * The whole subscription path for HTTP tests (test/support/stack.ts serving the billing queue)
+ * and its fixtures. Real time: use plans with intervals in seconds.
  */
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
-import { activitiesFromConfig } from '../../activities';
-import type { AppDeps } from '../../api/app';
-import { createApp } from '../../api/app';
-import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
-import { connectTestDeps, createTestUser, listen, requestJson, type TestUser } from './api';
-import { connectDevServer, uniqueTaskQueues } from './temporal';
+import { requestJson, type TestUser } from './api';
+import { startTestStack, type TestStack } from './stack';
 
-export interface SubscriptionStack {
-  /** The API's base URL, e.g. http://127.0.0.1:41234. */
-  url: string;
-  deps: AppDeps;
-  /** A staff user, for creating plans. */
-  staff: TestUser;
-  close(): Promise<void>;
-}
+export type SubscriptionStack = TestStack;
 
-export async function startSubscriptionStack(): Promise<SubscriptionStack> {
-  const devServer = await connectDevServer();
-  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client });
-  const taskQueues = uniqueTaskQueues();
-  const deps: AppDeps = { ...baseDeps, taskQueues };
-  const { db, logger } = deps;
-  const workers = await createWorkers({
-    connection: devServer.nativeConnection,
-    taskQueues: [taskQueues.billing],
-    activities: activitiesFromConfig(deps.config, { db, logger }),
-    workflowBundle: await bundleWorkflows(),
-  });
-  const running = runWorkers(workers);
-  const server = await listen(createApp(deps));
-  const staff = await createTestUser(deps, { role: 'staff', name: 'Test Staff' });
-  return {
-    url: server.url,
-    deps,
-    staff,
-    close: async () => {
-      await server.close();
-      // Subscriptions renew for ever; none may be left running on the shared server.
-      await terminateRunningWorkflows(deps, taskQueues.billing);
-      for (const worker of workers) worker.shutdown();
-      await running;
-      await closeDeps();
-      await devServer.close();
-    },
-  };
-}
-
-async function terminateRunningWorkflows(deps: AppDeps, taskQueue: string): Promise<void> {
-  const query = `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`;
-  for await (const workflow of deps.temporal.workflow.list({ query })) {
-    await deps.temporal.workflow
-      .getHandle(workflow.workflowId)
-      .terminate('test finished')
-      .catch(() => undefined);
-  }
+export function startSubscriptionStack(): Promise<SubscriptionStack> {
+  return startTestStack({ serves: ['billing'] });
 }
 
 /**

@@ -1,0 +1,223 @@
+/**
+ * The state a subscription's workflow carries across continue-as-new, and what people and
+ * PostgreSQL see of it (the `state` query's snapshot, the projected row). Pure: the workflow
+ * passes in its plan and ids, and the clock is never read here.
+ */
+import { dunningTimeline, type DunningEvent } from './dunning';
+import { formatMoney } from './money';
+import type { NotificationInput } from './notification';
+import type { DeclineKind, PaymentSettlement } from './payment';
+import {
+  billingPeriod,
+  type DunningLogEntry,
+  type DunningSnapshot,
+  type PlanTerms,
+  type SubscriptionSnapshot,
+  type SubscriptionStatus,
+} from './subscription';
+
+export interface SubscriptionState {
+  status: SubscriptionStatus;
+  paymentMethod: string;
+  startedAt: string;
+  /** Every billing date is counted from here: the start, or the trial's end. */
+  anchorDate: string;
+  trialEnd: string | null;
+  /** Paid periods so far. */
+  cycle: number;
+  cancelAtPeriodEnd: boolean;
+  cancelNowRequested: boolean;
+  canceledAt: string | null;
+  endedAt: string | null;
+  pendingPayment: SubscriptionSnapshot['pendingPayment'];
+  dunning: DunningState | null;
+  lastPayment: SubscriptionSnapshot['lastPayment'];
+  /** Webhook answers not yet matched to the pending charge (a webhook can outrun the charge's reply). */
+  settlements: PaymentSettlement[];
+  /** Notifications not yet delivered (at most OUTBOX_LIMIT). */
+  outbox: NotificationInput[];
+}
+
+export interface DunningState {
+  cycle: number;
+  failedAt: string;
+  graceEndsAt: string;
+  attempts: number;
+  /** Index of the next event of the timeline to act on. */
+  nextEvent: number;
+  retriesDone: number;
+  automaticRetriesStopped: boolean;
+  lastFailureCode: string | null;
+  lastDecline: DeclineKind | null;
+  /** Retries asked for now (new card, staff) and how many of those asks have been served. */
+  retryRequests: number;
+  retryRequestsServed: number;
+  log: DunningLogEntry[];
+}
+
+/** Who the subscription is and on what terms: the fixed part of the workflow's input. */
+export interface SubscriptionIdentity {
+  subscriptionId: string;
+  userId: string;
+  plan: PlanTerms;
+}
+
+/**
+ * A subscription's row as its workflow sees it. The workflow is the authority; this row is a
+ * projection for listing, reporting and support. Dates are ISO-8601 strings (workflow payloads are JSON).
+ */
+export interface SubscriptionProjection {
+  subscriptionId: string;
+  userId: string;
+  planId: string;
+  workflowId: string;
+  status: SubscriptionStatus;
+  paymentMethod: string;
+  anchorDate: string;
+  cycle: number;
+  currentPeriodStart: string | null;
+  currentPeriodEnd: string | null;
+  nextBillingDate: string | null;
+  trialEnd: string | null;
+  cancelAtPeriodEnd: boolean;
+  canceledAt: string | null;
+  graceEndsAt: string | null;
+  attemptCount: number;
+}
+
+/** Webhook answers kept while no charge claims them; older ones are dropped past this. */
+export const MAX_UNMATCHED_SETTLEMENTS = 20;
+
+/**
+ * Notices waiting for delivery. Each is retried a bounded number of times and then dropped, so
+ * the outbox drains; the cap bounds what a long mail outage can pile into the carried state.
+ */
+export const OUTBOX_LIMIT = 20;
+
+/** A subscription's state before its first charge. */
+export function initialState(paymentMethod: string, startedAt: Date): SubscriptionState {
+  const start = startedAt.toISOString();
+  return {
+    status: 'incomplete',
+    paymentMethod,
+    startedAt: start,
+    anchorDate: start,
+    trialEnd: null,
+    cycle: 0,
+    cancelAtPeriodEnd: false,
+    cancelNowRequested: false,
+    canceledAt: null,
+    endedAt: null,
+    pendingPayment: null,
+    dunning: null,
+    lastPayment: null,
+    settlements: [],
+    outbox: [],
+  };
+}
+
+/** End of the trial, or of the last paid period. */
+export function periodEnd(plan: PlanTerms, state: SubscriptionState): string {
+  const { trialEnd, cycle, anchorDate } = state;
+  if (cycle === 0) return trialEnd ?? anchorDate;
+  return billingPeriod(new Date(anchorDate), plan.interval, cycle).end.toISOString();
+}
+
+/** The next dunning event of `kind` still ahead; no retry once automatic retries have stopped. */
+export function upcomingDunningEvent(plan: PlanTerms, dunning: DunningState | null, kind: 'retry' | 'reminder'): DunningEvent | undefined {
+  if (!dunning || (kind === 'retry' && dunning.automaticRetriesStopped)) return undefined;
+  return dunningTimeline(new Date(dunning.failedAt), plan.dunning, new Date(dunning.graceEndsAt))
+    .slice(dunning.nextEvent)
+    .find((event) => event.kind === kind);
+}
+
+/** The period shown to people: the trial, the paid period, or the unpaid one being collected. */
+function currentPeriod(plan: PlanTerms, state: SubscriptionState): { start: string; end: string } | null {
+  const { status, cycle, anchorDate, trialEnd, startedAt, dunning } = state;
+  const shownCycle = status === 'past_due' && dunning ? dunning.cycle : cycle;
+  if (shownCycle === 0) return trialEnd ? { start: startedAt, end: trialEnd } : null;
+  const period = billingPeriod(new Date(anchorDate), plan.interval, shownCycle);
+  return { start: period.start.toISOString(), end: period.end.toISOString() };
+}
+
+function nextBillingDate(plan: PlanTerms, state: SubscriptionState): string | null {
+  const { status, cancelAtPeriodEnd } = state;
+  return (status === 'active' || status === 'trialing') && !cancelAtPeriodEnd ? periodEnd(plan, state) : null;
+}
+
+/** Everything a person needs to know about the subscription: the `state` query's answer. */
+export function subscriptionSnapshot({ subscriptionId, userId, plan }: SubscriptionIdentity, s: SubscriptionState): SubscriptionSnapshot {
+  const period = currentPeriod(plan, s);
+  return {
+    subscriptionId,
+    userId,
+    status: s.status,
+    plan: {
+      planId: plan.planId,
+      code: plan.code,
+      name: plan.name,
+      amount: plan.amount,
+      currency: plan.currency,
+      interval: plan.interval,
+      price: formatMoney(plan.amount, plan.currency),
+    },
+    paymentMethod: s.paymentMethod,
+    anchorDate: s.anchorDate,
+    trialEnd: s.trialEnd,
+    cycle: s.cycle,
+    currentPeriodStart: period?.start ?? null,
+    currentPeriodEnd: period?.end ?? null,
+    nextBillingDate: nextBillingDate(plan, s),
+    cancelAtPeriodEnd: s.cancelAtPeriodEnd,
+    canceledAt: s.canceledAt,
+    endedAt: s.endedAt,
+    pendingPayment: s.pendingPayment,
+    dunning: s.dunning && dunningSnapshot(plan, s.dunning),
+    lastPayment: s.lastPayment,
+  };
+}
+
+function dunningSnapshot(plan: PlanTerms, d: DunningState): DunningSnapshot {
+  return {
+    cycle: d.cycle,
+    failedAt: d.failedAt,
+    graceEndsAt: d.graceEndsAt,
+    attempts: d.attempts,
+    retriesDone: d.retriesDone,
+    retriesTotal: plan.dunning.retryOffsets.length,
+    nextRetryAt: upcomingDunningEvent(plan, d, 'retry')?.at.toISOString() ?? null,
+    nextReminderAt: upcomingDunningEvent(plan, d, 'reminder')?.at.toISOString() ?? null,
+    automaticRetriesStopped: d.automaticRetriesStopped,
+    lastFailureCode: d.lastFailureCode,
+    lastDecline: d.lastDecline,
+    log: d.log,
+  };
+}
+
+/** The `subscriptions` row the workflow writes after every change. */
+export function subscriptionProjection(identity: SubscriptionIdentity, workflowId: string, state: SubscriptionState): SubscriptionProjection {
+  const snapshot = subscriptionSnapshot(identity, state);
+  return {
+    subscriptionId: identity.subscriptionId,
+    userId: identity.userId,
+    planId: identity.plan.planId,
+    workflowId,
+    status: snapshot.status,
+    paymentMethod: snapshot.paymentMethod,
+    anchorDate: snapshot.anchorDate,
+    cycle: snapshot.cycle,
+    currentPeriodStart: snapshot.currentPeriodStart,
+    currentPeriodEnd: snapshot.currentPeriodEnd,
+    nextBillingDate: snapshot.nextBillingDate,
+    trialEnd: snapshot.trialEnd,
+    cancelAtPeriodEnd: snapshot.cancelAtPeriodEnd,
+    canceledAt: snapshot.canceledAt,
+    graceEndsAt: snapshot.dunning?.graceEndsAt ?? null,
+    attemptCount: snapshot.dunning?.attempts ?? 0,
+  };
+}
+
+/** A payment method token as workflows accept it (`pm_…`, `tok_…`). */
+export function isPaymentMethodToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9_]{3,255}$/.test(value);
+}

@@ -1,0 +1,73 @@
+/**
+ * The one set-up every HTTP test stack shares: the API on a free port and workers running the
+ * production workflow bundle with the production activity wiring (PostgreSQL, Redis, sandbox
+ * gateway, log mailer) on the shared dev server, on task queues of their own — the domain's
+ * queue(s) and the payments queue its gateway calls go to. Real time: use short timers.
+ */
+import type { Redis } from 'ioredis';
+import { activitiesFromConfig } from '../../activities';
+import { createApp, type AppDeps } from '../../api/app';
+import { connectDatabase } from '../../db/client';
+import type { TaskQueues } from '../../platform/task-queues';
+import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
+import { connectTestDeps, createTestUser, listen, type TestUser } from './api';
+import { connectDevServer, uniqueTaskQueues } from './temporal';
+
+export interface TestStack {
+  /** The API's base URL, e.g. http://127.0.0.1:41234. */
+  url: string;
+  deps: AppDeps;
+  /** A staff user, for creating plans and offerings and reading anyone's data. */
+  staff: TestUser;
+  close(): Promise<void>;
+}
+
+export interface TestStackOptions {
+  /** The queues whose workflows this stack runs; the payments queue is always served too. */
+  serves: ReadonlyArray<Exclude<keyof TaskQueues, 'payments'>>;
+  /** Replaces the Redis of both the API and the worker (an unreachable one, say). */
+  redis?: Redis;
+}
+
+export async function startTestStack(options: TestStackOptions): Promise<TestStack> {
+  const devServer = await connectDevServer();
+  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client, ...(options.redis ? { redis: options.redis } : {}) });
+  const taskQueues = uniqueTaskQueues();
+  const deps: AppDeps = { ...baseDeps, taskQueues };
+  // The worker's own pool, as in production: claims must not queue behind API reads.
+  const workerDatabase = connectDatabase(deps.config.DATABASE_URL, { max: 10 });
+  const served = [...options.serves.map((queue) => taskQueues[queue]), taskQueues.payments];
+  // The production bundle (workflows/index.ts), so a workflow missing from it fails here.
+  const workers = await createWorkers({
+    connection: devServer.nativeConnection,
+    taskQueues: served,
+    activities: activitiesFromConfig(deps.config, { db: workerDatabase.db, redis: deps.redis, logger: deps.logger }),
+    workflowBundle: await bundleWorkflows(),
+  });
+  const running = runWorkers(workers);
+  const server = await listen(createApp(deps));
+  const staff = await createTestUser(deps, { role: 'staff', name: 'Test Staff' });
+  return {
+    url: server.url,
+    deps,
+    staff,
+    close: async () => {
+      await server.close();
+      // Subscriptions renew for ever and holds and bookings wait on timers: none may be left
+      // running on the shared server.
+      for (const queue of served) await terminateRunningWorkflows(deps, queue);
+      for (const worker of workers) worker.shutdown();
+      await running;
+      await workerDatabase.close();
+      await closeDeps();
+      await devServer.close();
+    },
+  };
+}
+
+async function terminateRunningWorkflows(deps: AppDeps, taskQueue: string): Promise<void> {
+  const query = `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`;
+  const ids: string[] = [];
+  for await (const workflow of deps.temporal.workflow.list({ query })) ids.push(workflow.workflowId);
+  await Promise.all(ids.map((id) => deps.temporal.workflow.getHandle(id).terminate('test finished').catch(() => undefined)));
+}

@@ -1,0 +1,81 @@
+/**
+ * How workflows call their activities: one named preset per kind of side effect, used by every
+ * workflow, so a charge or a notification is retried the same way whoever makes it.
+ *
+ * - GATEWAY_CALL (charge, refund): each call carries an idempotency key that the gateway and the
+ *   unique `payments.idempotency_key` column both honour, so attempts are unlimited: a retry can
+ *   never charge or refund twice. One minute start-to-close stays above the gateway client's own
+ *   request timeout, so a slow gateway fails the request, not the attempt. A request the gateway
+ *   refuses outright (GatewayRequestRejectedError) can never succeed and is not retried.
+ * - CANCEL_PENDING_CHARGE: every fault is retried without limit, rejections included: a charge
+ *   the gateway can neither cancel nor settle yet must not be counted as failed, and one it
+ *   refuses to cancel needs a person, who sees the retrying activity in the Web UI.
+ * - PROJECTION (rows in PostgreSQL): idempotent upserts, retried until the database takes them.
+ * - NOTIFICATION: bounded, about 35 minutes of attempts (5 s doubling to 10 min, 9 attempts). A
+ *   mail outage must never hold up billing or a booking, and an outbox must not grow without
+ *   bound; a notice that still fails is logged and dropped (the dedupe key makes a resend safe).
+ *
+ * Gateway calls run on their own task queue (`payments`), so the server's per-queue activity
+ * rate limit (GATEWAY_MAX_CALLS_PER_SECOND) is the gateway's request limit for every workflow,
+ * and projections and mail are never throttled by it.
+ */
+import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import type { BookingActivities } from '../activities/booking';
+import type { HoldActivities } from '../activities/hold';
+import type { NotificationActivities } from '../activities/notification';
+import type { PaymentActivities } from '../activities/payment';
+import type { SubscriptionActivities } from '../activities/subscription';
+import { TASK_QUEUES } from '../platform/task-queues';
+
+const UNTIL_IT_WORKS: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' };
+
+export const GATEWAY_CALL: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: ['GatewayRequestRejectedError'] },
+};
+
+export const CANCEL_PENDING_CHARGE: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+};
+
+export const PROJECTION: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: UNTIL_IT_WORKS,
+};
+
+export const NOTIFICATION: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '10 minutes',
+    maximumAttempts: 9,
+    nonRetryableErrorTypes: ['UserNotFound'],
+  },
+};
+
+/** Errors of the booking steps that no retry can mend (the hold or booking is gone, bad units). */
+const BOOKING_STEP_FAILURES = ['HoldNotFound', 'BookingNotFound', 'BookingNotConfirmed', 'UnknownUnits', 'MixedCurrencyError'];
+
+/**
+ * The gateway's activities on the payments queue. Starters name that queue in the workflow's
+ * input (tests use queues of their own); runs started before it was named use `payments`.
+ */
+export function gatewayActivities(paymentsTaskQueue: string = TASK_QUEUES.payments) {
+  const { chargePayment, refundPayment } = proxyActivities<PaymentActivities>({ ...GATEWAY_CALL, taskQueue: paymentsTaskQueue });
+  const { cancelPendingPayment } = proxyActivities<PaymentActivities>({ ...CANCEL_PENDING_CHARGE, taskQueue: paymentsTaskQueue });
+  return { chargePayment, refundPayment, cancelPendingPayment };
+}
+
+export type GatewayActivities = ReturnType<typeof gatewayActivities>;
+
+/** Payment rows written without the gateway (settlements the webhook reported, late successes). */
+export const { settlePayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>(PROJECTION);
+export const { recordSubscription } = proxyActivities<SubscriptionActivities>(PROJECTION);
+export const { claimUnits, releaseHold } = proxyActivities<HoldActivities>(PROJECTION);
+export const bookingSteps = proxyActivities<BookingActivities>({
+  ...PROJECTION,
+  retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },
+});
+export const { notify } = proxyActivities<NotificationActivities>(NOTIFICATION);

@@ -1,0 +1,80 @@
+/**
+ * What the API and tests may know of a booking's workflow: its input, state, messages and
+ * answers. Imported by ordinary Node code too, so nothing here runs workflow code.
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { BookingCharge, BookingFailureReason, BookingStatus, RefundTier } from '../../domain/booking';
+
+export interface BookingWorkflowInput {
+  bookingId: string;
+  holdId: string;
+  userId: string;
+  /** A payment method token (`pm_…`); kept for the price difference of a reschedule. */
+  paymentMethod: string;
+  /** ISO-8601 duration a pending charge may wait for its webhook before it counts as failed. */
+  pendingPaymentTimeout: string;
+  /** The task queue of gateway calls; `payments` when absent. */
+  paymentsTaskQueue?: string;
+}
+
+/** The saga's answer to "is it booked?", as soon as there is one. */
+export type BookingDecision =
+  | { status: 'confirmed' }
+  | { status: 'awaiting_payment' }
+  | { status: 'failed'; reason: BookingFailureReason };
+
+export interface BookingState {
+  bookingId: string;
+  status: BookingStatus;
+  failureReason: BookingFailureReason | null;
+  awaitingPayment: boolean;
+  unitIds: string[];
+  amount: number;
+  currency: string;
+  refundedAmount: number;
+  charges: BookingCharge[];
+  /** A cancel, reschedule or staff refund being carried out; others wait until it is done. */
+  operation: 'cancel' | 'reschedule' | 'refund' | null;
+}
+
+export interface CancelResult {
+  tier: RefundTier;
+  refundedAmount: number;
+}
+
+export interface RescheduleRequest {
+  unitIds: string[];
+  /** Pays a higher price; the booking's own payment method when absent. */
+  paymentMethod?: string;
+}
+
+export type RescheduleResult =
+  | { status: 'rescheduled'; amount: number; difference: number }
+  | { status: 'unavailable'; unavailableUnitIds: string[] }
+  | { status: 'rejected'; unknownUnitIds: string[] }
+  | { status: 'declined'; failureCode: string | null }
+  | { status: 'conflict' };
+
+/** Sent with the workflow's start (update-with-start): answers once the booking is decided. */
+export const bookingDecisionUpdate = defineUpdate<BookingDecision>('bookingDecision');
+export const cancelBookingUpdate = defineUpdate<CancelResult>('cancelBooking');
+export const rescheduleBookingUpdate = defineUpdate<RescheduleResult, [RescheduleRequest]>('rescheduleBooking');
+export const bookingStateQuery = defineQuery<BookingState>('state');
+
+export interface StaffRefundRequest {
+  /** Minor units; all that is left to refund when absent. */
+  amount?: number;
+  reason: string;
+}
+
+export interface StaffRefundResult {
+  refundedAmount: number;
+  /** Refunded over the booking's charges so far, this refund included. */
+  totalRefunded: number;
+}
+
+/**
+ * Staff: give money back on a confirmed booking (goodwill, a complaint) without canceling it,
+ * through the payments that paid for it and never more than they left to refund.
+ */
+export const staffRefundUpdate = defineUpdate<StaffRefundResult, [StaffRefundRequest]>('staffRefund');

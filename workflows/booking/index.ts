@@ -1,0 +1,3 @@
+// The booking workflow and its contract; the worker's bundle and the API import this folder.
+export * from './contract';
+export { bookingWorkflow } from './workflow';

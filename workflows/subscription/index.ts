@@ -1,0 +1,3 @@
+// The subscription workflow and its contract; the worker's bundle and the API import this folder.
+export * from './contract';
+export { subscriptionWorkflow, WITHDRAW_PENDING_ON_CANCEL_PATCH } from './workflow';

@@ -1,0 +1,132 @@
+/**
+ * The plumbing of a subscription's run, beneath the lifecycle in workflow.ts: the carried state,
+ * the workflow clock's timers, the projection to PostgreSQL and the Web UI, and the notice outbox.
+ */
+import { condition, log, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { notificationDedupeKey, type NotificationInput } from '../../domain/notification';
+import { classifyDecline, type DeclineKind, type PaymentSettlement } from '../../domain/payment';
+import { isFinalStatus, type DunningLogEntry, type SubscriptionSnapshot } from '../../domain/subscription';
+import type { SubscriptionNotice } from '../../domain/subscription-notices';
+import {
+  initialState,
+  OUTBOX_LIMIT,
+  periodEnd,
+  subscriptionProjection,
+  subscriptionSnapshot,
+  type SubscriptionProjection,
+  type SubscriptionState,
+} from '../../domain/subscription-state';
+import { subscriptionDetails } from '../../domain/workflow-descriptions';
+import { gatewayActivities, notify, recordSubscription, type GatewayActivities } from '../activity-options';
+import { msUntil, now } from '../clock';
+import { SubscriptionStatusAttribute, upsertStatusAttribute } from '../search-attributes';
+import type { SubscriptionWorkflowInput } from './contract';
+
+export type AttemptOutcome =
+  | { status: 'succeeded'; paymentId: string }
+  | { status: 'failed'; paymentId: string; failureCode: string; decline: DeclineKind }
+  // Cancel-now arrived while the charge waited for its webhook.
+  | { status: 'interrupted'; paymentId: string };
+
+export abstract class SubscriptionRun {
+  protected readonly state: SubscriptionState;
+  protected readonly workflowId = workflowInfo().workflowId;
+  protected readonly gateway: GatewayActivities;
+  /** Bumped by every handler that gives the main loop something to look at. */
+  protected wakeups = 0;
+  protected projections: Promise<void> = Promise.resolve();
+
+  constructor(protected readonly input: SubscriptionWorkflowInput) {
+    this.state = input.carried ?? initialState(input.paymentMethod, now());
+    this.gateway = gatewayActivities(input.paymentsTaskQueue);
+  }
+
+  protected failed(paymentId: string, failureCode: string | null): AttemptOutcome {
+    const code = failureCode ?? 'card_declined';
+    return { status: 'failed', paymentId, failureCode: code, decline: classifyDecline(code) };
+  }
+
+  protected settlementOf(paymentId: string): PaymentSettlement | undefined {
+    return this.state.settlements.find((s) => s.paymentId === paymentId);
+  }
+
+  /** Canceled, expired, or never started (first charge declined). */
+  protected hasEnded(): boolean {
+    return isFinalStatus(this.state.status) || this.state.endedAt !== null;
+  }
+
+  protected assertChangeable(): void {
+    if (this.hasEnded()) {
+      throw new Error(`the subscription is ${this.state.status}`);
+    }
+  }
+
+  /** Waits for `at` on a durable timer; false when a handler woke the loop first. */
+  protected async sleepUntil(at: Date): Promise<boolean> {
+    const seen = this.wakeups;
+    const remaining = msUntil(at);
+    if (remaining <= 0) return true;
+    const woken = await condition(() => this.wakeups !== seen || this.state.cancelNowRequested, remaining);
+    return !woken;
+  }
+
+  /** Writes the row from the state at the time of writing; writes run one at a time, in order. */
+  protected project(): Promise<void> {
+    this.publish();
+    const write = this.projections.then(() => recordSubscription(this.projection()));
+    this.projections = write.catch(() => undefined);
+    return write;
+  }
+
+  /**
+   * What support staff see in the Temporal UI, kept current: every state change is projected, so
+   * it is published here too (a `SubscriptionStatus` search attribute, the details line).
+   */
+  protected publish(): void {
+    upsertStatusAttribute(SubscriptionStatusAttribute, this.state.status);
+    setCurrentDetails(subscriptionDetails(this.snapshot()));
+  }
+
+  /**
+   * Sends a notice without waiting for it: a mail outage must not hold up billing. Until it is
+   * delivered or given up (the NOTIFICATION preset's bounded retries) it stays in the state's
+   * outbox, so a run that continues as new sends it again (the dedupe key makes that one notice).
+   * The outbox is capped: past OUTBOX_LIMIT the oldest notice is dropped, with a log line.
+   */
+  protected send({ kind, event, subject, body }: SubscriptionNotice): void {
+    const { userId, subscriptionId } = this.input;
+    const notification: NotificationInput = { userId, subscriptionId, kind, subject, body, dedupeKey: notificationDedupeKey(this.workflowId, event) };
+    this.state.outbox.push(notification);
+    for (const dropped of this.state.outbox.splice(0, Math.max(0, this.state.outbox.length - OUTBOX_LIMIT))) {
+      log.warn('notification dropped: outbox full', { dedupeKey: dropped.dedupeKey });
+    }
+    this.deliver(notification);
+  }
+
+  protected deliver(notification: NotificationInput): void {
+    const delivered = () => {
+      this.state.outbox = this.state.outbox.filter((n) => n.dedupeKey !== notification.dedupeKey);
+    };
+    notify(notification).then(delivered, (error: unknown) => {
+      log.warn('notification dropped', { dedupeKey: notification.dedupeKey, error: String(error) });
+      delivered();
+    });
+  }
+
+  protected log(entry: Omit<DunningLogEntry, 'at'>): void {
+    this.state.dunning?.log.push({ at: now().toISOString(), ...entry });
+  }
+
+  /** End of the trial, or of the last paid period. */
+  protected periodEnd(): string {
+    return periodEnd(this.input.plan, this.state);
+  }
+
+  protected snapshot(): SubscriptionSnapshot {
+    return subscriptionSnapshot(this.input, this.state);
+  }
+
+  protected projection(): SubscriptionProjection {
+    return subscriptionProjection(this.input, this.workflowId, this.state);
+  }
+}

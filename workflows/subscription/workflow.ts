@@ -1,0 +1,485 @@
+/**
+ * One workflow per subscription, for its whole life: the first charge (or a trial), a durable
+ * timer to each billing date, renewal, dunning after a failed renewal, cancellation and expiry.
+ * It continues as new after every paid period, carrying its whole state, so history stays small.
+ *
+ * Only the main loop changes the lifecycle. Handlers record what was asked, wake the loop and,
+ * where the caller needs the outcome (cancel now, a new card while past due), wait for the loop
+ * to apply it. What the state looks like to people (snapshot, projection) and what the customer
+ * is told are pure functions in domain/ (subscription-state.ts, subscription-notices.ts).
+ */
+import { allHandlersFinished, condition, continueAsNew, log, patched, setHandler } from '@temporalio/workflow';
+import type { DunningEvent } from '../../domain/dunning';
+import { dunningTimeline } from '../../domain/dunning';
+import { chargeIdempotencyKey, type ChargeResult, type OrphanedPayment } from '../../domain/payment';
+import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../../domain/period';
+import { billingPeriod, isFinalStatus, transition, type SubscriptionSnapshot, type SubscriptionStatus } from '../../domain/subscription';
+import {
+  actionRequiredNotice,
+  canceledNotice,
+  expiredNotice,
+  graceReminderNotice,
+  periodPaidNotice,
+  renewalFailedNotice,
+} from '../../domain/subscription-notices';
+import { isPaymentMethodToken, MAX_UNMATCHED_SETTLEMENTS, upcomingDunningEvent, type DunningState } from '../../domain/subscription-state';
+import { chargeOnce, settlePendingCharge } from '../charge';
+import { msUntil, now } from '../clock';
+import { paymentSettledSignal, refundOrphanedCharge } from '../payment';
+import {
+  activationUpdate,
+  cancelSubscriptionUpdate,
+  extendGraceSignal,
+  paymentMethodUpdatedSignal,
+  retryPaymentNowSignal,
+  subscriptionStateQuery,
+  updatePaymentMethodUpdate,
+  type ActivationResult,
+  type PaymentMethodChange,
+  type SubscriptionWorkflowInput,
+} from './contract';
+import { SubscriptionRun, type AttemptOutcome } from './run';
+
+/**
+ * Runs that started before a cancel-now withdrew the charge it interrupted leave that charge
+ * pending at the gateway, as their histories say they did.
+ */
+export const WITHDRAW_PENDING_ON_CANCEL_PATCH = 'withdraw-pending-on-cancel';
+
+const OUTBOX_DRAIN_WAIT = '1 minute';
+
+export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionSnapshot> {
+  return new Subscription(input).run();
+}
+
+class Subscription extends SubscriptionRun {
+  /** A charge that went through as the customer canceled: refunded once the subscription has ended. */
+  private chargeToRefund: OrphanedPayment | null = null;
+  private activation: ActivationResult | null = null;
+
+  async run(): Promise<SubscriptionSnapshot> {
+    // Updates first, then signals: buffered messages are applied in the order they were registered.
+    this.registerHandlers();
+    this.registerSignals();
+    this.publish();
+    for (const notification of this.state.outbox) this.deliver(notification);
+    if (this.input.carried) {
+      this.activation = { outcome: activationOutcomeOf(this.state.status), subscription: this.snapshot(), payment: null };
+    } else {
+      await this.begin();
+    }
+    while (this.state.status !== 'incomplete' && !isFinalStatus(this.state.status)) {
+      const paid = await this.step();
+      if (paid) await this.continueAsNewWhenIdle();
+    }
+    // The final notice is delivered before the workflow closes.
+    await condition(() => allHandlersFinished() && this.state.outbox.length === 0);
+    return this.snapshot();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lifecycle
+  // -------------------------------------------------------------------------------------------
+
+  /** The first charge, or the start of a trial. Ends `incomplete` when the first charge fails. */
+  private async begin(): Promise<void> {
+    await this.project(); // payments reference the row, so it exists before any charge
+    const { trialPeriod } = this.input.plan;
+    if (trialPeriod) {
+      const trialEnd = addDuration(new Date(this.state.startedAt), trialPeriod).toISOString();
+      Object.assign(this.state, { status: transition('incomplete', 'trialing'), trialEnd, anchorDate: trialEnd });
+      await this.project();
+      this.activation = { outcome: 'trialing', subscription: this.snapshot(), payment: null };
+      return;
+    }
+    const outcome = await this.attemptCharge(1, 1, (charge) => {
+      if (charge.status !== 'pending') return;
+      this.activation = { outcome: 'pending', subscription: this.snapshot(), payment: paymentOf(charge) };
+    });
+    if (outcome.status === 'succeeded') {
+      await this.startPaidPeriod(1);
+    } else if (outcome.status === 'interrupted') {
+      await this.cancelNow();
+    } else {
+      this.state.endedAt = now().toISOString();
+      await this.project();
+    }
+    this.activation ??= {
+      outcome: outcome.status === 'succeeded' ? 'active' : 'declined',
+      subscription: this.snapshot(),
+      payment: this.state.lastPayment && {
+        paymentId: this.state.lastPayment.paymentId,
+        status: this.state.lastPayment.status,
+        failureCode: outcome.status === 'failed' ? outcome.failureCode : null,
+        decline: outcome.status === 'failed' ? outcome.decline : null,
+      },
+    };
+  }
+
+  /** Runs the current status until something changes; true when a period was just paid. */
+  private async step(): Promise<boolean> {
+    switch (this.state.status) {
+      case 'trialing':
+      case 'active':
+        return this.waitAndRenew();
+      case 'past_due':
+        return this.runDunning();
+      default:
+        throw new Error(`no step for status ${this.state.status}`);
+    }
+  }
+
+  /** Sleeps until the period (or trial) ends, then charges the next period. */
+  private async waitAndRenew(): Promise<boolean> {
+    const due = await this.sleepUntil(new Date(this.periodEnd()));
+    if (this.state.cancelNowRequested) {
+      await this.cancelNow();
+      return false;
+    }
+    if (!due) return false;
+    if (this.state.cancelAtPeriodEnd) {
+      await this.cancelNow(this.periodEnd());
+      return false;
+    }
+    const cycle = this.state.cycle + 1;
+    const outcome = await this.attemptCharge(cycle, 1);
+    if (outcome.status === 'succeeded') {
+      await this.startPaidPeriod(cycle);
+      return true;
+    }
+    if (outcome.status === 'interrupted') {
+      await this.cancelNow();
+      return false;
+    }
+    await this.startDunning(cycle, outcome);
+    return false;
+  }
+
+  private async startPaidPeriod(cycle: number): Promise<void> {
+    this.state.status = transition(this.state.status, 'active');
+    this.state.cycle = cycle;
+    this.state.dunning = null;
+    await this.project();
+    const { plan } = this.input;
+    const period = billingPeriod(new Date(this.state.anchorDate), plan.interval, cycle);
+    this.send(periodPaidNotice(plan, cycle, period, this.state.cancelAtPeriodEnd));
+  }
+
+  private async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
+    const failedAt = now();
+    const graceEndsAt = addDuration(failedAt, this.input.plan.dunning.gracePeriod);
+    this.state.status = transition(this.state.status, 'past_due');
+    this.state.dunning = {
+      cycle,
+      failedAt: failedAt.toISOString(),
+      graceEndsAt: graceEndsAt.toISOString(),
+      attempts: 1,
+      nextEvent: 0,
+      retriesDone: 0,
+      automaticRetriesStopped: failure.decline === 'hard',
+      lastFailureCode: failure.failureCode,
+      lastDecline: failure.decline,
+      retryRequests: 0,
+      retryRequestsServed: 0,
+      log: [{ at: failedAt.toISOString(), kind: 'failed', attempt: 1, outcome: 'failed', failureCode: failure.failureCode }],
+    };
+    await this.project();
+    const nextRetry = upcomingDunningEvent(this.input.plan, this.state.dunning, 'retry');
+    this.send(renewalFailedNotice(this.input.plan, cycle, failure, nextRetry?.at, graceEndsAt));
+  }
+
+  /**
+   * Walks the dunning timeline: retries, reminders, expiry. A new card or a staff request charges
+   * at once; any success starts the unpaid period on its original dates.
+   */
+  private async runDunning(): Promise<boolean> {
+    const dunning = this.state.dunning!;
+    for (;;) {
+      if (this.state.cancelNowRequested) {
+        await this.cancelNow();
+        return false;
+      }
+      if (dunning.retryRequests > dunning.retryRequestsServed) {
+        const served = dunning.retryRequests;
+        const paid = await this.dunningAttempt('manual_retry');
+        dunning.retryRequestsServed = served;
+        if (paid) return true;
+        continue;
+      }
+      const event = dunningTimeline(new Date(dunning.failedAt), this.input.plan.dunning, new Date(dunning.graceEndsAt))[dunning.nextEvent];
+      if (!(await this.sleepUntil(event.at))) continue;
+      dunning.nextEvent += 1;
+      if (event.kind === 'expiry') {
+        await this.expire();
+        return false;
+      }
+      if (event.kind === 'reminder') {
+        await this.remind(event);
+        continue;
+      }
+      dunning.retriesDone += 1;
+      if (dunning.automaticRetriesStopped) {
+        this.log({ kind: 'retry', detail: `retry ${event.retry} of ${event.of} skipped after a hard decline` });
+        await this.project();
+        continue;
+      }
+      if (await this.dunningAttempt('retry')) return true;
+    }
+  }
+
+  /** One more charge of the unpaid period; true when it was paid (and the period started). */
+  private async dunningAttempt(kind: 'retry' | 'manual_retry'): Promise<boolean> {
+    const dunning = this.state.dunning!;
+    const attempt = dunning.attempts + 1;
+    const outcome = await this.attemptCharge(dunning.cycle, attempt);
+    dunning.attempts = attempt;
+    if (outcome.status === 'succeeded') {
+      this.log({ kind, attempt, outcome: 'succeeded' });
+      await this.startPaidPeriod(dunning.cycle);
+      return true;
+    }
+    if (outcome.status === 'failed') {
+      this.log({ kind, attempt, outcome: 'failed', failureCode: outcome.failureCode });
+      dunning.lastFailureCode = outcome.failureCode;
+      dunning.lastDecline = outcome.decline;
+      if (outcome.decline === 'hard') dunning.automaticRetriesStopped = true;
+    }
+    // Interrupted: cancel-now is applied by the dunning loop on its next turn.
+    await this.project();
+    return false;
+  }
+
+  private async remind(event: Extract<DunningEvent, { kind: 'reminder' }>): Promise<void> {
+    const dunning = this.state.dunning!;
+    const timeLeft = describeTimeSpan(event.timeLeftMs);
+    this.log({ kind: 'reminder', detail: `reminder ${event.reminder} of ${event.of}: ${timeLeft} left` });
+    await this.project();
+    this.send(graceReminderNotice(this.input.plan, dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)));
+  }
+
+  private async expire(): Promise<void> {
+    this.state.status = transition(this.state.status, 'expired');
+    this.state.endedAt = now().toISOString();
+    this.log({ kind: 'expired' });
+    await this.project();
+    this.send(expiredNotice(this.input.plan));
+  }
+
+  /** Ends the subscription; `at` is the period end for a cancel-at-period-end. */
+  private async cancelNow(at = now().toISOString()): Promise<void> {
+    this.state.status = transition(this.state.status, 'canceled');
+    this.state.cancelNowRequested = false;
+    this.state.canceledAt ??= at;
+    this.state.endedAt = at;
+    await this.project();
+    this.send(canceledNotice(this.input.plan, new Date(at)));
+    if (this.chargeToRefund) await refundOrphanedCharge(this.gateway, this.chargeToRefund);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Charging
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Charges once for (cycle, attempt) and, when the gateway answers pending, waits for the
+   * webhook's settlement up to the pending timeout (workflows/charge.ts decides it then); a
+   * cancel-now interrupts the wait. `onAnswered` runs as soon as the gateway has replied.
+   */
+  private async attemptCharge(cycle: number, attempt: number, onAnswered?: (charge: ChargeResult) => void): Promise<AttemptOutcome> {
+    const { plan, subscriptionId, userId } = this.input;
+    const charge = await chargeOnce(this.gateway, {
+      kind: 'subscription',
+      userId,
+      subscriptionId,
+      amount: plan.amount,
+      currency: plan.currency,
+      paymentMethod: this.state.paymentMethod,
+      idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt),
+      cycle,
+      attempt,
+      description: `${plan.name}, period ${cycle}`,
+    });
+    this.state.lastPayment = { paymentId: charge.paymentId, cycle, attempt, status: charge.status, at: now().toISOString() };
+    onAnswered?.(charge);
+    if (charge.status === 'succeeded') return { status: 'succeeded', paymentId: charge.paymentId };
+    if (charge.status === 'failed') return this.failed(charge.paymentId, charge.failureCode);
+    return this.awaitSettlement(charge, cycle, attempt);
+  }
+
+  private async awaitSettlement(pending: ChargeResult, cycle: number, attempt: number): Promise<AttemptOutcome> {
+    const { paymentId } = pending;
+    const since = now();
+    // While past due, a charge waiting for its webhook does not hold the subscription past its grace.
+    const graceEnd = this.state.dunning ? new Date(this.state.dunning.graceEndsAt) : null;
+    const timeout = addDuration(since, this.input.pendingPaymentTimeout);
+    const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
+    this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
+    await this.project();
+    this.send(actionRequiredNotice(this.input.plan, cycle, attempt, expiresAt));
+    const decided = await settlePendingCharge(this.gateway, pending, {
+      waitMs: msUntil(expiresAt),
+      settlement: (id) => this.settlementOf(id),
+      interrupted: () => this.state.cancelNowRequested,
+      afterWait: () => {
+        this.state.pendingPayment = null;
+      },
+    });
+    const used = this.settlementOf(paymentId);
+    if (used) this.state.settlements = this.state.settlements.filter((s) => s !== used);
+    if (decided.status === 'interrupted') {
+      if (patched(WITHDRAW_PENDING_ON_CANCEL_PATCH)) await this.withdrawInterruptedCharge(paymentId, pending.gatewayPaymentId);
+      return { status: 'interrupted', paymentId };
+    }
+    this.state.lastPayment = { ...this.state.lastPayment!, status: decided.status };
+    if (decided.status === 'succeeded') return { status: 'succeeded', paymentId };
+    return this.failed(paymentId, decided.failureCode);
+  }
+
+  /**
+   * The customer canceled while a charge awaited their bank: it is canceled at the gateway, so a
+   * late authentication cannot take money for a subscription that has ended; one that went
+   * through first is refunded when the subscription has ended.
+   */
+  private async withdrawInterruptedCharge(paymentId: string, gatewayPaymentId: string | null): Promise<void> {
+    const final = await this.gateway.cancelPendingPayment({ paymentId });
+    this.state.lastPayment = { ...this.state.lastPayment!, status: final.status === 'succeeded' ? 'succeeded' : 'failed' };
+    const chargedAt = final.gatewayPaymentId ?? gatewayPaymentId;
+    if (final.status === 'succeeded' && chargedAt) this.chargeToRefund = { paymentId, gatewayPaymentId: chargedAt };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Handlers
+  // -------------------------------------------------------------------------------------------
+
+  private registerHandlers(): void {
+    setHandler(subscriptionStateQuery, () => this.snapshot());
+
+    setHandler(activationUpdate, async () => {
+      await condition(() => this.activation !== null);
+      return this.activation!;
+    });
+
+    setHandler(
+      cancelSubscriptionUpdate,
+      async ({ atPeriodEnd }) => {
+        const { status } = this.state;
+        if (atPeriodEnd && (status === 'active' || status === 'trialing')) {
+          this.state.cancelAtPeriodEnd = true;
+          this.state.canceledAt = now().toISOString();
+        } else {
+          // Nothing paid to keep (past due, or the first charge still pending): end now.
+          this.state.cancelNowRequested = true;
+          this.wakeups += 1;
+          await condition(() => this.hasEnded());
+        }
+        await this.project();
+        return this.snapshot();
+      },
+      {
+        validator: (request) => {
+          this.assertChangeable();
+          if (typeof request?.atPeriodEnd !== 'boolean') throw new Error('atPeriodEnd must be true or false');
+        },
+      },
+    );
+
+    setHandler(
+      updatePaymentMethodUpdate,
+      async (change) => {
+        const retry = this.changePaymentMethod(change);
+        // Answers with the retry's outcome, unless it waits for a webhook (the snapshot says so).
+        if (retry) {
+          await condition(
+            () =>
+              this.state.dunning !== retry.dunning ||
+              retry.dunning.retryRequestsServed >= retry.request ||
+              this.state.pendingPayment !== null ||
+              this.hasEnded(),
+          );
+        }
+        await this.project();
+        return this.snapshot();
+      },
+      {
+        validator: (change) => {
+          this.assertChangeable();
+          if (!isPaymentMethodToken(change?.paymentMethod)) throw new Error('paymentMethod must be a payment method token such as pm_card_visa');
+        },
+      },
+    );
+
+  }
+
+  /** Messages that need no answer: a card from a webhook, staff actions, payment settlements. */
+  private registerSignals(): void {
+    setHandler(paymentMethodUpdatedSignal, async (change) => {
+      if (this.hasEnded() || !isPaymentMethodToken(change?.paymentMethod)) {
+        log.warn('payment method change ignored', { status: this.state.status });
+        return;
+      }
+      this.changePaymentMethod(change);
+      await this.project();
+    });
+
+    setHandler(retryPaymentNowSignal, () => {
+      if (this.state.status !== 'past_due') return;
+      this.state.dunning!.retryRequests += 1;
+      this.wakeups += 1;
+    });
+
+    setHandler(extendGraceSignal, async (extension) => {
+      const dunning = this.state.dunning;
+      const by = extension?.by;
+      if (this.state.status !== 'past_due' || !dunning || !isIsoDuration(by) || !isPositiveDuration(by)) {
+        log.warn('grace extension ignored', { status: this.state.status, by });
+        return;
+      }
+      const graceEndsAt = addDuration(new Date(dunning.graceEndsAt), by);
+      this.log({ kind: 'grace_extended', detail: `by ${by}, until ${graceEndsAt.toISOString()}` });
+      dunning.graceEndsAt = graceEndsAt.toISOString();
+      this.wakeups += 1;
+      await this.project();
+    });
+
+    setHandler(paymentSettledSignal, (settlement) => {
+      this.state.settlements.push(settlement);
+      this.state.settlements.splice(0, Math.max(0, this.state.settlements.length - MAX_UNMATCHED_SETTLEMENTS));
+    });
+  }
+
+  /** Records the method; while past due, also asks the loop for a retry and says which request it is. */
+  private changePaymentMethod({ paymentMethod }: PaymentMethodChange): { dunning: DunningState; request: number } | null {
+    this.state.paymentMethod = paymentMethod;
+    this.wakeups += 1;
+    const { dunning } = this.state;
+    if (this.state.status !== 'past_due' || !dunning) return null;
+    dunning.automaticRetriesStopped = false;
+    dunning.retryRequests += 1;
+    return { dunning, request: dunning.retryRequests };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Plumbing
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * The next run starts with this state. Handlers finish first (their effects are in the state
+   * carried over); a cancel-now asked for meanwhile is applied here instead of hopping.
+   */
+  private async continueAsNewWhenIdle(): Promise<void> {
+    // Usually the receipt is on its way: let it land here rather than send it again next run.
+    if (this.state.outbox.length > 0) await condition(() => this.state.outbox.length === 0, OUTBOX_DRAIN_WAIT);
+    // Checked last, so no handler can start between this check and the hop.
+    await condition(() => allHandlersFinished() || this.state.cancelNowRequested);
+    if (this.state.cancelNowRequested) return;
+    await continueAsNew<typeof subscriptionWorkflow>({ ...this.input, carried: this.state });
+  }
+}
+
+function activationOutcomeOf(status: SubscriptionStatus): ActivationResult['outcome'] {
+  return status === 'trialing' ? 'trialing' : status === 'incomplete' ? 'pending' : 'active';
+}
+
+function paymentOf(charge: ChargeResult): ActivationResult['payment'] {
+  return { paymentId: charge.paymentId, status: charge.status, failureCode: charge.failureCode, decline: charge.decline };
+}
