@@ -63,8 +63,8 @@ const workflowRules = [
     message: 'Workflow code does no I/O and must not load db/, api/, scripts/ or bench/ modules.',
   },
   {
-    regex: '^(\\.\\./)+platform(/(?!search-attribute-keys$).*)?$',
-    message: 'Of platform/, workflows may only import platform/search-attribute-keys (the rest does I/O).',
+    regex: '^(\\.\\./)+platform(/(?!(search-attribute-keys|task-queues)$).*)?$',
+    message: 'Of platform/, workflows may only import platform/search-attribute-keys and platform/task-queues (the rest does I/O).',
   },
   workersRule,
 ];

@@ -67,7 +67,7 @@ export function createNotificationActivities({ db, mailer, logger }: Notificatio
 
     if (attempt.error !== null) {
       logger.warn({ notificationId: attempt.notificationId, kind: input.kind, err: attempt.error }, 'notification not delivered');
-      throw attempt.error;
+      throw attempt.error instanceof Error ? attempt.error : new Error(errorMessage(attempt.error));
     }
     if (attempt.sent) logger.info({ notificationId: attempt.notificationId, kind: input.kind, mailer: mailer.name }, 'notification sent');
     return { notificationId: attempt.notificationId, sent: attempt.sent };

@@ -89,7 +89,7 @@ describe('SandboxGateway', () => {
   test('cancels a pending sandbox payment, again the same, and refuses a foreign payment id', async () => {
     const charge = await gateway.charge(chargeRequest('pm_card_authenticationRequired'));
     assert.equal(charge.status, 'pending');
-    const request = { gatewayPaymentId: charge.gatewayPaymentId!, idempotencyKey: `cancel-${randomUUID()}` };
+    const request = { gatewayPaymentId: charge.gatewayPaymentId, idempotencyKey: `cancel-${randomUUID()}` };
     assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
     assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
     await assert.rejects(gateway.cancel({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);

@@ -17,7 +17,7 @@ import { isIsoDuration, isPositiveDuration } from '../domain/period';
 import { isFinalStatus } from '../domain/subscription';
 import { normalizeEmail } from '../domain/user';
 import { staffRefundUpdate, type StaffRefundResult } from '../workflows/booking';
-import { cancelSubscription, extendGrace, retryPaymentNow } from '../workflows/subscription-client';
+import { cancelSubscription, extendGrace, retryPaymentNow } from './subscription-client';
 import type { AppDeps } from './deps';
 import { auditEntryJsonSchema, recordStaffAction, type StaffAction } from './audit';
 import { currentUser } from './auth';

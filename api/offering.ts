@@ -226,12 +226,12 @@ function prepareOfferingQueries(db: Database) {
     .orderBy(asc(units.label))
     .prepare('units_of_offering');
   return {
-    async findOffering(id: string): Promise<OfferingRow> {
+    findOffering: async (id: string): Promise<OfferingRow> => {
       const [offering] = await offeringById.execute({ id });
       if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${id}.`);
       return offering;
     },
-    async unitsOf(offeringId: string): Promise<UnitJson[]> {
+    unitsOf: async (offeringId: string): Promise<UnitJson[]> => {
       return (await unitsOfOffering.execute({ offeringId })).map(unitJsonOf);
     },
   };

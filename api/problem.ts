@@ -138,7 +138,7 @@ const GRPC_DEADLINE_EXCEEDED = 4;
 /** True when `err` (or any error in its cause chain) says PostgreSQL, Redis or Temporal is unreachable. */
 export function isDependencyUnavailable(err: unknown): boolean {
   return causeChain(err).some((e) => {
-    if (isGrpcServiceError(e)) return e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED;
+    if (isGrpcServiceError(e)) return [GRPC_UNAVAILABLE, GRPC_DEADLINE_EXCEEDED].includes(Number(e.code));
     if (!isRecord(e)) return false;
     const code = typeof e.code === 'string' ? e.code : '';
     if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)) return true;

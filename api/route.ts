@@ -18,7 +18,7 @@ export interface ApiRouter {
    * `auth` names, then the given middlewares (a rate limit, a raw-body parser), then
    * `Idempotency-Key` replay when it is `idempotent`, then the handler, which comes last.
    */
-  route(operation: ApiOperation, ...handlers: [...RouteHandler[], RouteHandler]): void;
+  route: (operation: ApiOperation, ...handlers: [...RouteHandler[], RouteHandler]) => void;
 }
 
 /** A route's handler or middleware; its path parameters are single segments (`{id}`), never lists. */

@@ -12,7 +12,7 @@ import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
 import { TASK_QUEUES } from '../platform/task-queues';
 import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/subscription';
-import { cancelSubscription, changePaymentMethod, startSubscription } from '../workflows/subscription-client';
+import { cancelSubscription, changePaymentMethod, startSubscription } from './subscription-client';
 import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';

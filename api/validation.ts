@@ -50,6 +50,7 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
 // Something visible (what `trim().min(1)` asks for) and no NUL, which PostgreSQL text cannot
 // hold; written as a pattern the document shows (\ufeff is whitespace to JavaScript's trim but
 // not to every regex engine).
+// eslint-disable-next-line no-control-regex -- NUL is the character this pattern exists to refuse.
 const VISIBLE_TEXT = /^[^\u0000]*[^\s\ufeff\u0000][^\u0000]*$/;
 
 /** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */

@@ -23,7 +23,7 @@ import { useLocalEndpoints } from './local-endpoints';
 import { bundleWorkflows, createWorkers } from '../platform/worker';
 import { paymentSettledSignal } from '../workflows/payment';
 import { extendGraceSignal } from '../workflows/subscription';
-import { cancelSubscription, changePaymentMethod, startSubscription, subscriptionHandle } from '../workflows/subscription-client';
+import { cancelSubscription, changePaymentMethod, startSubscription, subscriptionHandle } from '../api/subscription-client';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'test', 'histories');
 const DAY = 86_400_000;

@@ -89,7 +89,7 @@ describe('postgresql', () => {
     const idempotencyKey = `platform-${randomUUID()}`;
     const insertPayment = () => database.sql`
       insert into payments (kind, user_id, amount, currency, status, idempotency_key)
-      values ('one_time', ${user!.id}, 1200, 'EUR', 'pending', ${idempotencyKey})`;
+      values ('one_time', ${user.id}, 1200, 'EUR', 'pending', ${idempotencyKey})`;
 
     await insertPayment();
     await assert.rejects(insertPayment(), (error: { code?: string; constraint_name?: string }) => {

@@ -63,8 +63,8 @@ function startProcess(entry: string, env: NodeJS.ProcessEnv): RunningProcess {
     text += chunk.toString();
     waiters.forEach((wake) => wake());
   };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,

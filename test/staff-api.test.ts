@@ -13,7 +13,7 @@ import { createBooking, createOffering, placeHold, startBookingStack, type Booki
 import { activeSubscription, createDunningPlan, createMonthlyPlan, pastDueSubscription } from './support/staff-fixtures';
 import { getSubscription, startSubscriptionStack, waitFor, type SubscriptionStack } from './support/subscription-stack';
 
-type Stack = SubscriptionStack | BookingStack;
+type Stack = SubscriptionStack  ;
 
 function post(stack: Stack, path: string, user: TestUser, body: unknown) {
   return requestJson(`${stack.url}/api/v1/admin${path}`, { body, headers: user.headers });

@@ -81,7 +81,7 @@ describe('the Temporal UI as the support console', () => {
       const details = await currentDetails(client, pastDue.workflowId);
       const state = await client.workflow.getHandle(pastDue.workflowId).query('state');
       assert.equal(details, subscriptionDetails(state as Parameters<typeof subscriptionDetails>[0]));
-      assert.match(details!, new RegExp(`^past_due · ${dunningPlan.code} · retry 1 of 1 on \\d{4}-\\d\\d-\\d\\d .+ UTC · expires \\d{4}-\\d\\d-\\d\\d .+ UTC$`));
+      assert.match(details, new RegExp(`^past_due · ${dunningPlan.code} · retry 1 of 1 on \\d{4}-\\d\\d-\\d\\d .+ UTC · expires \\d{4}-\\d\\d-\\d\\d .+ UTC$`));
       assert.match((await currentDetails(client, active.workflowId))!, new RegExp(`^active · ${monthlyPlan.code} · renews `));
     });
   });

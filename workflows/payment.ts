@@ -74,11 +74,11 @@ export interface OneTimePaymentInput {
  */
 export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promise<ChargeResult> {
   const { workflowId } = workflowInfo();
-  let charged: ChargeResult | undefined;
+  // What the gateway answered first, and the payment's final result: the query reads both.
+  const outcome: { charged?: ChargeResult; result?: ChargeResult } = {};
   let settlement: PaymentSettlement | undefined;
-  let result: ChargeResult | undefined;
   const state = (): OneTimePaymentState => {
-    const latest = result ?? charged;
+    const latest = outcome.result ?? outcome.charged;
     const phase: OneTimePaymentPhase = !latest ? 'charging' : latest.status === 'pending' ? 'awaiting_confirmation' : latest.status;
     const { paymentId, amount, currency, description } = input;
     return { paymentId, phase, amount, currency, description, gatewayPaymentId: latest?.gatewayPaymentId ?? null, failureCode: latest?.failureCode ?? null };
@@ -90,12 +90,12 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     if (incoming.paymentId === input.paymentId && settlement === undefined) settlement = incoming;
   });
   setHandler(chargeAttemptedUpdate, async () => {
-    await condition(() => charged !== undefined);
-    return charged!;
+    await condition(() => outcome.charged !== undefined);
+    return outcome.charged!;
   });
 
   const gateway = gatewayActivities(input.paymentsTaskQueue);
-  charged = await chargeOnce(gateway, {
+  const charged = await chargeOnce(gateway, {
     paymentId: input.paymentId,
     kind: 'one_time',
     userId: input.userId,
@@ -107,11 +107,13 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     attempt: 1,
     description: input.description,
   });
+  outcome.charged = charged;
   setCurrentDetails(oneTimePaymentDetails(state()));
 
   // Waits at least a millisecond, as runs from before the shared charge module did.
   const waitMs = Math.max(1, durationToMilliseconds(input.pendingTimeout));
-  result = charged.status === 'pending' ? await settlePendingCharge(gateway, charged, { waitMs, settlement: () => settlement }) : charged;
+  const result = charged.status === 'pending' ? await settlePendingCharge(gateway, charged, { waitMs, settlement: () => settlement }) : charged;
+  outcome.result = result;
   setCurrentDetails(oneTimePaymentDetails(state()));
   await notifyQuietly(paymentNotification(input, result, workflowId));
   return result;

@@ -2,7 +2,6 @@
 import type { SearchAttributePair } from '@temporalio/common';
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
-  BookingStatusAttribute,
   CustomerEmailAttribute,
   CustomerIdAttribute,
   SubscriptionStatusAttribute,
@@ -22,10 +21,8 @@ export function customerAttributes(customer: { userId: string; email?: string })
  * Inside a workflow: sets a status attribute only when its value changes, so a workflow that
  * publishes its status after every step adds no history event when nothing changed.
  */
-export function upsertStatusAttribute(
-  key: typeof SubscriptionStatusAttribute | typeof BookingStatusAttribute,
-  value: string,
-): void {
+// BookingStatusAttribute is a keyword key too, so this one type names both.
+export function upsertStatusAttribute(key: typeof SubscriptionStatusAttribute, value: string): void {
   if (workflowInfo().typedSearchAttributes.get(key) === value) return;
   upsertSearchAttributes([{ key, value }]);
 }

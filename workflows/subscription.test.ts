@@ -34,7 +34,7 @@ import {
   changePaymentMethod,
   startSubscription,
   subscriptionHandle,
-} from './subscription-client';
+} from '../api/subscription-client';
 import { cancelSubscriptionUpdate, extendGraceSignal, paymentMethodUpdatedSignal, retryPaymentNowSignal } from './subscription';
 
 const DAY = 86_400_000;
@@ -295,8 +295,8 @@ describe('dunning', () => {
   test('a failed renewal walks the whole timeline: retries and reminders on days 1, 3, 5, expiry on day 7', async () => {
     const { subscriptionId, handle, renewal, pastDue } = await subscribeAndFailRenewal(DECLINED);
     assert.equal(pastDue.dunning?.retriesTotal, 3);
-    assert.equal(days(pastDue.dunning!.failedAt, pastDue.dunning!.nextRetryAt!), 1);
-    assert.equal(days(pastDue.dunning!.failedAt, pastDue.dunning!.graceEndsAt), 7);
+    assert.equal(days(pastDue.dunning.failedAt, pastDue.dunning.nextRetryAt!), 1);
+    assert.equal(days(pastDue.dunning.failedAt, pastDue.dunning.graceEndsAt), 7);
     assert.equal(pastDue.currentPeriodStart, renewal, 'the unpaid period is the one being collected');
 
     const final = await handle.result();
@@ -386,7 +386,7 @@ describe('dunning', () => {
     assert.equal(pastDue.dunning?.automaticRetriesStopped, true);
     assert.equal(pastDue.dunning?.lastDecline, 'hard');
     assert.equal(pastDue.dunning?.nextRetryAt, null);
-    const failedAt = pastDue.dunning!.failedAt;
+    const failedAt = pastDue.dunning.failedAt;
 
     await advanceTo(new Date(new Date(failedAt).getTime() + 6 * DAY));
     const waiting = await waitForState(subscriptionId, (s) => s.dunning!.log.filter((e) => e.kind === 'reminder').length === 3);
@@ -515,9 +515,9 @@ describe('pending payments', () => {
     assert.deepEqual([renewalPayment.status, renewalPayment.failureCode], ['failed', 'payment_pending_timeout']);
 
     // The first retry charges again, on the day the timeline says.
-    await advanceTo(pastDue.dunning!.nextRetryAt!);
+    await advanceTo(pastDue.dunning.nextRetryAt!);
     const retried = await waitForState(subscriptionId, (s) => s.pendingPayment?.attempt === 2);
-    assert.equal(days(pastDue.dunning!.failedAt, retried.pendingPayment!.since), 1);
+    assert.equal(days(pastDue.dunning.failedAt, retried.pendingPayment!.since), 1);
   });
 
   test('a renewal that succeeded before its timeout could cancel it renews the subscription', async () => {

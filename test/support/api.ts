@@ -15,7 +15,7 @@ import { connectTemporal } from '../../platform/temporal-connection';
 export interface TestDeps {
   deps: AppDeps;
   /** Closes the connections this helper opened (not the ones passed in as overrides). */
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 // Tests send hundreds of requests from one address and many payments per user; the rate
@@ -52,7 +52,7 @@ export async function connectTestDeps(overrides: Partial<AppDeps> = {}): Promise
 export interface TestServer {
   /** e.g. http://127.0.0.1:41234, no trailing slash. */
   url: string;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** Serves `app` on a free loopback port. */

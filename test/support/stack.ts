@@ -19,7 +19,7 @@ export interface TestStack {
   deps: AppDeps;
   /** A staff user, for creating plans and offerings and reading anyone's data. */
   staff: TestUser;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export interface TestStackOptions {

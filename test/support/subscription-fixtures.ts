@@ -6,7 +6,7 @@ import type { Database } from '../../db/client';
 import { plans } from '../../db/schema';
 import { DEFAULT_DUNNING_POLICY } from '../../domain/dunning';
 import type { PlanTerms, SubscriptionSnapshot } from '../../domain/subscription';
-import { getSubscriptionState } from '../../workflows/subscription-client';
+import { getSubscriptionState } from '../../api/subscription-client';
 
 /** A plan row of its own (random code) and the terms a subscription workflow is started with. */
 export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanTerms, 'planId' | 'code'>> = {}): Promise<PlanTerms> {

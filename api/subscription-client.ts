@@ -7,7 +7,7 @@ import { WithStartWorkflowOperation, type Client, type WorkflowHandle } from '@t
 import { subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionSnapshot } from '../domain/subscription';
 import { planTermsDetails, subscriptionSummary } from '../domain/workflow-descriptions';
-import { paymentSettledSignal } from './payment';
+import { paymentSettledSignal } from '../workflows/payment';
 import {
   activationUpdate,
   cancelSubscriptionUpdate,
@@ -18,9 +18,9 @@ import {
   type ActivationResult,
   type subscriptionWorkflow,
   type SubscriptionWorkflowInput,
-} from './subscription';
+} from '../workflows/subscription';
 import type { PaymentSettlement } from '../domain/payment';
-import { customerAttributes, PlanCodeAttribute } from './search-attributes';
+import { customerAttributes, PlanCodeAttribute } from '../workflows/search-attributes';
 
 export type SubscriptionHandle = WorkflowHandle<typeof subscriptionWorkflow>;
 
