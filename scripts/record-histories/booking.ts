@@ -1,4 +1,5 @@
 /** Booking and hold histories: the saga's outcomes, a booking's later changes, a hold's endings. */
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { and, eq } from 'drizzle-orm';
@@ -29,9 +30,10 @@ const DAY = 24 * 60 * 60 * 1000;
 export const BOOKING_SCENARIOS: Record<string, Scenario> = {
   // Confirmed at once, then canceled by the customer (full refund); the hold is consumed.
   'booking-confirmed-canceled': async (r) => {
-    const { booking, hold } = await bookedSetup(r, 'pm_card_visa');
+    const { booking, hold, decision } = await bookedSetup(r, 'pm_card_visa');
+    assert.deepEqual(decision, { status: 'confirmed' });
     await booking.query(bookingStateQuery);
-    await booking.executeUpdate(cancelBookingUpdate);
+    assert.equal((await booking.executeUpdate(cancelBookingUpdate)).tier, 'full');
     await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
     return [run('booking-confirmed-canceled', booking), run('hold-consumed-by-booking', hold)];
   },
@@ -41,24 +43,29 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
   'booking-rescheduled-refunded-completed': async (r) => {
     const { booking, offering } = await bookedSetup(r, 'pm_card_visa');
     const [a, b, c] = offering.unitIds;
-    await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c], paymentMethod: 'pm_card_chargeDeclined' }] });
-    await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c] }] });
-    await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a] }] });
+    const outcomes = [
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c], paymentMethod: 'pm_card_chargeDeclined' }] }),
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c] }] }),
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a] }] }),
+    ];
+    assert.deepEqual(outcomes.map((o) => o.status), ['declined', 'rescheduled', 'rescheduled']);
     await booking.executeUpdate(staffRefundUpdate, { args: [{ amount: 500, reason: 'Late start' }] });
-    await booking.result();
+    assert.equal((await booking.result()).status, 'confirmed');
     return [run('booking-rescheduled-refunded-completed', booking)];
   },
 
   // The card is declined: the saga compensates (hold released, booking failed, customer told).
   'booking-declined-compensated': async (r) => {
-    const { booking, hold } = await bookedSetup(r, 'pm_card_chargeDeclined');
+    const { booking, hold, decision } = await bookedSetup(r, 'pm_card_chargeDeclined');
+    assert.deepEqual(decision, { status: 'failed', reason: 'payment_declined' });
     await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
     return [run('booking-declined-compensated', booking), run('hold-released-by-failed-booking', hold)];
   },
 
   // The charge awaits authentication; the payment webhook's signal settles it and the booking confirms.
   'booking-pending-settled-canceled': async (r) => {
-    const { booking, bookingId, hold } = await bookedSetup(r, 'pm_card_authenticationRequired');
+    const { booking, bookingId, hold, decision } = await bookedSetup(r, 'pm_card_authenticationRequired');
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
     const pending = await waitForPendingCharge(r, bookingId);
     await booking.signal(paymentSettledSignal, { ...pending, status: 'succeeded', failureCode: null });
     await waitForBookingStatus(booking, 'confirmed');
@@ -70,7 +77,7 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
   // Nobody authenticates the charge: canceled at the gateway at its timeout; the saga compensates.
   'booking-pending-timeout': async (r) => {
     const { booking, hold } = await bookedSetup(r, 'pm_card_authenticationRequired');
-    await booking.result();
+    assert.equal((await booking.result()).failureReason, 'payment_timeout');
     await waitUntilClosed(hold);
     return [run('booking-pending-timeout', booking)];
   },
@@ -79,7 +86,7 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
   'hold-expired': async (r) => {
     const { offering, userId } = await offeringAndUser(r);
     const { handle: hold } = await startHold(r, userId, offering, offering.unitIds.slice(0, 2), SHORT_HOLD_TTL_MS);
-    await hold.result();
+    assert.equal(await hold.result(), 'expired');
     return [run('hold-expired', hold)];
   },
 
@@ -88,9 +95,10 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
     const { offering, userId } = await offeringAndUser(r);
     const [a, b, c] = offering.unitIds;
     const { handle: first } = await startHold(r, userId, offering, [a, b], SHORT_HOLD_TTL_MS);
-    const { handle: second } = await startHold(r, userId, offering, [b, c], SHORT_HOLD_TTL_MS);
+    const { handle: second, outcome } = await startHold(r, userId, offering, [b, c], SHORT_HOLD_TTL_MS);
+    assert.equal(outcome.status, 'conflict');
     await first.query(holdStateQuery);
-    await first.executeUpdate(releaseHoldUpdate);
+    assert.equal(await first.executeUpdate(releaseHoldUpdate), 'released');
     await Promise.all([waitUntilClosed(first), waitUntilClosed(second)]);
     return [run('hold-released-early', first), run('hold-conflict', second)];
   },
@@ -111,8 +119,8 @@ async function startHold(r: Recorder, userId: string, offering: TestOffering, un
     taskQueue: r.taskQueue,
     args: [{ holdId, userId, offeringId: offering.id, unitIds, ttlMs }],
   });
-  await handle.executeUpdate(claimHoldUpdate);
-  return { holdId, handle };
+  const outcome = await handle.executeUpdate(claimHoldUpdate);
+  return { holdId, handle, outcome };
 }
 
 /** A held pair of units and a booking of them paid with `paymentMethod`, once it has decided. */
@@ -125,8 +133,8 @@ async function bookedSetup(r: Recorder, paymentMethod: string) {
     taskQueue: r.taskQueue,
     args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout: 'PT1H' }],
   });
-  await booking.executeUpdate(bookingDecisionUpdate);
-  return { booking, bookingId, hold, offering };
+  const decision = await booking.executeUpdate(bookingDecisionUpdate);
+  return { booking, bookingId, hold, offering, decision };
 }
 
 /** The booking's charge the gateway left pending, as the payment webhook would name it. */

@@ -1,6 +1,7 @@
 /** One-time payment and orphaned-payment refund histories. */
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId } from '../../domain/payment';
+import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_TIMEOUT_FAILURE_CODE } from '../../domain/payment';
 import { insertTestUser } from '../../test/support/payment-fixtures';
 import {
   chargeAttemptedUpdate,
@@ -16,14 +17,14 @@ export const PAYMENT_SCENARIOS: Record<string, Scenario> = {
   'payment-succeeded': async (r) => {
     const { handle, file } = await pay(r, 'pm_card_visa', 'payment-succeeded');
     await handle.executeUpdate(chargeAttemptedUpdate);
-    await handle.result();
+    assert.equal((await handle.result()).status, 'succeeded');
     return [file];
   },
 
   // A declined card: the failure recorded, the customer told.
   'payment-declined': async (r) => {
     const { handle, file } = await pay(r, 'pm_card_chargeDeclinedInsufficientFunds', 'payment-declined');
-    await handle.result();
+    assert.equal((await handle.result()).status, 'failed');
     return [file];
   },
 
@@ -32,8 +33,9 @@ export const PAYMENT_SCENARIOS: Record<string, Scenario> = {
     const { handle, file, paymentId } = await pay(r, 'pm_card_authenticationRequired', 'payment-pending-settled');
     const attempted = await handle.executeUpdate(chargeAttemptedUpdate);
     await handle.query(oneTimePaymentStateQuery);
+    assert.equal(attempted.status, 'pending');
     await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: attempted.gatewayPaymentId!, status: 'succeeded', failureCode: null });
-    await handle.result();
+    assert.equal((await handle.result()).status, 'succeeded');
     return [file];
   },
 
@@ -43,6 +45,7 @@ export const PAYMENT_SCENARIOS: Record<string, Scenario> = {
   'payment-pending-timeout-then-refunded': async (r) => {
     const { handle, file, paymentId } = await pay(r, 'pm_card_authenticationRequired', 'payment-pending-timeout');
     const failed = await handle.result();
+    assert.equal(failed.failureCode, PAYMENT_TIMEOUT_FAILURE_CODE);
     const refunds: RecordedRun[] = [];
     for (const name of ['refund-orphaned-payment', 'refund-orphaned-payment-again']) {
       const refund = await r.env.client.workflow.start(refundOrphanedPaymentWorkflow, {
@@ -50,7 +53,8 @@ export const PAYMENT_SCENARIOS: Record<string, Scenario> = {
         workflowId: orphanedPaymentRefundWorkflowId(paymentId),
         args: [{ paymentId, gatewayPaymentId: failed.gatewayPaymentId! }],
       });
-      await refund.result();
+      const refunded = await refund.result();
+      assert.equal(refunded?.status ?? 'nothing left', refunds.length === 0 ? 'succeeded' : 'nothing left');
       refunds.push({ file: name, workflowId: refund.workflowId, runId: refund.firstExecutionRunId });
     }
     return [file, ...refunds];
