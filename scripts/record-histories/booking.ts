@@ -1,0 +1,161 @@
+/** Booking and hold histories: the saga's outcomes, a booking's later changes, a hold's endings. */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { and, eq } from 'drizzle-orm';
+import { payments } from '../../db/schema';
+import { bookingWorkflowId } from '../../domain/booking';
+import { holdWorkflowId } from '../../domain/hold';
+import { insertTestOffering, type TestOffering } from '../../test/support/booking-fixtures';
+import { waitUntilClosed } from '../../test/support/booking-worker';
+import { insertTestUser } from '../../test/support/payment-fixtures';
+import { eventually } from '../../test/support/subscription-fixtures';
+import {
+  bookingDecisionUpdate,
+  bookingStateQuery,
+  bookingWorkflow,
+  cancelBookingUpdate,
+  rescheduleBookingUpdate,
+  staffRefundUpdate,
+} from '../../workflows/booking';
+import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate } from '../../workflows/hold';
+import { paymentSettledSignal } from '../../workflows/payment';
+import type { RecordedRun, Recorder, Scenario } from './recorder';
+
+// Long enough that a booking's pending charge times out (PT1H) before its hold would expire.
+const BOOKING_HOLD_TTL_MS = 2 * 60 * 60 * 1000;
+const SHORT_HOLD_TTL_MS = 5 * 60 * 1000;
+const DAY = 24 * 60 * 60 * 1000;
+
+export const BOOKING_SCENARIOS: Record<string, Scenario> = {
+  // Confirmed at once, then canceled by the customer (full refund); the hold is consumed.
+  'booking-confirmed-canceled': async (r) => {
+    const { booking, hold, decision } = await bookedSetup(r, 'pm_card_visa');
+    assert.deepEqual(decision, { status: 'confirmed' });
+    await booking.query(bookingStateQuery);
+    assert.equal((await booking.executeUpdate(cancelBookingUpdate)).tier, 'full');
+    await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
+    return [run('booking-confirmed-canceled', booking), run('hold-consumed-by-booking', hold)];
+  },
+
+  // A declined reschedule (its claim given back), one to more units (top-up charge), one to fewer
+  // (refund of the difference), a staff refund; the booking ends with its offering.
+  'booking-rescheduled-refunded-completed': async (r) => {
+    const { booking, offering } = await bookedSetup(r, 'pm_card_visa');
+    const [a, b, c] = offering.unitIds;
+    const outcomes = [
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c], paymentMethod: 'pm_card_chargeDeclined' }] }),
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c] }] }),
+      await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a] }] }),
+    ];
+    assert.deepEqual(outcomes.map((o) => o.status), ['declined', 'rescheduled', 'rescheduled']);
+    await booking.executeUpdate(staffRefundUpdate, { args: [{ amount: 500, reason: 'Late start' }] });
+    assert.equal((await booking.result()).status, 'confirmed');
+    return [run('booking-rescheduled-refunded-completed', booking)];
+  },
+
+  // The card is declined: the saga compensates (hold released, booking failed, customer told).
+  'booking-declined-compensated': async (r) => {
+    const { booking, hold, decision } = await bookedSetup(r, 'pm_card_chargeDeclined');
+    assert.deepEqual(decision, { status: 'failed', reason: 'payment_declined' });
+    await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
+    return [run('booking-declined-compensated', booking), run('hold-released-by-failed-booking', hold)];
+  },
+
+  // The charge awaits authentication; the payment webhook's signal settles it and the booking confirms.
+  'booking-pending-settled-canceled': async (r) => {
+    const { booking, bookingId, hold, decision } = await bookedSetup(r, 'pm_card_authenticationRequired');
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
+    const pending = await waitForPendingCharge(r, bookingId);
+    await booking.signal(paymentSettledSignal, { ...pending, status: 'succeeded', failureCode: null });
+    await waitForBookingStatus(booking, 'confirmed');
+    await booking.executeUpdate(cancelBookingUpdate);
+    await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
+    return [run('booking-pending-settled-canceled', booking)];
+  },
+
+  // Nobody authenticates the charge: canceled at the gateway at its timeout; the saga compensates.
+  'booking-pending-timeout': async (r) => {
+    const { booking, hold } = await bookedSetup(r, 'pm_card_authenticationRequired');
+    assert.equal((await booking.result()).failureReason, 'payment_timeout');
+    await waitUntilClosed(hold);
+    return [run('booking-pending-timeout', booking)];
+  },
+
+  // Nobody books: the hold expires at its TTL.
+  'hold-expired': async (r) => {
+    const { offering, userId } = await offeringAndUser(r);
+    const { handle: hold } = await startHold(r, userId, offering, offering.unitIds.slice(0, 2), SHORT_HOLD_TTL_MS);
+    assert.equal(await hold.result(), 'expired');
+    return [run('hold-expired', hold)];
+  },
+
+  // A second hold on a taken unit is refused; the first is released early by its owner.
+  'hold-conflict-and-released': async (r) => {
+    const { offering, userId } = await offeringAndUser(r);
+    const [a, b, c] = offering.unitIds;
+    const { handle: first } = await startHold(r, userId, offering, [a, b], SHORT_HOLD_TTL_MS);
+    const { handle: second, outcome } = await startHold(r, userId, offering, [b, c], SHORT_HOLD_TTL_MS);
+    assert.equal(outcome.status, 'conflict');
+    await first.query(holdStateQuery);
+    assert.equal(await first.executeUpdate(releaseHoldUpdate), 'released');
+    await Promise.all([waitUntilClosed(first), waitUntilClosed(second)]);
+    return [run('hold-released-early', first), run('hold-conflict', second)];
+  },
+};
+
+async function offeringAndUser(r: Recorder) {
+  const user = await insertTestUser(r.db);
+  // Ten days ahead on the server's clock, which earlier scenarios have moved past the wall clock.
+  const startsAt = new Date((await r.env.currentTimeMs()) + 10 * DAY);
+  const offering = await insertTestOffering(r.db, { unitCount: 4, startsAt });
+  return { userId: user.id, offering };
+}
+
+async function startHold(r: Recorder, userId: string, offering: TestOffering, unitIds: string[], ttlMs: number) {
+  const holdId = randomUUID();
+  const handle = await r.env.client.workflow.start(holdWorkflow, {
+    workflowId: holdWorkflowId(holdId),
+    taskQueue: r.taskQueue,
+    args: [{ holdId, userId, offeringId: offering.id, unitIds, ttlMs }],
+  });
+  const outcome = await handle.executeUpdate(claimHoldUpdate);
+  return { holdId, handle, outcome };
+}
+
+/** A held pair of units and a booking of them paid with `paymentMethod`, once it has decided. */
+async function bookedSetup(r: Recorder, paymentMethod: string) {
+  const { offering, userId } = await offeringAndUser(r);
+  const { holdId, handle: hold } = await startHold(r, userId, offering, offering.unitIds.slice(0, 2), BOOKING_HOLD_TTL_MS);
+  const bookingId = randomUUID();
+  const booking = await r.env.client.workflow.start(bookingWorkflow, {
+    workflowId: bookingWorkflowId(bookingId),
+    taskQueue: r.taskQueue,
+    args: [{ bookingId, holdId, userId, paymentMethod, pendingPaymentTimeout: 'PT1H', paymentsTaskQueue: r.taskQueue }],
+  });
+  const decision = await booking.executeUpdate(bookingDecisionUpdate);
+  return { booking, bookingId, hold, offering, decision };
+}
+
+/** The booking's charge the gateway left pending, as the payment webhook would name it. */
+async function waitForPendingCharge(r: Recorder, bookingId: string) {
+  return eventually(async () => {
+    const [charge] = await r.db
+      .select()
+      .from(payments)
+      .where(and(eq(payments.bookingId, bookingId), eq(payments.status, 'pending')));
+    if (!charge?.gatewayPaymentId) throw new Error(`booking ${bookingId} has no pending charge yet`);
+    return { paymentId: charge.id, gatewayPaymentId: charge.gatewayPaymentId };
+  });
+}
+
+function waitForBookingStatus(booking: WorkflowHandle<typeof bookingWorkflow>, status: string) {
+  return eventually(async () => {
+    const state = await booking.query(bookingStateQuery);
+    if (state.status !== status) throw new Error(`booking is ${state.status}, not ${status}`);
+  });
+}
+
+function run(file: string, handle: WorkflowHandleWithFirstExecutionRunId): RecordedRun {
+  return { file, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+}

@@ -1,0 +1,239 @@
+/**
+ * The booking saga's branches with stubbed activities on a time-skipping server: which
+ * compensations run, and in which order, when a payment is declined, times out or a step after
+ * it fails; a pending charge settled by signal; a reschedule undone. Asserted through the
+ * workflow's name, updates, signals, queries and result, plus the activity calls it makes.
+ * workflows/booking.test.ts covers the same saga with the real activities.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { BookingTerms, ConfirmOutcome, SwapUnitsInput } from '../activities/booking';
+import type { ClaimUnitsInput, ReleaseHoldInput } from '../activities/hold';
+import { bookingWorkflowId, type BookingFailureReason } from '../domain/booking';
+import type { ClaimOutcome } from '../domain/hold';
+import type { NotificationInput } from '../domain/notification';
+import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput, type ChargeResult, type PaymentSettlement, type RefundInput, type RefundResult } from '../domain/payment';
+import { ActivityCalls, gatewayTimeout, stubActivities } from '../test/support/stubbed-activities';
+import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import {
+  bookingDecisionUpdate,
+  bookingStateQuery,
+  bookingWorkflow,
+  cancelBookingUpdate,
+  rescheduleBookingUpdate,
+  type BookingWorkflowInput,
+} from './booking';
+import { paymentSettledSignal } from './payment';
+
+const DAY = 24 * 60 * 60 * 1000;
+const UNIT_PRICE = 2500;
+
+/** How the stubbed world answers one booking. */
+interface Script {
+  charges?: (ChargeResult['status'] | 'timeout')[];
+  cancel?: ChargeResult['status'];
+  confirm?: ConfirmOutcome;
+  subscribed?: boolean;
+  requiresSubscription?: boolean;
+  swap?: boolean;
+}
+
+const taskQueue = uniqueTaskQueue('booking-branches');
+const calls = new ActivityCalls();
+const scripts = new Map<string, Script>();
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+
+const scriptOf = (bookingId: string) => scripts.get(bookingId)!;
+
+function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null): ChargeResult {
+  const failed = status === 'failed';
+  return { paymentId, status, gatewayPaymentId: `pi_${paymentId}`, failureCode: failed ? failureCode : null, decline: failed ? 'hard' : null };
+}
+
+/** Pending charges by payment id, so a cancel at the timeout finds its booking's script. */
+const bookingOfPayment = new Map<string, string>();
+
+const activities = stubActivities(calls, {
+  beginBooking: async ({ bookingId }: { bookingId: string }): Promise<BookingTerms> => {
+    const startsAt = (await env.currentTimeMs()) + 10 * DAY;
+    return {
+      offeringId: 'offering-1',
+      offeringName: 'Test show',
+      unitIds: ['u1', 'u2'],
+      amount: 2 * UNIT_PRICE,
+      currency: 'usd',
+      requiresSubscription: scriptOf(bookingId).requiresSubscription ?? false,
+      startsAt: new Date(startsAt).toISOString(),
+      endsAt: new Date(startsAt + DAY / 12).toISOString(),
+      policy: { freeUntil: 'P1D', lateRefundPercent: 50 },
+      holdActive: true,
+    };
+  },
+  hasActiveSubscription: (_: { userId: string }) => false,
+  chargePayment: ({ bookingId, cycle }: ChargeInput): ChargeResult => {
+    const answer = scriptOf(bookingId!).charges?.shift() ?? 'succeeded';
+    if (answer === 'timeout') throw gatewayTimeout();
+    const paymentId = `${bookingId}-${cycle}`;
+    bookingOfPayment.set(paymentId, bookingId!);
+    return chargeResult(paymentId, answer, 'card_declined');
+  },
+  settlePayment: (_: PaymentSettlement): void => undefined,
+  cancelPendingPayment: ({ paymentId }: { paymentId: string }): ChargeResult =>
+    chargeResult(paymentId, scriptOf(bookingOfPayment.get(paymentId)!).cancel ?? 'failed', PAYMENT_TIMEOUT_FAILURE_CODE),
+  refundPayment: ({ paymentId }: RefundInput): RefundResult => ({ refundPaymentId: `re_${paymentId}`, status: 'succeeded' }),
+  confirmBooking: ({ bookingId }: { bookingId: string; holdId: string }): ConfirmOutcome => scriptOf(bookingId).confirm ?? 'confirmed',
+  failBooking: (_: { bookingId: string; reason: BookingFailureReason }): void => undefined,
+  releaseHold: (_: ReleaseHoldInput) => 'released' as const,
+  claimUnits: (input: ClaimUnitsInput): ClaimOutcome => ({
+    status: 'held',
+    hold: { id: input.holdId, userId: input.userId, offeringId: input.offeringId, unitIds: input.unitIds, status: 'active', expiresAt: input.expiresAt },
+  } as ClaimOutcome),
+  priceUnits: ({ unitIds }: { offeringId: string; unitIds: string[] }) => ({ amount: unitIds.length * UNIT_PRICE, currency: 'usd' }),
+  swapBookingUnits: ({ bookingId }: SwapUnitsInput): boolean => scriptOf(bookingId).swap ?? true,
+  cancelBooking: (_: { bookingId: string; refundedAmount: number }): void => undefined,
+  notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
+});
+
+before(async () => {
+  env = await createTimeSkippingEnv();
+  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('./booking'), activities });
+  running = worker.run();
+});
+
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+async function startBooking(script: Script) {
+  const input: BookingWorkflowInput = {
+    bookingId: randomUUID(),
+    holdId: randomUUID(),
+    userId: 'user-1',
+    paymentMethod: 'pm_test',
+    pendingPaymentTimeout: 'PT1H',
+    paymentsTaskQueue: taskQueue,
+  };
+  scripts.set(input.bookingId, script);
+  const handle = await env.client.workflow.start(bookingWorkflow, { taskQueue, workflowId: bookingWorkflowId(input.bookingId), args: [input] });
+  const decision = await handle.executeUpdate(bookingDecisionUpdate);
+  return { handle, input, decision };
+}
+
+/** The activity calls of a booking, each with what identifies it in the saga. */
+function steps(workflowId: string): string[] {
+  return calls.of(workflowId).map(({ name, input }) => {
+    if (name === 'notify') return `notify:${(input as NotificationInput).kind}`;
+    if (name === 'refundPayment') return `refundPayment:${(input as RefundInput).amount}`;
+    if (name === 'releaseHold') return `releaseHold:${(input as ReleaseHoldInput).holdId}`;
+    return name;
+  });
+}
+
+describe('bookingWorkflow branches (stubbed activities)', () => {
+  test('a declined charge: the hold is released, the booking failed, the customer told, in that order', async () => {
+    const { handle, input, decision } = await startBooking({ charges: ['failed'] });
+    assert.deepEqual(decision, { status: 'failed', reason: 'payment_declined' });
+    const state = await handle.result();
+    assert.deepEqual([state.status, state.failureReason, state.charges], ['failed', 'payment_declined', []]);
+    assert.deepEqual(steps(handle.workflowId), [
+      'beginBooking',
+      'chargePayment',
+      `releaseHold:${input.holdId}`,
+      'failBooking',
+      'notify:booking_failed',
+    ]);
+  });
+
+  test('a step failing after the payment: the charge is refunded first, then the hold, the booking, the notice', async () => {
+    const { handle, input, decision } = await startBooking({ confirm: 'hold_unavailable' });
+    assert.deepEqual(decision, { status: 'failed', reason: 'confirm_failed' });
+    const state = await handle.result();
+    assert.equal(state.charges[0].refunded, 2 * UNIT_PRICE);
+    assert.deepEqual(steps(handle.workflowId), [
+      'beginBooking',
+      'chargePayment',
+      'confirmBooking',
+      `refundPayment:${2 * UNIT_PRICE}`,
+      `releaseHold:${input.holdId}`,
+      'failBooking',
+      'notify:booking_failed',
+    ]);
+  });
+
+  test('an offering for subscribers only and no subscription: compensated before any charge', async () => {
+    const { handle, decision } = await startBooking({ requiresSubscription: true });
+    assert.deepEqual(decision, { status: 'failed', reason: 'subscription_required' });
+    await handle.result();
+    assert.ok(!calls.names(handle.workflowId).includes('chargePayment'));
+    assert.deepEqual(calls.names(handle.workflowId).slice(-3), ['releaseHold', 'failBooking', 'notify']);
+  });
+
+  test('a gateway timeout is retried with the same idempotency key and the booking confirms', async () => {
+    const { handle, decision } = await startBooking({ charges: ['timeout', 'succeeded'] });
+    assert.deepEqual(decision, { status: 'confirmed' });
+    const keys = calls.inputs<ChargeInput>(handle.workflowId, 'chargePayment').map((c) => c.idempotencyKey);
+    assert.equal(keys.length, 2);
+    assert.equal(new Set(keys).size, 1);
+    await handle.executeUpdate(cancelBookingUpdate);
+    assert.equal((await handle.result()).status, 'canceled');
+  });
+
+  test('a pending charge: the decision is awaiting payment, the settlement signal confirms the booking', async () => {
+    const { handle, decision } = await startBooking({ charges: ['pending'] });
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
+    const [charge] = calls.inputs<ChargeInput>(handle.workflowId, 'chargePayment');
+    const paymentId = `${charge.bookingId}-${charge.cycle}`;
+    await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: `pi_${paymentId}`, status: 'succeeded', failureCode: null });
+    const state = await handle.result(); // ends with its offering, on the skipped clock
+    assert.deepEqual([state.status, state.charges.map((c) => c.paymentId)], ['confirmed', [paymentId]]);
+    assert.deepEqual(steps(handle.workflowId), ['beginBooking', 'chargePayment', 'settlePayment', 'confirmBooking', 'notify:booking_confirmed']);
+  });
+
+  test('a pending charge past its timeout is canceled at the gateway and the saga compensates', async () => {
+    const { handle, input, decision } = await startBooking({ charges: ['pending'], cancel: 'failed' });
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
+    const state = await handle.result();
+    assert.deepEqual([state.status, state.failureReason], ['failed', 'payment_timeout']);
+    assert.deepEqual(steps(handle.workflowId), [
+      'beginBooking',
+      'chargePayment',
+      'cancelPendingPayment',
+      `releaseHold:${input.holdId}`,
+      'failBooking',
+      'notify:booking_failed',
+    ]);
+  });
+
+  test('a reschedule whose swap loses a race undoes itself newest first: top-up refunded, then the new claim released', async () => {
+    const { handle, decision, input } = await startBooking({ swap: false });
+    assert.deepEqual(decision, { status: 'confirmed' });
+    const result = await handle.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: ['u1', 'u2', 'u3'] }] });
+    assert.deepEqual(result, { status: 'conflict' });
+    const [claim] = calls.inputs<ClaimUnitsInput>(handle.workflowId, 'claimUnits');
+    assert.deepEqual(claim.unitIds, ['u3']);
+    const rescheduleSteps = steps(handle.workflowId).slice(steps(handle.workflowId).indexOf('claimUnits'));
+    assert.deepEqual(rescheduleSteps, ['claimUnits', 'priceUnits', 'chargePayment', 'swapBookingUnits', `refundPayment:${UNIT_PRICE}`, `releaseHold:${claim.holdId}`]);
+    assert.notEqual(claim.holdId, input.holdId);
+    assert.deepEqual((await handle.query(bookingStateQuery)).unitIds, ['u1', 'u2']);
+    await handle.executeUpdate(cancelBookingUpdate);
+    await handle.result();
+  });
+
+  test('a declined top-up of a reschedule gives the new claim back and keeps the booking as it was', async () => {
+    const { handle } = await startBooking({ charges: ['succeeded', 'failed'] });
+    const result = await handle.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: ['u1', 'u2', 'u3'] }] });
+    assert.deepEqual(result, { status: 'declined', failureCode: 'card_declined' });
+    assert.deepEqual(calls.names(handle.workflowId).slice(-4), ['claimUnits', 'priceUnits', 'chargePayment', 'releaseHold']);
+    const state = await handle.query(bookingStateQuery);
+    assert.deepEqual([state.status, state.unitIds, state.amount], ['confirmed', ['u1', 'u2'], 2 * UNIT_PRICE]);
+    await handle.executeUpdate(cancelBookingUpdate);
+    await handle.result();
+  });
+});
