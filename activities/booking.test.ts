@@ -57,7 +57,10 @@ describe('booking activities (PostgreSQL + Redis)', () => {
 
   test('begin records the booking pending once, priced from its units', async () => {
     const { bookingId, holdId, user, terms } = await pendingBooking(3);
-    assert.deepEqual([terms.amount, terms.currency, terms.holdActive, terms.policy], [7500, 'usd', true, { freeUntil: 'P1D', lateRefundPercent: 50 }]);
+    assert.deepEqual(
+      [terms.amount, terms.currency, terms.holdActive, terms.policy],
+      [7500, 'usd', true, { freeUntil: 'P1D', lateRefundPercent: 50 }],
+    );
     await bookingSteps.beginBooking({ bookingId, holdId, userId: user.id, workflowId: `booking-${bookingId}` });
     assert.equal((await bookingRow(bookingId)).status, 'pending');
     await assert.rejects(bookingSteps.beginBooking({ bookingId: randomUUID(), holdId, userId: randomUUID(), workflowId: 'x' }), /no hold/);
@@ -74,7 +77,10 @@ describe('booking activities (PostgreSQL + Redis)', () => {
       if (confirmed === 'confirmed') {
         assert.equal(released, 'consumed');
         assert.equal((await bookingRow(bookingId)).status, 'confirmed');
-        assert.deepEqual(claims.map((c) => c.bookingId), [bookingId, bookingId]);
+        assert.deepEqual(
+          claims.map((c) => c.bookingId),
+          [bookingId, bookingId],
+        );
       } else {
         assert.equal(released, 'expired');
         assert.equal((await bookingRow(bookingId)).status, 'pending', 'left for the saga to fail and refund');

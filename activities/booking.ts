@@ -69,7 +69,10 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
       .where(and(eq(unitClaims.holdId, holdId), isNull(unitClaims.releasedAt)))
       .returning({ unitId: unitClaims.unitId });
     if (taken.length !== hold.unitIds.length) return undefined;
-    await tx.update(holds).set({ status: 'consumed', updatedAt: sql`now()` }).where(eq(holds.id, holdId));
+    await tx
+      .update(holds)
+      .set({ status: 'consumed', updatedAt: sql`now()` })
+      .where(eq(holds.id, holdId));
     return hold.unitIds;
   }
 
@@ -86,10 +89,7 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
       }
       const { hold, offering } = row;
       const price = totalPrice(
-        await db
-          .select({ amount: units.amount, currency: units.currency })
-          .from(units)
-          .where(inArray(units.id, hold.unitIds)),
+        await db.select({ amount: units.amount, currency: units.currency }).from(units).where(inArray(units.id, hold.unitIds)),
       );
       await db
         .insert(bookings)
@@ -142,7 +142,10 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
           if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
           if (booking.status === 'confirmed') return { booking, changed: false };
           if (booking.status !== 'pending' || !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
-          await tx.update(bookings).set({ status: 'confirmed', updatedAt: sql`now()` }).where(eq(bookings.id, booking.id));
+          await tx
+            .update(bookings)
+            .set({ status: 'confirmed', updatedAt: sql`now()` })
+            .where(eq(bookings.id, booking.id));
           return { booking, changed: true };
         }),
       );

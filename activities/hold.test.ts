@@ -71,7 +71,10 @@ describe('hold activities (PostgreSQL + Redis)', () => {
     const held = outcomes.flatMap((o) => (o.status === 'held' ? [o.hold] : []));
     const claims = await liveClaims(database.db, base.allUnitIds);
     assert.equal(claims.length, new Set(claims.map((c) => c.unitId)).size, 'one live claim per unit');
-    assert.equal(claims.length, held.reduce((n, h) => n + h.unitIds.length, 0));
+    assert.equal(
+      claims.length,
+      held.reduce((n, h) => n + h.unitIds.length, 0),
+    );
     for (const outcome of outcomes) if (outcome.status === 'conflict') assert.ok(outcome.unavailableUnitIds.length > 0);
   });
 
@@ -96,7 +99,10 @@ describe('hold activities (PostgreSQL + Redis)', () => {
     assert.deepEqual(await liveClaims(database.db, input.unitIds), []);
     assert.equal((await database.db.select().from(holds).where(eq(holds.id, input.holdId)))[0].status, 'expired');
     const event = await received;
-    assert.deepEqual(event.units.map((u) => u.status), ['available', 'available']);
+    assert.deepEqual(
+      event.units.map((u) => u.status),
+      ['available', 'available'],
+    );
     await subscriber.quit();
     assert.equal(await activities.releaseHold({ holdId: randomUUID(), reason: 'released' }), null, 'a hold never claimed');
   });
@@ -113,7 +119,7 @@ describe('hold activities (PostgreSQL + Redis)', () => {
       assert.deepEqual(answer, { status: 'conflict', unavailableUnitIds: [input.unitIds[1]] });
     });
 
-    test("a claim still being placed is refused; a stale key is ignored", async () => {
+    test('a claim still being placed is refused; a stale key is ignored', async () => {
       const input = await claimInput(1);
       const gate = createUnitGate(redis, logger);
       const request = { offeringId: input.offeringId, unitIds: input.unitIds };

@@ -128,7 +128,10 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
         const [hold] = await tx.select().from(holds).where(eq(holds.id, input.holdId)).for('update');
         if (!hold) return null;
         if (hold.status !== 'active') return { hold, status: hold.status, freed: [] as string[] };
-        await tx.update(holds).set({ status: input.reason, updatedAt: sql`now()` }).where(eq(holds.id, hold.id));
+        await tx
+          .update(holds)
+          .set({ status: input.reason, updatedAt: sql`now()` })
+          .where(eq(holds.id, hold.id));
         const freed = await tx
           .update(unitClaims)
           .set({ releasedAt: sql`now()` })

@@ -80,10 +80,7 @@ describe('SandboxGateway', () => {
     assert.equal(refund.status, 'succeeded');
     assert.match(refund.gatewayRefundId, /^re_sandbox_/);
     assert.deepEqual(await gateway.refund(request), refund);
-    await assert.rejects(
-      gateway.refund({ ...request, gatewayPaymentId: 'pi_elsewhere' }),
-      GatewayRequestRejectedError,
-    );
+    await assert.rejects(gateway.refund({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);
   });
 
   test('cancels a pending sandbox payment, again the same, and refuses a foreign payment id', async () => {
@@ -138,8 +135,7 @@ describe('StripeGateway against stripe-mock', () => {
 });
 
 describe('Stripe answer mapping', () => {
-  const intent = (fields: Partial<Stripe.PaymentIntent>) =>
-    ({ id: 'pi_map', last_payment_error: null, ...fields }) as Stripe.PaymentIntent;
+  const intent = (fields: Partial<Stripe.PaymentIntent>) => ({ id: 'pi_map', last_payment_error: null, ...fields }) as Stripe.PaymentIntent;
 
   test('maps PaymentIntent statuses', () => {
     assert.deepEqual(chargeOutcomeFromIntent(intent({ status: 'succeeded' })), {

@@ -185,8 +185,7 @@ export function chargeOutcomeFromStripeError(error: unknown): Extract<ChargeOutc
     };
   }
   if (isRejectedRequest(error)) {
-    const failureCode =
-      error.param === 'payment_method' || error.code === 'resource_missing' ? 'invalid_payment_method' : 'invalid_request';
+    const failureCode = error.param === 'payment_method' || error.code === 'resource_missing' ? 'invalid_payment_method' : 'invalid_request';
     return {
       status: 'declined',
       gatewayPaymentId: error.payment_intent?.id ?? null,
@@ -199,10 +198,7 @@ export function chargeOutcomeFromStripeError(error: unknown): Extract<ChargeOutc
 
 // 409 (idempotency key in use by a concurrent request) and 429 are worth retrying; 400/404 are not.
 function isRejectedRequest(error: unknown): error is Stripe.errors.StripeInvalidRequestError {
-  return (
-    error instanceof Stripe.errors.StripeInvalidRequestError &&
-    (error.statusCode === 400 || error.statusCode === 404)
-  );
+  return error instanceof Stripe.errors.StripeInvalidRequestError && (error.statusCode === 400 || error.statusCode === 404);
 }
 
 function stripeCode(error: unknown): string | undefined {
@@ -219,27 +215,27 @@ function refundStatus(status: string | null): RefundOutcome['status'] {
 // Sandbox
 
 type SandboxAnswer =
-  | { status: 'succeeded' }
-  | { status: 'pending'; reason: 'requires_action' | 'processing' }
-  | { status: 'declined'; failureCode: string };
+  { status: 'succeeded' } | { status: 'pending'; reason: 'requires_action' | 'processing' } | { status: 'declined'; failureCode: string };
 
 /** Stripe's test payment methods that do not simply succeed, with Stripe's answer for each. */
-const SANDBOX_ANSWERS: ReadonlyMap<string, SandboxAnswer> = new Map(Object.entries({
-  pm_card_chargeDeclined: { status: 'declined', failureCode: 'generic_decline' },
-  pm_card_chargeCustomerFail: { status: 'declined', failureCode: 'generic_decline' },
-  pm_card_chargeDeclinedInsufficientFunds: { status: 'declined', failureCode: 'insufficient_funds' },
-  pm_card_chargeDeclinedExpiredCard: { status: 'declined', failureCode: 'expired_card' },
-  pm_card_chargeDeclinedIncorrectCvc: { status: 'declined', failureCode: 'incorrect_cvc' },
-  pm_card_chargeDeclinedProcessingError: { status: 'declined', failureCode: 'processing_error' },
-  pm_card_chargeDeclinedVelocityLimitExceeded: { status: 'declined', failureCode: 'card_velocity_exceeded' },
-  pm_card_chargeDeclinedStolenCard: { status: 'declined', failureCode: 'stolen_card' },
-  pm_card_chargeDeclinedLostCard: { status: 'declined', failureCode: 'lost_card' },
-  pm_card_chargeDeclinedFraudulent: { status: 'declined', failureCode: 'fraudulent' },
-  pm_card_riskLevelHighest: { status: 'declined', failureCode: 'fraudulent' },
-  pm_card_authenticationRequired: { status: 'pending', reason: 'requires_action' },
-  pm_card_threeDSecureRequired: { status: 'pending', reason: 'requires_action' },
-  pm_card_threeDSecure2Required: { status: 'pending', reason: 'requires_action' },
-} satisfies Record<string, SandboxAnswer>));
+const SANDBOX_ANSWERS: ReadonlyMap<string, SandboxAnswer> = new Map(
+  Object.entries({
+    pm_card_chargeDeclined: { status: 'declined', failureCode: 'generic_decline' },
+    pm_card_chargeCustomerFail: { status: 'declined', failureCode: 'generic_decline' },
+    pm_card_chargeDeclinedInsufficientFunds: { status: 'declined', failureCode: 'insufficient_funds' },
+    pm_card_chargeDeclinedExpiredCard: { status: 'declined', failureCode: 'expired_card' },
+    pm_card_chargeDeclinedIncorrectCvc: { status: 'declined', failureCode: 'incorrect_cvc' },
+    pm_card_chargeDeclinedProcessingError: { status: 'declined', failureCode: 'processing_error' },
+    pm_card_chargeDeclinedVelocityLimitExceeded: { status: 'declined', failureCode: 'card_velocity_exceeded' },
+    pm_card_chargeDeclinedStolenCard: { status: 'declined', failureCode: 'stolen_card' },
+    pm_card_chargeDeclinedLostCard: { status: 'declined', failureCode: 'lost_card' },
+    pm_card_chargeDeclinedFraudulent: { status: 'declined', failureCode: 'fraudulent' },
+    pm_card_riskLevelHighest: { status: 'declined', failureCode: 'fraudulent' },
+    pm_card_authenticationRequired: { status: 'pending', reason: 'requires_action' },
+    pm_card_threeDSecureRequired: { status: 'pending', reason: 'requires_action' },
+    pm_card_threeDSecure2Required: { status: 'pending', reason: 'requires_action' },
+  } satisfies Record<string, SandboxAnswer>),
+);
 
 /**
  * Answers like Stripe's test payment methods, with no account and no network. Any other

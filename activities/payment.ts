@@ -65,11 +65,7 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
       .onConflictDoNothing({ target: payments.idempotencyKey });
 
     return db.transaction(async (tx) => {
-      const [row] = await tx
-        .select()
-        .from(payments)
-        .where(eq(payments.idempotencyKey, input.idempotencyKey))
-        .for('update');
+      const [row] = await tx.select().from(payments).where(eq(payments.idempotencyKey, input.idempotencyKey)).for('update');
       if (!row) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
       if (gatewayHasAnswered(row)) return chargeResultOf(row);
 
@@ -154,10 +150,7 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
       })
       .where(and(eq(payments.id, settlement.paymentId), eq(payments.status, 'pending')))
       .returning({ id: payments.id });
-    logger.info(
-      { paymentId: settlement.paymentId, status: settlement.status, applied: settled.length > 0 },
-      'payment settlement',
-    );
+    logger.info({ paymentId: settlement.paymentId, status: settlement.status, applied: settled.length > 0 }, 'payment settlement');
   }
 
   /**
@@ -223,10 +216,7 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
 
 function assertRefundable(original: PaymentRow, amount: number): void {
   if (original.kind === 'refund' || original.status !== 'succeeded' || original.gatewayPaymentId === null) {
-    throw ApplicationFailure.nonRetryable(
-      `payment ${original.id} (${original.kind}, ${original.status}) cannot be refunded`,
-      'PaymentNotRefundable',
-    );
+    throw ApplicationFailure.nonRetryable(`payment ${original.id} (${original.kind}, ${original.status}) cannot be refunded`, 'PaymentNotRefundable');
   }
   const refundable = original.amount - original.refundedAmount;
   if (amount > refundable) {

@@ -78,7 +78,14 @@ describe('recordSubscription', () => {
     assert.equal(rows.length, 1);
     const [row] = rows;
     assert.deepEqual(
-      [row.status, row.cycle, row.currentPeriodStart?.toISOString(), row.currentPeriodEnd?.toISOString(), row.graceEndsAt?.toISOString(), row.attemptCount],
+      [
+        row.status,
+        row.cycle,
+        row.currentPeriodStart?.toISOString(),
+        row.currentPeriodEnd?.toISOString(),
+        row.graceEndsAt?.toISOString(),
+        row.attemptCount,
+      ],
       ['past_due', 1, pastDue.currentPeriodStart, pastDue.currentPeriodEnd, pastDue.graceEndsAt, 2],
     );
   });
@@ -88,6 +95,9 @@ describe('recordSubscription', () => {
     await activities.recordSubscription({ ...p, status: 'past_due', graceEndsAt: '2025-03-07T09:00:00.000Z', attemptCount: 3 });
     await activities.recordSubscription({ ...p, status: 'active', cycle: 2, nextBillingDate: '2025-04-30T09:00:00.000Z' });
     const [row] = await rowOf(p.subscriptionId);
-    assert.deepEqual([row.status, row.graceEndsAt, row.attemptCount, row.nextBillingDate?.toISOString()], ['active', null, 0, '2025-04-30T09:00:00.000Z']);
+    assert.deepEqual(
+      [row.status, row.graceEndsAt, row.attemptCount, row.nextBillingDate?.toISOString()],
+      ['active', null, 0, '2025-04-30T09:00:00.000Z'],
+    );
   });
 });

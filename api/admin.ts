@@ -3,11 +3,7 @@
  * `staff`). Every action is a signal or an update to the workflow that owns the thing, never a
  * row edit, and each one the workflow accepts is written to the audit log with who, what and why.
  */
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Request, Router } from 'express';
@@ -106,7 +102,9 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
     if (query.email) conditions.push(eq(users.email, query.email));
     // Compared in the database, at its microsecond precision, against the last row shown.
     if (query.cursor) {
-      conditions.push(sql`(${subscriptions.createdAt}, ${subscriptions.id}) < (select s.created_at, s.id from subscriptions s where s.id = ${query.cursor})`);
+      conditions.push(
+        sql`(${subscriptions.createdAt}, ${subscriptions.id}) < (select s.created_at, s.id from subscriptions s where s.id = ${query.cursor})`,
+      );
     }
     const rows = await db
       .select({ subscription: subscriptions, email: users.email })
@@ -117,7 +115,10 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
       .limit(query.limit + 1);
     const page = rows.slice(0, query.limit);
     res.json({
-      items: page.map((row) => ({ subscription: toSubscriptionJson(row.subscription, link), customer: { id: row.subscription.userId, email: row.email } })),
+      items: page.map((row) => ({
+        subscription: toSubscriptionJson(row.subscription, link),
+        customer: { id: row.subscription.userId, email: row.email },
+      })),
       nextCursor: rows.length > query.limit ? Buffer.from(page.at(-1)!.subscription.id).toString('base64url') : null,
     });
   });
@@ -174,7 +175,11 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
   async function pastDueSubscription(id: string): Promise<SubscriptionRow> {
     const row = await knownSubscription(id);
     if (row.status !== 'past_due') {
-      throw new HttpProblem(409, 'Subscription not past due', `Subscription ${id} is ${row.status}; only a past-due subscription has a payment to retry or a grace period.`);
+      throw new HttpProblem(
+        409,
+        'Subscription not past due',
+        `Subscription ${id} is ${row.status}; only a past-due subscription has a payment to retry or a grace period.`,
+      );
     }
     return row;
   }
@@ -190,7 +195,10 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
   }
 
   function audited(req: Request, row: SubscriptionRow, action: string, why: string, details: Record<string, unknown> = {}) {
-    return recordStaffAction(db, staffAction(req, { action, target: { type: 'subscription', id: row.id }, reason: why, details: { workflowId: row.workflowId, ...details } }));
+    return recordStaffAction(
+      db,
+      staffAction(req, { action, target: { type: 'subscription', id: row.id }, reason: why, details: { workflowId: row.workflowId, ...details } }),
+    );
   }
 
   return router;
@@ -226,7 +234,12 @@ export function adminBookingRoutes(deps: AppDeps): Router {
         action: 'booking.refund',
         target: { type: 'booking', id },
         reason: body.reason,
-        details: { workflowId: booking.workflowId, requestedAmount: body.amount ?? null, refundedAmount: refund?.refundedAmount ?? null, answered: refund !== null },
+        details: {
+          workflowId: booking.workflowId,
+          requestedAmount: body.amount ?? null,
+          refundedAmount: refund?.refundedAmount ?? null,
+          answered: refund !== null,
+        },
       }),
     );
     const paymentRows = await db.select().from(payments).where(eq(payments.bookingId, id)).orderBy(asc(payments.createdAt), asc(payments.id));
@@ -254,7 +267,8 @@ function refundRefused(error: unknown, booking: BookingRow): unknown {
   const cause = error.cause;
   const type = cause instanceof ApplicationFailure ? cause.type : undefined;
   if (type === 'InvalidRefund') return new HttpProblem(422, 'Refund not possible', (cause as ApplicationFailure).message);
-  if (type === 'BookingNotConfirmed' || type === 'BookingBusy') return new HttpProblem(409, 'Booking cannot be refunded now', (cause as ApplicationFailure).message);
+  if (type === 'BookingNotConfirmed' || type === 'BookingBusy')
+    return new HttpProblem(409, 'Booking cannot be refunded now', (cause as ApplicationFailure).message);
   return new HttpProblem(502, 'Refund failed', 'The gateway did not make the refund; nothing was refunded by this request.');
 }
 
@@ -308,12 +322,15 @@ export const adminApi = {
     auth: 'staff',
     idempotent: true,
     request: { params: idParamsSchema, body: staffCancelSchema },
-    responses: { 200: json('The subscription after the cancel', subscriptionActionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
+    responses: {
+      200: json('The subscription after the cancel', subscriptionActionAnswer),
+      ...problems(400, 404, [409, 'The subscription has ended']),
+    },
   },
   refundBooking: {
     method: 'post',
     path: '/api/v1/admin/bookings/{id}/refund',
-    summary: "Staff: refund some or all of a confirmed booking through its workflow (the staffRefund update)",
+    summary: 'Staff: refund some or all of a confirmed booking through its workflow (the staffRefund update)',
     auth: 'staff',
     idempotent: true,
     request: { params: idParamsSchema, body: staffRefundSchema },

@@ -111,7 +111,11 @@ export function authRoutes(deps: AppDeps): Router {
   });
 
   route(authApi.me, async (req, res) => {
-    const [user] = await db.select().from(users).where(eq(users.id, currentUser(req).id)).limit(1);
+    const [user] = await db
+      .select()
+      .from(users)
+      .where(eq(users.id, currentUser(req).id))
+      .limit(1);
     if (!user) throw unauthorized('The account no longer exists.');
     res.json({ user: toUserView(user) });
   });
@@ -197,7 +201,10 @@ export function jwtTtlSeconds(isoDuration: string): number {
   return total;
 }
 
-const signedIn = z.strictObject({ user: userJsonSchema, token: z.string().meta({ description: 'A bearer token (JWT) for the Authorization header' }) });
+const signedIn = z.strictObject({
+  user: userJsonSchema,
+  token: z.string().meta({ description: 'A bearer token (JWT) for the Authorization header' }),
+});
 
 export const authApi = {
   signup: {

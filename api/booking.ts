@@ -14,12 +14,7 @@ import { z } from 'zod';
 import { admitHoldRequest, createUnitGate, holdGateOwner } from '../availability/unit-gate';
 import { holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
-import {
-  bookingWorkflowId,
-  describeBookingFailure,
-  type BookingFailureReason,
-  type BookingView,
-} from '../domain/booking';
+import { bookingWorkflowId, describeBookingFailure, type BookingFailureReason, type BookingView } from '../domain/booking';
 import { duplicateIds, holdTtlMilliseconds, holdWorkflowId, type HoldView } from '../domain/hold';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import { TASK_QUEUES } from '../platform/task-queues';
@@ -168,7 +163,8 @@ export function bookingRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
     const existing = await findBooking(bookingId);
     if (!existing) {
       if (hold.status !== 'active') throw holdNotActive(hold, link);
-      if (hold.expiresAt.getTime() <= Date.now()) throw new HttpProblem(409, 'Hold expired', `Hold ${hold.id} expired at ${hold.expiresAt.toISOString()}.`);
+      if (hold.expiresAt.getTime() <= Date.now())
+        throw new HttpProblem(409, 'Hold expired', `Hold ${hold.id} expired at ${hold.expiresAt.toISOString()}.`);
     }
 
     const workflowInput: BookingWorkflowInput = {
@@ -472,13 +468,10 @@ export const bookingApi = {
     responses: {
       201: json('Confirmed', bookingAnswer),
       202: json('The payment awaits the customer (or the saga is still at work)', bookingAnswer),
-      ...problems(
-        400,
-        [402, 'The payment was declined or not completed'],
-        [403, 'The offering requires an active subscription'],
-        404,
-        [409, 'The hold is not active or has expired, or the booking could not be confirmed'],
-      ),
+      ...problems(400, [402, 'The payment was declined or not completed'], [403, 'The offering requires an active subscription'], 404, [
+        409,
+        'The hold is not active or has expired, or the booking could not be confirmed',
+      ]),
     },
   },
   cancel: {

@@ -17,10 +17,7 @@ export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>):
   const checks: Record<Dependency, () => Promise<unknown>> = {
     postgres: () => deps.sql`select 1`,
     redis: () => deps.redis.ping(),
-    temporal: () =>
-      deps.temporal.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () =>
-        deps.temporal.workflowService.getSystemInfo({}),
-      ),
+    temporal: () => deps.temporal.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => deps.temporal.workflowService.getSystemInfo({})),
   };
 
   route(healthApi.live, (_req, res) => {

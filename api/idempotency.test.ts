@@ -4,15 +4,7 @@ import assert from 'node:assert/strict';
 import { and, eq } from 'drizzle-orm';
 import express from 'express';
 import { auditLog } from '../db/schema';
-import {
-  connectTestDeps,
-  createTestUser,
-  listen,
-  requestJson,
-  type TestDeps,
-  type TestServer,
-  type TestUser,
-} from '../test/support/api';
+import { connectTestDeps, createTestUser, listen, requestJson, type TestDeps, type TestServer, type TestUser } from '../test/support/api';
 import { currentUser, requireAuth } from './auth';
 import { idempotent } from './idempotency';
 import { problemHandler } from './problem';

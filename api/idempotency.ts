@@ -41,11 +41,7 @@ export function idempotent(deps: Pick<AppDeps, 'db'>): RequestHandler {
     // Released between our claim and this read (the first attempt failed): the client may retry.
     if (!existing) throw new HttpProblem(409, 'Request in progress', 'Retry the request.');
     if (existing.requestHash !== requestHash) {
-      throw new HttpProblem(
-        422,
-        'Idempotency key reused',
-        'This Idempotency-Key was already used with a different request body.',
-      );
+      throw new HttpProblem(422, 'Idempotency key reused', 'This Idempotency-Key was already used with a different request body.');
     }
     if (existing.statusCode === null) {
       throw new HttpProblem(409, 'Request in progress', 'A request with this Idempotency-Key is still being processed.');
@@ -131,11 +127,7 @@ function isRetryable(status: number): boolean {
 }
 
 function recordMatches(id: RecordId) {
-  return and(
-    eq(idempotencyRecords.userId, id.userId),
-    eq(idempotencyRecords.key, id.key),
-    eq(idempotencyRecords.route, id.route),
-  );
+  return and(eq(idempotencyRecords.userId, id.userId), eq(idempotencyRecords.key, id.key), eq(idempotencyRecords.route, id.route));
 }
 
 function hashBody(body: unknown): string {

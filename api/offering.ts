@@ -80,26 +80,29 @@ const createOfferingSchema = z
       .optional(),
     units: z.array(unitSchema).min(1).max(MAX_UNITS_PER_OFFERING),
   })
-  .superRefine((offering, ctx) => {
-    if (offering.endsAt.getTime() <= offering.startsAt.getTime()) {
-      ctx.addIssue({ code: 'custom', path: ['endsAt'], message: 'Must be after startsAt' });
-    }
-    const labels = new Set<string>();
-    const currency = offering.units[0]?.currency;
-    offering.units.forEach((unit, i) => {
-      if (labels.has(unit.label)) ctx.addIssue({ code: 'custom', path: ['units', i, 'label'], message: `Duplicate label "${unit.label}"` });
-      labels.add(unit.label);
-      if (unit.currency !== currency) {
-        ctx.addIssue({ code: 'custom', path: ['units', i, 'currency'], message: `All units of an offering share one currency (${currency})` });
+  .superRefine(
+    (offering, ctx) => {
+      if (offering.endsAt.getTime() <= offering.startsAt.getTime()) {
+        ctx.addIssue({ code: 'custom', path: ['endsAt'], message: 'Must be after startsAt' });
       }
-    });
-    if (offering.cancellation) {
-      const problem = cancellationPolicyProblem(offering.cancellation);
-      if (problem) ctx.addIssue({ code: 'custom', path: ['cancellation'], message: problem });
-    }
-    // Rules across fields judge fields that passed: zod runs them after field issues too, and
-    // `endsAt: ""` is no Date.
-  }, { when: (payload) => payload.issues.length === 0 });
+      const labels = new Set<string>();
+      const currency = offering.units[0]?.currency;
+      offering.units.forEach((unit, i) => {
+        if (labels.has(unit.label)) ctx.addIssue({ code: 'custom', path: ['units', i, 'label'], message: `Duplicate label "${unit.label}"` });
+        labels.add(unit.label);
+        if (unit.currency !== currency) {
+          ctx.addIssue({ code: 'custom', path: ['units', i, 'currency'], message: `All units of an offering share one currency (${currency})` });
+        }
+      });
+      if (offering.cancellation) {
+        const problem = cancellationPolicyProblem(offering.cancellation);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['cancellation'], message: problem });
+      }
+      // Rules across fields judge fields that passed: zod runs them after field issues too, and
+      // `endsAt: ""` is no Date.
+    },
+    { when: (payload) => payload.issues.length === 0 },
+  );
 
 const listQuerySchema = z.strictObject({
   kind: z.enum(OFFERING_KINDS).optional(),
@@ -168,7 +171,10 @@ export function offeringRoutes(deps: AppDeps): Router {
       .orderBy(asc(offerings.startsAt), asc(offerings.id))
       .limit(query.limit)
       .offset(query.offset);
-    const unitsByOffering = await readUnits(db, rows.map((o) => o.id));
+    const unitsByOffering = await readUnits(
+      db,
+      rows.map((o) => o.id),
+    );
     res.json({ offerings: rows.map((o) => toOfferingJson(o, unitsByOffering.get(o.id) ?? [])) });
   });
 
@@ -220,7 +226,11 @@ function writeEvent(res: Response, event: string, data: string): void {
  * the API's CPU while it served availability reads (bench/README.md).
  */
 function prepareOfferingQueries(db: Database) {
-  const offeringById = db.select().from(offerings).where(eq(offerings.id, sql.placeholder('id'))).prepare('offering_by_id');
+  const offeringById = db
+    .select()
+    .from(offerings)
+    .where(eq(offerings.id, sql.placeholder('id')))
+    .prepare('offering_by_id');
   const unitsOfOffering = selectUnitsWithClaims(db)
     .where(eq(units.offeringId, sql.placeholder('offeringId')))
     .orderBy(asc(units.label))

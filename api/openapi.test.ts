@@ -20,9 +20,7 @@ function mountedOperations(app: Express): string[] {
       assert.equal(typeof route.path, 'string', `a route mounted on a RegExp cannot be documented: ${String(route.path)}`);
       const path = joinPaths(prefix, route.path as string);
       if (route.router) return walk(route.router, path);
-      return (route.methods ?? [])
-        .filter((method) => method !== 'HEAD')
-        .map((method) => `${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
+      return (route.methods ?? []).filter((method) => method !== 'HEAD').map((method) => `${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
     });
   return walk((app as unknown as { router: { listRoutes(): ListedRoute[] } }).router, '');
 }
@@ -71,7 +69,11 @@ describe('the OpenAPI document', () => {
       [],
       'routes missing from the document (serve them with apiRouter().route and a declared operation)',
     );
-    assert.deepEqual(documented.filter((op) => !mounted.includes(op)), [], 'documented operations no route serves');
+    assert.deepEqual(
+      documented.filter((op) => !mounted.includes(op)),
+      [],
+      'documented operations no route serves',
+    );
   });
 
   test('describes request bodies with the schemas the routes validate with', () => {
@@ -102,7 +104,11 @@ describe('the OpenAPI document', () => {
     assert.match(html, /<script src="\/docs\/swagger-ui-bundle\.js"><\/script>/);
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
 
-    for (const [asset, type] of [['swagger-ui-bundle.js', /javascript/], ['swagger-ui.css', /css/], ['init.js', /javascript/]] as const) {
+    for (const [asset, type] of [
+      ['swagger-ui-bundle.js', /javascript/],
+      ['swagger-ui.css', /css/],
+      ['init.js', /javascript/],
+    ] as const) {
       const response = await fetch(`${api.url}/docs/${asset}`);
       assert.equal(response.status, 200, asset);
       assert.match(response.headers.get('content-type') ?? '', type);

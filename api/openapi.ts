@@ -143,9 +143,7 @@ function routeConfig(operation: ApiOperation): RouteConfig {
       ...(request.params ? { params: request.params } : {}),
       ...(request.query ? { query: request.query } : {}),
       ...(headers ? { headers } : {}),
-      ...(request.body
-        ? { body: { required: true, content: { 'application/json': { schema: request.body } } } }
-        : {}),
+      ...(request.body ? { body: { required: true, content: { 'application/json': { schema: request.body } } } } : {}),
     },
     responses: Object.fromEntries(
       Object.entries({ ...commonResponses(operation), ...operation.responses }).map(([status, response]) => [

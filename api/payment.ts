@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  WithStartWorkflowOperation,
-  WorkflowNotFoundError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-} from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { desc, eq } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
@@ -112,9 +108,7 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
 
     let charged: ChargeResult;
     try {
-      charged = await withinAnswerTime(() =>
-        temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }),
-      );
+      charged = await withinAnswerTime(() => temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }));
     } catch (error) {
       if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
       res.status(202).json({ payment: await paymentStillUnderWay(input, workflowId) });

@@ -123,11 +123,7 @@ export function adminPlanRoutes(deps: AppDeps): Router {
     if (problems.length > 0) throw invalidPlanTerms(problems);
 
     const created = await db.transaction(async (tx) => {
-      const [row] = await tx
-        .insert(plans)
-        .values(planRowOf(terms))
-        .onConflictDoNothing({ target: plans.code })
-        .returning();
+      const [row] = await tx.insert(plans).values(planRowOf(terms)).onConflictDoNothing({ target: plans.code }).returning();
       if (!row) return undefined;
       await tx.insert(auditLog).values({
         actorId: currentUser(req).id,

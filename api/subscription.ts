@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { and, asc, desc, eq } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
@@ -182,11 +178,7 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
     const row = await visibleSubscription(req, req.params.id);
     const [paymentRows, notificationRows] = await Promise.all([
       db.select().from(payments).where(eq(payments.subscriptionId, row.id)).orderBy(asc(payments.createdAt), asc(payments.id)),
-      db
-        .select()
-        .from(notifications)
-        .where(eq(notifications.subscriptionId, row.id))
-        .orderBy(asc(notifications.createdAt), asc(notifications.id)),
+      db.select().from(notifications).where(eq(notifications.subscriptionId, row.id)).orderBy(asc(notifications.createdAt), asc(notifications.id)),
     ]);
     res.json({
       subscription: toJson(row),
@@ -248,7 +240,6 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
     return row;
   }
 
-
   /**
    * An update the workflow refuses (its validator: the subscription has ended) or a workflow
    * that has closed is a 409; no answer in time is a 503 (the deadline's gRPC error).
@@ -272,9 +263,15 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
       await temporal.connection.withDeadline(deadline, () => temporal.workflow.getHandle(workflowId).describe());
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(503, 'Service Unavailable', 'The subscription could not be started; retry shortly.', {}, {
-          'Retry-After': '5',
-        });
+        throw new HttpProblem(
+          503,
+          'Service Unavailable',
+          'The subscription could not be started; retry shortly.',
+          {},
+          {
+            'Retry-After': '5',
+          },
+        );
       }
       throw error;
     }

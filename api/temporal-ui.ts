@@ -19,7 +19,7 @@ export type WorkflowLinker = (workflowId: string) => WorkflowLink;
 /** The fields every object owned by a workflow carries; spread into its response schema. */
 export const workflowLinkFields = {
   workflowId: z.string().meta({ description: 'The workflow that owns this object, e.g. `subscription-<id>`.' }),
-  temporalUiUrl: z.url().meta({ description: "The workflow in the Temporal Web UI (base from TEMPORAL_UI_URL)." }),
+  temporalUiUrl: z.url().meta({ description: 'The workflow in the Temporal Web UI (base from TEMPORAL_UI_URL).' }),
 };
 
 export function workflowLinker(config: Pick<Config, 'TEMPORAL_UI_URL' | 'TEMPORAL_NAMESPACE'>): WorkflowLinker {
@@ -36,12 +36,7 @@ export function temporalUiUrl(config: Pick<Config, 'TEMPORAL_UI_URL' | 'TEMPORAL
  * The workflow a payment belongs to: its subscription's or booking's, else the one-time payment's
  * own (a refund of a one-time payment: the workflow of the payment it refunds).
  */
-export function paymentWorkflowId(payment: {
-  id: string;
-  subscriptionId: string | null;
-  bookingId: string | null;
-  refundOf: string | null;
-}): string {
+export function paymentWorkflowId(payment: { id: string; subscriptionId: string | null; bookingId: string | null; refundOf: string | null }): string {
   if (payment.subscriptionId) return subscriptionWorkflowId(payment.subscriptionId);
   if (payment.bookingId) return bookingWorkflowId(payment.bookingId);
   return oneTimePaymentWorkflowId(payment.refundOf ?? payment.id);

@@ -30,9 +30,7 @@ test('valid input comes back parsed', () => {
 });
 
 test('every bad field is named, nested ones by their dotted path, unknown ones too', () => {
-  const problem = problemFrom(() =>
-    parseBody(payment, { amount: -1, currency: 'EURO', customer: { email: 'nope' }, cardNumber: '4242' }),
-  );
+  const problem = problemFrom(() => parseBody(payment, { amount: -1, currency: 'EURO', customer: { email: 'nope' }, cardNumber: '4242' }));
   assert.equal(problem.status, 400);
   assert.equal(problem.title, 'Invalid request');
   const names = (problem.extra.invalidParams as { name: string }[]).map((p) => p.name).sort();
@@ -42,10 +40,16 @@ test('every bad field is named, nested ones by their dotted path, unknown ones t
 
 test('a body that is not an object at all is reported as the body', () => {
   const problem = problemFrom(() => parseBody(payment, undefined));
-  assert.deepEqual((problem.extra.invalidParams as { name: string }[]).map((p) => p.name), ['body']);
+  assert.deepEqual(
+    (problem.extra.invalidParams as { name: string }[]).map((p) => p.name),
+    ['body'],
+  );
 });
 
 test('path parameters are checked the same way', () => {
   const problem = problemFrom(() => parseParams(z.object({ id: z.uuid() }), { id: '42' }));
-  assert.deepEqual((problem.extra.invalidParams as { name: string }[]).map((p) => p.name), ['id']);
+  assert.deepEqual(
+    (problem.extra.invalidParams as { name: string }[]).map((p) => p.name),
+    ['id'],
+  );
 });

@@ -26,12 +26,7 @@ function parseRequestPart<T extends z.ZodType>(part: RequestPart, schema: T, val
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const invalidParams = result.error.issues.flatMap((issue) => invalidParamsOf(part, issue));
-  throw new HttpProblem(
-    400,
-    'Invalid request',
-    invalidParams.map((p) => `${p.name}: ${p.reason}`).join('; '),
-    { invalidParams },
-  );
+  throw new HttpProblem(400, 'Invalid request', invalidParams.map((p) => `${p.name}: ${p.reason}`).join('; '), { invalidParams });
 }
 
 function invalidParamsOf(part: RequestPart, issue: z.core.$ZodIssue): InvalidParam[] {

@@ -7,12 +7,7 @@ import { chargeOfGatewayPayment, recordGatewayRefundTotal, type PaymentRow } fro
 import { webhookEvents } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { formatMoney } from '../domain/money';
-import {
-  oneTimePaymentWorkflowId,
-  orphanedPaymentRefundWorkflowId,
-  PAYMENT_ID_METADATA_KEY,
-  type PaymentSettlement,
-} from '../domain/payment';
+import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettlement } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
 import { TASK_QUEUES } from '../platform/task-queues';
 import { paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflows/payment';
@@ -179,7 +174,6 @@ async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: stri
     log.info({ paymentId: payment.id, workflowId }, 'refund of this payment already started');
   }
 }
-
 
 export const webhookApi = {
   stripe: {

@@ -22,7 +22,12 @@ export function createUnitEvents(deps: { db: Database; redis?: Redis; logger: Lo
       if (unitIds.length === 0 || !redis) return;
       try {
         const rows = await db
-          .select({ id: units.id, bookingId: unitClaims.bookingId, claimId: unitClaims.id, atMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8` })
+          .select({
+            id: units.id,
+            bookingId: unitClaims.bookingId,
+            claimId: unitClaims.id,
+            atMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8`,
+          })
           .from(units)
           .leftJoin(unitClaims, and(eq(unitClaims.unitId, units.id), isNull(unitClaims.releasedAt)))
           .where(inArray(units.id, unitIds));

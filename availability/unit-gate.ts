@@ -42,10 +42,7 @@ for _, key in ipairs(KEYS) do
 end
 return 0`;
 
-export type GateAnswer =
-  | { status: 'acquired' }
-  | { status: 'taken'; taken: { unitId: string; ttlMs: number }[] }
-  | { status: 'unavailable' };
+export type GateAnswer = { status: 'acquired' } | { status: 'taken'; taken: { unitId: string; ttlMs: number }[] } | { status: 'unavailable' };
 
 export interface UnitGate {
   /** Takes all of `unitIds` for `owner` for `ttlMs`, or none of them. */

@@ -241,7 +241,10 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
   const bookingStarted = performance.now();
   const bookings = await Promise.all(
     granted.map(({ answer, user }) =>
-      timedRequest(`${ctx.apiUrl}/api/v1/bookings/create`, { body: { holdId: answer.body.hold.id, paymentMethod: 'pm_card_visa' }, headers: user.headers }),
+      timedRequest(`${ctx.apiUrl}/api/v1/bookings/create`, {
+        body: { holdId: answer.body.hold.id, paymentMethod: 'pm_card_visa' },
+        headers: user.headers,
+      }),
     ),
   );
   const bookingElapsedMs = since(bookingStarted);
@@ -500,7 +503,11 @@ export interface HistoryCounts {
 const SECONDS_DUNNING = { retryOffsets: ['PT2S', 'PT4S', 'PT6S'], reminderOffsets: ['PT2S', 'PT4S', 'PT6S'], gracePeriod: 'PT8S' };
 const DUNNING_TIMEOUT_MS = 300_000;
 
-export async function countHistories(ctx: BenchContext, subscribed: string | undefined, renewed: SeededSubscription | undefined): Promise<HistoryCounts> {
+export async function countHistories(
+  ctx: BenchContext,
+  subscribed: string | undefined,
+  renewed: SeededSubscription | undefined,
+): Promise<HistoryCounts> {
   const events = async (workflowId: string, runId?: string) =>
     (await ctx.deps.temporal.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
   const counts: HistoryCounts = {};

@@ -86,10 +86,7 @@ export function stagesOf(events: readonly HistoryEvent[], sentAtMs: number, rece
     }
   }
   const workflowPart = Math.max(0, answeredAt - startedAt);
-  stages.serverBetweenTasks = Math.max(
-    0,
-    workflowPart - stages.workflowTaskWait - stages.workflowTaskRun - stages.activityWait - stages.activityRun,
-  );
+  stages.serverBetweenTasks = Math.max(0, workflowPart - stages.workflowTaskWait - stages.workflowTaskRun - stages.activityWait - stages.activityRun);
   return stages;
 }
 

@@ -58,7 +58,10 @@ export function toMarkdown(r: BenchResults): string {
   const ratio = (perSecond: number) => (ceiling > 0 ? `${(perSecond / ceiling).toFixed(2)}×` : 'n/a');
   const rows: string[][] = [];
   if (r.ceilingBefore || r.ceilingAfter) {
-    const each = [r.ceilingBefore, r.ceilingAfter].filter(Boolean).map((c) => num(c!.perSecond)).join(' / ');
+    const each = [r.ceilingBefore, r.ceilingAfter]
+      .filter(Boolean)
+      .map((c) => num(c!.perSecond))
+      .join(' / ');
     rows.push([
       `1. Ceiling: no-op workflow, start → completion (${r.sizes.ceiling} × 2, ${r.sizes.concurrency} in flight)`,
       `**${num(ceiling)} workflows/s** (before / after the rest: ${each})`,
@@ -128,7 +131,11 @@ export function toMarkdown(r: BenchResults): string {
 
   const lines = [
     `Machine: ${machineLine(r.machine)}.`,
-    `Run: ${r.startedAt}${r.label ? ` (${r.label})` : ''}; Temporal dev server state in ${r.temporalPersistence === 'memory' ? 'memory' : 'a SQLite file'}${dynamicConfig(r.temporalDynamicConfig)}; tuning: ${Object.entries(r.tuning).map(([k, v]) => `${k}=${v ?? 'default'}`).join(', ')}.`,
+    `Run: ${r.startedAt}${r.label ? ` (${r.label})` : ''}; Temporal dev server state in ${r.temporalPersistence === 'memory' ? 'memory' : 'a SQLite file'}${dynamicConfig(r.temporalDynamicConfig)}; tuning: ${Object.entries(
+      r.tuning,
+    )
+      .map(([k, v]) => `${k}=${v ?? 'default'}`)
+      .join(', ')}.`,
     '',
     '| Benchmark | Result | Ratio to ceiling |',
     '| --- | --- | --- |',
@@ -143,12 +150,24 @@ export function toMarkdown(r: BenchResults): string {
     ['Availability: one read', r.availability?.cpuMsPerOperation],
   ];
   const measured = cpuRows.filter((row): row is [string, CpuReading] => row[1] !== undefined);
-  if (measured.length > 0) lines.push('', 'CPU per operation, by process (ms; from /proc, so other work on the machine does not count; bench/cpu.ts):', '', cpuTable(measured));
+  if (measured.length > 0)
+    lines.push(
+      '',
+      'CPU per operation, by process (ms; from /proc, so other work on the machine does not count; bench/cpu.ts):',
+      '',
+      cpuTable(measured),
+    );
   const stageTables = [
     r.subscribe && stageTable('Subscribe', r.subscribe.stagesMs, r.subscribe.stageSamples),
     r.holds && r.holds.bookings.stageSamples > 0 && stageTable('Booking', r.holds.bookings.stagesMs, r.holds.bookings.stageSamples),
   ].filter(Boolean);
-  if (stageTables.length > 0) lines.push('', 'Where a request\'s time goes (mean ms per stage, from workflow histories; bench/history.ts):', '', ...stageTables.join('\n\n').split('\n'));
+  if (stageTables.length > 0)
+    lines.push(
+      '',
+      "Where a request's time goes (mean ms per stage, from workflow histories; bench/history.ts):",
+      '',
+      ...stageTables.join('\n\n').split('\n'),
+    );
   if (r.profiles) {
     for (const [name, profile] of Object.entries(r.profiles)) lines.push('', profileTable(name, profile));
   }
@@ -199,7 +218,9 @@ function latency(l: LatencySummary, unit: 'ms' | 's' = 'ms'): string {
 }
 
 function statuses(counts: Record<string, number>): string {
-  return `HTTP ${Object.entries(counts).map(([status, n]) => `${status}×${n}`).join(', ')}`;
+  return `HTTP ${Object.entries(counts)
+    .map(([status, n]) => `${status}×${n}`)
+    .join(', ')}`;
 }
 
 function num(x: number): string {

@@ -80,7 +80,11 @@ export async function seedDueSubscriptions(deps: AppDeps, options: DueSubscripti
  * A start returns once the server has accepted it, long before the worker has caught up; task
  * queues are served about in order, so when the last ones are asleep the rest are too.
  */
-export async function waitUntilAsleep(deps: AppDeps, seeded: readonly SeededSubscription[], options: { sample?: number; timeoutMs?: number } = {}): Promise<void> {
+export async function waitUntilAsleep(
+  deps: AppDeps,
+  seeded: readonly SeededSubscription[],
+  options: { sample?: number; timeoutMs?: number } = {},
+): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
   const sample = seeded.slice(-(options.sample ?? 25));
   // Started, task scheduled, started, completed: the first task is done.

@@ -11,14 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
-import {
-  freePort,
-  ProcessGroup,
-  startPostgres,
-  startRedis,
-  startTemporalDevServer,
-  type ManagedProcess,
-} from '../scripts/services';
+import { freePort, ProcessGroup, startPostgres, startRedis, startTemporalDevServer, type ManagedProcess } from '../scripts/services';
 import { ensureServerBinaries, ensureTemporalCli, REPO_ROOT, settleAll } from '../scripts/tools';
 import { registerSearchAttributes } from '../platform/search-attributes';
 
@@ -149,7 +142,12 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
 
     const readyFile = path.join(dir, 'worker.ready');
     const workerArgs = [
-      ...(options.workerNodeArgs ?? []), '--import', 'tsx', path.join(__dirname, 'worker.ts'), '--ready-file', readyFile,
+      ...(options.workerNodeArgs ?? []),
+      '--import',
+      'tsx',
+      path.join(__dirname, 'worker.ts'),
+      '--ready-file',
+      readyFile,
       ...(gatewayLogFile ? ['--gateway-log', gatewayLogFile] : []),
       ...(options.gatewayDelayMs ? ['--gateway-delay-ms', String(options.gatewayDelayMs)] : []),
     ];

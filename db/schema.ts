@@ -25,7 +25,9 @@ export const users = pgTable('users', {
   email: text('email').notNull().unique(),
   passwordHash: text('password_hash').notNull(),
   name: text('name').notNull(),
-  role: text('role', { enum: ['customer', 'staff'] }).notNull().default('customer'),
+  role: text('role', { enum: ['customer', 'staff'] })
+    .notNull()
+    .default('customer'),
   createdAt: createdAt(),
 });
 
@@ -52,8 +54,12 @@ export const subscriptions = pgTable(
   'subscriptions',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id').notNull().references(() => users.id),
-    planId: uuid('plan_id').notNull().references(() => plans.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    planId: uuid('plan_id')
+      .notNull()
+      .references(() => plans.id),
     status: text('status', {
       enum: ['incomplete', 'trialing', 'active', 'past_due', 'canceled', 'expired'],
     }).notNull(),
@@ -80,7 +86,9 @@ export const payments = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     kind: text('kind', { enum: ['subscription', 'one_time', 'booking', 'refund'] }).notNull(),
-    userId: uuid('user_id').notNull().references(() => users.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
     subscriptionId: uuid('subscription_id').references(() => subscriptions.id),
     bookingId: uuid('booking_id').references(() => bookings.id),
     amount: money('amount').notNull(),
@@ -112,7 +120,9 @@ export const notifications = pgTable(
   'notifications',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id').notNull().references(() => users.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
     subscriptionId: uuid('subscription_id').references(() => subscriptions.id),
     bookingId: uuid('booking_id').references(() => bookings.id),
     kind: text('kind').notNull(),
@@ -128,7 +138,9 @@ export const notifications = pgTable(
   },
   (t) => [
     index('notifications_subscription_idx').on(t.subscriptionId),
-    index('notifications_unsent_idx').on(t.createdAt).where(sql`${t.sentAt} is null`),
+    index('notifications_unsent_idx')
+      .on(t.createdAt)
+      .where(sql`${t.sentAt} is null`),
   ],
 );
 
@@ -156,24 +168,27 @@ export const units = pgTable(
   'units',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    offeringId: uuid('offering_id').notNull().references(() => offerings.id),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
     label: text('label').notNull(),
     type: text('type'),
     amount: money('amount').notNull(),
     currency: text('currency').notNull(),
   },
-  (t) => [
-    index('units_offering_idx').on(t.offeringId),
-    uniqueIndex('units_offering_label_idx').on(t.offeringId, t.label),
-  ],
+  (t) => [index('units_offering_idx').on(t.offeringId), uniqueIndex('units_offering_label_idx').on(t.offeringId, t.label)],
 );
 
 export const holds = pgTable(
   'holds',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id').notNull().references(() => users.id),
-    offeringId: uuid('offering_id').notNull().references(() => offerings.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
     unitIds: uuid('unit_ids').array().notNull(),
     status: text('status', { enum: ['active', 'consumed', 'released', 'expired'] }).notNull(),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
@@ -188,8 +203,12 @@ export const bookings = pgTable(
   'bookings',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id').notNull().references(() => users.id),
-    offeringId: uuid('offering_id').notNull().references(() => offerings.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
     holdId: uuid('hold_id').references(() => holds.id),
     unitIds: uuid('unit_ids').array().notNull(),
     status: text('status', { enum: ['pending', 'confirmed', 'failed', 'canceled'] }).notNull(),
@@ -212,16 +231,24 @@ export const unitClaims = pgTable(
   'unit_claims',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    unitId: uuid('unit_id').notNull().references(() => units.id),
-    offeringId: uuid('offering_id').notNull().references(() => offerings.id),
+    unitId: uuid('unit_id')
+      .notNull()
+      .references(() => units.id),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
     holdId: uuid('hold_id').references(() => holds.id),
     bookingId: uuid('booking_id').references(() => bookings.id),
     createdAt: createdAt(),
     releasedAt: timestamp('released_at', { withTimezone: true }),
   },
   (t) => [
-    uniqueIndex('unit_claims_one_live_per_unit').on(t.unitId).where(sql`${t.releasedAt} is null`),
-    index('unit_claims_offering_live_idx').on(t.offeringId).where(sql`${t.releasedAt} is null`),
+    uniqueIndex('unit_claims_one_live_per_unit')
+      .on(t.unitId)
+      .where(sql`${t.releasedAt} is null`),
+    index('unit_claims_offering_live_idx')
+      .on(t.offeringId)
+      .where(sql`${t.releasedAt} is null`),
     index('unit_claims_hold_idx').on(t.holdId),
     index('unit_claims_booking_idx').on(t.bookingId),
   ],
@@ -246,7 +273,9 @@ export const auditLog = pgTable(
 export const idempotencyRecords = pgTable(
   'idempotency_records',
   {
-    userId: uuid('user_id').notNull().references(() => users.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
     key: text('key').notNull(),
     route: text('route').notNull(),
     requestHash: text('request_hash').notNull(),

@@ -18,14 +18,27 @@ const policy: CancellationPolicy = { freeUntil: 'P1D', lateRefundPercent: 50 };
 
 describe('totalPrice', () => {
   test('sums units of one currency', () => {
-    assert.deepEqual(totalPrice([{ amount: 1500, currency: 'usd' }, { amount: 2500, currency: 'usd' }]), {
-      amount: 4000,
-      currency: 'usd',
-    });
+    assert.deepEqual(
+      totalPrice([
+        { amount: 1500, currency: 'usd' },
+        { amount: 2500, currency: 'usd' },
+      ]),
+      {
+        amount: 4000,
+        currency: 'usd',
+      },
+    );
   });
 
   test('refuses mixed currencies and an empty list', () => {
-    assert.throws(() => totalPrice([{ amount: 1, currency: 'usd' }, { amount: 1, currency: 'eur' }]), MixedCurrencyError);
+    assert.throws(
+      () =>
+        totalPrice([
+          { amount: 1, currency: 'usd' },
+          { amount: 1, currency: 'eur' },
+        ]),
+      MixedCurrencyError,
+    );
     assert.throws(() => totalPrice([]), MixedCurrencyError);
   });
 });

@@ -11,12 +11,7 @@ export type OfferingKind = 'appointment' | 'seating' | 'parking';
 export const OFFERING_KINDS: readonly OfferingKind[] = ['appointment', 'seating', 'parking'];
 
 /** Why a booking saga gave up; each one ran the compensations of the steps before it. */
-export type BookingFailureReason =
-  | 'hold_unavailable'
-  | 'subscription_required'
-  | 'payment_declined'
-  | 'payment_timeout'
-  | 'confirm_failed';
+export type BookingFailureReason = 'hold_unavailable' | 'subscription_required' | 'payment_declined' | 'payment_timeout' | 'confirm_failed';
 
 export interface BookingView {
   id: string;
@@ -106,12 +101,10 @@ export function refundTier(startsAt: Date, policy: CancellationPolicy, now: Date
  * `lateRefundPercent` of the amount rounded DOWN to a whole minor unit (the business keeps the
  * fraction: 50% of 999 cents refunds 499), computed exactly in integers.
  */
-export function cancellationRefund(input: {
+export function cancellationRefund(input: { amount: number; startsAt: Date; policy: CancellationPolicy; now: Date }): {
+  tier: RefundTier;
   amount: number;
-  startsAt: Date;
-  policy: CancellationPolicy;
-  now: Date;
-}): { tier: RefundTier; amount: number } {
+} {
   const tier = refundTier(input.startsAt, input.policy, input.now);
   switch (tier) {
     case 'full':
@@ -135,7 +128,10 @@ export interface BookingCharge {
 }
 
 export class RefundExceedsChargesError extends Error {
-  constructor(readonly requested: number, readonly refundable: number) {
+  constructor(
+    readonly requested: number,
+    readonly refundable: number,
+  ) {
     super(`cannot refund ${requested}: only ${refundable} of the charges is left to refund`);
     this.name = 'RefundExceedsChargesError';
   }

@@ -59,7 +59,10 @@ describe('dunningTimeline', () => {
   test('calendar offsets count from the failure date', () => {
     const policy = { retryOffsets: ['P1M'], reminderOffsets: [], gracePeriod: 'P2M' };
     const events = dunningTimeline(new Date('2025-01-31T00:00:00Z'), policy);
-    assert.deepEqual(events.map((e) => e.at.toISOString()), ['2025-02-28T00:00:00.000Z', '2025-03-31T00:00:00.000Z']);
+    assert.deepEqual(
+      events.map((e) => e.at.toISOString()),
+      ['2025-02-28T00:00:00.000Z', '2025-03-31T00:00:00.000Z'],
+    );
   });
 
   test('graceEndsAt', () => {
@@ -85,7 +88,13 @@ describe('dunningPolicyProblems', () => {
 
   test('offsets at the end of grace are too late', () => {
     const problems = dunningPolicyProblems({ retryOffsets: ['P7D'], reminderOffsets: ['P1W'], gracePeriod: 'P7D' });
-    assert.deepEqual(problems.map((p) => p.path), [['retryOffsets', 0], ['reminderOffsets', 0]]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [
+        ['retryOffsets', 0],
+        ['reminderOffsets', 0],
+      ],
+    );
   });
 
   test('offsets must increase', () => {
@@ -98,13 +107,19 @@ describe('dunningPolicyProblems', () => {
 
   test('a bad grace period is reported once and offsets are still checked', () => {
     const problems = dunningPolicyProblems({ retryOffsets: ['nope'], reminderOffsets: ['P1D'], gracePeriod: 'P0D' });
-    assert.deepEqual(problems.map((p) => p.path), [['gracePeriod'], ['retryOffsets', 0]]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [['gracePeriod'], ['retryOffsets', 0]],
+    );
   });
 
   test('month offsets are compared on the dates where they differ from days', () => {
     // P1M is 31 days after Jan 1 but 28 days after Feb 1: it does not always end before P30D.
     const problems = dunningPolicyProblems({ retryOffsets: ['P1M'], reminderOffsets: [], gracePeriod: 'P30D' });
-    assert.deepEqual(problems.map((p) => p.path), [['retryOffsets', 0]]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [['retryOffsets', 0]],
+    );
     assert.deepEqual(dunningPolicyProblems({ retryOffsets: ['P1M'], reminderOffsets: [], gracePeriod: 'P32D' }), []);
   });
 

@@ -41,11 +41,7 @@ export function graceEndsAt(failedAt: Date, policy: DunningPolicy): Date {
  * Events at the same instant run retry first (a success makes the reminder unnecessary), then the
  * reminder; expiry is always last. `graceEnd` is passed when staff extended the grace period.
  */
-export function dunningTimeline(
-  failedAt: Date,
-  policy: DunningPolicy,
-  graceEnd: Date = graceEndsAt(failedAt, policy),
-): DunningEvent[] {
+export function dunningTimeline(failedAt: Date, policy: DunningPolicy, graceEnd: Date = graceEndsAt(failedAt, policy)): DunningEvent[] {
   const retries: DunningEvent[] = policy.retryOffsets.map((offset, i) => ({
     kind: 'retry',
     at: addDuration(failedAt, offset),

@@ -26,9 +26,7 @@ export interface HoldView {
  * taken (`unavailableUnitIds`) or are not units of the offering (`unknownUnitIds`).
  */
 export type ClaimOutcome =
-  | { status: 'held'; hold: HoldView }
-  | { status: 'conflict'; unavailableUnitIds: string[] }
-  | { status: 'rejected'; unknownUnitIds: string[] };
+  { status: 'held'; hold: HoldView } | { status: 'conflict'; unavailableUnitIds: string[] } | { status: 'rejected'; unknownUnitIds: string[] };
 
 /** Why a hold TTL is unacceptable, or undefined when it is fine (a positive fixed length up to a day). */
 export function holdTtlProblem(ttl: string): string | undefined {

@@ -15,14 +15,16 @@ export interface IsoDuration {
 }
 
 export class InvalidDurationError extends Error {
-  constructor(readonly text: string, reason = 'is not an ISO-8601 duration such as P1M, P7D or PT30S') {
+  constructor(
+    readonly text: string,
+    reason = 'is not an ISO-8601 duration such as P1M, P7D or PT30S',
+  ) {
     super(`"${text}" ${reason}`);
     this.name = 'InvalidDurationError';
   }
 }
 
-const DURATION_PATTERN =
-  /^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
+const DURATION_PATTERN = /^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;

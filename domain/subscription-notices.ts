@@ -46,7 +46,9 @@ export function renewalFailedNotice(
 ): SubscriptionNotice {
   return notice('payment_failed', `${cycle}:failed`, `Your payment for ${plan.name} failed`, [
     `We could not charge ${price(plan)} for ${plan.name} (${failure.failureCode}).`,
-    failure.decline === 'hard' || !nextRetryAt ? 'We will not retry this payment method.' : `We will try again on ${formatNoticeInstant(nextRetryAt)}.`,
+    failure.decline === 'hard' || !nextRetryAt
+      ? 'We will not retry this payment method.'
+      : `We will try again on ${formatNoticeInstant(nextRetryAt)}.`,
     `Update your payment method before ${formatNoticeInstant(graceEndsAt)} to keep your subscription.`,
   ]);
 }

@@ -91,14 +91,10 @@ describe('planTermsProblems', () => {
       trialPeriod: 'two weeks',
       dunning: { ...DEFAULT_DUNNING_POLICY, gracePeriod: 'P4D' },
     });
-    assert.deepEqual(problems.map((p) => p.path), [
-      ['amount'],
-      ['currency'],
-      ['interval'],
-      ['trialPeriod'],
-      ['dunning', 'retryOffsets', 2],
-      ['dunning', 'reminderOffsets', 2],
-    ]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [['amount'], ['currency'], ['interval'], ['trialPeriod'], ['dunning', 'retryOffsets', 2], ['dunning', 'reminderOffsets', 2]],
+    );
   });
 });
 

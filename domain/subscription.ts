@@ -24,7 +24,10 @@ const TRANSITIONS: Record<SubscriptionStatus, readonly SubscriptionStatus[]> = {
 };
 
 export class InvalidTransitionError extends Error {
-  constructor(readonly from: SubscriptionStatus, readonly to: SubscriptionStatus) {
+  constructor(
+    readonly from: SubscriptionStatus,
+    readonly to: SubscriptionStatus,
+  ) {
     super(`a subscription cannot go from ${from} to ${to}`);
     this.name = 'InvalidTransitionError';
   }
@@ -61,7 +64,8 @@ export function planTermsProblems(terms: Omit<PlanTerms, 'planId' | 'code' | 'na
   const problems: PolicyProblem[] = [];
   if (!isChargeableAmount(terms.amount)) problems.push({ path: ['amount'], message: 'must be a positive whole number of minor units' });
   if (!isCurrencyCode(terms.currency)) problems.push({ path: ['currency'], message: 'must be a three-letter ISO 4217 code' });
-  if (!isPositiveIsoDuration(terms.interval)) problems.push({ path: ['interval'], message: 'must be a positive ISO-8601 duration such as P1M or PT30S' });
+  if (!isPositiveIsoDuration(terms.interval))
+    problems.push({ path: ['interval'], message: 'must be a positive ISO-8601 duration such as P1M or PT30S' });
   if (terms.trialPeriod !== null && !isPositiveIsoDuration(terms.trialPeriod)) {
     problems.push({ path: ['trialPeriod'], message: 'must be a positive ISO-8601 duration such as P14D' });
   }

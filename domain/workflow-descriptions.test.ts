@@ -98,7 +98,10 @@ describe('subscription summary and details', () => {
       'past_due · pro-monthly · retries stopped after a hard decline (stolen_card) · expires 2026-12-29',
     );
     const exhausted = { ...dunning, nextRetryAt: null, retriesDone: 3 };
-    assert.equal(subscriptionDetails(snapshot({ status: 'past_due', dunning: exhausted })), 'past_due · pro-monthly · no retries left (card_declined) · expires 2026-12-29');
+    assert.equal(
+      subscriptionDetails(snapshot({ status: 'past_due', dunning: exhausted })),
+      'past_due · pro-monthly · no retries left (card_declined) · expires 2026-12-29',
+    );
   });
 
   test('a charge awaiting the customer shows until when', () => {
@@ -128,11 +131,17 @@ describe('subscription summary and details', () => {
       subscriptionDetails(snapshot({ status: 'canceled', nextBillingDate: null, endedAt: '2026-12-01T10:00:00.000Z' })),
       'canceled · pro-monthly · ended 2026-12-01 10:00 UTC',
     );
-    assert.equal(subscriptionDetails(snapshot({ status: 'expired', nextBillingDate: null, endedAt: '2026-12-29T00:00:00.000Z' })), 'expired · pro-monthly · ended 2026-12-29');
+    assert.equal(
+      subscriptionDetails(snapshot({ status: 'expired', nextBillingDate: null, endedAt: '2026-12-29T00:00:00.000Z' })),
+      'expired · pro-monthly · ended 2026-12-29',
+    );
   });
 
   test('a first payment under way, declined', () => {
-    assert.equal(subscriptionDetails(snapshot({ status: 'incomplete', cycle: 0, nextBillingDate: null })), 'incomplete · pro-monthly · first payment under way');
+    assert.equal(
+      subscriptionDetails(snapshot({ status: 'incomplete', cycle: 0, nextBillingDate: null })),
+      'incomplete · pro-monthly · first payment under way',
+    );
     const lastPayment = { paymentId: 'p', cycle: 1, attempt: 1, status: 'failed' as const, at: '2026-11-25T00:00:00.000Z' };
     assert.equal(
       subscriptionDetails(snapshot({ status: 'incomplete', cycle: 0, nextBillingDate: null, endedAt: '2026-11-25T00:00:00.000Z', lastPayment })),
@@ -159,11 +168,17 @@ describe('booking summary and details', () => {
 
   test('confirmed, with refunds', () => {
     assert.equal(bookingDetails(booking), 'confirmed · 2 unit(s) of Hamlet · $40.00');
-    assert.equal(bookingDetails({ ...booking, charges: [{ amount: 4000, refunded: 1000 }] }), 'confirmed · 2 unit(s) of Hamlet · $40.00 · $10.00 refunded');
+    assert.equal(
+      bookingDetails({ ...booking, charges: [{ amount: 4000, refunded: 1000 }] }),
+      'confirmed · 2 unit(s) of Hamlet · $40.00 · $10.00 refunded',
+    );
   });
 
   test('pending, failed, and before the terms are known', () => {
-    assert.equal(bookingDetails({ ...booking, status: 'pending', awaitingPayment: true, charges: [] }), 'pending · 2 unit(s) of Hamlet · payment awaiting confirmation');
+    assert.equal(
+      bookingDetails({ ...booking, status: 'pending', awaitingPayment: true, charges: [] }),
+      'pending · 2 unit(s) of Hamlet · payment awaiting confirmation',
+    );
     assert.equal(bookingDetails({ ...booking, status: 'failed', failureReason: 'payment_declined', charges: [] }), 'failed · payment declined');
     assert.equal(
       bookingDetails({ ...booking, status: 'pending', unitIds: [], currency: '', amount: 0, charges: [], offeringName: undefined }),
@@ -173,7 +188,13 @@ describe('booking summary and details', () => {
 
   test('a one-time payment: summary and details', () => {
     assert.equal(paymentSummary(1250, 'usd', 'Gift card', { userId: 'u', email: 'ada@example.com' }), '$12.50 · Gift card · ada@example.com');
-    assert.equal(oneTimePaymentDetails({ phase: 'awaiting_confirmation', amount: 1250, currency: 'usd', failureCode: null }), 'awaiting_confirmation · $12.50');
-    assert.equal(oneTimePaymentDetails({ phase: 'failed', amount: 1250, currency: 'usd', failureCode: 'card_declined' }), 'failed · $12.50 · card_declined');
+    assert.equal(
+      oneTimePaymentDetails({ phase: 'awaiting_confirmation', amount: 1250, currency: 'usd', failureCode: null }),
+      'awaiting_confirmation · $12.50',
+    );
+    assert.equal(
+      oneTimePaymentDetails({ phase: 'failed', amount: 1250, currency: 'usd', failureCode: 'card_declined' }),
+      'failed · $12.50 · card_declined',
+    );
   });
 });

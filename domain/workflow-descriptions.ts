@@ -43,7 +43,9 @@ function subscriptionOutlook(s: SubscriptionSnapshot): string[] {
       if (pending) return [pending];
       return [s.endedAt ? `first payment ${s.lastPayment?.status === 'failed' ? 'declined' : 'not completed'}` : 'first payment under way'];
     case 'trialing':
-      return [s.cancelAtPeriodEnd ? `trial ends ${formatInstant(s.trialEnd!)}, then the subscription ends` : `trial ends ${formatInstant(s.trialEnd!)}`];
+      return [
+        s.cancelAtPeriodEnd ? `trial ends ${formatInstant(s.trialEnd!)}, then the subscription ends` : `trial ends ${formatInstant(s.trialEnd!)}`,
+      ];
     case 'active':
       if (pending) return [`renewal ${pending}`];
       if (s.cancelAtPeriodEnd && s.currentPeriodEnd) return [`ends ${formatInstant(s.currentPeriodEnd)}`];

@@ -4,10 +4,15 @@ import { z } from 'zod';
  * Every environment variable the processes read, validated once at start-up.
  * The README's configuration table mirrors this schema; keep them in step.
  */
-const isoDuration = z.string().regex(/^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/, 'an ISO-8601 duration such as PT30S or P1D');
-const commaList = z
+const isoDuration = z
   .string()
-  .transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean));
+  .regex(/^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/, 'an ISO-8601 duration such as PT30S or P1D');
+const commaList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean),
+);
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -35,7 +40,10 @@ const envSchema = z.object({
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(100),
   TRUST_PROXY: z.string().optional().transform(trustProxySetting),
   // host:port where the worker serves Temporal's own metrics for Prometheus; unset serves none.
-  WORKER_METRICS_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'host:port such as 0.0.0.0:9464').optional(),
+  WORKER_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^:]+:\d+$/, 'host:port such as 0.0.0.0:9464')
+    .optional(),
   // Worker tuning (bench/README.md has the figures behind these). Per worker, i.e. per task queue.
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
@@ -71,9 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = envSchema.safeParse(present);
   if (parsed.success) return parsed.data;
-  throw new ConfigError(
-    parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
-  );
+  throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
 }
 
 /** For process entry points: a bad environment ends the process with the message naming each variable. */

@@ -62,7 +62,11 @@ test("a gRPC error (a Temporal client's) is logged with its message and stack, n
 
 test('a failed query is logged with its SQL and the driver error, never its parameters', () => {
   const cause = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
-  const error = new DrizzleQueryError('insert into "users" ("email", "password_hash") values ($1, $2)', ['who@example.test', '$argon2id$v=19$secret-hash'], cause);
+  const error = new DrizzleQueryError(
+    'insert into "users" ("email", "password_hash") values ($1, $2)',
+    ['who@example.test', '$argon2id$v=19$secret-hash'],
+    cause,
+  );
   const lines: string[] = [];
   createLogger({ LOG_LEVEL: 'info', NODE_ENV: 'test' }, { write: (line) => void lines.push(line) }).error({ err: error }, 'unhandled error');
   const entry = JSON.parse(lines[0]);

@@ -75,10 +75,7 @@ function serializeError(err: Error): ReturnType<typeof pino.stdSerializers.err> 
 }
 
 /** JSON logs on stdout (or `destination`, which tests use to read what was written). */
-export function createLogger(
-  config: Pick<Config, 'LOG_LEVEL' | 'NODE_ENV'>,
-  destination?: DestinationStream,
-): Logger {
+export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'NODE_ENV'>, destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level: config.LOG_LEVEL,
     base: { env: config.NODE_ENV },

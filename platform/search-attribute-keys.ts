@@ -22,4 +22,3 @@ export const SEARCH_ATTRIBUTES = [
   BookingStatusAttribute,
   OfferingIdAttribute,
 ] as const;
-

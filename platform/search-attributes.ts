@@ -17,7 +17,10 @@ const ALREADY_EXISTS = 6;
 const UNIMPLEMENTED = 12;
 
 export class SearchAttributesMissingError extends Error {
-  constructor(readonly namespace: string, readonly missing: string[]) {
+  constructor(
+    readonly namespace: string,
+    readonly missing: string[],
+  ) {
     super(
       `custom search attributes missing in namespace "${namespace}": ${missing.join(', ')}. ` +
         'The worker registers them at start-up; on Temporal Cloud add them with `tcld namespace search-attributes add`.',

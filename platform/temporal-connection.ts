@@ -34,9 +34,7 @@ export function temporalTransportOptions(config: TemporalConfig): TemporalTransp
   return options;
 }
 
-export async function connectTemporal(
-  config: TemporalConfig,
-): Promise<{ connection: Connection; client: Client }> {
+export async function connectTemporal(config: TemporalConfig): Promise<{ connection: Connection; client: Client }> {
   const connection = await Connection.connect(temporalTransportOptions(config));
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   return { connection, client };

@@ -5,15 +5,7 @@
  * imports none of the rooms above it.
  */
 import path from 'node:path';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  NativeConnection,
-  Runtime,
-  Worker,
-  type LogLevel,
-  type WorkflowBundle,
-} from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { TASK_QUEUES } from './task-queues';

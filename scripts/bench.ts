@@ -59,7 +59,17 @@ const FULL: Sizes = {
   users: 50,
   stageSamples: 40,
 };
-const QUICK: Sizes = { ...FULL, ceiling: 200, subscribe: 100, holds: 200, storm: 200, sleeping: 500, availabilitySeconds: 5, users: 10, stageSamples: 10 };
+const QUICK: Sizes = {
+  ...FULL,
+  ceiling: 200,
+  subscribe: 100,
+  holds: 200,
+  storm: 200,
+  sleeping: 500,
+  availabilitySeconds: 5,
+  users: 10,
+  stageSamples: 10,
+};
 
 const TUNING_VARIABLES = [
   'WORKER_MAX_CONCURRENT_ACTIVITIES',

@@ -74,16 +74,24 @@ export async function runContractTests(options: ContractTestOptions): Promise<bo
 
 function schemathesis(st: string, url: string, token: string, filters: string[]): Promise<boolean> {
   const args = [
-    '--config-file', CONFIG_FILE,
-    'run', `${url}/openapi.json`,
+    '--config-file',
+    CONFIG_FILE,
+    'run',
+    `${url}/openapi.json`,
     // Every check runs by default; naming them here would override the per-operation settings.
-    '--header', `Authorization: Bearer ${token}`,
-    '--max-examples', String(MAX_EXAMPLES),
+    '--header',
+    `Authorization: Bearer ${token}`,
+    '--max-examples',
+    String(MAX_EXAMPLES),
     // One worker: hypothesis is not thread-safe everywhere (a cache race fails a run now and then).
-    '--workers', '1',
-    '--request-timeout', '30',
-    '--seed', String(Date.now() % 1_000_000),
-    '--output-sanitize', 'true',
+    '--workers',
+    '1',
+    '--request-timeout',
+    '30',
+    '--seed',
+    String(Date.now() % 1_000_000),
+    '--output-sanitize',
+    'true',
     ...filters,
   ];
   return new Promise((resolve) => {

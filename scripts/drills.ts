@@ -30,7 +30,13 @@ async function main(): Promise<number> {
   }
   if (drills.length > 0) {
     log(`process-level drills, each on a stack of its own: ${drills.join(', ')}`);
-    const runner = ['--test', '--test-concurrency=1', `--test-timeout=${DRILL_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout'];
+    const runner = [
+      '--test',
+      '--test-concurrency=1',
+      `--test-timeout=${DRILL_TIMEOUT_MS}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+    ];
     outcomes.push(['process-level drills', await run([...runner, ...drills])]);
   }
   for (const [what, code] of outcomes) log(`${what}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`}`);

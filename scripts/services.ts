@@ -102,10 +102,7 @@ export class ProcessGroup {
 async function stopProcess(managed: ManagedProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (!managed.hasExited()) {
     killGroup(managed.child, signal);
-    const timedOut = await Promise.race([
-      managed.exited.then(() => false),
-      sleep(graceMs, true, { ref: false }),
-    ]);
+    const timedOut = await Promise.race([managed.exited.then(() => false), sleep(graceMs, true, { ref: false })]);
     if (timedOut) log(`${managed.name}: no clean exit after ${graceMs / 1000}s, killing it`);
   }
   // Whatever the leader left behind in its group goes too.
@@ -171,11 +168,19 @@ export async function startPostgres(group: ProcessGroup, options: PostgresOption
     'postgresql',
     options.binaries.postgres,
     [
-      '-D', options.dataDir, '-p', String(options.port), '-h', '127.0.0.1',
+      '-D',
+      options.dataDir,
+      '-p',
+      String(options.port),
+      '-h',
+      '127.0.0.1',
       // TCP only: a socket path under a deep data dir can exceed the 107-byte limit.
-      '-k', '',
+      '-k',
+      '',
       // Test files run two at a time, each with API and worker pools of their own.
-      '-c', 'max_connections=300', ...speed,
+      '-c',
+      'max_connections=300',
+      ...speed,
     ],
     // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to disconnect.
     { logFile: options.logFile, stopSignal: 'SIGINT', stopGraceMs: 30_000, user },
@@ -191,10 +196,7 @@ function initCluster(options: PostgresOptions, user: SystemUser | undefined): vo
   log(`postgresql: creating a cluster in ${options.dataDir}`);
   const result = spawnSync(
     options.binaries.initdb,
-    [
-      '-D', options.dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C',
-      ...(options.durable ? [] : ['--no-sync']),
-    ],
+    ['-D', options.dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', ...(options.durable ? [] : ['--no-sync'])],
     { encoding: 'utf8', uid: user?.uid, gid: user?.gid },
   );
   if (result.status !== 0) {
@@ -251,8 +253,20 @@ export async function startRedis(
     'redis',
     options.redisServer,
     [
-      '--bind', '127.0.0.1', '--port', String(options.port), '--dir', options.dataDir,
-      '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--dir',
+      options.dataDir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
     ],
     { logFile: options.logFile },
   );
@@ -323,10 +337,7 @@ export async function startTemporalDevServer(
   const child = group.spawn(
     'temporal',
     options.cli,
-    [
-      'server', 'start-dev', ...persistence, '--ip', '127.0.0.1',
-      '--port', String(options.port), ...ui, ...dynamicConfig, '--log-level', 'warn',
-    ],
+    ['server', 'start-dev', ...persistence, '--ip', '127.0.0.1', '--port', String(options.port), ...ui, ...dynamicConfig, '--log-level', 'warn'],
     { logFile: options.logFile },
   );
   const address = `127.0.0.1:${options.port}`;
@@ -367,9 +378,7 @@ export async function startStripeMock(
     { logFile: options.logFile },
   );
   const url = `http://127.0.0.1:${options.port}`;
-  await waitUntilReady('stripe-mock', child, options.logFile, () =>
-    httpAnswers(`${url}/v1/customers`, { authorization: 'Bearer sk_test_123' }),
-  );
+  await waitUntilReady('stripe-mock', child, options.logFile, () => httpAnswers(`${url}/v1/customers`, { authorization: 'Bearer sk_test_123' }));
   return { url, process: child };
 }
 
@@ -384,12 +393,7 @@ async function httpAnswers(url: string, headers: Record<string, string> = {}): P
 }
 
 /** Polls `isReady` until it says yes; fails early, with the log's tail, if the process exits. */
-async function waitUntilReady(
-  name: string,
-  managed: ManagedProcess,
-  logFile: string,
-  isReady: () => Promise<boolean>,
-): Promise<void> {
+async function waitUntilReady(name: string, managed: ManagedProcess, logFile: string, isReady: () => Promise<boolean>): Promise<void> {
   const started = Date.now();
   while (Date.now() - started < READY_TIMEOUT_MS) {
     if (managed.hasExited()) throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`);

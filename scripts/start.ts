@@ -22,15 +22,7 @@ import {
   type ManagedProcess,
 } from './services';
 import { forgetLocalEndpoints, LOCAL_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
-import {
-  describeError,
-  ensureServerBinaries,
-  ensureTemporalCli,
-  ensureWalkthroughTools,
-  log,
-  REPO_ROOT,
-  settleAll,
-} from './tools';
+import { describeError, ensureServerBinaries, ensureTemporalCli, ensureWalkthroughTools, log, REPO_ROOT, settleAll } from './tools';
 
 const DATA_DIR = path.join(REPO_ROOT, '.data');
 const LOG_DIR = path.join(DATA_DIR, 'logs');

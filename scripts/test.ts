@@ -16,14 +16,7 @@ import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
 import { runContractTests } from './contract-test';
 import { registerSearchAttributes } from '../platform/search-attributes';
-import {
-  freePort,
-  ProcessGroup,
-  startPostgres,
-  startRedis,
-  startStripeMock,
-  startTemporalDevServer,
-} from './services';
+import { freePort, ProcessGroup, startPostgres, startRedis, startStripeMock, startTemporalDevServer } from './services';
 import {
   describeError,
   ensureChromium,
@@ -255,10 +248,15 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
     'tests',
     process.execPath,
     [
-      '--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
+      '--import',
+      'tsx',
+      '--test',
+      '--test-concurrency=2',
+      `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
       // A test that leaks a socket must not hang the run after its last assertion.
       '--test-force-exit',
-      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
       ...files,
     ],
     { env: process.stdout.isTTY ? { ...env, FORCE_COLOR: '1' } : env, pipeStdout: true },

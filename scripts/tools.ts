@@ -75,10 +75,7 @@ export async function ensureTemporalTestServer(): Promise<string> {
   const started = Date.now();
   // Resolve beside the old jars and swap, so a test server starting meanwhile finds a whole set.
   const staging = `${TEST_SERVER_JARS}.${process.pid}`;
-  await run('mvn', [
-    '-q', '-B', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies',
-    '-DincludeScope=runtime', `-DoutputDirectory=${staging}`,
-  ]);
+  await run('mvn', ['-q', '-B', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`]);
   writeFileSync(path.join(staging, '.pom-sha256'), pomDigest);
   const previous = `${staging}.old`;
   if (existsSync(TEST_SERVER_JARS)) renameSync(TEST_SERVER_JARS, previous);
@@ -216,9 +213,7 @@ function aptInstall(packages: string[]): Promise<void> {
  * Awaits every task even when one fails, so no build is left running unobserved, and reports
  * all failures together.
  */
-export async function settleAll<T extends readonly unknown[] | []>(
-  tasks: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+export async function settleAll<T extends readonly unknown[] | []>(tasks: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
   const results = await Promise.allSettled(tasks);
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [describeError(r.reason)] : []));
   if (failures.length > 0) throw new ToolError(failures.join('\n'));
@@ -254,19 +249,13 @@ async function findServerBinaries(wanted: { postgres: boolean; redis: boolean })
 }
 
 function missingPackages(wanted: { postgres: boolean; redis: boolean }, found: ServerBinaries): string[] {
-  return [
-    ...(wanted.postgres && !found.postgres ? ['postgresql'] : []),
-    ...(wanted.redis && !found.redisServer ? ['redis-server'] : []),
-  ];
+  return [...(wanted.postgres && !found.postgres ? ['postgresql'] : []), ...(wanted.redis && !found.redisServer ? ['redis-server'] : [])];
 }
 
 /** PATH first, then Debian's versioned directories (newest first), which are not on PATH. */
 async function findPostgres(): Promise<PostgresBinaries | undefined> {
   const onPath = await findOnPath('postgres');
-  const candidates = [
-    ...(onPath ? [path.dirname(onPath)] : []),
-    ...debianPostgresDirs(),
-  ];
+  const candidates = [...(onPath ? [path.dirname(onPath)] : []), ...debianPostgresDirs()];
   for (const dir of candidates) {
     const binaries = { postgres: path.join(dir, 'postgres'), initdb: path.join(dir, 'initdb') };
     if ((await isExecutable(binaries.postgres)) && (await isExecutable(binaries.initdb))) return binaries;

@@ -3,15 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { createTestUser, requestJson, type TestUser } from './support/api';
-import {
-  createBooking,
-  createOffering,
-  offeringBody,
-  placeHold,
-  startBookingStack,
-  unitStatuses,
-  type BookingStack,
-} from './support/booking-stack';
+import { createBooking, createOffering, offeringBody, placeHold, startBookingStack, unitStatuses, type BookingStack } from './support/booking-stack';
 
 describe('bookings over HTTP (dev server)', () => {
   let stack: BookingStack;
@@ -47,11 +39,14 @@ describe('bookings over HTTP (dev server)', () => {
       const { offering } = created.body;
       assert.equal(offering.kind, 'parking');
       assert.deepEqual(offering.cancellation, { freeUntil: 'P1D', lateRefundPercent: 50 });
-      assert.deepEqual(offering.units.map((u: { label: string; status: string }) => [u.label, u.status]), [
-        ['A1', 'available'],
-        ['A2', 'available'],
-        ['A3', 'available'],
-      ]);
+      assert.deepEqual(
+        offering.units.map((u: { label: string; status: string }) => [u.label, u.status]),
+        [
+          ['A1', 'available'],
+          ['A2', 'available'],
+          ['A3', 'available'],
+        ],
+      );
 
       const availability = await requestJson(api(`/offerings/${offering.id}/availability`));
       assert.equal(availability.status, 200);
@@ -160,7 +155,10 @@ describe('bookings over HTTP (dev server)', () => {
 
       const own = await requestJson(api(`/bookings/${booking.id}`), { headers: alice.headers });
       assert.equal(own.status, 200);
-      assert.deepEqual(own.body.payments.map((p: { kind: string; status: string }) => [p.kind, p.status]), [['booking', 'succeeded']]);
+      assert.deepEqual(
+        own.body.payments.map((p: { kind: string; status: string }) => [p.kind, p.status]),
+        [['booking', 'succeeded']],
+      );
       assert.equal((await requestJson(api(`/bookings/${booking.id}`), { headers: bob.headers })).status, 404);
       assert.equal((await requestJson(api(`/bookings/${booking.id}`), { headers: stack.staff.headers })).status, 200);
       const mine = await requestJson(api('/bookings/my'), { headers: alice.headers });

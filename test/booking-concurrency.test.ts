@@ -31,8 +31,14 @@ describe('holds under concurrency (HTTP, dev server)', () => {
     for (const refused of answers.filter((a) => a.status === 409)) assert.deepEqual(refused.body.unavailableUnitIds, [unitId]);
 
     const winner = answers.find((a) => a.status === 201)!.body.hold;
-    const claims = await stack.deps.db.select().from(unitClaims).where(and(eq(unitClaims.unitId, unitId), isNull(unitClaims.releasedAt)));
-    assert.deepEqual(claims.map((c) => c.holdId), [winner.id]);
+    const claims = await stack.deps.db
+      .select()
+      .from(unitClaims)
+      .where(and(eq(unitClaims.unitId, unitId), isNull(unitClaims.releasedAt)));
+    assert.deepEqual(
+      claims.map((c) => c.holdId),
+      [winner.id],
+    );
     assert.deepEqual(await unitStatuses(stack, offering.id), { [unitId]: 'held' });
   });
 
@@ -50,13 +56,20 @@ describe('holds under concurrency (HTTP, dev server)', () => {
 
     const perUnit = new Map<string, number>();
     for (const claim of live) perUnit.set(claim.unitId, (perUnit.get(claim.unitId) ?? 0) + 1);
-    assert.ok([...perUnit.values()].every((n) => n === 1), 'no unit has two live claims');
+    assert.ok(
+      [...perUnit.values()].every((n) => n === 1),
+      'no unit has two live claims',
+    );
 
     const claimedBy = new Map(live.map((c) => [c.unitId, c.holdId]));
     for (const hold of held) {
       for (const unitId of hold.unitIds) assert.equal(claimedBy.get(unitId), hold.id, `unit ${unitId} of hold ${hold.id}`);
     }
-    assert.equal(live.length, held.reduce((n, h) => n + h.unitIds.length, 0), 'no claim without a 201');
+    assert.equal(
+      live.length,
+      held.reduce((n, h) => n + h.unitIds.length, 0),
+      'no claim without a 201',
+    );
     const heldUnits = new Set(held.flatMap((h) => h.unitIds));
     for (const [i, refused] of answers.entries()) {
       if (refused.status !== 409) continue;

@@ -32,7 +32,10 @@ describe('holds with Redis stopped (HTTP, dev server)', () => {
     assert.equal(statuses.filter((s) => s === 201).length, 1, `statuses: ${[...new Set(statuses)].join(', ')}`);
     assert.equal(statuses.filter((s) => s === 409).length, 29);
     const winner = answers.find((a) => a.status === 201)!.body.hold;
-    assert.deepEqual((await liveClaims(stack.deps.db, [unitId])).map((c) => c.holdId), [winner.id]);
+    assert.deepEqual(
+      (await liveClaims(stack.deps.db, [unitId])).map((c) => c.holdId),
+      [winner.id],
+    );
   });
 
   test('booking, release and availability work through PostgreSQL alone', async () => {

@@ -154,7 +154,10 @@ describe('GET /metrics', () => {
       const { samples } = await scrape(cutOff);
       assert.equal(value(samples, 'billing_projection_metrics_up'), 0);
       // Never a counter at 0 that jumps to its total once PostgreSQL answers.
-      assert.deepEqual([...samples.keys()].filter((key) => key.startsWith('billing_events_total')), []);
+      assert.deepEqual(
+        [...samples.keys()].filter((key) => key.startsWith('billing_events_total')),
+        [],
+      );
     } finally {
       await cutOff.close();
       await database.close();

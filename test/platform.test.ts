@@ -74,8 +74,19 @@ describe('postgresql', () => {
       select table_name from information_schema.tables where table_schema = 'public'`;
     const tables = new Set(rows.map((row) => row.table_name));
     for (const table of [
-      'users', 'plans', 'subscriptions', 'payments', 'notifications', 'webhook_events', 'offerings',
-      'units', 'holds', 'bookings', 'unit_claims', 'audit_log', 'idempotency_records',
+      'users',
+      'plans',
+      'subscriptions',
+      'payments',
+      'notifications',
+      'webhook_events',
+      'offerings',
+      'units',
+      'holds',
+      'bookings',
+      'unit_claims',
+      'audit_log',
+      'idempotency_records',
     ]) {
       assert.ok(tables.has(table), `table ${table} exists`);
     }

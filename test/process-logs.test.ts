@@ -71,7 +71,10 @@ function startProcess(entry: string, env: NodeJS.ProcessEnv): RunningProcess {
     output: () => text,
     waitFor: (pattern) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${entry}: no ${pattern} within ${STARTUP_TIMEOUT_MS} ms; output:\n${text}`)), STARTUP_TIMEOUT_MS);
+        const timer = setTimeout(
+          () => reject(new Error(`${entry}: no ${pattern} within ${STARTUP_TIMEOUT_MS} ms; output:\n${text}`)),
+          STARTUP_TIMEOUT_MS,
+        );
         const check = () => {
           const match = pattern.exec(text);
           if (match) {

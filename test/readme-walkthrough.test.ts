@@ -103,7 +103,10 @@ describe('README walk-through', () => {
     const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
     assert.equal(blocks.length, 3, 'the subscription walk-through, the webhook and the bookings');
     // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
-    writeFileSync(path.join(dataDir, 'secrets.json'), JSON.stringify({ JWT_SECRET: 'unused', STRIPE_WEBHOOK_SECRET: process.env.STRIPE_WEBHOOK_SECRET }));
+    writeFileSync(
+      path.join(dataDir, 'secrets.json'),
+      JSON.stringify({ JWT_SECRET: 'unused', STRIPE_WEBHOOK_SECRET: process.env.STRIPE_WEBHOOK_SECRET }),
+    );
     const probe = path.join(dataDir, 'probe.json');
     const script = [
       'set -euo pipefail',
@@ -132,10 +135,14 @@ describe('README walk-through', () => {
     assert.deepEqual(plans.find((plan) => plan.id === vars.plan)?.code, 'pro-monthly');
     const visa = (await get(`/subscriptions/${vars.sub}`)).subscription;
     assert.deepEqual([visa.status, visa.cancelAtPeriodEnd], ['active', true], 'subscribed, then cancelled at period end');
-    const settled = await eventually('the webhook settles the pending subscription', async () => {
-      const pending = (await get(`/subscriptions/${vars.pending}`)).subscription;
-      return pending.status === 'active' ? pending : undefined;
-    }, 30_000);
+    const settled = await eventually(
+      'the webhook settles the pending subscription',
+      async () => {
+        const pending = (await get(`/subscriptions/${vars.pending}`)).subscription;
+        return pending.status === 'active' ? pending : undefined;
+      },
+      30_000,
+    );
     assert.equal(settled.status, 'active');
     assert.equal((await get(`/bookings/${vars.booking}`)).booking.status, 'canceled', 'booked, then cancelled');
   });

@@ -42,7 +42,9 @@ const FILE_PREFIXES: Record<string, string> = {
 };
 
 describe('recorded workflow histories replay against the current code', () => {
-  const files = readdirSync(HISTORIES_DIR).filter((file) => file.endsWith('.json')).sort();
+  const files = readdirSync(HISTORIES_DIR)
+    .filter((file) => file.endsWith('.json'))
+    .sort();
   let workflowBundle: WorkflowBundle;
 
   before(async () => {
@@ -61,7 +63,11 @@ describe('recorded workflow histories replay against the current code', () => {
     for (const type of WORKFLOW_TYPES) {
       assert.ok((covered.get(type) ?? 0) >= 2, `expected at least two recorded histories of ${type} in ${HISTORIES_DIR}`);
     }
-    assert.deepEqual([...covered.keys()].filter((type) => !WORKFLOW_TYPES.includes(type)), [], 'histories of workflow types the worker no longer runs');
+    assert.deepEqual(
+      [...covered.keys()].filter((type) => !WORKFLOW_TYPES.includes(type)),
+      [],
+      'histories of workflow types the worker no longer runs',
+    );
   });
 
   for (const file of files) {

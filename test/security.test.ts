@@ -173,7 +173,13 @@ describe('card data', () => {
     await api.close();
   });
 
-  const cardLike = ['4242424242424242', '4242 4242 4242 4242', 'pm_4242424242424242', 'tok_5555555555554444', { number: '4242424242424242', cvc: '123' }];
+  const cardLike = [
+    '4242424242424242',
+    '4242 4242 4242 4242',
+    'pm_4242424242424242',
+    'tok_5555555555554444',
+    { number: '4242424242424242', cvc: '123' },
+  ];
 
   test('a card number where a payment method token belongs is a 400, and nothing is charged or stored', async () => {
     const plan = await insertTestPlan(api.deps.db);
@@ -216,6 +222,9 @@ describe('card data', () => {
     });
     // Past validation of the token: the plan is what is wrong.
     assert.equal(answer.status, 422);
-    assert.deepEqual(answer.body.invalidParams.map((p: { name: string }) => p.name), ['planId']);
+    assert.deepEqual(
+      answer.body.invalidParams.map((p: { name: string }) => p.name),
+      ['planId'],
+    );
   });
 });

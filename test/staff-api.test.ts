@@ -13,7 +13,7 @@ import { createBooking, createOffering, placeHold, startBookingStack, type Booki
 import { activeSubscription, createDunningPlan, createMonthlyPlan, pastDueSubscription } from './support/staff-fixtures';
 import { getSubscription, startSubscriptionStack, waitFor, type SubscriptionStack } from './support/subscription-stack';
 
-type Stack = SubscriptionStack  ;
+type Stack = SubscriptionStack;
 
 function post(stack: Stack, path: string, user: TestUser, body: unknown) {
   return requestJson(`${stack.url}/api/v1/admin${path}`, { body, headers: user.headers });
@@ -62,13 +62,21 @@ describe('staff API: subscriptions', () => {
     assert.equal(res.body.audit.action, 'subscription.retry_payment');
 
     // The retry runs now, long before the plan's own retry at +50 s.
-    const retried = await waitFor(() => getSubscription(stack, user, pastDue.id), (r) => r.body.subscription.attemptCount === 2, {
-      what: 'a second attempt',
-    });
+    const retried = await waitFor(
+      () => getSubscription(stack, user, pastDue.id),
+      (r) => r.body.subscription.attemptCount === 2,
+      {
+        what: 'a second attempt',
+      },
+    );
     assert.equal(retried.body.subscription.status, 'past_due');
     assert.deepEqual(
       retried.body.payments.map((p: { status: string; attempt: number }) => [p.status, p.attempt]),
-      [['succeeded', 1], ['failed', 1], ['failed', 2]],
+      [
+        ['succeeded', 1],
+        ['failed', 1],
+        ['failed', 2],
+      ],
     );
     const [audit] = await auditRows(stack, pastDue.id);
     assert.equal(audit.id, res.body.audit.id);
@@ -86,9 +94,13 @@ describe('staff API: subscriptions', () => {
     const res = await post(stack, `/subscriptions/${pastDue.id}/extend-grace`, stack.staff, { period: 'PT1H', reason: 'hospital stay' });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const extendedTo = new Date(new Date(pastDue.graceEndsAt).getTime() + 60 * 60 * 1000).toISOString();
-    await waitFor(() => getSubscription(stack, user, pastDue.id), (r) => r.body.subscription.graceEndsAt === extendedTo, {
-      what: `grace extended to ${extendedTo}`,
-    });
+    await waitFor(
+      () => getSubscription(stack, user, pastDue.id),
+      (r) => r.body.subscription.graceEndsAt === extendedTo,
+      {
+        what: `grace extended to ${extendedTo}`,
+      },
+    );
     const state = await stack.deps.temporal.workflow.getHandle(pastDue.workflowId).query<{ dunning: { log: { kind: string }[] } }>('state');
     assert.ok(state.dunning.log.some((entry) => entry.kind === 'grace_extended'));
     const [audit] = await auditRows(stack, pastDue.id);
@@ -111,7 +123,11 @@ describe('staff API: subscriptions', () => {
     assert.equal(immediately.body.subscription.status, 'canceled');
     // The workflow ends once its cancellation notice is delivered, just after the update answers.
     const handle = stack.deps.temporal.workflow.getHandle(now.workflowId);
-    await waitFor(() => handle.describe(), (d) => d.status.name === 'COMPLETED', { what: 'the workflow to complete' });
+    await waitFor(
+      () => handle.describe(),
+      (d) => d.status.name === 'COMPLETED',
+      { what: 'the workflow to complete' },
+    );
 
     assert.deepEqual(
       (await auditRows(stack, now.id)).map((row) => [row.action, row.reason, row.details]),
@@ -168,7 +184,11 @@ describe('staff API: subscriptions', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: { status: number; body: any } = await get(stack, `/subscriptions?status=active&email=${email}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, stack.staff);
+      const page: { status: number; body: any } = await get(
+        stack,
+        `/subscriptions?status=active&email=${email}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        stack.staff,
+      );
       assert.equal(page.status, 200, JSON.stringify(page.body));
       assert.ok(page.body.items.length <= 2);
       for (const item of page.body.items) {
@@ -183,7 +203,10 @@ describe('staff API: subscriptions', () => {
     assert.deepEqual(seen, [...created].reverse());
 
     const pastDuePage = await get(stack, `/subscriptions?status=past_due&email=${email}`, stack.staff);
-    assert.deepEqual(pastDuePage.body.items.map((item: { subscription: { id: string } }) => item.subscription.id), [pastDue.id]);
+    assert.deepEqual(
+      pastDuePage.body.items.map((item: { subscription: { id: string } }) => item.subscription.id),
+      [pastDue.id],
+    );
     assert.equal(pastDuePage.body.nextCursor, null);
     assert.equal(pastDuePage.body.items[0].subscription.temporalUiUrl, pastDue.temporalUiUrl);
 
@@ -237,19 +260,34 @@ describe('staff API: booking refunds', () => {
     assert.equal(rest.status, 200, JSON.stringify(rest.body));
     assert.deepEqual(rest.body.refund, { amount: 4000, totalRefunded: 5000 });
     const rows = await bookingPayments(booking.id);
-    assert.deepEqual(rows.map((p) => [p.kind, p.amount, p.refundedAmount]), [
-      ['booking', 5000, 5000],
-      ['refund', 1000, 0],
-      ['refund', 4000, 0],
-    ]);
+    assert.deepEqual(
+      rows.map((p) => [p.kind, p.amount, p.refundedAmount]),
+      [
+        ['booking', 5000, 5000],
+        ['refund', 1000, 0],
+        ['refund', 4000, 0],
+      ],
+    );
     assert.equal((await post(stack, `/bookings/${booking.id}/refund`, stack.staff, { reason: 'again' })).status, 422);
 
     const audits = await auditRows(stack, booking.id);
     assert.deepEqual(
       audits.map((a) => [a.action, a.targetType, a.actorId, a.reason, a.details]),
       [
-        ['booking.refund', 'booking', stack.staff.user.id, 'seat was broken', { workflowId: booking.workflowId, requestedAmount: 1000, refundedAmount: 1000, answered: true }],
-        ['booking.refund', 'booking', stack.staff.user.id, 'show canceled by the venue', { workflowId: booking.workflowId, requestedAmount: null, refundedAmount: 4000, answered: true }],
+        [
+          'booking.refund',
+          'booking',
+          stack.staff.user.id,
+          'seat was broken',
+          { workflowId: booking.workflowId, requestedAmount: 1000, refundedAmount: 1000, answered: true },
+        ],
+        [
+          'booking.refund',
+          'booking',
+          stack.staff.user.id,
+          'show canceled by the venue',
+          { workflowId: booking.workflowId, requestedAmount: null, refundedAmount: 4000, answered: true },
+        ],
       ],
     );
   });
@@ -261,11 +299,14 @@ describe('staff API: booking refunds', () => {
     const canceled = await requestJson(`${stack.url}/api/v1/bookings/cancel`, { body: { bookingId: booking.id }, headers: user.headers });
     assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
     const rows = await bookingPayments(booking.id);
-    assert.deepEqual(rows.map((p) => [p.kind, p.amount]), [
-      ['booking', 5000],
-      ['refund', 1500],
-      ['refund', 3500],
-    ]);
+    assert.deepEqual(
+      rows.map((p) => [p.kind, p.amount]),
+      [
+        ['booking', 5000],
+        ['refund', 1500],
+        ['refund', 3500],
+      ],
+    );
   });
 
   test('a reason is required, the booking must be confirmed and known, and customers are refused', async () => {
@@ -281,7 +322,10 @@ describe('staff API: booking refunds', () => {
     assert.equal(canceled.status, 200);
     assert.equal((await post(stack, `/bookings/${booking.id}/refund`, stack.staff, { reason: 'after cancel' })).status, 409);
     assert.deepEqual(await auditRows(stack, booking.id), []);
-    const refunds = await stack.deps.db.select().from(payments).where(and(eq(payments.bookingId, booking.id), eq(payments.kind, 'refund')));
+    const refunds = await stack.deps.db
+      .select()
+      .from(payments)
+      .where(and(eq(payments.bookingId, booking.id), eq(payments.kind, 'refund')));
     assert.equal(refunds.length, 1, 'only the cancel refunded');
   });
 });

@@ -191,7 +191,10 @@ describe('subscriptions end to end', () => {
 
     // Stripe may deliver an event twice, even at once: exactly one delivery acts on it.
     const deliveries = await Promise.all([deliverWebhook(stack, event), deliverWebhook(stack, event)]);
-    assert.deepEqual(deliveries.map((d) => d.status), [200, 200]);
+    assert.deepEqual(
+      deliveries.map((d) => d.status),
+      [200, 200],
+    );
     assert.deepEqual(deliveries.map((d) => d.body.duplicate).sort(), [false, true]);
 
     const active = await waitForDetail(user, subscription.id, (d) => d.subscription.status === 'active', 'activation by the webhook');

@@ -9,14 +9,7 @@ import type { Client } from '@temporalio/client';
 import { subscriptionDetails } from '../domain/workflow-descriptions';
 import { createTestUser, requestJson, type TestUser } from './support/api';
 import { createBooking, createOffering, placeHold, startBookingStack, type BookingStack } from './support/booking-stack';
-import {
-  activeSubscription,
-  createDunningPlan,
-  createMonthlyPlan,
-  pastDueSubscription,
-  VISA,
-  waitForListing,
-} from './support/staff-fixtures';
+import { activeSubscription, createDunningPlan, createMonthlyPlan, pastDueSubscription, VISA, waitForListing } from './support/staff-fixtures';
 import { getSubscription, startSubscriptionStack, waitFor, type SubscriptionStack } from './support/subscription-stack';
 
 /** What `setCurrentDetails` last said, as the UI reads it (the SDK's built-in metadata query). */
@@ -81,7 +74,10 @@ describe('the Temporal UI as the support console', () => {
       const details = await currentDetails(client, pastDue.workflowId);
       const state = await client.workflow.getHandle(pastDue.workflowId).query('state');
       assert.equal(details, subscriptionDetails(state as Parameters<typeof subscriptionDetails>[0]));
-      assert.match(details, new RegExp(`^past_due · ${dunningPlan.code} · retry 1 of 1 on \\d{4}-\\d\\d-\\d\\d .+ UTC · expires \\d{4}-\\d\\d-\\d\\d .+ UTC$`));
+      assert.match(
+        details,
+        new RegExp(`^past_due · ${dunningPlan.code} · retry 1 of 1 on \\d{4}-\\d\\d-\\d\\d .+ UTC · expires \\d{4}-\\d\\d-\\d\\d .+ UTC$`),
+      );
       assert.match((await currentDetails(client, active.workflowId))!, new RegExp(`^active · ${monthlyPlan.code} · renews `));
     });
   });
@@ -128,15 +124,18 @@ describe('the Temporal UI as the support console', () => {
       (state) => state.phase === 'succeeded',
       { what: 'the one-time payment succeeded' },
     );
-    assert.deepEqual({ ...payment, gatewayPaymentId: undefined }, {
-      paymentId: paid.body.payment.id,
-      phase: 'succeeded',
-      amount: 1250,
-      currency: 'usd',
-      description: 'Gift card',
-      gatewayPaymentId: undefined,
-      failureCode: null,
-    });
+    assert.deepEqual(
+      { ...payment, gatewayPaymentId: undefined },
+      {
+        paymentId: paid.body.payment.id,
+        phase: 'succeeded',
+        amount: 1250,
+        currency: 'usd',
+        description: 'Gift card',
+        gatewayPaymentId: undefined,
+        failureCode: null,
+      },
+    );
 
     const user = await createTestUser(bookings.deps);
     const offering = await createOffering(bookings);

@@ -87,7 +87,10 @@ describe('the Temporal Web UI in a browser', () => {
     const deadline = Date.now() + LISTING_TIMEOUT_MS;
     for (;;) {
       for (const frame of page.frames()) {
-        const body = await frame.locator('body').innerText().catch(() => '');
+        const body = await frame
+          .locator('body')
+          .innerText()
+          .catch(() => '');
         if (typeof text === 'string' ? body.includes(text) : text.test(body)) return;
       }
       assert.ok(Date.now() < deadline, `the page never showed ${text}`);

@@ -6,12 +6,7 @@ import { eq } from 'drizzle-orm';
 import Stripe from 'stripe';
 import { createApp } from '../api/app';
 import { notifications, payments, webhookEvents } from '../db/schema';
-import {
-  oneTimePaymentWorkflowId,
-  orphanedPaymentRefundWorkflowId,
-  PAYMENT_ID_METADATA_KEY,
-  PAYMENT_TIMEOUT_FAILURE_CODE,
-} from '../domain/payment';
+import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_ID_METADATA_KEY, PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { oneTimePaymentWorkflow, type refundOrphanedPaymentWorkflow } from '../workflows/payment';
 import { createTestUser, listen, requestJson, type TestUser } from './support/api';
 import { closedLoopbackPort, startPaymentStack, type PaymentStack } from './support/payment-fixtures';
@@ -29,11 +24,7 @@ before(async () => {
 
 after(() => stack?.close());
 
-function intentEvent(
-  type: 'payment_intent.succeeded' | 'payment_intent.payment_failed',
-  intentId: string,
-  fields: Record<string, unknown> = {},
-) {
+function intentEvent(type: 'payment_intent.succeeded' | 'payment_intent.payment_failed', intentId: string, fields: Record<string, unknown> = {}) {
   return stripeEvent(type, { id: intentId, object: 'payment_intent', metadata: {}, last_payment_error: null, ...fields });
 }
 
@@ -147,12 +138,24 @@ describe('POST /api/v1/webhooks/stripe', () => {
     assert.equal(paid.status, 201);
     const { id, gatewayPaymentId } = paid.body.payment;
 
-    const partial = stripeEvent('charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', payment_intent: gatewayPaymentId, amount: 800, amount_refunded: 300 });
+    const partial = stripeEvent('charge.refunded', {
+      id: `ch_${randomUUID()}`,
+      object: 'charge',
+      payment_intent: gatewayPaymentId,
+      amount: 800,
+      amount_refunded: 300,
+    });
     assert.equal((await deliver(partial)).status, 200);
     let row = await paymentRow(id);
     assert.deepEqual({ refundedAmount: row.refundedAmount, status: row.status }, { refundedAmount: 300, status: 'succeeded' });
 
-    const full = stripeEvent('charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', payment_intent: gatewayPaymentId, amount: 800, amount_refunded: 800 });
+    const full = stripeEvent('charge.refunded', {
+      id: `ch_${randomUUID()}`,
+      object: 'charge',
+      payment_intent: gatewayPaymentId,
+      amount: 800,
+      amount_refunded: 800,
+    });
     assert.equal((await deliver(full)).status, 200);
     row = await paymentRow(id);
     assert.deepEqual({ refundedAmount: row.refundedAmount, status: row.status }, { refundedAmount: 800, status: 'refunded' });
@@ -193,7 +196,18 @@ describe('a payment that succeeds after it was given up', () => {
     const failed = await stack.deps.temporal.workflow.execute(oneTimePaymentWorkflow, {
       workflowId: oneTimePaymentWorkflowId(paymentId),
       taskQueue: stack.deps.taskQueues!.billing,
-      args: [{ paymentId, userId: customer.user.id, amount: 2600, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: 'late 3DS', pendingTimeout: 'PT1S', paymentsTaskQueue: stack.deps.taskQueues!.payments }],
+      args: [
+        {
+          paymentId,
+          userId: customer.user.id,
+          amount: 2600,
+          currency: 'usd',
+          paymentMethod: 'pm_card_authenticationRequired',
+          description: 'late 3DS',
+          pendingTimeout: 'PT1S',
+          paymentsTaskQueue: stack.deps.taskQueues!.payments,
+        },
+      ],
     });
     assert.deepEqual([failed.status, failed.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
 
@@ -201,7 +215,10 @@ describe('a payment that succeeds after it was given up', () => {
     assert.deepEqual((await deliver(late)).body, { received: true, duplicate: false });
     const { handle, result, refunds } = await refundOf(paymentId);
     assert.equal(result?.status, 'succeeded');
-    assert.deepEqual(refunds.map((r) => [r.amount, r.status]), [[2600, 'succeeded']]);
+    assert.deepEqual(
+      refunds.map((r) => [r.amount, r.status]),
+      [[2600, 'succeeded']],
+    );
     const charge = await paymentRow(paymentId);
     assert.deepEqual([charge.status, charge.refundedAmount], ['refunded', 2600]);
     const told = await stack.deps.db.select().from(notifications).where(eq(notifications.userId, customer.user.id));
@@ -222,7 +239,10 @@ describe('a payment that succeeds after it was given up', () => {
     assert.equal((await deliver(intentEvent('payment_intent.succeeded', payment.gatewayPaymentId))).status, 200);
     const { result, refunds } = await refundOf(payment.id);
     assert.equal(result?.status, 'succeeded');
-    assert.deepEqual(refunds.map((r) => r.amount), [3000]);
+    assert.deepEqual(
+      refunds.map((r) => r.amount),
+      [3000],
+    );
     assert.equal((await paymentRow(payment.id)).status, 'refunded');
   });
 });

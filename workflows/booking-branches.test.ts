@@ -15,7 +15,14 @@ import type { ClaimUnitsInput, ReleaseHoldInput } from '../activities/hold';
 import { bookingWorkflowId, type BookingFailureReason } from '../domain/booking';
 import type { ClaimOutcome } from '../domain/hold';
 import type { NotificationInput } from '../domain/notification';
-import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput, type ChargeResult, type PaymentSettlement, type RefundInput, type RefundResult } from '../domain/payment';
+import {
+  PAYMENT_TIMEOUT_FAILURE_CODE,
+  type ChargeInput,
+  type ChargeResult,
+  type PaymentSettlement,
+  type RefundInput,
+  type RefundResult,
+} from '../domain/payment';
 import { ActivityCalls, gatewayTimeout, stubActivities } from '../test/support/stubbed-activities';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import {
@@ -89,10 +96,18 @@ const activities = stubActivities(calls, {
   confirmBooking: ({ bookingId }: { bookingId: string; holdId: string }): ConfirmOutcome => scriptOf(bookingId).confirm ?? 'confirmed',
   failBooking: (_: { bookingId: string; reason: BookingFailureReason }): void => undefined,
   releaseHold: (_: ReleaseHoldInput) => 'released' as const,
-  claimUnits: (input: ClaimUnitsInput): ClaimOutcome => ({
-    status: 'held',
-    hold: { id: input.holdId, userId: input.userId, offeringId: input.offeringId, unitIds: input.unitIds, status: 'active', expiresAt: input.expiresAt },
-  } as ClaimOutcome),
+  claimUnits: (input: ClaimUnitsInput): ClaimOutcome =>
+    ({
+      status: 'held',
+      hold: {
+        id: input.holdId,
+        userId: input.userId,
+        offeringId: input.offeringId,
+        unitIds: input.unitIds,
+        status: 'active',
+        expiresAt: input.expiresAt,
+      },
+    }) as ClaimOutcome,
   priceUnits: ({ unitIds }: { offeringId: string; unitIds: string[] }) => ({ amount: unitIds.length * UNIT_PRICE, currency: 'usd' }),
   swapBookingUnits: ({ bookingId }: SwapUnitsInput): boolean => scriptOf(bookingId).swap ?? true,
   cancelBooking: (_: { bookingId: string; refundedAmount: number }): void => undefined,
@@ -219,7 +234,14 @@ describe('bookingWorkflow branches (stubbed activities)', () => {
     const [claim] = calls.inputs<ClaimUnitsInput>(handle.workflowId, 'claimUnits');
     assert.deepEqual(claim.unitIds, ['u3']);
     const rescheduleSteps = steps(handle.workflowId).slice(steps(handle.workflowId).indexOf('claimUnits'));
-    assert.deepEqual(rescheduleSteps, ['claimUnits', 'priceUnits', 'chargePayment', 'swapBookingUnits', `refundPayment:${UNIT_PRICE}`, `releaseHold:${claim.holdId}`]);
+    assert.deepEqual(rescheduleSteps, [
+      'claimUnits',
+      'priceUnits',
+      'chargePayment',
+      'swapBookingUnits',
+      `refundPayment:${UNIT_PRICE}`,
+      `releaseHold:${claim.holdId}`,
+    ]);
     assert.notEqual(claim.holdId, input.holdId);
     assert.deepEqual((await handle.query(bookingStateQuery)).unitIds, ['u1', 'u2']);
     await handle.executeUpdate(cancelBookingUpdate);

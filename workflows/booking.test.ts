@@ -21,13 +21,7 @@ import { eventually } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
-import {
-  bookingDecisionUpdate,
-  bookingStateQuery,
-  bookingWorkflow,
-  cancelBookingUpdate,
-  rescheduleBookingUpdate,
-} from './booking';
+import { bookingDecisionUpdate, bookingStateQuery, bookingWorkflow, cancelBookingUpdate, rescheduleBookingUpdate } from './booking';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow } from './hold';
 import { paymentSettledSignal } from './payment';
 
@@ -172,7 +166,10 @@ describe('booking saga (time-skipping)', () => {
     assert.equal((await holdRow(holdId)).status, 'released');
     assert.equal(await finalHoldPhase(holdHandle), 'released');
     assert.equal((await finalBookingState(handle)).status, 'failed');
-    assert.deepEqual((await paymentsOf(bookingId)).map((p) => p.status), ['failed']);
+    assert.deepEqual(
+      (await paymentsOf(bookingId)).map((p) => p.status),
+      ['failed'],
+    );
     assert.deepEqual(await notificationKinds(bookingId), ['booking_failed']);
   });
 
@@ -268,11 +265,14 @@ describe('booking saga (time-skipping)', () => {
     });
 
     test('inside the free window: the late percentage, rounded down', async () => {
-      const { bookingId, handle } = await bookedSetup({
-        startsAt: await offsetFromNow(12 * HOUR),
-        unitAmount: 999,
-        lateRefundPercent: 50,
-      }, 1);
+      const { bookingId, handle } = await bookedSetup(
+        {
+          startsAt: await offsetFromNow(12 * HOUR),
+          unitAmount: 999,
+          lateRefundPercent: 50,
+        },
+        1,
+      );
       assert.deepEqual(await handle.executeUpdate(cancelBookingUpdate), { tier: 'late', refundedAmount: 499 });
       const row = await bookingRow(bookingId);
       assert.deepEqual([row.status, row.amount, row.refundedAmount], ['canceled', 999, 499]);
@@ -316,7 +316,13 @@ describe('booking saga (time-skipping)', () => {
 
       // A later full cancel refunds both charges.
       assert.deepEqual(await handle.executeUpdate(cancelBookingUpdate), { tier: 'full', refundedAmount: 7500 });
-      assert.deepEqual((await paymentsOf(bookingId)).filter((p) => p.kind === 'refund').map((p) => p.amount).sort(), [2500, 5000]);
+      assert.deepEqual(
+        (await paymentsOf(bookingId))
+          .filter((p) => p.kind === 'refund')
+          .map((p) => p.amount)
+          .sort(),
+        [2500, 5000],
+      );
     });
 
     test('to fewer units: refunds the difference', async () => {
@@ -372,7 +378,12 @@ describe('booking saga (time-skipping)', () => {
       assert.deepEqual(await bookingRow(bookingId), before);
       assert.deepEqual(await claimOwners([taken]), { [taken]: `hold:${other.holdId}` });
       assert.equal(
-        (await database.db.select().from(payments).where(and(eq(payments.bookingId, bookingId), eq(payments.kind, 'booking')))).length,
+        (
+          await database.db
+            .select()
+            .from(payments)
+            .where(and(eq(payments.bookingId, bookingId), eq(payments.kind, 'booking')))
+        ).length,
         1,
       );
     });
@@ -441,7 +452,10 @@ describe('booking saga (time-skipping)', () => {
       assert.equal(await finalHoldPhase(holdHandle), 'consumed');
       assert.deepEqual(await handle.executeUpdate(bookingDecisionUpdate), { status: 'confirmed' });
       assert.deepEqual(await claimOwners(unitIds), { [unitIds[0]]: bookingId, [unitIds[1]]: bookingId });
-      assert.deepEqual((await paymentsOf(bookingId)).map((p) => [p.kind, p.status]), [['booking', 'succeeded']]);
+      assert.deepEqual(
+        (await paymentsOf(bookingId)).map((p) => [p.kind, p.status]),
+        [['booking', 'succeeded']],
+      );
     });
 
     test('that succeeded after the hold expired is refunded by the compensation and the units stay free', async () => {
@@ -454,7 +468,10 @@ describe('booking saga (time-skipping)', () => {
       assert.deepEqual([final.status, final.failureReason], ['failed', 'confirm_failed']);
       const rows = await paymentsOf(bookingId);
       assert.equal(rows.find((p) => p.id === charge.id)!.status, 'refunded');
-      assert.deepEqual(rows.filter((p) => p.kind === 'refund').map((p) => [p.amount, p.status]), [[5000, 'succeeded']]);
+      assert.deepEqual(
+        rows.filter((p) => p.kind === 'refund').map((p) => [p.amount, p.status]),
+        [[5000, 'succeeded']],
+      );
       assert.deepEqual(await claimOwners(unitIds), {});
     });
 

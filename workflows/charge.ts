@@ -8,13 +8,7 @@
  * first charge, so activity retries and replays never charge twice.
  */
 import { ActivityFailure, ApplicationFailure, condition, log, patched } from '@temporalio/workflow';
-import {
-  classifyDecline,
-  PAYMENT_TIMEOUT_FAILURE_CODE,
-  type ChargeInput,
-  type ChargeResult,
-  type PaymentSettlement,
-} from '../domain/payment';
+import { classifyDecline, PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput, type ChargeResult, type PaymentSettlement } from '../domain/payment';
 import { settlePayment, type GatewayActivities } from './activity-options';
 
 /**
@@ -56,7 +50,11 @@ export async function chargeOnce(gateway: GatewayActivities, input: ChargeInput)
  * gateway's answer to a cancel. The settlement is recorded on the payment row here too (usually
  * the webhook has done it already; a settlement only ever changes a pending payment).
  */
-export function settlePendingCharge(gateway: GatewayActivities, pending: ChargeResult, wait: Omit<SettlementWait, 'interrupted'>): Promise<ChargeResult>;
+export function settlePendingCharge(
+  gateway: GatewayActivities,
+  pending: ChargeResult,
+  wait: Omit<SettlementWait, 'interrupted'>,
+): Promise<ChargeResult>;
 export function settlePendingCharge(
   gateway: GatewayActivities,
   pending: ChargeResult,

@@ -67,7 +67,10 @@ describe('hold workflow (time-skipping)', () => {
     const { holdId, handle, outcome } = await startHold({ userId: user.id, offeringId: offering.id, unitIds });
 
     assert.equal(outcome.status, 'held');
-    assert.deepEqual((await liveClaims(database.db, unitIds)).map((c) => c.holdId), [holdId, holdId]);
+    assert.deepEqual(
+      (await liveClaims(database.db, unitIds)).map((c) => c.holdId),
+      [holdId, holdId],
+    );
     assert.equal((await handle.query(holdStateQuery)).phase, 'active');
 
     const startedAt = await env.currentTimeMs();
@@ -89,7 +92,10 @@ describe('hold workflow (time-skipping)', () => {
     assert.deepEqual(second.outcome, { status: 'conflict', unavailableUnitIds: [b] });
     await waitUntilClosed(second.handle);
     assert.equal((await second.handle.query(holdStateQuery)).phase, 'conflict');
-    assert.deepEqual((await liveClaims(database.db, [a, b, c])).map((claim) => claim.holdId), [first.holdId, first.holdId]);
+    assert.deepEqual(
+      (await liveClaims(database.db, [a, b, c])).map((claim) => claim.holdId),
+      [first.holdId, first.holdId],
+    );
     assert.equal((await database.db.select().from(holds).where(eq(holds.id, second.holdId))).length, 0);
     await first.handle.executeUpdate(releaseHoldUpdate);
   });

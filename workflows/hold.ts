@@ -83,7 +83,8 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
 
   setHandler(claimHoldUpdate, async () => {
     await condition(() => outcome !== undefined || claimError !== undefined);
-    if (claimError !== undefined) throw ApplicationFailure.create({ message: 'could not claim the units', type: 'ClaimFailed', cause: claimError as Error });
+    if (claimError !== undefined)
+      throw ApplicationFailure.create({ message: 'could not claim the units', type: 'ClaimFailed', cause: claimError as Error });
     return outcome as ClaimOutcome;
   });
 

@@ -77,7 +77,10 @@ const activities = stubActivities(calls, {
     subscriptionId: null,
     bookingId: null,
   }),
-  refundPayment: ({ paymentId }: RefundInput): RefundResult => ({ refundPaymentId: `re_${paymentId}`, status: scripts.get(paymentId)!.refund ?? 'succeeded' }),
+  refundPayment: ({ paymentId }: RefundInput): RefundResult => ({
+    refundPaymentId: `re_${paymentId}`,
+    status: scripts.get(paymentId)!.refund ?? 'succeeded',
+  }),
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
@@ -99,7 +102,18 @@ function startPayment(script: Script) {
   return env.client.workflow.start(oneTimePaymentWorkflow, {
     taskQueue,
     workflowId: oneTimePaymentWorkflowId(paymentId),
-    args: [{ paymentId, userId: 'user-1', amount: 4200, currency: 'usd', paymentMethod: 'pm_test', description: 'Workshop ticket', pendingTimeout: 'PT1H', paymentsTaskQueue: taskQueue }],
+    args: [
+      {
+        paymentId,
+        userId: 'user-1',
+        amount: 4200,
+        currency: 'usd',
+        paymentMethod: 'pm_test',
+        description: 'Workshop ticket',
+        pendingTimeout: 'PT1H',
+        paymentsTaskQueue: taskQueue,
+      },
+    ],
   });
 }
 
@@ -131,7 +145,12 @@ describe('oneTimePaymentWorkflow branches (stubbed activities)', () => {
     assert.equal(attempted.status, 'pending');
     assert.equal((await wf.query(oneTimePaymentStateQuery)).phase, 'awaiting_confirmation');
 
-    const settlement: PaymentSettlement = { paymentId: attempted.paymentId, gatewayPaymentId: attempted.gatewayPaymentId!, status: 'succeeded', failureCode: null };
+    const settlement: PaymentSettlement = {
+      paymentId: attempted.paymentId,
+      gatewayPaymentId: attempted.gatewayPaymentId!,
+      status: 'succeeded',
+      failureCode: null,
+    };
     await wf.signal(paymentSettledSignal, { ...settlement, paymentId: randomUUID(), status: 'failed', failureCode: 'not_mine' });
     await wf.signal(paymentSettledSignal, settlement);
     const result = await wf.result();

@@ -81,7 +81,15 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     const latest = outcome.result ?? outcome.charged;
     const phase: OneTimePaymentPhase = !latest ? 'charging' : latest.status === 'pending' ? 'awaiting_confirmation' : latest.status;
     const { paymentId, amount, currency, description } = input;
-    return { paymentId, phase, amount, currency, description, gatewayPaymentId: latest?.gatewayPaymentId ?? null, failureCode: latest?.failureCode ?? null };
+    return {
+      paymentId,
+      phase,
+      amount,
+      currency,
+      description,
+      gatewayPaymentId: latest?.gatewayPaymentId ?? null,
+      failureCode: latest?.failureCode ?? null,
+    };
   };
   setHandler(oneTimePaymentStateQuery, state);
 

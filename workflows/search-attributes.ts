@@ -1,20 +1,13 @@
 /** Search attributes from inside workflows and their starters; the keys are in platform/search-attribute-keys.ts. */
 import type { SearchAttributePair } from '@temporalio/common';
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import {
-  CustomerEmailAttribute,
-  CustomerIdAttribute,
-  SubscriptionStatusAttribute,
-} from '../platform/search-attribute-keys';
+import { CustomerEmailAttribute, CustomerIdAttribute, SubscriptionStatusAttribute } from '../platform/search-attribute-keys';
 
 export * from '../platform/search-attribute-keys';
 
 /** Who a workflow is for, set when it starts; the email is left out when the starter does not know it. */
 export function customerAttributes(customer: { userId: string; email?: string }): SearchAttributePair[] {
-  return [
-    { key: CustomerIdAttribute, value: customer.userId },
-    ...(customer.email ? [{ key: CustomerEmailAttribute, value: customer.email }] : []),
-  ];
+  return [{ key: CustomerIdAttribute, value: customer.userId }, ...(customer.email ? [{ key: CustomerEmailAttribute, value: customer.email }] : [])];
 }
 
 /**

@@ -92,7 +92,16 @@ async function subscribe(script: Script) {
   const activation = await startSubscription(env.client, taskQueue, {
     subscriptionId,
     userId: 'user-1',
-    plan: { planId: randomUUID(), code: `plan-${subscriptionId}`, name: 'Pro', amount: 1999, currency: 'usd', interval: 'P1M', trialPeriod: null, dunning: DEFAULT_DUNNING_POLICY },
+    plan: {
+      planId: randomUUID(),
+      code: `plan-${subscriptionId}`,
+      name: 'Pro',
+      amount: 1999,
+      currency: 'usd',
+      interval: 'P1M',
+      trialPeriod: null,
+      dunning: DEFAULT_DUNNING_POLICY,
+    },
     paymentMethod: 'pm_test',
     pendingPaymentTimeout: 'PT1H',
     paymentsTaskQueue: taskQueue,
@@ -159,7 +168,10 @@ describe('subscriptionWorkflow payment branches (stubbed activities)', () => {
     assert.equal(pastDue.dunning?.cycle, 2);
     assert.deepEqual(
       calls.inputs<ChargeInput>(subscriptionWorkflowId(subscriptionId), 'chargePayment').map((c) => [c.cycle, c.attempt]),
-      [[1, 1], [2, 1]],
+      [
+        [1, 1],
+        [2, 1],
+      ],
     );
     await cancelSubscription(env.client, subscriptionId, false);
   });

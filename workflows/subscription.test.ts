@@ -19,22 +19,12 @@ import type { ChargeRequest, PaymentGateway } from '../domain/payment';
 import { addPeriods } from '../domain/period';
 import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
-import {
-  advanceTo as advanceClockTo,
-  eventually,
-  insertTestPlan,
-  waitForState as waitForStateOf,
-} from '../test/support/subscription-fixtures';
+import { advanceTo as advanceClockTo, eventually, insertTestPlan, waitForState as waitForStateOf } from '../test/support/subscription-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { createLogger } from '../platform/logger';
 import { bundleWorkflows, createWorkers, runWorkers } from '../platform/worker';
 import { paymentSettledSignal } from './payment';
-import {
-  cancelSubscription,
-  changePaymentMethod,
-  startSubscription,
-  subscriptionHandle,
-} from '../api/subscription-client';
+import { cancelSubscription, changePaymentMethod, startSubscription, subscriptionHandle } from '../api/subscription-client';
 import { cancelSubscriptionUpdate, extendGraceSignal, paymentMethodUpdatedSignal, retryPaymentNowSignal } from './subscription';
 
 const DAY = 86_400_000;
@@ -171,19 +161,11 @@ function advanceTo(at: Date | string): Promise<void> {
 }
 
 async function paymentsOf(subscriptionId: string) {
-  return database.db
-    .select()
-    .from(payments)
-    .where(eq(payments.subscriptionId, subscriptionId))
-    .orderBy(asc(payments.cycle), asc(payments.attempt));
+  return database.db.select().from(payments).where(eq(payments.subscriptionId, subscriptionId)).orderBy(asc(payments.cycle), asc(payments.attempt));
 }
 
 async function notificationsOf(subscriptionId: string) {
-  return database.db
-    .select()
-    .from(notifications)
-    .where(eq(notifications.subscriptionId, subscriptionId))
-    .orderBy(asc(notifications.createdAt));
+  return database.db.select().from(notifications).where(eq(notifications.subscriptionId, subscriptionId)).orderBy(asc(notifications.createdAt));
 }
 
 async function rowOf(subscriptionId: string) {
@@ -225,7 +207,12 @@ describe('subscribe', () => {
     assert.equal(row.nextBillingDate?.toISOString(), s.nextBillingDate);
     const [payment] = await paymentsOf(subscriptionId);
     assert.deepEqual([payment.status, payment.cycle, payment.attempt, payment.amount], ['succeeded', 1, 1, 1999]);
-    await eventually(async () => assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), ['payment_succeeded']));
+    await eventually(async () =>
+      assert.deepEqual(
+        (await notificationsOf(subscriptionId)).map((n) => n.kind),
+        ['payment_succeeded'],
+      ),
+    );
   });
 
   test('a declined first charge leaves it incomplete and no workflow running', async () => {
@@ -276,12 +263,25 @@ describe('renewal', () => {
     const year = nextJan31.getUTCFullYear();
     const endOfFebruary = (y: number) => `02-${new Date(Date.UTC(y, 2, 0)).getUTCDate()}`;
     assert.deepEqual(periodStarts, [
-      endOfFebruary(year), '03-31', '04-30', '05-31', '06-30', '07-31',
-      '08-31', '09-30', '10-31', '11-30', '12-31', '01-31',
+      endOfFebruary(year),
+      '03-31',
+      '04-30',
+      '05-31',
+      '06-30',
+      '07-31',
+      '08-31',
+      '09-30',
+      '10-31',
+      '11-30',
+      '12-31',
+      '01-31',
     ]);
     assert.equal(current.nextBillingDate?.slice(0, 10), `${year + 1}-${endOfFebruary(year + 1)}`);
     const charged = await paymentsOf(subscriptionId);
-    assert.deepEqual(charged.map((p) => `${p.cycle}:${p.attempt}:${p.status}`), Array.from({ length: 13 }, (_, i) => `${i + 1}:1:succeeded`));
+    assert.deepEqual(
+      charged.map((p) => `${p.cycle}:${p.attempt}:${p.status}`),
+      Array.from({ length: 13 }, (_, i) => `${i + 1}:1:succeeded`),
+    );
     assert.equal(new Set(charged.map((p) => p.idempotencyKey)).size, 13);
     await eventually(async () => assert.equal((await rowOf(subscriptionId)).cycle, 13));
 
@@ -304,7 +304,10 @@ describe('dunning', () => {
     assert.equal(final.status, 'expired');
     const { failedAt, log } = final.dunning!;
     assert.deepEqual(
-      log.map((entry) => `day ${days(failedAt, entry.at)} ${entry.kind}${entry.attempt ? ` #${entry.attempt} ${entry.outcome}` : ''}${entry.kind === 'reminder' ? `: ${entry.detail}` : ''}`),
+      log.map(
+        (entry) =>
+          `day ${days(failedAt, entry.at)} ${entry.kind}${entry.attempt ? ` #${entry.attempt} ${entry.outcome}` : ''}${entry.kind === 'reminder' ? `: ${entry.detail}` : ''}`,
+      ),
       [
         'day 0 failed #1 failed',
         'day 1 retry #2 failed',
@@ -319,18 +322,23 @@ describe('dunning', () => {
     assert.equal(days(failedAt, final.endedAt!), 7);
 
     const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
-    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}:${p.failureCode}`), [
-      '1:failed:generic_decline', '2:failed:generic_decline', '3:failed:generic_decline', '4:failed:generic_decline',
-    ]);
+    assert.deepEqual(
+      cycle2.map((p) => `${p.attempt}:${p.status}:${p.failureCode}`),
+      ['1:failed:generic_decline', '2:failed:generic_decline', '3:failed:generic_decline', '4:failed:generic_decline'],
+    );
     const sent = await notificationsOf(subscriptionId);
-    assert.deepEqual(sent.map((n) => n.kind), [
-      'payment_succeeded', 'payment_failed', 'grace_reminder', 'grace_reminder', 'grace_reminder', 'subscription_expired',
-    ]);
+    assert.deepEqual(
+      sent.map((n) => n.kind),
+      ['payment_succeeded', 'payment_failed', 'grace_reminder', 'grace_reminder', 'grace_reminder', 'subscription_expired'],
+    );
     assert.deepEqual(
       sent.filter((n) => n.kind === 'grace_reminder').map((n) => /You have (.+?) left/.exec(n.body)?.[1]),
       ['6 days', '4 days', '2 days'],
     );
-    assert.ok(sent.every((n) => n.sentAt !== null), 'delivered through the mailer');
+    assert.ok(
+      sent.every((n) => n.sentAt !== null),
+      'delivered through the mailer',
+    );
     const row = await rowOf(subscriptionId);
     assert.deepEqual([row.status, row.attemptCount, row.graceEndsAt?.toISOString()], ['expired', 4, final.dunning!.graceEndsAt]);
   });
@@ -354,11 +362,15 @@ describe('dunning', () => {
     assert.equal(recovered.currentPeriodStart, renewal);
     assert.equal(recovered.nextBillingDate, addPeriods(new Date(activation.subscription.anchorDate), 'P1M', 2).toISOString());
     const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
-    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}`), ['1:failed', '2:failed', '3:succeeded']);
+    assert.deepEqual(
+      cycle2.map((p) => `${p.attempt}:${p.status}`),
+      ['1:failed', '2:failed', '3:succeeded'],
+    );
     await eventually(async () => {
-      assert.deepEqual((await notificationsOf(subscriptionId)).map((n) => n.kind), [
-        'payment_succeeded', 'payment_failed', 'grace_reminder', 'payment_succeeded',
-      ]);
+      assert.deepEqual(
+        (await notificationsOf(subscriptionId)).map((n) => n.kind),
+        ['payment_succeeded', 'payment_failed', 'grace_reminder', 'payment_succeeded'],
+      );
       assert.equal((await rowOf(subscriptionId)).status, 'active');
     });
   });
@@ -376,7 +388,10 @@ describe('dunning', () => {
     assert.equal(days(failedAt, answer.lastPayment!.at), 2, 'charged at once, not at the day-3 retry');
     assert.equal(answer.currentPeriodStart, renewal);
     const cycle2 = (await paymentsOf(subscriptionId)).filter((p) => p.cycle === 2);
-    assert.deepEqual(cycle2.map((p) => `${p.attempt}:${p.status}`), ['1:failed', '2:failed', '3:succeeded']);
+    assert.deepEqual(
+      cycle2.map((p) => `${p.attempt}:${p.status}`),
+      ['1:failed', '2:failed', '3:succeeded'],
+    );
     const row = await rowOf(subscriptionId);
     assert.deepEqual([row.status, row.paymentMethod, row.graceEndsAt], ['active', VISA, null]);
   });
@@ -426,14 +441,23 @@ describe('dunning', () => {
 
     await handle.signal(retryPaymentNowSignal);
     const retried = await waitForState(subscriptionId, (s) => s.dunning!.attempts === 2);
-    assert.deepEqual(retried.dunning?.log.at(-1), { at: retried.lastPayment!.at, kind: 'manual_retry', attempt: 2, outcome: 'failed', failureCode: 'stolen_card' });
+    assert.deepEqual(retried.dunning?.log.at(-1), {
+      at: retried.lastPayment!.at,
+      kind: 'manual_retry',
+      attempt: 2,
+      outcome: 'failed',
+      failureCode: 'stolen_card',
+    });
     assert.equal(retried.status, 'past_due');
 
     const final = await handle.result();
     assert.equal(final.status, 'expired');
     assert.equal(days(failedAt, final.endedAt!), 10);
     const reminders = (await notificationsOf(subscriptionId)).filter((n) => n.kind === 'grace_reminder');
-    assert.deepEqual(reminders.map((n) => /You have (.+?) left/.exec(n.body)?.[1]), ['9 days', '7 days', '5 days']);
+    assert.deepEqual(
+      reminders.map((n) => /You have (.+?) left/.exec(n.body)?.[1]),
+      ['9 days', '7 days', '5 days'],
+    );
   });
 });
 
@@ -570,7 +594,11 @@ describe('pending payments', () => {
     assert.equal(answer.status, 'canceled');
     assert.equal(gatewayCalls.cancel - cancelsBefore, 1);
     const charges = await paymentsOf(subscriptionId);
-    assert.deepEqual(charges.map((p) => [p.kind, p.status]), [['subscription', 'failed']], 'nothing left pending, nothing refunded');
+    assert.deepEqual(
+      charges.map((p) => [p.kind, p.status]),
+      [['subscription', 'failed']],
+      'nothing left pending, nothing refunded',
+    );
   });
 
   test('a charge that went through as the customer canceled is refunded once, with a notice', async () => {
@@ -585,7 +613,10 @@ describe('pending payments', () => {
     const rows = await paymentsOf(subscriptionId);
     assert.deepEqual(
       rows.map((p) => [p.kind, p.status, p.amount, p.refundOf]),
-      [['subscription', 'refunded', charge.amount, null], ['refund', 'succeeded', charge.amount, charge.id]],
+      [
+        ['subscription', 'refunded', charge.amount, null],
+        ['refund', 'succeeded', charge.amount, charge.id],
+      ],
     );
     assert.equal(gatewayCalls.refund - refundsBefore, 1);
     assert.ok((await notificationsOf(subscriptionId)).some((n) => n.kind === 'payment_refunded'));
@@ -601,7 +632,10 @@ describe('pending payments', () => {
     await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: 'pi_sandbox_x', status: 'failed', failureCode: 'fraudulent' });
 
     const pastDue = await waitForState(subscriptionId, (s) => s.status === 'past_due');
-    assert.deepEqual([pastDue.dunning?.lastFailureCode, pastDue.dunning?.lastDecline, pastDue.dunning?.automaticRetriesStopped], ['fraudulent', 'hard', true]);
+    assert.deepEqual(
+      [pastDue.dunning?.lastFailureCode, pastDue.dunning?.lastDecline, pastDue.dunning?.automaticRetriesStopped],
+      ['fraudulent', 'hard', true],
+    );
   });
 });
 

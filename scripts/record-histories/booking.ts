@@ -48,7 +48,10 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
       await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a, b, c] }] }),
       await booking.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: [a] }] }),
     ];
-    assert.deepEqual(outcomes.map((o) => o.status), ['declined', 'rescheduled', 'rescheduled']);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['declined', 'rescheduled', 'rescheduled'],
+    );
     await booking.executeUpdate(staffRefundUpdate, { args: [{ amount: 500, reason: 'Late start' }] });
     assert.equal((await booking.result()).status, 'confirmed');
     return [run('booking-rescheduled-refunded-completed', booking)];

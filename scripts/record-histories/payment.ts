@@ -68,7 +68,18 @@ async function pay(r: Recorder, paymentMethod: string, name: string) {
     taskQueue: r.taskQueue,
     workflowId: oneTimePaymentWorkflowId(paymentId),
     // A short pending timeout keeps the timed-out history small.
-    args: [{ paymentId, userId: user.id, amount: 4200, currency: 'usd', paymentMethod, description: 'Workshop ticket', pendingTimeout: 'PT1H', paymentsTaskQueue: r.taskQueue }],
+    args: [
+      {
+        paymentId,
+        userId: user.id,
+        amount: 4200,
+        currency: 'usd',
+        paymentMethod,
+        description: 'Workshop ticket',
+        pendingTimeout: 'PT1H',
+        paymentsTaskQueue: r.taskQueue,
+      },
+    ],
   });
   const file: RecordedRun = { file: name, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
   return { handle, file, paymentId };

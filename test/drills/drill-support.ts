@@ -102,10 +102,7 @@ export async function auditChargedOnce(deps: AppDeps, gatewayLogFile: string, su
 
 /** How many of these subscriptions' rows show each cycle, e.g. `{ "2": 300 }` once all renewed. */
 export async function projectedCycles(deps: AppDeps, subscriptionIds: string[]): Promise<Record<string, number>> {
-  const rows = await deps.db
-    .select({ cycle: subscriptions.cycle })
-    .from(subscriptions)
-    .where(inArray(subscriptions.id, subscriptionIds));
+  const rows = await deps.db.select({ cycle: subscriptions.cycle }).from(subscriptions).where(inArray(subscriptions.id, subscriptionIds));
   return tally(rows.map((row) => row.cycle));
 }
 

@@ -19,7 +19,17 @@ import { createTestUser, type TestUser } from '../support/api';
 import { insertTestOffering } from '../support/booking-fixtures';
 import { insertTestPlan } from '../support/subscription-fixtures';
 import { waitFor } from '../support/subscription-stack';
-import { answeredCharges, auditChargedOnce, describeUncharged, probe, projectedCycles, secondsFromNow, supervise, withDrill, type Probe } from './drill-support';
+import {
+  answeredCharges,
+  auditChargedOnce,
+  describeUncharged,
+  probe,
+  projectedCycles,
+  secondsFromNow,
+  supervise,
+  withDrill,
+  type Probe,
+} from './drill-support';
 
 const SUBSCRIPTIONS = 300;
 const STOP_AFTER_ANSWERED = 20;
@@ -49,7 +59,11 @@ test('PostgreSQL down for 10 s during renewals: every renewal lands once, the AP
       await stack.postgres.start();
       console.log('postgresql started again');
       console.log('API answers while PostgreSQL was down:', tally(probes.map((p) => `${p.what} → ${p.status}`)));
-      assert.deepEqual(probes.filter((p) => p.status !== 503), [], 'every request that needs PostgreSQL is answered 503 while it is down');
+      assert.deepEqual(
+        probes.filter((p) => p.status !== 503),
+        [],
+        'every request that needs PostgreSQL is answered 503 while it is down',
+      );
 
       await waitFor(answered, (n) => n === SUBSCRIPTIONS, {
         timeoutMs: 5 * 60_000,
@@ -59,16 +73,22 @@ test('PostgreSQL down for 10 s during renewals: every renewal lands once, the AP
         console.log(await describeUncharged(deps, ids, 2));
         throw error;
       });
-      await waitFor(() => projectedCycles(deps, ids), (cycles) => cycles['2'] === SUBSCRIPTIONS, {
-        timeoutMs: 2 * 60_000,
-        what: 'every subscription projected in cycle 2',
-      });
+      await waitFor(
+        () => projectedCycles(deps, ids),
+        (cycles) => cycles['2'] === SUBSCRIPTIONS,
+        {
+          timeoutMs: 2 * 60_000,
+          what: 'every subscription projected in cycle 2',
+        },
+      );
     } finally {
       await Promise.all(supervisors.map((s) => s.stop()));
     }
     console.log(`restarts after PostgreSQL went away: worker ${supervisors[0].restarts()}, api ${supervisors[1].restarts()}`);
     const audit = await auditChargedOnce(deps, stack.gatewayLogFile!, ids, 2);
-    console.log(`charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key`);
+    console.log(
+      `charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key`,
+    );
     assert.equal((await probe('GET /readyz', `${api}/readyz`)).status, 200, 'ready again');
   }),
 );

@@ -52,7 +52,18 @@ test('Redis cut off during hold traffic: holds go on through PostgreSQL, no doub
   });
   const during = answers.filter((a) => a.atMs >= CUT_FROM_MS && a.atMs < CUT_UNTIL_MS);
   const statuses = tally(answers.map((a) => `${a.request} ${a.status}`));
-  assert.deepEqual(answers.filter((a) => a.status === 500 || a.status === 0), [], `no 500 and no dropped request: ${JSON.stringify(statuses)}`);
-  assert.ok(during.some((a) => a.request === 'hold' && a.status === 201), `holds granted while Redis was cut off: ${JSON.stringify(tally(during.map((a) => `${a.request} ${a.status}`)))}`);
-  assert.deepEqual(await findDoubleBookings(stack.deps.db, offering.id), { unitsClaimedTwice: 0, unitsInTwoLiveHolds: 0, unitsInTwoConfirmedBookings: 0 });
+  assert.deepEqual(
+    answers.filter((a) => a.status === 500 || a.status === 0),
+    [],
+    `no 500 and no dropped request: ${JSON.stringify(statuses)}`,
+  );
+  assert.ok(
+    during.some((a) => a.request === 'hold' && a.status === 201),
+    `holds granted while Redis was cut off: ${JSON.stringify(tally(during.map((a) => `${a.request} ${a.status}`)))}`,
+  );
+  assert.deepEqual(await findDoubleBookings(stack.deps.db, offering.id), {
+    unitsClaimedTwice: 0,
+    unitsInTwoLiveHolds: 0,
+    unitsInTwoConfirmedBookings: 0,
+  });
 });

@@ -35,8 +35,19 @@ test('Redis stopped during hold traffic: no double booking, no 500', { timeout: 
     const during = answers.filter((a) => a.atMs >= REDIS_DOWN_FROM_MS && a.atMs < REDIS_DOWN_UNTIL_MS);
     console.log('answers:', tally(answers.map((a) => `${a.request} ${a.status}`)));
     console.log('while Redis was down:', tally(during.map((a) => `${a.request} ${a.status}`)));
-    assert.deepEqual(answers.filter((a) => a.status === 500 || a.status === 0), [], 'no 500 and no dropped request');
-    assert.ok(during.some((a) => a.request === 'hold' && a.status === 201), 'holds were still granted while Redis was down');
-    assert.deepEqual(await findDoubleBookings(deps.db, offering.id), { unitsClaimedTwice: 0, unitsInTwoLiveHolds: 0, unitsInTwoConfirmedBookings: 0 });
+    assert.deepEqual(
+      answers.filter((a) => a.status === 500 || a.status === 0),
+      [],
+      'no 500 and no dropped request',
+    );
+    assert.ok(
+      during.some((a) => a.request === 'hold' && a.status === 201),
+      'holds were still granted while Redis was down',
+    );
+    assert.deepEqual(await findDoubleBookings(deps.db, offering.id), {
+      unitsClaimedTwice: 0,
+      unitsInTwoLiveHolds: 0,
+      unitsInTwoConfirmedBookings: 0,
+    });
   }),
 );

@@ -39,14 +39,14 @@ test('Temporal restarted mid-dunning: reminders, retries and expiry once each, a
     });
     const ids = seeded.map((s) => s.subscriptionId);
 
-    const lastFailure = await waitFor(
+    const lastFailure = (await waitFor(
       async () => {
         const rows = await answeredCharges(deps, ids, 2);
         return rows.length === SUBSCRIPTIONS ? Math.max(...rows.map((row) => row.updatedAt.getTime())) : null;
       },
       (at) => at !== null,
       { timeoutMs: 60_000, intervalMs: 100, what: 'every renewal declined' },
-    ) as number;
+    )) as number;
     await sleep(Math.max(0, lastFailure + DOWN_FROM_MS - Date.now()));
     await stack.temporal.stop();
     console.log(`temporal stopped ${Date.now() - lastFailure} ms after the last declined renewal`);
@@ -55,9 +55,7 @@ test('Temporal restarted mid-dunning: reminders, retries and expiry once each, a
     const restartedAt = Date.now();
     console.log('temporal started again on the same database file');
 
-    const outcomes = await Promise.all(
-      seeded.map((s) => deps.temporal.workflow.getHandle(s.workflowId).result() as Promise<SubscriptionSnapshot>),
-    );
+    const outcomes = await Promise.all(seeded.map((s) => deps.temporal.workflow.getHandle(s.workflowId).result() as Promise<SubscriptionSnapshot>));
     const charges = await chargesOfCycle(deps, ids, 2);
     const notes = await deps.db.select().from(notifications).where(inArray(notifications.subscriptionId, ids));
     const gatewayKeys = readGatewayCalls(stack.gatewayLogFile!).filter((call) => ids.includes(call.metadata.subscription_id));
@@ -75,7 +73,15 @@ test('Temporal restarted mid-dunning: reminders, retries and expiry once each, a
       };
 
       const own = charges.filter((row) => row.subscriptionId === id).sort((a, b) => (a.attempt ?? 0) - (b.attempt ?? 0));
-      assert.deepEqual(own.map((row) => [row.attempt, row.status]), [[1, 'failed'], [2, 'failed'], [3, 'failed']], `subscription ${id}: charges`);
+      assert.deepEqual(
+        own.map((row) => [row.attempt, row.status]),
+        [
+          [1, 'failed'],
+          [2, 'failed'],
+          [3, 'failed'],
+        ],
+        `subscription ${id}: charges`,
+      );
       own.slice(1).forEach((row, retry) => notLate(`retry ${retry + 1}`, row.createdAt, RETRY_AT_MS[retry]));
       const keys = gatewayKeys.filter((call) => call.metadata.subscription_id === id).map((call) => call.idempotencyKey);
       assert.deepEqual(new Set(keys), new Set(own.map((row) => row.idempotencyKey)), `subscription ${id}: keys the gateway saw`);

@@ -45,12 +45,19 @@ test(`the same webhook ${DELIVERIES} times at once: one state change`, async () 
     last_payment_error: null,
   });
   const deliveries = await Promise.all(Array.from({ length: DELIVERIES }, () => deliverWebhook(stack, event)));
-  assert.deepEqual(deliveries.map((d) => d.status), Array(DELIVERIES).fill(200));
+  assert.deepEqual(
+    deliveries.map((d) => d.status),
+    Array(DELIVERIES).fill(200),
+  );
   assert.equal(deliveries.filter((d) => d.body.duplicate === false).length, 1, 'exactly one delivery acted');
 
-  await waitFor(() => getSubscription(stack, customer, subscription.id), (res) => res.body.subscription?.status === 'active', {
-    what: 'the subscription activated by the webhook',
-  });
+  await waitFor(
+    () => getSubscription(stack, customer, subscription.id),
+    (res) => res.body.subscription?.status === 'active',
+    {
+      what: 'the subscription activated by the webhook',
+    },
+  );
   const { db, temporal } = stack.deps;
   const receipts = await waitFor(
     () => db.select().from(notifications).where(eq(notifications.subscriptionId, subscription.id)),
@@ -59,12 +66,14 @@ test(`the same webhook ${DELIVERIES} times at once: one state change`, async () 
   );
   assert.equal((await db.select().from(webhookEvents).where(eq(webhookEvents.id, event.id))).length, 1, 'one event row');
   const charges = await db.select().from(payments).where(eq(payments.subscriptionId, subscription.id));
-  assert.deepEqual(charges.map((c) => [c.id, c.status]), [[payment.id, 'succeeded']], 'one charge, settled once');
+  assert.deepEqual(
+    charges.map((c) => [c.id, c.status]),
+    [[payment.id, 'succeeded']],
+    'one charge, settled once',
+  );
   assert.equal(receipts.filter((n) => n.kind === 'payment_succeeded').length, 1, 'one receipt');
 
   const history = await temporal.workflow.getHandle(subscriptionWorkflowId(subscription.id)).fetchHistory();
-  const settlements = (history.events ?? []).filter(
-    (e) => e.workflowExecutionSignaledEventAttributes?.signalName === paymentSettledSignal.name,
-  );
+  const settlements = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === paymentSettledSignal.name);
   assert.equal(settlements.length, 1, 'the workflow was signalled once');
 });

@@ -36,7 +36,9 @@ test('SIGKILL of the worker during a renewal storm: every subscription renewed o
     const rowsAtKill = await chargesOfCycle(deps, ids, 2);
     const answeredAtKill = rowsAtKill.filter((row) => row.status !== 'pending').length;
     const inFlightAtKill = rowsAtKill.length - answeredAtKill;
-    console.log(`worker killed: ${answeredAtKill} of ${SUBSCRIPTIONS} renewals answered (${beforeKill} a moment before), ${inFlightAtKill} charges in flight`);
+    console.log(
+      `worker killed: ${answeredAtKill} of ${SUBSCRIPTIONS} renewals answered (${beforeKill} a moment before), ${inFlightAtKill} charges in flight`,
+    );
     assert.ok(answeredAtKill < SUBSCRIPTIONS && inFlightAtKill > 0, 'the kill landed while charges were in flight');
 
     await sleep(2000);
@@ -46,13 +48,19 @@ test('SIGKILL of the worker during a renewal storm: every subscription renewed o
       intervalMs: 500,
       what: 'every renewal charged after the restart',
     });
-    await waitFor(() => projectedCycles(deps, ids), (cycles) => cycles['2'] === SUBSCRIPTIONS, {
-      timeoutMs: 60_000,
-      what: 'every subscription projected in cycle 2',
-    });
+    await waitFor(
+      () => projectedCycles(deps, ids),
+      (cycles) => cycles['2'] === SUBSCRIPTIONS,
+      {
+        timeoutMs: 60_000,
+        what: 'every subscription projected in cycle 2',
+      },
+    );
 
     const audit = await auditChargedOnce(deps, stack.gatewayLogFile!, ids, 2);
-    console.log(`charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key after the kill`);
+    console.log(
+      `charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key after the kill`,
+    );
     assert.ok(audit.repeatedCalls > 0, 'the kill caught charges the gateway had made and PostgreSQL had not recorded');
   }),
 );

@@ -98,10 +98,7 @@ export interface TestUser {
 }
 
 /** A user of its own (unique email) with a valid token, written straight to the database. */
-export async function createTestUser(
-  deps: Pick<AppDeps, 'db' | 'config'>,
-  options: { role?: Role; name?: string } = {},
-): Promise<TestUser> {
+export async function createTestUser(deps: Pick<AppDeps, 'db' | 'config'>, options: { role?: Role; name?: string } = {}): Promise<TestUser> {
   const password = `pw-${randomUUID()}`;
   const [row] = await deps.db
     .insert(users)

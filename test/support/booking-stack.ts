@@ -49,7 +49,13 @@ export function placeHold(stack: BookingStack, user: TestUser, offeringId: strin
   return requestJson(`${stack.url}/api/v1/bookings/holds`, { body: { offeringId, unitIds }, headers: user.headers });
 }
 
-export function createBooking(stack: BookingStack, user: TestUser, holdId: string, paymentMethod = 'pm_card_visa', headers: Record<string, string> = {}) {
+export function createBooking(
+  stack: BookingStack,
+  user: TestUser,
+  holdId: string,
+  paymentMethod = 'pm_card_visa',
+  headers: Record<string, string> = {},
+) {
   return requestJson(`${stack.url}/api/v1/bookings/create`, { body: { holdId, paymentMethod }, headers: { ...user.headers, ...headers } });
 }
 
@@ -58,4 +64,3 @@ export async function unitStatuses(stack: BookingStack, offeringId: string): Pro
   const { body } = await requestJson(`${stack.url}/api/v1/offerings/${offeringId}/availability`);
   return Object.fromEntries(body.units.map((u: { id: string; status: string }) => [u.id, u.status]));
 }
-

@@ -31,7 +31,10 @@ export interface TestStackOptions {
 
 export async function startTestStack(options: TestStackOptions): Promise<TestStack> {
   const devServer = await connectDevServer();
-  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({ temporal: devServer.client, ...(options.redis ? { redis: options.redis } : {}) });
+  const { deps: baseDeps, close: closeDeps } = await connectTestDeps({
+    temporal: devServer.client,
+    ...(options.redis ? { redis: options.redis } : {}),
+  });
   const taskQueues = uniqueTaskQueues();
   const deps: AppDeps = { ...baseDeps, taskQueues };
   // The worker's own pool, as in production: claims must not queue behind API reads.
@@ -69,5 +72,12 @@ async function terminateRunningWorkflows(deps: AppDeps, taskQueue: string): Prom
   const query = `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`;
   const ids: string[] = [];
   for await (const workflow of deps.temporal.workflow.list({ query })) ids.push(workflow.workflowId);
-  await Promise.all(ids.map((id) => deps.temporal.workflow.getHandle(id).terminate('test finished').catch(() => undefined)));
+  await Promise.all(
+    ids.map((id) =>
+      deps.temporal.workflow
+        .getHandle(id)
+        .terminate('test finished')
+        .catch(() => undefined),
+    ),
+  );
 }

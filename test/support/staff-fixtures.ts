@@ -46,10 +46,14 @@ export async function pastDueSubscription(stack: SubscriptionStack, user: TestUs
   const { id } = await activeSubscription(stack, user, planId);
   const switched = await requestPaymentMethodChange(stack, user, id, DECLINED);
   assert.equal(switched.status, 200, JSON.stringify(switched.body));
-  return waitFor(() => subscriptionRow(stack, user, id), (row) => row.status === 'past_due', {
-    what: `subscription ${id} past due`,
-    timeoutMs: 30_000,
-  });
+  return waitFor(
+    () => subscriptionRow(stack, user, id),
+    (row) => row.status === 'past_due',
+    {
+      what: `subscription ${id} past due`,
+      timeoutMs: 30_000,
+    },
+  );
 }
 
 async function subscriptionRow(stack: SubscriptionStack, user: TestUser, id: string): Promise<Record<string, any>> {

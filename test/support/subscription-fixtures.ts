@@ -20,10 +20,7 @@ export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanT
     dunning: DEFAULT_DUNNING_POLICY,
     ...overrides,
   };
-  const [row] = await db
-    .insert(plans)
-    .values(planRowOf(terms))
-    .returning({ id: plans.id });
+  const [row] = await db.insert(plans).values(planRowOf(terms)).returning({ id: plans.id });
   return { planId: row.id, ...terms };
 }
 

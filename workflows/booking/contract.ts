@@ -18,10 +18,7 @@ export interface BookingWorkflowInput {
 }
 
 /** The saga's answer to "is it booked?", as soon as there is one. */
-export type BookingDecision =
-  | { status: 'confirmed' }
-  | { status: 'awaiting_payment' }
-  | { status: 'failed'; reason: BookingFailureReason };
+export type BookingDecision = { status: 'confirmed' } | { status: 'awaiting_payment' } | { status: 'failed'; reason: BookingFailureReason };
 
 export interface BookingState {
   bookingId: string;

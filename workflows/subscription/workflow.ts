@@ -407,7 +407,6 @@ class Subscription extends SubscriptionRun {
         },
       },
     );
-
   }
 
   /** Messages that need no answer: a card from a webhook, staff actions, payment settlements. */
