@@ -18,6 +18,7 @@ import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal
 import { createLogger } from '../platform/logger';
 import { bundleWorkflows, createWorkers } from '../platform/worker';
 import { useLocalEndpoints } from './local-endpoints';
+import { ensureTemporalTestServer } from './tools';
 import { BOOKING_SCENARIOS } from './record-histories/booking';
 import { PAYMENT_SCENARIOS } from './record-histories/payment';
 import type { Scenario } from './record-histories/recorder';
@@ -47,6 +48,8 @@ function requiredEnv(name: string): string {
 
 async function main(): Promise<void> {
   useLocalEndpoints();
+  // Beside `npm start` no test server is named: fetch (or reuse) the one `npm test` runs.
+  process.env.TEMPORAL_TEST_SERVER ||= await ensureTemporalTestServer();
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const url = requiredEnv('DATABASE_URL');
   await migrateDatabase(url);

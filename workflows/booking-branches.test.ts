@@ -7,9 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { describe, test } from 'node:test';
 import type { BookingTerms, ConfirmOutcome, SwapUnitsInput } from '../activities/booking';
 import type { ClaimUnitsInput, ReleaseHoldInput } from '../activities/hold';
 import { bookingWorkflowId, type BookingFailureReason } from '../domain/booking';
@@ -23,8 +21,8 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
-import { ActivityCalls, gatewayTimeout, stubActivities } from '../test/support/stubbed-activities';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
+import { uniqueTaskQueue } from '../test/support/temporal';
 import {
   bookingDecisionUpdate,
   bookingStateQuery,
@@ -51,9 +49,6 @@ interface Script {
 const taskQueue = uniqueTaskQueue('booking-branches');
 const calls = new ActivityCalls();
 const scripts = new Map<string, Script>();
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
 
 const scriptOf = (bookingId: string) => scripts.get(bookingId)!;
 
@@ -67,7 +62,7 @@ const bookingOfPayment = new Map<string, string>();
 
 const activities = stubActivities(calls, {
   beginBooking: async ({ bookingId }: { bookingId: string }): Promise<BookingTerms> => {
-    const startsAt = (await env.currentTimeMs()) + 10 * DAY;
+    const startsAt = (await stubbed.env.currentTimeMs()) + 10 * DAY;
     return {
       offeringId: 'offering-1',
       offeringName: 'Test show',
@@ -114,17 +109,7 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-before(async () => {
-  env = await createTimeSkippingEnv();
-  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('./booking'), activities });
-  running = worker.run();
-});
-
-after(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const stubbed = runStubbedWorker(require.resolve('./booking'), taskQueue, activities);
 
 async function startBooking(script: Script) {
   const input: BookingWorkflowInput = {
@@ -136,7 +121,11 @@ async function startBooking(script: Script) {
     paymentsTaskQueue: taskQueue,
   };
   scripts.set(input.bookingId, script);
-  const handle = await env.client.workflow.start(bookingWorkflow, { taskQueue, workflowId: bookingWorkflowId(input.bookingId), args: [input] });
+  const handle = await stubbed.env.client.workflow.start(bookingWorkflow, {
+    taskQueue,
+    workflowId: bookingWorkflowId(input.bookingId),
+    args: [input],
+  });
   const decision = await handle.executeUpdate(bookingDecisionUpdate);
   return { handle, input, decision };
 }

@@ -12,8 +12,8 @@ import { bookings, holds, notifications, payments } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
-import { BOOKING_WORKFLOWS_PATH, createBookingTestActivities, waitUntilClosed } from '../test/support/booking-worker';
-import { createPaymentActivities } from '../activities/payment';
+import { BOOKING_WORKFLOWS_PATH, waitUntilClosed } from '../test/support/booking-worker';
+import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/payment-gateway';
 import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
@@ -50,18 +50,17 @@ describe('booking saga (time-skipping)', () => {
     redis = new Redis(config.REDIS_URL);
     env = await createTimeSkippingEnv();
     const logger = createLogger(config);
-    const real = createBookingTestActivities({ db: database.db, redis, config, logger });
     const scripted = countingGateway(createPaymentGateway(config, logger), {
       cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
     });
     gatewayCalls = scripted.calls;
+    const real = activitiesFromConfig(config, { db: database.db, redis, logger, gateway: scripted.gateway });
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowsPath: BOOKING_WORKFLOWS_PATH,
       activities: {
         ...real,
-        ...createPaymentActivities({ db: database.db, gateway: scripted.gateway, logger }),
         confirmBooking: async (input: Parameters<typeof real.confirmBooking>[0]) => {
           if (failConfirmFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected confirm failure', 'InjectedFault');
           return real.confirmBooking(input);

@@ -6,10 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { LatePaymentSuccess } from '../activities/payment';
 import type { NotificationInput } from '../domain/notification';
 import {
@@ -23,8 +21,8 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
-import { ActivityCalls, gatewayTimeout, stubActivities } from '../test/support/stubbed-activities';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
+import { uniqueTaskQueue } from '../test/support/temporal';
 import {
   chargeAttemptedUpdate,
   oneTimePaymentStateQuery,
@@ -47,9 +45,6 @@ const HOUR = 60 * 60 * 1000;
 const taskQueue = uniqueTaskQueue('payment-branches');
 const calls = new ActivityCalls();
 const scripts = new Map<string, Script>();
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
 
 function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null = null): ChargeResult {
   const failed = status === 'failed';
@@ -84,22 +79,12 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-before(async () => {
-  env = await createTimeSkippingEnv();
-  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('./payment'), activities });
-  running = worker.run();
-});
-
-after(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const stubbed = runStubbedWorker(require.resolve('./payment'), taskQueue, activities);
 
 function startPayment(script: Script) {
   const paymentId = randomUUID();
   scripts.set(paymentId, script);
-  return env.client.workflow.start(oneTimePaymentWorkflow, {
+  return stubbed.env.client.workflow.start(oneTimePaymentWorkflow, {
     taskQueue,
     workflowId: oneTimePaymentWorkflowId(paymentId),
     args: [
@@ -162,9 +147,9 @@ describe('oneTimePaymentWorkflow branches (stubbed activities)', () => {
 
   test('a pending charge with no settlement is canceled at the gateway when its timeout passes and fails', async () => {
     const wf = await startPayment({ charges: ['pending'], cancel: 'failed' });
-    const startedAt = await env.currentTimeMs();
+    const startedAt = await stubbed.env.currentTimeMs();
     const result = await wf.result();
-    assert.ok((await env.currentTimeMs()) - startedAt >= HOUR, 'canceled on the workflow clock, at the pending timeout');
+    assert.ok((await stubbed.env.currentTimeMs()) - startedAt >= HOUR, 'canceled on the workflow clock, at the pending timeout');
     assert.deepEqual([result.status, result.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
     assert.deepEqual(calls.names(wf.workflowId), ['chargePayment', 'cancelPendingPayment', 'notify']);
     assert.deepEqual(notices(wf.workflowId), ['payment_failed']);
@@ -183,7 +168,7 @@ describe('refundOrphanedPaymentWorkflow branches (stubbed activities)', () => {
   function startRefund(script: Omit<Script, 'charges'>) {
     const paymentId = randomUUID();
     scripts.set(paymentId, { charges: [], ...script });
-    return env.client.workflow.start(refundOrphanedPaymentWorkflow, {
+    return stubbed.env.client.workflow.start(refundOrphanedPaymentWorkflow, {
       taskQueue,
       workflowId: orphanedPaymentRefundWorkflowId(paymentId),
       args: [{ paymentId, gatewayPaymentId: `pi_${paymentId}`, paymentsTaskQueue: taskQueue }],

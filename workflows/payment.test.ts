@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { eq, like } from 'drizzle-orm';
-import { createMailer, createNotificationActivities } from '../activities/notification';
-import { createPaymentActivities } from '../activities/payment';
+import { activitiesFromConfig } from '../activities';
 import { SandboxGateway } from '../activities/payment-gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments } from '../db/schema';
@@ -45,10 +44,7 @@ before(async () => {
     connection: env.nativeConnection,
     taskQueue,
     workflowsPath: require.resolve('./payment'),
-    activities: {
-      ...createPaymentActivities({ db: handle.db, gateway, logger }),
-      ...createNotificationActivities({ db: handle.db, mailer: createMailer({ MAIL_FROM: 'billing@example.test' }, logger), logger }),
-    },
+    activities: activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: handle.db, gateway, logger }),
   });
   running = worker.run();
 });
@@ -169,7 +165,7 @@ describe('refundOrphanedPaymentWorkflow', () => {
     const failed = await (await start(input)).result();
     assert.equal(failed.status, 'failed');
 
-    const orphan = { paymentId: input.paymentId, gatewayPaymentId: failed.gatewayPaymentId! };
+    const orphan = { paymentId: input.paymentId, gatewayPaymentId: failed.gatewayPaymentId!, paymentsTaskQueue: taskQueue };
     const refund = await env.client.workflow.execute(refundOrphanedPaymentWorkflow, {
       taskQueue,
       workflowId: orphanedPaymentRefundWorkflowId(input.paymentId),

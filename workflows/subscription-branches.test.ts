@@ -8,9 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { describe, test } from 'node:test';
 import type { LatePaymentSuccess } from '../activities/payment';
 import { DEFAULT_DUNNING_POLICY } from '../domain/dunning';
 import type { NotificationInput } from '../domain/notification';
@@ -24,9 +22,9 @@ import {
   type RefundResult,
 } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import { ActivityCalls, gatewayTimeout, stubActivities } from '../test/support/stubbed-activities';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
 import { advanceTo, waitForState } from '../test/support/subscription-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { uniqueTaskQueue } from '../test/support/temporal';
 import { paymentSettledSignal } from './payment';
 import { cancelSubscription, startSubscription, subscriptionHandle } from '../api/subscription-client';
 
@@ -40,9 +38,6 @@ const PAYMENT_ACTIVITIES = new Set(['chargePayment', 'settlePayment', 'cancelPen
 const taskQueue = uniqueTaskQueue('subscription-branches');
 const calls = new ActivityCalls();
 const scripts = new Map<string, Script>();
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
 
 const subscriptionOfPayment = (paymentId: string) => paymentId.split('/')[0];
 
@@ -74,22 +69,12 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-before(async () => {
-  env = await createTimeSkippingEnv();
-  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('./subscription'), activities });
-  running = worker.run();
-});
-
-after(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const stubbed = runStubbedWorker(require.resolve('./subscription'), taskQueue, activities);
 
 async function subscribe(script: Script) {
   const subscriptionId = randomUUID();
   scripts.set(subscriptionId, script);
-  const activation = await startSubscription(env.client, taskQueue, {
+  const activation = await startSubscription(stubbed.env.client, taskQueue, {
     subscriptionId,
     userId: 'user-1',
     plan: {
@@ -106,7 +91,7 @@ async function subscribe(script: Script) {
     pendingPaymentTimeout: 'PT1H',
     paymentsTaskQueue: taskQueue,
   });
-  return { subscriptionId, activation, handle: subscriptionHandle(env.client, subscriptionId) };
+  return { subscriptionId, activation, handle: subscriptionHandle(stubbed.env.client, subscriptionId) };
 }
 
 /** The payment activities a subscription called, in order (projections and notices left out). */
@@ -129,7 +114,7 @@ describe('subscriptionWorkflow payment branches (stubbed activities)', () => {
     const keys = calls.inputs<ChargeInput>(subscriptionWorkflowId(subscriptionId), 'chargePayment').map((c) => c.idempotencyKey);
     assert.equal(keys.length, 2);
     assert.equal(new Set(keys).size, 1);
-    assert.equal((await cancelSubscription(env.client, subscriptionId, false)).status, 'canceled');
+    assert.equal((await cancelSubscription(stubbed.env.client, subscriptionId, false)).status, 'canceled');
   });
 
   test('a first charge awaiting authentication activates when the webhook signals it succeeded', async () => {
@@ -137,10 +122,10 @@ describe('subscriptionWorkflow payment branches (stubbed activities)', () => {
     assert.equal(activation.outcome, 'pending');
     const { paymentId } = activation.payment!;
     await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: `pi_${paymentId}`, status: 'succeeded', failureCode: null });
-    const active = await waitForState(env.client, subscriptionId, (s) => s.status === 'active');
+    const active = await waitForState(stubbed.env.client, subscriptionId, (s) => s.status === 'active');
     assert.deepEqual([active.cycle, active.pendingPayment], [1, null]);
     assert.deepEqual(payments(subscriptionId), ['chargePayment', 'settlePayment']);
-    await cancelSubscription(env.client, subscriptionId, false);
+    await cancelSubscription(stubbed.env.client, subscriptionId, false);
   });
 
   test('a first charge nobody authenticates is canceled at the gateway at its timeout; the workflow ends incomplete', async () => {
@@ -153,18 +138,18 @@ describe('subscriptionWorkflow payment branches (stubbed activities)', () => {
 
   test('a pending first charge the customer completed just before the cancel activates the subscription', async () => {
     const { subscriptionId } = await subscribe({ charges: ['pending'], cancel: 'succeeded' });
-    const pending = await waitForState(env.client, subscriptionId, (s) => s.pendingPayment !== null);
-    await advanceTo(env, pending.pendingPayment!.expiresAt);
-    const active = await waitForState(env.client, subscriptionId, (s) => s.status === 'active');
+    const pending = await waitForState(stubbed.env.client, subscriptionId, (s) => s.pendingPayment !== null);
+    await advanceTo(stubbed.env, pending.pendingPayment!.expiresAt);
+    const active = await waitForState(stubbed.env.client, subscriptionId, (s) => s.status === 'active');
     assert.equal(active.cycle, 1);
     assert.deepEqual(payments(subscriptionId), ['chargePayment', 'cancelPendingPayment']);
-    await cancelSubscription(env.client, subscriptionId, false);
+    await cancelSubscription(stubbed.env.client, subscriptionId, false);
   });
 
   test('a declined renewal puts the subscription past due with a retry scheduled', async () => {
     const { subscriptionId, activation } = await subscribe({ charges: ['succeeded', 'failed'] });
-    await advanceTo(env, activation.subscription.nextBillingDate!);
-    const pastDue = await waitForState(env.client, subscriptionId, (s) => s.status === 'past_due');
+    await advanceTo(stubbed.env, activation.subscription.nextBillingDate!);
+    const pastDue = await waitForState(stubbed.env.client, subscriptionId, (s) => s.status === 'past_due');
     assert.equal(pastDue.dunning?.cycle, 2);
     assert.deepEqual(
       calls.inputs<ChargeInput>(subscriptionWorkflowId(subscriptionId), 'chargePayment').map((c) => [c.cycle, c.attempt]),
@@ -173,13 +158,13 @@ describe('subscriptionWorkflow payment branches (stubbed activities)', () => {
         [2, 1],
       ],
     );
-    await cancelSubscription(env.client, subscriptionId, false);
+    await cancelSubscription(stubbed.env.client, subscriptionId, false);
   });
 
   test('a cancel while the first charge awaits authentication withdraws it; one that went through first is refunded', async () => {
     const { subscriptionId, activation, handle } = await subscribe({ charges: ['pending'], cancel: 'succeeded' });
     assert.equal(activation.outcome, 'pending');
-    await cancelSubscription(env.client, subscriptionId, false);
+    await cancelSubscription(stubbed.env.client, subscriptionId, false);
     assert.equal((await handle.result()).status, 'canceled');
     assert.deepEqual(payments(subscriptionId), ['chargePayment', 'cancelPendingPayment', 'recordLatePaymentSuccess', 'refundPayment']);
   });

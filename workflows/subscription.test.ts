@@ -647,7 +647,7 @@ describe('continue-as-new', () => {
     // The renewal receipt is the last activity before the hop: the signal is in the history and
     // the update's handler is running by the time the workflow sees the receipt delivered.
     afterNotify = async (input) => {
-      if (input.kind !== 'payment_succeeded' || !input.dedupeKey.endsWith(':2:paid')) return;
+      if (input.kind !== 'payment_succeeded' || !input.dedupeKey.endsWith('/notify/2:paid')) return;
       await handle.signal(paymentMethodUpdatedSignal, { paymentMethod: 'pm_card_mastercard' });
       cancel = handle.startUpdate(cancelSubscriptionUpdate, { args: [{ atPeriodEnd: true }], waitForStage: 'ACCEPTED' });
       await cancel;

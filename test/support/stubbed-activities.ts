@@ -2,8 +2,12 @@
  * Stand-in activities for fast workflow tests: plain functions that answer as a test scripts
  * them and record, per workflow, which activity was called with what and in which order.
  */
+import { after, before } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createTimeSkippingEnv } from './temporal';
 
 export interface ActivityCall {
   name: string;
@@ -58,4 +62,33 @@ export function stubActivities<A extends Record<string, (input: never) => unknow
 /** What a gateway that does not answer in time looks like to a workflow: a retryable activity failure. */
 export function gatewayTimeout(): Error {
   return ApplicationFailure.retryable('the gateway did not answer in time', 'GatewayTimeoutError');
+}
+
+export interface StubbedWorker {
+  /** The time-skipping server, once the test file's `before` has run. */
+  readonly env: TestWorkflowEnvironment;
+}
+
+/**
+ * For the whole test file: a time-skipping server and one worker running the workflows of
+ * `workflowsPath` with the stubbed `activities` on `taskQueue` (the workflows' payments queue too).
+ */
+export function runStubbedWorker(workflowsPath: string, taskQueue: string, activities: object): StubbedWorker {
+  const state: { env?: TestWorkflowEnvironment; worker?: Worker; running?: Promise<void> } = {};
+  before(async () => {
+    state.env = await createTimeSkippingEnv();
+    state.worker = await Worker.create({ connection: state.env.nativeConnection, taskQueue, workflowsPath, activities });
+    state.running = state.worker.run();
+  });
+  after(async () => {
+    state.worker?.shutdown();
+    await state.running;
+    await state.env?.teardown();
+  });
+  return {
+    get env(): TestWorkflowEnvironment {
+      if (!state.env) throw new Error('the stubbed worker starts in before()');
+      return state.env;
+    },
+  };
 }
