@@ -25,7 +25,7 @@ import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
 import { workflowLinker } from './temporal-ui';
-import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
+import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery, WITHOUT_NUL } from './validation';
 import { answerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
@@ -46,7 +46,13 @@ const cursor = z
 
 const listSubscriptionsQuery = z.strictObject({
   status: z.enum(subscriptions.status.enumValues).optional(),
-  email: z.string().max(254).transform(normalizeEmail).optional().meta({ description: "The customer's email (any case)." }),
+  email: z
+    .string()
+    .max(254)
+    .regex(WITHOUT_NUL, 'must not contain a NUL character')
+    .transform(normalizeEmail)
+    .optional()
+    .meta({ description: "The customer's email (any case)." }),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: cursor.optional(),
 });

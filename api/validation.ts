@@ -48,6 +48,13 @@ function fieldName(part: RequestPart, path: readonly PropertyKey[]): string {
 // eslint-disable-next-line no-control-regex -- NUL is the character this pattern exists to refuse.
 const VISIBLE_TEXT = /^[^\u0000]*[^\s\ufeff\u0000][^\u0000]*$/;
 
+/**
+ * Text without NUL, which PostgreSQL text cannot hold: a NUL reaching a query is a driver error
+ * (a 500), so filters refuse it as a 400 naming the field. A pattern, so the document shows it.
+ */
+// eslint-disable-next-line no-control-regex -- NUL is the character this pattern exists to refuse.
+export const WITHOUT_NUL = /^[^\u0000]*$/;
+
 /** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */
 export function nonBlankText(max: number) {
   return z.string().trim().min(1).max(max).regex(VISIBLE_TEXT, 'Must not be blank nor contain NUL characters');

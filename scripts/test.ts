@@ -251,7 +251,7 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
       '--import',
       'tsx',
       '--test',
-      '--test-concurrency=2',
+      '--test-concurrency=3',
       `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
       // A test that leaks a socket must not hang the run after its last assertion.
       '--test-force-exit',

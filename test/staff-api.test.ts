@@ -216,6 +216,12 @@ describe('staff API: subscriptions', () => {
     const stale = await get(stack, `/subscriptions?cursor=${Buffer.from(randomUUID()).toString('base64url')}`, stack.staff);
     assert.equal(stale.status, 400);
   });
+
+  test('an email filter with a NUL character is a 400 naming the field, not a 500 from PostgreSQL', async () => {
+    const res = await get(stack, '/subscriptions?status=canceled&email=ada%00%40example.com', stack.staff);
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.deepEqual(invalidNames(res.body), ['email']);
+  });
 });
 
 describe('staff API: booking refunds', () => {
