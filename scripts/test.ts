@@ -65,6 +65,9 @@ async function main(): Promise<number> {
     return 1;
   }
   log(`typecheck passed (set-up took ${seconds(started)})`);
+  // Before node's tests, so that their summary stays the last lines printed. Lint goes on
+  // meanwhile (it is CPU the contract run leaves idle) and is awaited before the tests.
+  const contractPassed = st ? await runContract(env, st) : true;
   if (lint) {
     const lintResult = await lint;
     if (!lintResult.ok) {
@@ -74,8 +77,6 @@ async function main(): Promise<number> {
     }
     log(`lint passed (eslint, prettier --check) in ${lintResult.took}`);
   }
-  // Before node's tests, so that their summary stays the last lines printed.
-  const contractPassed = st ? await runContract(env, st) : true;
   log(`running ${files.length} test file(s)`);
   const code = await runTests(files, env);
   if (contractPassed) return code;
