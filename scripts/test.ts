@@ -55,7 +55,6 @@ async function main(): Promise<number> {
   if (files.length === 0) throw new Error('no test files found');
   const wholeRun = requested.length === 0;
   const withContract = wholeRun;
-  const lint = wholeRun ? runLint() : undefined;
 
   const [env, st] = await settleAll([startServers(), withContract ? ensureSchemathesis() : undefined]);
   const typecheckResult = await typecheck;
@@ -65,8 +64,10 @@ async function main(): Promise<number> {
     return 1;
   }
   log(`typecheck passed (set-up took ${seconds(started)})`);
-  // Before node's tests, so that their summary stays the last lines printed. Lint goes on
-  // meanwhile (it is CPU the contract run leaves idle) and is awaited before the tests.
+  // Lint starts now, not with the set-up, whose tool builds and typecheck it would slow: it runs
+  // beside the contract run (CPU that run leaves idle) and is awaited before node's tests.
+  const lint = wholeRun ? runLint() : undefined;
+  // Before node's tests, so that their summary stays the last lines printed.
   const contractPassed = st ? await runContract(env, st) : true;
   if (lint) {
     const lintResult = await lint;
@@ -252,7 +253,7 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
       '--import',
       'tsx',
       '--test',
-      '--test-concurrency=3',
+      '--test-concurrency=2',
       `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
       // A test that leaks a socket must not hang the run after its last assertion.
       '--test-force-exit',
