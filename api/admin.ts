@@ -25,7 +25,7 @@ import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
 import { workflowLinker } from './temporal-ui';
-import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery, WITHOUT_NUL } from './validation';
+import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery, queryInteger, WITHOUT_NUL } from './validation';
 import { answerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
@@ -53,7 +53,7 @@ const listSubscriptionsQuery = z.strictObject({
     .transform(normalizeEmail)
     .optional()
     .meta({ description: "The customer's email (any case)." }),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: queryInteger(1, 200).default(50),
   cursor: cursor.optional(),
 });
 

@@ -36,7 +36,7 @@ import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
-import { parseBody, parseParams, parseQuery, paymentMethodToken } from './validation';
+import { parseBody, parseParams, parseQuery, paymentMethodToken, queryInteger } from './validation';
 import { answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
@@ -59,7 +59,7 @@ const createBookingSchema = z.strictObject({ holdId: z.uuid(), paymentMethod: pa
 const cancelSchema = z.strictObject({ bookingId: z.uuid() });
 const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodToken.optional() });
 const idParamsSchema = z.strictObject({ id: z.uuid() });
-const listQuerySchema = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+const listQuerySchema = z.strictObject({ limit: queryInteger(1, 200).default(50) });
 
 const FAILURE_STATUS: Record<BookingFailureReason, { status: number; title: string }> = {
   payment_declined: { status: 402, title: 'Payment declined' },

@@ -11,7 +11,7 @@ import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { apiRouter } from './route';
-import { currencyCode, nonBlankText, parseBody, parseParams, parseQuery } from './validation';
+import { currencyCode, nonBlankText, parseBody, parseParams, parseQuery, queryInteger } from './validation';
 
 export const unitJsonSchema = z
   .strictObject({
@@ -106,9 +106,9 @@ const createOfferingSchema = z
 
 const listQuerySchema = z.strictObject({
   kind: z.enum(OFFERING_KINDS).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryInteger(1, 100).default(20),
   // Bounded so that the document states what zod accepts (a safe integer), with room to spare.
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  offset: queryInteger(0, 1_000_000).default(0),
 });
 
 const idParamsSchema = z.strictObject({ id: z.uuid() });

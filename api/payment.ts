@@ -18,7 +18,7 @@ import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter } from './route';
 import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
-import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken } from './validation';
+import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken, queryInteger } from './validation';
 import { answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
@@ -71,7 +71,7 @@ const processPaymentSchema = z.strictObject({
 });
 
 const historyQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: queryInteger(1, 200).default(50),
 });
 
 /**

@@ -55,6 +55,14 @@ const VISIBLE_TEXT = /^[^\u0000]*[^\s\ufeff\u0000][^\u0000]*$/;
 // eslint-disable-next-line no-control-regex -- NUL is the character this pattern exists to refuse.
 export const WITHOUT_NUL = /^[^\u0000]*$/;
 
+/**
+ * An integer read from the query string. `z.coerce.number()` alone reads an empty value
+ * (`?offset=`) as 0; here it is an error naming the parameter. The document still shows an integer.
+ */
+export function queryInteger(min: number, max: number) {
+  return z.preprocess((value) => (value === '' ? Number.NaN : value), z.coerce.number().int().min(min).max(max));
+}
+
 /** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */
 export function nonBlankText(max: number) {
   return z.string().trim().min(1).max(max).regex(VISIBLE_TEXT, 'Must not be blank nor contain NUL characters');

@@ -56,6 +56,15 @@ describe('bookings over HTTP (dev server)', () => {
       assert.equal((await requestJson(api(`/offerings/${offering.id}`))).body.offering.id, offering.id);
     });
 
+    test('an empty number in the query is a 400 naming it, not read as 0', async () => {
+      const listed = await requestJson(api('/offerings?offset=&kind=parking&limit=1'));
+      assert.equal(listed.status, 400, JSON.stringify(listed.body));
+      assert.deepEqual(
+        listed.body.invalidParams.map((p: { name: string }) => p.name),
+        ['offset'],
+      );
+    });
+
     test('bad offerings are refused naming each field, and customers may not create them', async () => {
       const refusedNames = async (overrides: Record<string, unknown>) => {
         const answer = await requestJson(api('/admin/offerings'), { body: offeringBody(overrides), headers: stack.staff.headers });
