@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_DUNNING_POLICY } from './dunning';
+import { testPlanTerms } from '../test/support/plan-terms';
 import type { PlanTerms } from './subscription';
 import { canceledNotice, graceReminderNotice, periodPaidNotice, renewalFailedNotice } from './subscription-notices';
 import {
@@ -14,16 +14,7 @@ import {
   type SubscriptionState,
 } from './subscription-state';
 
-const plan: PlanTerms = {
-  planId: 'plan-1',
-  code: 'pro-monthly',
-  name: 'Pro',
-  amount: 1999,
-  currency: 'usd',
-  interval: 'P1M',
-  trialPeriod: null,
-  dunning: DEFAULT_DUNNING_POLICY,
-};
+const plan: PlanTerms = testPlanTerms({ planId: 'plan-1', code: 'pro-monthly' });
 const identity = { subscriptionId: 'sub-1', userId: 'user-1', plan };
 const JAN_31 = new Date('2026-01-31T10:00:00Z');
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { LatePaymentSuccess } from '../activities/payment';
-import { DEFAULT_DUNNING_POLICY } from '../domain/dunning';
+import { testPlanTerms } from '../test/support/plan-terms';
 import type { NotificationInput } from '../domain/notification';
 import {
   PAYMENT_TIMEOUT_FAILURE_CODE,
@@ -77,16 +77,7 @@ async function subscribe(script: Script) {
   const activation = await startSubscription(stubbed.env.client, taskQueue, {
     subscriptionId,
     userId: 'user-1',
-    plan: {
-      planId: randomUUID(),
-      code: `plan-${subscriptionId}`,
-      name: 'Pro',
-      amount: 1999,
-      currency: 'usd',
-      interval: 'P1M',
-      trialPeriod: null,
-      dunning: DEFAULT_DUNNING_POLICY,
-    },
+    plan: testPlanTerms(),
     paymentMethod: 'pm_test',
     pendingPaymentTimeout: 'PT1H',
     paymentsTaskQueue: taskQueue,

@@ -1,27 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { planRowOf } from '../../api/plan';
 import type { Database } from '../../db/client';
 import { plans } from '../../db/schema';
-import { DEFAULT_DUNNING_POLICY } from '../../domain/dunning';
 import type { PlanTerms, SubscriptionSnapshot } from '../../domain/subscription';
 import { getSubscriptionState } from '../../api/subscription-client';
+import { testPlanTerms } from './plan-terms';
 
 /** A plan row of its own (random code) and the terms a subscription workflow is started with. */
 export async function insertTestPlan(db: Database, overrides: Partial<Omit<PlanTerms, 'planId' | 'code'>> = {}): Promise<PlanTerms> {
-  const terms = {
-    code: `plan-${randomUUID()}`,
-    name: 'Pro',
-    amount: 1999,
-    currency: 'usd',
-    interval: 'P1M',
-    trialPeriod: null,
-    dunning: DEFAULT_DUNNING_POLICY,
-    ...overrides,
-  };
+  const terms = testPlanTerms(overrides);
   const [row] = await db.insert(plans).values(planRowOf(terms)).returning({ id: plans.id });
-  return { planId: row.id, ...terms };
+  return { ...terms, planId: row.id };
 }
 
 /** Retries `check` until it stops throwing (15 s): projections and outbox rows trail the workflow. */
