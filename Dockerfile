@@ -7,13 +7,15 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # npm install is the fallback for a lockfile that misses optional platform packages (see
 # scripts/ensure-node-modules.sh); it installs the locked versions all the same.
-RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY domain domain
 COPY workflows workflows
 COPY activities activities
+COPY availability availability
 COPY api api
 COPY db db
+COPY platform platform
 COPY workers workers
 COPY scripts scripts
 # tsc emits JavaScript only; the SQL migrations travel next to the compiled db client.
@@ -22,7 +24,7 @@ RUN npm run build && cp -R db/migrations dist/db/migrations
 FROM node:20-bookworm-slim AS production-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund || npm install --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
