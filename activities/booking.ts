@@ -5,8 +5,8 @@ import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../platform/logger';
-import { createUnitEvents } from '../availability/unit-events';
-import { bookingGateOwner, createUnitGate } from '../availability/unit-gate';
+import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
+import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
 
 export interface BeginBookingInput {
   bookingId: string;
@@ -44,6 +44,14 @@ export interface SwapUnitsInput {
 
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
+/** What the booking activities share: the database, the Redis gate and events, the logger. */
+interface BookingContext {
+  db: Database;
+  logger: Logger;
+  gate: UnitGate;
+  events: UnitEvents;
+}
+
 /**
  * The booking projection and the unit claims it owns. Each activity is one transaction that
  * first locks the rows it decides on, so retries and concurrent sagas see a consistent answer;
@@ -53,200 +61,207 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
   const { db, logger } = deps;
   const gate = createUnitGate(deps.redis, logger);
   const events = createUnitEvents(deps);
-
-  async function lockHold(tx: Transaction, holdId: string) {
-    const [hold] = await tx.select().from(holds).where(eq(holds.id, holdId)).for('update');
-    return hold;
-  }
-
-  /** Marks the hold consumed and hands its live claims to the booking, all of them or none. */
-  async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
-    const hold = await lockHold(tx, holdId);
-    if (!hold || hold.status !== 'active') return undefined;
-    const taken = await tx
-      .update(unitClaims)
-      .set({ bookingId })
-      .where(and(eq(unitClaims.holdId, holdId), isNull(unitClaims.releasedAt)))
-      .returning({ unitId: unitClaims.unitId });
-    if (taken.length !== hold.unitIds.length) return undefined;
-    await tx
-      .update(holds)
-      .set({ status: 'consumed', updatedAt: sql`now()` })
-      .where(eq(holds.id, holdId));
-    return hold.unitIds;
-  }
+  const ctx: BookingContext = { db, logger, gate, events };
 
   return {
-    /** Records the booking as pending (once) and reads its terms from the hold and the offering. */
-    async beginBooking(input: BeginBookingInput): Promise<BookingTerms> {
-      const [row] = await db
-        .select({ hold: holds, offering: offerings })
-        .from(holds)
-        .innerJoin(offerings, eq(offerings.id, holds.offeringId))
-        .where(eq(holds.id, input.holdId));
-      if (!row || row.hold.userId !== input.userId) {
-        throw ApplicationFailure.nonRetryable(`no hold ${input.holdId} of user ${input.userId}`, 'HoldNotFound');
-      }
-      const { hold, offering } = row;
-      const price = totalPrice(
-        await db.select({ amount: units.amount, currency: units.currency }).from(units).where(inArray(units.id, hold.unitIds)),
-      );
-      await db
-        .insert(bookings)
-        .values({
-          id: input.bookingId,
-          userId: input.userId,
-          offeringId: hold.offeringId,
-          holdId: hold.id,
-          unitIds: hold.unitIds,
-          status: 'pending',
-          amount: price.amount,
-          currency: price.currency,
-          workflowId: input.workflowId,
-        })
-        .onConflictDoNothing({ target: bookings.id });
-      return {
-        offeringId: offering.id,
-        offeringName: offering.name,
-        unitIds: hold.unitIds,
-        amount: price.amount,
-        currency: price.currency,
-        requiresSubscription: offering.requiresSubscription,
-        startsAt: offering.startsAt.toISOString(),
-        endsAt: offering.endsAt.toISOString(),
-        policy: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
-        holdActive: hold.status === 'active',
-      };
-    },
-
-    /** True when the user has a subscription that is active or trialing. */
-    async hasActiveSubscription(input: { userId: string }): Promise<boolean> {
-      const [found] = await db
-        .select({ id: subscriptions.id })
-        .from(subscriptions)
-        .where(and(eq(subscriptions.userId, input.userId), inArray(subscriptions.status, ['active', 'trialing'])))
-        .limit(1);
-      return found !== undefined;
-    },
-
-    /**
-     * One transaction: the hold consumed, its claims handed to the booking, the booking
-     * confirmed. Locking the hold row orders this against the hold's TTL release, so a hold
-     * that expired first answers `hold_unavailable` and the saga refunds. Repeating a confirm
-     * that committed answers `confirmed` again.
-     */
-    async confirmBooking(input: { bookingId: string; holdId: string }): Promise<ConfirmOutcome> {
-      const confirmed = await rolledBackAsUndefined(
-        db.transaction(async (tx) => {
-          const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
-          if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
-          if (booking.status === 'confirmed') return { booking, changed: false };
-          if (booking.status !== 'pending' || !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
-          await tx
-            .update(bookings)
-            .set({ status: 'confirmed', updatedAt: sql`now()` })
-            .where(eq(bookings.id, booking.id));
-          return { booking, changed: true };
-        }),
-      );
-      if (!confirmed) return 'hold_unavailable';
-      if (confirmed.changed) {
-        const { booking } = confirmed;
-        await gate.assign(booking.offeringId, booking.unitIds, bookingGateOwner(booking.id));
-        await events.publish(booking.offeringId, booking.unitIds);
-        logger.info({ bookingId: booking.id }, 'booking confirmed');
-      }
-      return 'confirmed';
-    },
-
-    /** The saga gave up: a pending booking becomes failed with its reason (other statuses stay). */
-    async failBooking(input: { bookingId: string; reason: BookingFailureReason }): Promise<void> {
-      await db
-        .update(bookings)
-        .set({ status: 'failed', failureReason: input.reason, updatedAt: sql`now()` })
-        .where(and(eq(bookings.id, input.bookingId), eq(bookings.status, 'pending')));
-      logger.info({ bookingId: input.bookingId, reason: input.reason }, 'booking failed');
-    },
-
-    /** The price of a set of an offering's units (one currency). */
-    async priceUnits(input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> {
-      const rows = await db
-        .select({ amount: units.amount, currency: units.currency })
-        .from(units)
-        .where(and(eq(units.offeringId, input.offeringId), inArray(units.id, input.unitIds)));
-      if (rows.length !== new Set(input.unitIds).size) {
-        throw ApplicationFailure.nonRetryable('some units are not units of the offering', 'UnknownUnits');
-      }
-      return totalPrice(rows);
-    },
-
-    /**
-     * A reschedule's switch, in one transaction: the new units' hold consumed into the booking,
-     * the units it no longer has released, its unit list and price replaced. Refuses (answers
-     * false, changing nothing) when the booking is no longer the one the saga started from.
-     */
-    async swapBookingUnits(input: SwapUnitsInput): Promise<boolean> {
-      const removed = input.expectedUnitIds.filter((id) => !input.unitIds.includes(id));
-      const result = await rolledBackAsUndefined(
-        db.transaction(async (tx) => {
-          const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
-          if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
-          if (sameSet(booking.unitIds, input.unitIds) && booking.amount === input.amount) return { booking, changed: false };
-          if (booking.status !== 'confirmed' || !sameSet(booking.unitIds, input.expectedUnitIds)) tx.rollback();
-          if (input.holdId && !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
-          if (removed.length > 0) {
-            await tx
-              .update(unitClaims)
-              .set({ releasedAt: sql`now()` })
-              .where(and(eq(unitClaims.bookingId, booking.id), inArray(unitClaims.unitId, removed), isNull(unitClaims.releasedAt)));
-          }
-          await tx
-            .update(bookings)
-            .set({ unitIds: input.unitIds, amount: input.amount, updatedAt: sql`now()` })
-            .where(eq(bookings.id, booking.id));
-          return { booking, changed: true };
-        }),
-      );
-      if (!result) return false;
-      if (result.changed) {
-        const { offeringId } = result.booking;
-        const added = input.unitIds.filter((id) => !input.expectedUnitIds.includes(id));
-        await gate.assign(offeringId, added, bookingGateOwner(input.bookingId));
-        await gate.release(offeringId, removed, bookingGateOwner(input.bookingId));
-        await events.publish(offeringId, [...added, ...removed]);
-        logger.info({ bookingId: input.bookingId, added: added.length, removed: removed.length }, 'booking rescheduled');
-      }
-      return true;
-    },
-
-    /** Cancels a confirmed booking: its units released, the refund it got recorded. */
-    async cancelBooking(input: { bookingId: string; refundedAmount: number }): Promise<void> {
-      const result = await db.transaction(async (tx) => {
-        const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
-        if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
-        if (booking.status === 'canceled') return undefined;
-        if (booking.status !== 'confirmed') {
-          throw ApplicationFailure.nonRetryable(`booking ${booking.id} is ${booking.status}`, 'BookingNotConfirmed');
-        }
-        await tx
-          .update(bookings)
-          .set({ status: 'canceled', refundedAmount: input.refundedAmount, updatedAt: sql`now()` })
-          .where(eq(bookings.id, booking.id));
-        await tx
-          .update(unitClaims)
-          .set({ releasedAt: sql`now()` })
-          .where(and(eq(unitClaims.bookingId, booking.id), isNull(unitClaims.releasedAt)));
-        return booking;
-      });
-      if (!result) return;
-      await gate.release(result.offeringId, result.unitIds, bookingGateOwner(result.id));
-      await events.publish(result.offeringId, result.unitIds);
-      logger.info({ bookingId: input.bookingId, refundedAmount: input.refundedAmount }, 'booking canceled');
-    },
+    beginBooking: (input: BeginBookingInput): Promise<BookingTerms> => beginBooking(ctx, input),
+    hasActiveSubscription: (input: { userId: string }): Promise<boolean> => hasActiveSubscription(ctx, input),
+    confirmBooking: (input: { bookingId: string; holdId: string }): Promise<ConfirmOutcome> => confirmBooking(ctx, input),
+    failBooking: (input: { bookingId: string; reason: BookingFailureReason }): Promise<void> => failBooking(ctx, input),
+    priceUnits: (input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> => priceUnits(ctx, input),
+    swapBookingUnits: (input: SwapUnitsInput): Promise<boolean> => swapBookingUnits(ctx, input),
+    cancelBooking: (input: { bookingId: string; refundedAmount: number }): Promise<void> => cancelBooking(ctx, input),
   };
 }
 
 export type BookingActivities = ReturnType<typeof createBookingActivities>;
+
+/** Records the booking as pending (once) and reads its terms from the hold and the offering. */
+async function beginBooking({ db }: BookingContext, input: BeginBookingInput): Promise<BookingTerms> {
+  const [row] = await db
+    .select({ hold: holds, offering: offerings })
+    .from(holds)
+    .innerJoin(offerings, eq(offerings.id, holds.offeringId))
+    .where(eq(holds.id, input.holdId));
+  if (!row || row.hold.userId !== input.userId) {
+    throw ApplicationFailure.nonRetryable(`no hold ${input.holdId} of user ${input.userId}`, 'HoldNotFound');
+  }
+  const { hold, offering } = row;
+  const price = totalPrice(await db.select({ amount: units.amount, currency: units.currency }).from(units).where(inArray(units.id, hold.unitIds)));
+  await db
+    .insert(bookings)
+    .values({
+      id: input.bookingId,
+      userId: input.userId,
+      offeringId: hold.offeringId,
+      holdId: hold.id,
+      unitIds: hold.unitIds,
+      status: 'pending',
+      amount: price.amount,
+      currency: price.currency,
+      workflowId: input.workflowId,
+    })
+    .onConflictDoNothing({ target: bookings.id });
+  return {
+    offeringId: offering.id,
+    offeringName: offering.name,
+    unitIds: hold.unitIds,
+    amount: price.amount,
+    currency: price.currency,
+    requiresSubscription: offering.requiresSubscription,
+    startsAt: offering.startsAt.toISOString(),
+    endsAt: offering.endsAt.toISOString(),
+    policy: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
+    holdActive: hold.status === 'active',
+  };
+}
+
+/** True when the user has a subscription that is active or trialing. */
+async function hasActiveSubscription({ db }: BookingContext, input: { userId: string }): Promise<boolean> {
+  const [found] = await db
+    .select({ id: subscriptions.id })
+    .from(subscriptions)
+    .where(and(eq(subscriptions.userId, input.userId), inArray(subscriptions.status, ['active', 'trialing'])))
+    .limit(1);
+  return found !== undefined;
+}
+
+/**
+ * One transaction: the hold consumed, its claims handed to the booking, the booking
+ * confirmed. Locking the hold row orders this against the hold's TTL release, so a hold
+ * that expired first answers `hold_unavailable` and the saga refunds. Repeating a confirm
+ * that committed answers `confirmed` again.
+ */
+async function confirmBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; holdId: string }): Promise<ConfirmOutcome> {
+  const confirmed = await rolledBackAsUndefined(
+    db.transaction(async (tx) => {
+      const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
+      if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
+      if (booking.status === 'confirmed') return { booking, changed: false };
+      if (booking.status !== 'pending' || !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
+      await tx
+        .update(bookings)
+        .set({ status: 'confirmed', updatedAt: sql`now()` })
+        .where(eq(bookings.id, booking.id));
+      return { booking, changed: true };
+    }),
+  );
+  if (!confirmed) return 'hold_unavailable';
+  if (confirmed.changed) {
+    const { booking } = confirmed;
+    await gate.assign(booking.offeringId, booking.unitIds, bookingGateOwner(booking.id));
+    await events.publish(booking.offeringId, booking.unitIds);
+    logger.info({ bookingId: booking.id }, 'booking confirmed');
+  }
+  return 'confirmed';
+}
+
+/** The saga gave up: a pending booking becomes failed with its reason (other statuses stay). */
+async function failBooking({ db, logger }: BookingContext, input: { bookingId: string; reason: BookingFailureReason }): Promise<void> {
+  await db
+    .update(bookings)
+    .set({ status: 'failed', failureReason: input.reason, updatedAt: sql`now()` })
+    .where(and(eq(bookings.id, input.bookingId), eq(bookings.status, 'pending')));
+  logger.info({ bookingId: input.bookingId, reason: input.reason }, 'booking failed');
+}
+
+/** The price of a set of an offering's units (one currency). */
+async function priceUnits({ db }: BookingContext, input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> {
+  const rows = await db
+    .select({ amount: units.amount, currency: units.currency })
+    .from(units)
+    .where(and(eq(units.offeringId, input.offeringId), inArray(units.id, input.unitIds)));
+  if (rows.length !== new Set(input.unitIds).size) {
+    throw ApplicationFailure.nonRetryable('some units are not units of the offering', 'UnknownUnits');
+  }
+  return totalPrice(rows);
+}
+
+/**
+ * A reschedule's switch, in one transaction: the new units' hold consumed into the booking,
+ * the units it no longer has released, its unit list and price replaced. Refuses (answers
+ * false, changing nothing) when the booking is no longer the one the saga started from.
+ */
+async function swapBookingUnits({ db, logger, gate, events }: BookingContext, input: SwapUnitsInput): Promise<boolean> {
+  const removed = input.expectedUnitIds.filter((id) => !input.unitIds.includes(id));
+  const result = await rolledBackAsUndefined(
+    db.transaction(async (tx) => {
+      const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
+      if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
+      if (sameSet(booking.unitIds, input.unitIds) && booking.amount === input.amount) return { booking, changed: false };
+      if (booking.status !== 'confirmed' || !sameSet(booking.unitIds, input.expectedUnitIds)) tx.rollback();
+      if (input.holdId && !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
+      if (removed.length > 0) {
+        await tx
+          .update(unitClaims)
+          .set({ releasedAt: sql`now()` })
+          .where(and(eq(unitClaims.bookingId, booking.id), inArray(unitClaims.unitId, removed), isNull(unitClaims.releasedAt)));
+      }
+      await tx
+        .update(bookings)
+        .set({ unitIds: input.unitIds, amount: input.amount, updatedAt: sql`now()` })
+        .where(eq(bookings.id, booking.id));
+      return { booking, changed: true };
+    }),
+  );
+  if (!result) return false;
+  if (result.changed) {
+    const { offeringId } = result.booking;
+    const added = input.unitIds.filter((id) => !input.expectedUnitIds.includes(id));
+    await gate.assign(offeringId, added, bookingGateOwner(input.bookingId));
+    await gate.release(offeringId, removed, bookingGateOwner(input.bookingId));
+    await events.publish(offeringId, [...added, ...removed]);
+    logger.info({ bookingId: input.bookingId, added: added.length, removed: removed.length }, 'booking rescheduled');
+  }
+  return true;
+}
+
+/** Cancels a confirmed booking: its units released, the refund it got recorded. */
+async function cancelBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; refundedAmount: number }): Promise<void> {
+  const result = await db.transaction(async (tx) => {
+    const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
+    if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
+    if (booking.status === 'canceled') return undefined;
+    if (booking.status !== 'confirmed') {
+      throw ApplicationFailure.nonRetryable(`booking ${booking.id} is ${booking.status}`, 'BookingNotConfirmed');
+    }
+    await tx
+      .update(bookings)
+      .set({ status: 'canceled', refundedAmount: input.refundedAmount, updatedAt: sql`now()` })
+      .where(eq(bookings.id, booking.id));
+    await tx
+      .update(unitClaims)
+      .set({ releasedAt: sql`now()` })
+      .where(and(eq(unitClaims.bookingId, booking.id), isNull(unitClaims.releasedAt)));
+    return booking;
+  });
+  if (!result) return;
+  await gate.release(result.offeringId, result.unitIds, bookingGateOwner(result.id));
+  await events.publish(result.offeringId, result.unitIds);
+  logger.info({ bookingId: input.bookingId, refundedAmount: input.refundedAmount }, 'booking canceled');
+}
+
+async function lockHold(tx: Transaction, holdId: string) {
+  const [hold] = await tx.select().from(holds).where(eq(holds.id, holdId)).for('update');
+  return hold;
+}
+
+/** Marks the hold consumed and hands its live claims to the booking, all of them or none. */
+async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
+  const hold = await lockHold(tx, holdId);
+  if (!hold || hold.status !== 'active') return undefined;
+  const taken = await tx
+    .update(unitClaims)
+    .set({ bookingId })
+    .where(and(eq(unitClaims.holdId, holdId), isNull(unitClaims.releasedAt)))
+    .returning({ unitId: unitClaims.unitId });
+  if (taken.length !== hold.unitIds.length) return undefined;
+  await tx
+    .update(holds)
+    .set({ status: 'consumed', updatedAt: sql`now()` })
+    .where(eq(holds.id, holdId));
+  return hold.unitIds;
+}
 
 /** A transaction that decided to change nothing (`tx.rollback()`) answers undefined. */
 async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | undefined> {

@@ -1,7 +1,7 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
-import { createUnitEvents } from '../availability/unit-events';
-import { createUnitGate, holdGateOwner, liveClaimsOf } from '../availability/unit-gate';
+import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
+import { createUnitGate, holdGateOwner, liveClaimsOf, type UnitGate } from '../availability/unit-gate';
 import type { Database } from '../db/client';
 import { holdView } from '../db/holds';
 import { holds, unitClaims, units } from '../db/schema';
@@ -31,123 +31,135 @@ class ClaimConflict extends Error {
   }
 }
 
+/** What the hold activities share: the database, the Redis gate and events, the logger. */
+interface HoldContext {
+  db: Database;
+  logger: Logger;
+  gate: UnitGate;
+  events: UnitEvents;
+}
+
 export function createHoldActivities(deps: { db: Database; redis?: Redis; logger: Logger }) {
   const { db, logger } = deps;
   const gate = createUnitGate(deps.redis, logger);
   const events = createUnitEvents(deps);
-
-  async function unknownUnits(offeringId: string, unitIds: string[]): Promise<string[]> {
-    const found = await db
-      .select({ id: units.id })
-      .from(units)
-      .where(and(eq(units.offeringId, offeringId), inArray(units.id, unitIds)));
-    const known = new Set(found.map((u) => u.id));
-    return unitIds.filter((id) => !known.has(id));
-  }
-
-  /**
-   * The hold row and one claim per unit in one transaction: all or nothing. Claims go in
-   * sorted by unit id so two overlapping claims wait for each other instead of deadlocking;
-   * `ON CONFLICT DO NOTHING` on the partial unique index names exactly the units taken.
-   * A retry after a commit whose answer was lost finds the hold row and answers the same.
-   */
-  async function insertClaims(input: ClaimUnitsInput): Promise<ClaimOutcome> {
-    const sortedUnitIds = [...input.unitIds].sort();
-    try {
-      return await db.transaction(async (tx) => {
-        const [created] = await tx
-          .insert(holds)
-          .values({
-            id: input.holdId,
-            userId: input.userId,
-            offeringId: input.offeringId,
-            unitIds: input.unitIds,
-            status: 'active',
-            expiresAt: new Date(input.expiresAt),
-            workflowId: input.workflowId,
-          })
-          .onConflictDoNothing({ target: holds.id })
-          .returning();
-        if (!created) {
-          const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
-          return { status: 'held', hold: holdView(existing) };
-        }
-        const claimed = await tx
-          .insert(unitClaims)
-          .values(sortedUnitIds.map((unitId) => ({ unitId, offeringId: input.offeringId, holdId: input.holdId })))
-          .onConflictDoNothing({ target: unitClaims.unitId, where: sql`released_at is null` })
-          .returning({ unitId: unitClaims.unitId });
-        if (claimed.length !== sortedUnitIds.length) {
-          const got = new Set(claimed.map((c) => c.unitId));
-          throw new ClaimConflict(input.unitIds.filter((id) => !got.has(id)));
-        }
-        return { status: 'held', hold: holdView(created) };
-      });
-    } catch (err) {
-      if (err instanceof ClaimConflict) return { status: 'conflict', unavailableUnitIds: err.unitIds };
-      throw err;
-    }
-  }
+  const ctx: HoldContext = { db, logger, gate, events };
 
   return {
-    /**
-     * Claims every unit for the hold or none. The gate keys the API set for this request are
-     * this hold's already (same owner) and are extended to its TTL; a claim nobody gated (a
-     * reschedule) is gated here. A unit Redis calls taken is double-checked against PostgreSQL,
-     * so a key left behind by a crash or an outage never blocks a unit that is actually free.
-     */
-    async claimUnits(input: ClaimUnitsInput): Promise<ClaimOutcome> {
-      const unknownUnitIds = await unknownUnits(input.offeringId, input.unitIds);
-      if (unknownUnitIds.length > 0) return { status: 'rejected', unknownUnitIds };
-
-      const owner = holdGateOwner(input.holdId);
-      const ttlMs = Math.max(1, new Date(input.expiresAt).getTime() - Date.now());
-      const gated = await gate.acquire(input.offeringId, input.unitIds, owner, ttlMs);
-      if (gated.status === 'taken') {
-        const claimed = await liveClaimsOf(db, input.unitIds);
-        if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
-      }
-
-      const outcome = await insertClaims(input);
-      if (outcome.status !== 'held') {
-        if (gated.status === 'acquired') await gate.release(input.offeringId, input.unitIds, owner);
-        return outcome;
-      }
-      if (gated.status !== 'acquired') await gate.assign(input.offeringId, input.unitIds, owner, ttlMs);
-      await events.publish(input.offeringId, input.unitIds);
-      return outcome;
-    },
-
-    /**
-     * Ends an active hold and frees the units no booking took. Locking the hold row serialises
-     * this with a booking's confirm, so exactly one of them wins: a consumed hold stays consumed.
-     * Answers the hold's final status (null when the hold was never created: its claim failed).
-     */
-    async releaseHold(input: ReleaseHoldInput): Promise<HoldStatus | null> {
-      const result = await db.transaction(async (tx) => {
-        const [hold] = await tx.select().from(holds).where(eq(holds.id, input.holdId)).for('update');
-        if (!hold) return null;
-        if (hold.status !== 'active') return { hold, status: hold.status, freed: [] as string[] };
-        await tx
-          .update(holds)
-          .set({ status: input.reason, updatedAt: sql`now()` })
-          .where(eq(holds.id, hold.id));
-        const freed = await tx
-          .update(unitClaims)
-          .set({ releasedAt: sql`now()` })
-          .where(and(eq(unitClaims.holdId, hold.id), isNull(unitClaims.releasedAt), isNull(unitClaims.bookingId)))
-          .returning({ unitId: unitClaims.unitId });
-        return { hold, status: input.reason, freed: freed.map((c) => c.unitId) };
-      });
-      if (!result) return null;
-      if (result.status !== 'consumed') await gate.release(result.hold.offeringId, result.hold.unitIds, holdGateOwner(input.holdId));
-      if (result.freed.length > 0) {
-        await events.publish(result.hold.offeringId, result.freed);
-        logger.info({ holdId: input.holdId, reason: input.reason, units: result.freed.length }, 'hold ended');
-      }
-      return result.status;
-    },
+    claimUnits: (input: ClaimUnitsInput): Promise<ClaimOutcome> => claimUnits(ctx, input),
+    releaseHold: (input: ReleaseHoldInput): Promise<HoldStatus | null> => releaseHold(ctx, input),
   };
 }
 
 export type HoldActivities = ReturnType<typeof createHoldActivities>;
+
+/**
+ * Claims every unit for the hold or none. The gate keys the API set for this request are
+ * this hold's already (same owner) and are extended to its TTL; a claim nobody gated (a
+ * reschedule) is gated here. A unit Redis calls taken is double-checked against PostgreSQL,
+ * so a key left behind by a crash or an outage never blocks a unit that is actually free.
+ */
+async function claimUnits({ db, gate, events }: HoldContext, input: ClaimUnitsInput): Promise<ClaimOutcome> {
+  const unknownUnitIds = await unknownUnits(db, input.offeringId, input.unitIds);
+  if (unknownUnitIds.length > 0) return { status: 'rejected', unknownUnitIds };
+
+  const owner = holdGateOwner(input.holdId);
+  const ttlMs = Math.max(1, new Date(input.expiresAt).getTime() - Date.now());
+  const gated = await gate.acquire(input.offeringId, input.unitIds, owner, ttlMs);
+  if (gated.status === 'taken') {
+    const claimed = await liveClaimsOf(db, input.unitIds);
+    if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
+  }
+
+  const outcome = await insertClaims(db, input);
+  if (outcome.status !== 'held') {
+    if (gated.status === 'acquired') await gate.release(input.offeringId, input.unitIds, owner);
+    return outcome;
+  }
+  if (gated.status !== 'acquired') await gate.assign(input.offeringId, input.unitIds, owner, ttlMs);
+  await events.publish(input.offeringId, input.unitIds);
+  return outcome;
+}
+
+/**
+ * Ends an active hold and frees the units no booking took. Locking the hold row serialises
+ * this with a booking's confirm, so exactly one of them wins: a consumed hold stays consumed.
+ * Answers the hold's final status (null when the hold was never created: its claim failed).
+ */
+async function releaseHold({ db, logger, gate, events }: HoldContext, input: ReleaseHoldInput): Promise<HoldStatus | null> {
+  const result = await db.transaction(async (tx) => {
+    const [hold] = await tx.select().from(holds).where(eq(holds.id, input.holdId)).for('update');
+    if (!hold) return null;
+    if (hold.status !== 'active') return { hold, status: hold.status, freed: [] as string[] };
+    await tx
+      .update(holds)
+      .set({ status: input.reason, updatedAt: sql`now()` })
+      .where(eq(holds.id, hold.id));
+    const freed = await tx
+      .update(unitClaims)
+      .set({ releasedAt: sql`now()` })
+      .where(and(eq(unitClaims.holdId, hold.id), isNull(unitClaims.releasedAt), isNull(unitClaims.bookingId)))
+      .returning({ unitId: unitClaims.unitId });
+    return { hold, status: input.reason, freed: freed.map((c) => c.unitId) };
+  });
+  if (!result) return null;
+  if (result.status !== 'consumed') await gate.release(result.hold.offeringId, result.hold.unitIds, holdGateOwner(input.holdId));
+  if (result.freed.length > 0) {
+    await events.publish(result.hold.offeringId, result.freed);
+    logger.info({ holdId: input.holdId, reason: input.reason, units: result.freed.length }, 'hold ended');
+  }
+  return result.status;
+}
+
+async function unknownUnits(db: Database, offeringId: string, unitIds: string[]): Promise<string[]> {
+  const found = await db
+    .select({ id: units.id })
+    .from(units)
+    .where(and(eq(units.offeringId, offeringId), inArray(units.id, unitIds)));
+  const known = new Set(found.map((u) => u.id));
+  return unitIds.filter((id) => !known.has(id));
+}
+
+/**
+ * The hold row and one claim per unit in one transaction: all or nothing. Claims go in
+ * sorted by unit id so two overlapping claims wait for each other instead of deadlocking;
+ * `ON CONFLICT DO NOTHING` on the partial unique index names exactly the units taken.
+ * A retry after a commit whose answer was lost finds the hold row and answers the same.
+ */
+async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<ClaimOutcome> {
+  const sortedUnitIds = [...input.unitIds].sort();
+  try {
+    return await db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(holds)
+        .values({
+          id: input.holdId,
+          userId: input.userId,
+          offeringId: input.offeringId,
+          unitIds: input.unitIds,
+          status: 'active',
+          expiresAt: new Date(input.expiresAt),
+          workflowId: input.workflowId,
+        })
+        .onConflictDoNothing({ target: holds.id })
+        .returning();
+      if (!created) {
+        const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
+        return { status: 'held', hold: holdView(existing) };
+      }
+      const claimed = await tx
+        .insert(unitClaims)
+        .values(sortedUnitIds.map((unitId) => ({ unitId, offeringId: input.offeringId, holdId: input.holdId })))
+        .onConflictDoNothing({ target: unitClaims.unitId, where: sql`released_at is null` })
+        .returning({ unitId: unitClaims.unitId });
+      if (claimed.length !== sortedUnitIds.length) {
+        const got = new Set(claimed.map((c) => c.unitId));
+        throw new ClaimConflict(input.unitIds.filter((id) => !got.has(id)));
+      }
+      return { status: 'held', hold: holdView(created) };
+    });
+  } catch (err) {
+    if (err instanceof ClaimConflict) return { status: 'conflict', unavailableUnitIds: err.unitIds };
+    throw err;
+  }
+}
