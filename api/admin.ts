@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
+import type { Database } from '../db/client';
 import { bookings, payments, subscriptions, users } from '../db/schema';
 import { isIsoDuration, isPositiveDuration } from '../domain/period';
 import { isFinalStatus } from '../domain/subscription';
@@ -22,11 +23,11 @@ import { json, problems, type ApiOperation } from './contract';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
 import { logWorkflow } from './request-context';
-import { apiRouter } from './route';
+import { apiRouter, type RouteHandler } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
-import { workflowLinker } from './temporal-ui';
+import { workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery, queryInteger, WITHOUT_NUL } from './validation';
-import { answerDeadline } from './workflow-answer';
+import { answerDeadline, type AnswerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
 
@@ -95,14 +96,32 @@ const refundAnswer = z.strictObject({
 
 /** GET / (search, paginated), POST /:id/retry-payment, /:id/extend-grace, /:id/cancel. */
 export function adminSubscriptionRoutes(deps: AppDeps): Router {
-  const { db, temporal } = deps;
-  const link = workflowLinker(deps.config);
-  const withinAnswerTime = answerDeadline(temporal);
+  const context: AdminSubscriptionContext = {
+    deps,
+    link: workflowLinker(deps.config),
+    withinAnswerTime: answerDeadline(deps.temporal),
+  };
   const { router, route } = apiRouter(deps);
+  route(adminApi.listSubscriptions, listSubscriptionsHandler(context));
+  route(adminApi.retryPayment, retryPaymentHandler(context));
+  route(adminApi.extendGrace, extendGraceHandler(context));
+  route(adminApi.cancelSubscription, staffCancelHandler(context));
+  return router;
+}
 
-  route(adminApi.listSubscriptions, async (req, res) => {
+/** What the staff's subscription handlers share; `adminSubscriptionRoutes` makes it once per router. */
+interface AdminSubscriptionContext {
+  deps: AppDeps;
+  link: WorkflowLinker;
+  withinAnswerTime: AnswerDeadline;
+}
+
+/** Subscriptions by status and customer email, newest first, a page at a time (keyset on created_at, id). */
+function listSubscriptionsHandler({ deps, link }: AdminSubscriptionContext): RouteHandler {
+  const { db } = deps;
+  return async (req, res) => {
     const query = parseQuery(listSubscriptionsQuery, req.query);
-    if (query.cursor && !(await findSubscription(query.cursor))) throw unknownCursor();
+    if (query.cursor && !(await findSubscription(db, query.cursor))) throw unknownCursor();
     const conditions: SQL[] = [];
     if (query.status) conditions.push(eq(subscriptions.status, query.status));
     if (query.email) conditions.push(eq(users.email, query.email));
@@ -127,33 +146,45 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
       })),
       nextCursor: rows.length > query.limit ? Buffer.from(page.at(-1)!.subscription.id).toString('base64url') : null,
     });
-  });
+  };
+}
 
-  route(adminApi.retryPayment, async (req, res) => {
+/** Asks a past-due subscription's workflow to charge now (the retryPaymentNow signal), and audits it. */
+function retryPaymentHandler({ deps, link }: AdminSubscriptionContext): RouteHandler {
+  const { db, temporal } = deps;
+  return async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(retryPaymentSchema, req.body);
-    const row = await pastDueSubscription(id);
+    const row = await pastDueSubscription(db, id);
     logWorkflow(req, res, row.workflowId);
     await toRunningWorkflow(() => retryPaymentNow(temporal, row.id));
-    const audit = await audited(req, row, 'subscription.retry_payment', body.reason);
+    const audit = await audited(db, req, row, 'subscription.retry_payment', body.reason);
     // The charge runs in the workflow; the subscription's page shows its outcome.
     res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
-  });
+  };
+}
 
-  route(adminApi.extendGrace, async (req, res) => {
+/** Asks a past-due subscription's workflow to move its expiry (the extendGrace signal), and audits it. */
+function extendGraceHandler({ deps, link }: AdminSubscriptionContext): RouteHandler {
+  const { db, temporal } = deps;
+  return async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(extendGraceSchema, req.body);
-    const row = await pastDueSubscription(id);
+    const row = await pastDueSubscription(db, id);
     logWorkflow(req, res, row.workflowId);
     await toRunningWorkflow(() => extendGrace(temporal, row.id, body.period));
-    const audit = await audited(req, row, 'subscription.extend_grace', body.reason, { period: body.period, graceEndsAt: row.graceEndsAt });
+    const audit = await audited(db, req, row, 'subscription.extend_grace', body.reason, { period: body.period, graceEndsAt: row.graceEndsAt });
     res.status(202).json({ subscription: toSubscriptionJson(row, link), audit });
-  });
+  };
+}
 
-  route(adminApi.cancelSubscription, async (req, res) => {
+/** Cancels a subscription through its workflow's cancel update, at its period end or now, and audits it. */
+function staffCancelHandler({ deps, link, withinAnswerTime }: AdminSubscriptionContext): RouteHandler {
+  const { db, temporal } = deps;
+  return async (req, res) => {
     const { id } = parseParams(idParamsSchema, req.params);
     const body = parseBody(staffCancelSchema, req.body);
-    const row = await knownSubscription(id);
+    const row = await knownSubscription(db, id);
     if (isFinalStatus(row.status)) throw subscriptionEnded(row);
     logWorkflow(req, res, row.workflowId);
     try {
@@ -162,52 +193,50 @@ export function adminSubscriptionRoutes(deps: AppDeps): Router {
       if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) throw subscriptionEnded(row);
       throw error;
     }
-    const audit = await audited(req, row, 'subscription.cancel', body.reason, { atPeriodEnd: body.atPeriodEnd });
-    res.json({ subscription: toSubscriptionJson(await knownSubscription(id), link), audit });
-  });
+    const audit = await audited(db, req, row, 'subscription.cancel', body.reason, { atPeriodEnd: body.atPeriodEnd });
+    res.json({ subscription: toSubscriptionJson(await knownSubscription(db, id), link), audit });
+  };
+}
 
-  async function findSubscription(id: string): Promise<SubscriptionRow | undefined> {
-    const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
-    return row;
-  }
+async function findSubscription(db: Database, id: string): Promise<SubscriptionRow | undefined> {
+  const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
+  return row;
+}
 
-  async function knownSubscription(id: string): Promise<SubscriptionRow> {
-    const row = await findSubscription(id);
-    if (!row) throw new HttpProblem(404, 'Not Found', `There is no subscription ${id}.`);
-    return row;
-  }
+async function knownSubscription(db: Database, id: string): Promise<SubscriptionRow> {
+  const row = await findSubscription(db, id);
+  if (!row) throw new HttpProblem(404, 'Not Found', `There is no subscription ${id}.`);
+  return row;
+}
 
-  /** Retries and grace only mean something while past due; the workflow would ignore them otherwise. */
-  async function pastDueSubscription(id: string): Promise<SubscriptionRow> {
-    const row = await knownSubscription(id);
-    if (row.status !== 'past_due') {
-      throw new HttpProblem(
-        409,
-        'Subscription not past due',
-        `Subscription ${id} is ${row.status}; only a past-due subscription has a payment to retry or a grace period.`,
-      );
-    }
-    return row;
-  }
-
-  /** A signal to a workflow that has ended meanwhile is a 409, like the projection saying so. */
-  async function toRunningWorkflow(signal: () => Promise<void>): Promise<void> {
-    try {
-      await signal();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new HttpProblem(409, 'Subscription has ended', 'Its workflow is no longer running.');
-      throw error;
-    }
-  }
-
-  function audited(req: Request, row: SubscriptionRow, action: string, why: string, details: Record<string, unknown> = {}) {
-    return recordStaffAction(
-      db,
-      staffAction(req, { action, target: { type: 'subscription', id: row.id }, reason: why, details: { workflowId: row.workflowId, ...details } }),
+/** Retries and grace only mean something while past due; the workflow would ignore them otherwise. */
+async function pastDueSubscription(db: Database, id: string): Promise<SubscriptionRow> {
+  const row = await knownSubscription(db, id);
+  if (row.status !== 'past_due') {
+    throw new HttpProblem(
+      409,
+      'Subscription not past due',
+      `Subscription ${id} is ${row.status}; only a past-due subscription has a payment to retry or a grace period.`,
     );
   }
+  return row;
+}
 
-  return router;
+/** A signal to a workflow that has ended meanwhile is a 409, like the projection saying so. */
+async function toRunningWorkflow(signal: () => Promise<void>): Promise<void> {
+  try {
+    await signal();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new HttpProblem(409, 'Subscription has ended', 'Its workflow is no longer running.');
+    throw error;
+  }
+}
+
+function audited(db: Database, req: Request, row: SubscriptionRow, action: string, why: string, details: Record<string, unknown> = {}) {
+  return recordStaffAction(
+    db,
+    staffAction(req, { action, target: { type: 'subscription', id: row.id }, reason: why, details: { workflowId: row.workflowId, ...details } }),
+  );
 }
 
 /** POST /:id/refund: money back on a confirmed booking through its workflow, within what was charged. */

@@ -16,10 +16,10 @@ import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
-import { apiRouter } from './route';
+import { apiRouter, type RouteHandler } from './route';
 import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken, queryInteger } from './validation';
-import { answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
+import { answerDeadline, type AnswerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
@@ -79,13 +79,33 @@ const historyQuerySchema = z.strictObject({
  * `answerWithinMs` a 202 with the payment as it stands, still durably under way), GET /history.
  */
 export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {}): Router {
-  const { db, temporal, config } = deps;
-  const withinAnswerTime = answerDeadline(temporal, options);
-  const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
-  const link = workflowLinker(config);
+  const context: PaymentHandlerContext = {
+    deps,
+    withinAnswerTime: answerDeadline(deps.temporal, options),
+    taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+    link: workflowLinker(deps.config),
+  };
   const { router, route } = apiRouter(deps);
+  route(paymentApi.process, paymentRateLimit(deps), processPaymentHandler(context));
+  route(paymentApi.history, paymentHistoryHandler(context));
+  return router;
+}
 
-  route(paymentApi.process, paymentRateLimit(deps), async (req, res) => {
+/** What the payment handlers share; `paymentRoutes` makes it once per router. */
+interface PaymentHandlerContext {
+  deps: AppDeps;
+  /** Past it a charge is answered 202 with the payment as it stands. */
+  withinAnswerTime: AnswerDeadline;
+  /** Where one-time payment workflows are started. */
+  taskQueue: string;
+  link: WorkflowLinker;
+}
+
+/** Charges a one-time payment through its own workflow (update-with-start), answering once the gateway has answered. */
+function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
+  const { deps, withinAnswerTime, taskQueue, link } = context;
+  const { db, temporal, config } = deps;
+  return async (req, res) => {
     const body = parseBody(processPaymentSchema, req.body);
     const user = currentUser(req);
     const input: OneTimePaymentInput = {
@@ -111,7 +131,7 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
       charged = await withinAnswerTime(() => temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }));
     } catch (error) {
       if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
-      res.status(202).json({ payment: await paymentStillUnderWay(input, workflowId) });
+      res.status(202).json({ payment: await paymentStillUnderWay(context, input, workflowId) });
       return;
     }
 
@@ -124,9 +144,13 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
       });
     }
     res.status(201).json({ payment });
-  });
+  };
+}
 
-  route(paymentApi.history, async (req, res) => {
+/** The caller's payments, newest first. */
+function paymentHistoryHandler({ deps, link }: PaymentHandlerContext): RouteHandler {
+  const { db } = deps;
+  return async (req, res) => {
     const { limit } = parseQuery(historyQuerySchema, req.query);
     const rows = await db
       .select()
@@ -135,36 +159,35 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
       .orderBy(desc(payments.createdAt), desc(payments.id))
       .limit(limit);
     res.json({ payments: rows.map((row) => toPaymentJson(row, link)) });
-  });
+  };
+}
 
-  // The update-with-start call timed out, which does not say whether the workflow started.
-  async function paymentStillUnderWay(input: OneTimePaymentInput, workflowId: string): Promise<PaymentJson> {
-    try {
-      await temporal.workflow.getHandle(workflowId).describe();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(503, 'Service Unavailable', 'The payment could not be started; retry shortly.');
-      }
-      throw error;
+// The update-with-start call timed out, which does not say whether the workflow started.
+async function paymentStillUnderWay({ deps, link }: PaymentHandlerContext, input: OneTimePaymentInput, workflowId: string): Promise<PaymentJson> {
+  const { db, temporal } = deps;
+  try {
+    await temporal.workflow.getHandle(workflowId).describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) {
+      throw new HttpProblem(503, 'Service Unavailable', 'The payment could not be started; retry shortly.');
     }
-    const row = await findPayment(db, input.paymentId);
-    if (row) return toPaymentJson(row, link);
-    return {
-      id: input.paymentId,
-      kind: 'one_time',
-      amount: input.amount,
-      currency: input.currency,
-      status: 'pending',
-      attempt: 1,
-      gatewayPaymentId: null,
-      failureCode: null,
-      refundedAmount: 0,
-      createdAt: new Date().toISOString(),
-      ...link(workflowId),
-    };
+    throw error;
   }
-
-  return router;
+  const row = await findPayment(db, input.paymentId);
+  if (row) return toPaymentJson(row, link);
+  return {
+    id: input.paymentId,
+    kind: 'one_time',
+    amount: input.amount,
+    currency: input.currency,
+    status: 'pending',
+    attempt: 1,
+    gatewayPaymentId: null,
+    failureCode: null,
+    refundedAmount: 0,
+    createdAt: new Date().toISOString(),
+    ...link(workflowId),
+  };
 }
 
 const paymentAnswer = z.strictObject({ payment: paymentJsonSchema });

@@ -3,6 +3,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTime
 import { and, asc, desc, eq } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
+import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
@@ -17,10 +18,10 @@ import { planTermsOf } from './plan';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
-import { apiRouter } from './route';
+import { apiRouter, type RouteHandler } from './route';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
-import { ANSWER_WITHIN_MS, answerDeadline, type WorkflowRouteOptions } from './workflow-answer';
+import { ANSWER_WITHIN_MS, answerDeadline, type AnswerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -107,19 +108,47 @@ const DESCRIBE_DEADLINE_MS = 5_000;
  * way); a change is a 503 to retry.
  */
 export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions = {}): Router {
-  const { db, temporal, config } = deps;
-  const withinAnswerTime = answerDeadline(temporal, options);
-  const taskQueue = deps.taskQueues?.billing ?? TASK_QUEUES.billing;
-  const link = workflowLinker(config);
-  const toJson = (row: SubscriptionRow) => toSubscriptionJson(row, link);
+  const link = workflowLinker(deps.config);
+  const context: SubscriptionHandlerContext = {
+    deps,
+    options,
+    withinAnswerTime: answerDeadline(deps.temporal, options),
+    taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+    link,
+    toJson: (row) => toSubscriptionJson(row, link),
+  };
   const { router, route } = apiRouter(deps);
+  route(subscriptionApi.subscribe, paymentRateLimit(deps), subscribeHandler(context));
+  route(subscriptionApi.list, listSubscriptionsHandler(context));
+  route(subscriptionApi.cancel, cancelSubscriptionHandler(context));
+  route(subscriptionApi.read, readSubscriptionHandler(context));
+  route(subscriptionApi.changePaymentMethod, changePaymentMethodHandler(context));
+  return router;
+}
 
-  route(subscriptionApi.subscribe, paymentRateLimit(deps), async (req, res) => {
+/** What the subscription handlers share; `subscriptionRoutes` makes it once per router. */
+interface SubscriptionHandlerContext {
+  deps: AppDeps;
+  options: WorkflowRouteOptions;
+  /** Past it a subscribe is answered 202 and a change 503. */
+  withinAnswerTime: AnswerDeadline;
+  /** Where subscription workflows are started. */
+  taskQueue: string;
+  link: WorkflowLinker;
+  /** A subscription as the API shows it. */
+  toJson: (row: SubscriptionRow) => SubscriptionJson;
+}
+
+/** Subscribes the caller to a plan on sale, answering once the subscription's workflow has answered the first payment. */
+function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
+  const { deps, withinAnswerTime, taskQueue, link, toJson } = context;
+  const { db, temporal, config } = deps;
+  return async (req, res) => {
     const body = parseBody(subscribeSchema, req.body);
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
       subscriptionId: randomUUID(),
       userId: currentUser(req).id,
-      plan: planTermsOf(await planOnSale(body.planId)),
+      plan: planTermsOf(await planOnSale(db, body.planId)),
       paymentMethod: body.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
@@ -131,11 +160,11 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
       activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input, { customerEmail: currentUser(req).email }));
     } catch (error) {
       if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
-      res.status(202).json({ subscription: await subscriptionStillStarting(input), payment: null });
+      res.status(202).json({ subscription: await subscriptionStillStarting(context, input), payment: null });
       return;
     }
 
-    const subscription = toJson(await subscriptionRow(input.subscriptionId));
+    const subscription = toJson(await subscriptionRow(db, input.subscriptionId));
     const payment = activation.payment && toPaymentJson(await chargedPayment(db, activation.payment.paymentId), link);
     switch (activation.outcome) {
       case 'active':
@@ -156,26 +185,39 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
         });
       }
     }
-  });
+  };
+}
 
-  route(subscriptionApi.list, async (req, res) => {
+/** The caller's subscriptions, newest first. */
+function listSubscriptionsHandler({ deps, toJson }: SubscriptionHandlerContext): RouteHandler {
+  const { db } = deps;
+  return async (req, res) => {
     const rows = await db
       .select()
       .from(subscriptions)
       .where(eq(subscriptions.userId, currentUser(req).id))
       .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id));
     res.json({ subscriptions: rows.map(toJson) });
-  });
+  };
+}
 
-  route(subscriptionApi.cancel, async (req, res) => {
+/** Cancels the owner's subscription through its workflow, at the period end or at once. */
+function cancelSubscriptionHandler(context: SubscriptionHandlerContext): RouteHandler {
+  const { deps, toJson } = context;
+  const { db, temporal } = deps;
+  return async (req, res) => {
     const { subscriptionId, atPeriodEnd } = parseBody(cancelSchema, req.body);
-    logWorkflow(req, res, (await changeableSubscription(req, subscriptionId)).workflowId);
-    await changeWorkflow(() => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
-    res.json({ subscription: toJson(await subscriptionRow(subscriptionId)) });
-  });
+    logWorkflow(req, res, (await changeableSubscription(db, req, subscriptionId)).workflowId);
+    await changeWorkflow(context, () => cancelSubscription(temporal, subscriptionId, atPeriodEnd));
+    res.json({ subscription: toJson(await subscriptionRow(db, subscriptionId)) });
+  };
+}
 
-  route(subscriptionApi.read, async (req, res) => {
-    const row = await visibleSubscription(req, req.params.id);
+/** A subscription with its payments and notifications, for its owner or staff. */
+function readSubscriptionHandler({ deps, link, toJson }: SubscriptionHandlerContext): RouteHandler {
+  const { db } = deps;
+  return async (req, res) => {
+    const row = await visibleSubscription(db, req, req.params.id);
     const [paymentRows, notificationRows] = await Promise.all([
       db.select().from(payments).where(eq(payments.subscriptionId, row.id)).orderBy(asc(payments.createdAt), asc(payments.id)),
       db.select().from(notifications).where(eq(notifications.subscriptionId, row.id)).orderBy(asc(notifications.createdAt), asc(notifications.id)),
@@ -185,117 +227,124 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
       payments: paymentRows.map((payment) => toPaymentJson(payment, link)),
       notifications: notificationRows.map(toNotificationJson),
     });
-  });
+  };
+}
 
-  route(subscriptionApi.changePaymentMethod, async (req, res) => {
-    const row = await changeableSubscription(req, req.params.id);
+/** Changes the owner's payment method through the subscription's workflow. */
+function changePaymentMethodHandler(context: SubscriptionHandlerContext): RouteHandler {
+  const { deps, toJson } = context;
+  const { db, temporal } = deps;
+  return async (req, res) => {
+    const row = await changeableSubscription(db, req, req.params.id);
     const { paymentMethod } = parseBody(changePaymentMethodSchema, req.body);
     logWorkflow(req, res, row.workflowId);
     // While past due the workflow charges the new method at once and answers after that attempt.
-    await changeWorkflow(() => changePaymentMethod(temporal, row.id, paymentMethod));
-    res.json({ subscription: toJson(await subscriptionRow(row.id)) });
-  });
+    await changeWorkflow(context, () => changePaymentMethod(temporal, row.id, paymentMethod));
+    res.json({ subscription: toJson(await subscriptionRow(db, row.id)) });
+  };
+}
 
-  async function planOnSale(planId: string) {
-    const [plan] = await db
-      .select()
-      .from(plans)
-      .where(and(eq(plans.id, planId), eq(plans.active, true)))
-      .limit(1);
-    if (!plan) {
-      // Well-formed but naming nothing on sale: unprocessable, like units not of an offering.
-      throw new HttpProblem(422, 'Unknown plan', 'planId: No plan on sale has this id', {
-        invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
-      });
+async function planOnSale(db: Database, planId: string) {
+  const [plan] = await db
+    .select()
+    .from(plans)
+    .where(and(eq(plans.id, planId), eq(plans.active, true)))
+    .limit(1);
+  if (!plan) {
+    // Well-formed but naming nothing on sale: unprocessable, like units not of an offering.
+    throw new HttpProblem(422, 'Unknown plan', 'planId: No plan on sale has this id', {
+      invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
+    });
+  }
+  return plan;
+}
+
+/** The owner and staff may read a subscription; to anyone else it does not exist. */
+async function visibleSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
+  const user = currentUser(req);
+  const row = await findSubscription(db, id);
+  if (!row || (row.userId !== user.id && user.role !== 'staff')) throw subscriptionNotFound();
+  return row;
+}
+
+/** Only the owner changes a subscription, and only while it has not ended. */
+async function changeableSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
+  const row = await findSubscription(db, id);
+  if (!row || row.userId !== currentUser(req).id) throw subscriptionNotFound();
+  if (isFinalStatus(row.status)) throw subscriptionEnded(row.status);
+  return row;
+}
+
+async function findSubscription(db: Database, id: string): Promise<SubscriptionRow | undefined> {
+  // A malformed id names no subscription: 404, like an unknown one, not a database error.
+  if (!z.uuid().safeParse(id).success) return undefined;
+  const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
+  return row;
+}
+
+async function subscriptionRow(db: Database, id: string): Promise<SubscriptionRow> {
+  const row = await findSubscription(db, id);
+  if (!row) throw new Error(`subscription ${id} has no projection row`);
+  return row;
+}
+
+/**
+ * An update the workflow refuses (its validator: the subscription has ended) or a workflow
+ * that has closed is a 409; no answer in time is a 503 (the deadline's gRPC error).
+ */
+async function changeWorkflow({ withinAnswerTime }: SubscriptionHandlerContext, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await withinAnswerTime(call);
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
+      throw new HttpProblem(409, 'Subscription has ended', 'This subscription can no longer be changed.');
     }
-    return plan;
+    throw error;
   }
+}
 
-  /** The owner and staff may read a subscription; to anyone else it does not exist. */
-  async function visibleSubscription(req: Request, id: string): Promise<SubscriptionRow> {
-    const user = currentUser(req);
-    const row = await findSubscription(id);
-    if (!row || (row.userId !== user.id && user.role !== 'staff')) throw subscriptionNotFound();
-    return row;
-  }
-
-  /** Only the owner changes a subscription, and only while it has not ended. */
-  async function changeableSubscription(req: Request, id: string): Promise<SubscriptionRow> {
-    const row = await findSubscription(id);
-    if (!row || row.userId !== currentUser(req).id) throw subscriptionNotFound();
-    if (isFinalStatus(row.status)) throw subscriptionEnded(row.status);
-    return row;
-  }
-
-  async function findSubscription(id: string): Promise<SubscriptionRow | undefined> {
-    // A malformed id names no subscription: 404, like an unknown one, not a database error.
-    if (!z.uuid().safeParse(id).success) return undefined;
-    const [row] = await db.select().from(subscriptions).where(eq(subscriptions.id, id)).limit(1);
-    return row;
-  }
-
-  async function subscriptionRow(id: string): Promise<SubscriptionRow> {
-    const row = await findSubscription(id);
-    if (!row) throw new Error(`subscription ${id} has no projection row`);
-    return row;
-  }
-
-  /**
-   * An update the workflow refuses (its validator: the subscription has ended) or a workflow
-   * that has closed is a 409; no answer in time is a 503 (the deadline's gRPC error).
-   */
-  async function changeWorkflow(call: () => Promise<unknown>): Promise<void> {
-    try {
-      await withinAnswerTime(call);
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(409, 'Subscription has ended', 'This subscription can no longer be changed.');
-      }
-      throw error;
+// The update-with-start call timed out, which does not say whether the workflow started.
+async function subscriptionStillStarting(
+  { deps, options, link, toJson }: SubscriptionHandlerContext,
+  input: Omit<SubscriptionWorkflowInput, 'carried'>,
+): Promise<SubscriptionJson> {
+  const { db, temporal } = deps;
+  const workflowId = subscriptionWorkflowId(input.subscriptionId);
+  try {
+    const deadline = Date.now() + Math.min(options.answerWithinMs ?? ANSWER_WITHIN_MS, DESCRIBE_DEADLINE_MS);
+    await temporal.connection.withDeadline(deadline, () => temporal.workflow.getHandle(workflowId).describe());
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) {
+      throw new HttpProblem(
+        503,
+        'Service Unavailable',
+        'The subscription could not be started; retry shortly.',
+        {},
+        {
+          'Retry-After': '5',
+        },
+      );
     }
+    throw error;
   }
-
-  // The update-with-start call timed out, which does not say whether the workflow started.
-  async function subscriptionStillStarting(input: Omit<SubscriptionWorkflowInput, 'carried'>): Promise<SubscriptionJson> {
-    const workflowId = subscriptionWorkflowId(input.subscriptionId);
-    try {
-      const deadline = Date.now() + Math.min(options.answerWithinMs ?? ANSWER_WITHIN_MS, DESCRIBE_DEADLINE_MS);
-      await temporal.connection.withDeadline(deadline, () => temporal.workflow.getHandle(workflowId).describe());
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) {
-        throw new HttpProblem(
-          503,
-          'Service Unavailable',
-          'The subscription could not be started; retry shortly.',
-          {},
-          {
-            'Retry-After': '5',
-          },
-        );
-      }
-      throw error;
-    }
-    const row = await findSubscription(input.subscriptionId);
-    if (row) return toJson(row);
-    return {
-      id: input.subscriptionId,
-      userId: input.userId,
-      planId: input.plan.planId,
-      status: 'incomplete',
-      currentPeriodStart: null,
-      currentPeriodEnd: null,
-      nextBillingDate: null,
-      cancelAtPeriodEnd: false,
-      canceledAt: null,
-      trialEnd: null,
-      graceEndsAt: null,
-      attemptCount: 0,
-      ...link(workflowId),
-      createdAt: new Date().toISOString(),
-    };
-  }
-
-  return router;
+  const row = await findSubscription(db, input.subscriptionId);
+  if (row) return toJson(row);
+  return {
+    id: input.subscriptionId,
+    userId: input.userId,
+    planId: input.plan.planId,
+    status: 'incomplete',
+    currentPeriodStart: null,
+    currentPeriodEnd: null,
+    nextBillingDate: null,
+    cancelAtPeriodEnd: false,
+    canceledAt: null,
+    trialEnd: null,
+    graceEndsAt: null,
+    attemptCount: 0,
+    ...link(workflowId),
+    createdAt: new Date().toISOString(),
+  };
 }
 
 function subscriptionNotFound(): HttpProblem {

@@ -12,8 +12,11 @@ export interface WorkflowRouteOptions {
   answerWithinMs?: number;
 }
 
+/** Runs a Temporal call under a gRPC deadline; past it the call fails. */
+export type AnswerDeadline = <T>(call: () => Promise<T>) => Promise<T>;
+
 /** Runs a Temporal call under a gRPC deadline `answerWithinMs` from now; past it the call fails. */
-export function answerDeadline(temporal: Client, options: WorkflowRouteOptions = {}): <T>(call: () => Promise<T>) => Promise<T> {
+export function answerDeadline(temporal: Client, options: WorkflowRouteOptions = {}): AnswerDeadline {
   const answerWithinMs = options.answerWithinMs ?? ANSWER_WITHIN_MS;
   return (call) => temporal.connection.withDeadline(Date.now() + answerWithinMs, call);
 }
