@@ -663,6 +663,10 @@ describe('continue-as-new', () => {
     const row = await rowOf(subscriptionId);
     assert.deepEqual([row.paymentMethod, row.cancelAtPeriodEnd, row.cycle], ['pm_card_mastercard', true, 2]);
 
+    // To the period end on the clock, then waited for in real time (see `closed`): `result()` on
+    // the running workflow would let the test server skip time as it cancels, which can wedge it.
+    await advanceTo(renewed.currentPeriodEnd!);
+    await closed(subscriptionId);
     const final = await handle.result();
     assert.equal(final.status, 'canceled');
     assert.equal(final.endedAt, renewed.currentPeriodEnd);
