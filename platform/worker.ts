@@ -4,8 +4,9 @@
  * runtime (logs and metrics). What the workers run (activities) is passed in, so this module
  * imports none of the rooms above it.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { TASK_QUEUES } from './task-queues';
@@ -16,10 +17,28 @@ const SHUTDOWN_GRACE = '20 seconds';
 /** `workflows/index.ts`: every workflow type the workers run. */
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
 
-/** Bundles the workflows once (`workflowsPath` defaults to every workflow); every worker of the process shares the bundle. */
-export function bundleWorkflows(workflowsPath: string = WORKFLOWS_PATH): Promise<WorkflowBundle> {
+/**
+ * A bundle built ahead (`writeWorkflowBundle`), loaded instead of bundling at start-up: webpack
+ * costs seconds of CPU per process, so `npm test` bundles once for every test file and process.
+ */
+export const PREBUILT_BUNDLE_VARIABLE = 'WORKFLOW_BUNDLE_FILE';
+
+/**
+ * The workflows as a bundle every worker of the process shares: all of them (`workflows/index.ts`)
+ * unless `workflowsPath` names others; the prebuilt bundle when one is named and all are asked for.
+ */
+export async function bundleWorkflows(workflowsPath: string = WORKFLOWS_PATH): Promise<WorkflowBundleOption> {
+  const prebuilt = process.env[PREBUILT_BUNDLE_VARIABLE];
+  if (prebuilt && workflowsPath === WORKFLOWS_PATH) return { codePath: prebuilt };
   // WARN keeps webpack's build report out of the logs.
-  return bundleWorkflowCode({ workflowsPath: require.resolve(workflowsPath), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve(workflowsPath), logger: new DefaultLogger('WARN') });
+  return { code };
+}
+
+/** Bundles every workflow into `file`, for `PREBUILT_BUNDLE_VARIABLE`. */
+export async function writeWorkflowBundle(file: string): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: new DefaultLogger('WARN') });
+  await writeFile(file, code);
 }
 
 export interface CreateWorkersOptions {
@@ -28,7 +47,7 @@ export interface CreateWorkersOptions {
   /** One worker per queue; tests pass unique names. */
   taskQueues: readonly string[];
   activities: object;
-  workflowBundle: WorkflowBundle;
+  workflowBundle: WorkflowBundleOption;
   /** From `workerTuning(config)`; the SDK's defaults when absent (tests). */
   tuning?: WorkerTuning;
 }

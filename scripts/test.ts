@@ -16,6 +16,7 @@ import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
 import { runContractTests } from './contract-test';
 import { registerSearchAttributes } from '../platform/search-attributes';
+import { PREBUILT_BUNDLE_VARIABLE, writeWorkflowBundle } from '../platform/worker';
 import { freePort, ProcessGroup, startPostgres, startRedis, startStripeMock, startTemporalDevServer } from './services';
 import {
   describeError,
@@ -57,6 +58,11 @@ async function main(): Promise<number> {
   const withContract = wholeRun;
 
   const [env, st] = await settleAll([startServers(), withContract ? ensureSchemathesis() : undefined]);
+  // One workflow bundle for every test file and process that runs workers (webpack costs seconds
+  // of CPU each time), built while the typecheck runs.
+  const bundleFile = path.join(workDir!, 'workflows-bundle.js');
+  await writeWorkflowBundle(bundleFile);
+  env[PREBUILT_BUNDLE_VARIABLE] = bundleFile;
   const typecheckResult = await typecheck;
   if (!typecheckResult.ok) {
     console.error(typecheckResult.output);

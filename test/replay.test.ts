@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { bundleWorkflows } from '../platform/worker';
 import * as workerWorkflows from '../workflows';
 
@@ -45,7 +45,7 @@ describe('recorded workflow histories replay against the current code', () => {
   const files = readdirSync(HISTORIES_DIR)
     .filter((file) => file.endsWith('.json'))
     .sort();
-  let workflowBundle: WorkflowBundle;
+  let workflowBundle: WorkflowBundleOption;
 
   before(async () => {
     if (!Runtime.instantiator) Runtime.install({ logger: new DefaultLogger('WARN') });

@@ -109,7 +109,7 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-const stubbed = runStubbedWorker(require.resolve('./booking'), taskQueue, activities);
+const stubbed = runStubbedWorker(taskQueue, activities);
 
 async function startBooking(script: Script) {
   const input: BookingWorkflowInput = {

@@ -12,7 +12,8 @@ import { bookings, holds, notifications, payments } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
-import { BOOKING_WORKFLOWS_PATH, waitUntilClosed } from '../test/support/booking-worker';
+import { bundleWorkflows } from '../platform/worker';
+import { waitUntilClosed } from '../test/support/booking-worker';
 import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/payment-gateway';
 import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
@@ -58,7 +59,7 @@ describe('booking saga (time-skipping)', () => {
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
-      workflowsPath: BOOKING_WORKFLOWS_PATH,
+      workflowBundle: await bundleWorkflows(),
       activities: {
         ...real,
         confirmBooking: async (input: Parameters<typeof real.confirmBooking>[0]) => {

@@ -13,6 +13,7 @@ import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { waitUntilClosed } from '../test/support/booking-worker';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { bundleWorkflows } from '../platform/worker';
 import { createLogger } from '../platform/logger';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate, type HoldWorkflowInput } from './hold';
 
@@ -35,7 +36,7 @@ describe('hold workflow (time-skipping)', () => {
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
-      workflowsPath: require.resolve('./hold'),
+      workflowBundle: await bundleWorkflows(),
       activities: createHoldActivities({ db: database.db, redis, logger }),
     });
     running = worker.run();

@@ -79,7 +79,7 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-const stubbed = runStubbedWorker(require.resolve('./payment'), taskQueue, activities);
+const stubbed = runStubbedWorker(taskQueue, activities);
 
 function startPayment(script: Script) {
   const paymentId = randomUUID();

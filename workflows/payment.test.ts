@@ -12,6 +12,7 @@ import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_TIME
 import { createLogger } from '../platform/logger';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { createTimeSkippingEnv } from '../test/support/temporal';
+import { bundleWorkflows } from '../platform/worker';
 import {
   chargeAttemptedUpdate,
   oneTimePaymentWorkflow,
@@ -43,7 +44,7 @@ before(async () => {
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
-    workflowsPath: require.resolve('./payment'),
+    workflowBundle: await bundleWorkflows(),
     activities: activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: handle.db, gateway, logger }),
   });
   running = worker.run();

@@ -69,7 +69,7 @@ const activities = stubActivities(calls, {
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
-const stubbed = runStubbedWorker(require.resolve('./subscription'), taskQueue, activities);
+const stubbed = runStubbedWorker(taskQueue, activities);
 
 async function subscribe(script: Script) {
   const subscriptionId = randomUUID();

@@ -1,8 +1,6 @@
 import { setTimeout } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 
-export const BOOKING_WORKFLOWS_PATH = require.resolve('./booking-workflows');
-
 /**
  * Waits for a workflow to close without asking for its result: on the time-skipping server,
  * awaiting a result lets time jump to the next timer of any workflow (a booking waits for its

@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
+import { bundleWorkflows } from '../../platform/worker';
 import { createTimeSkippingEnv } from './temporal';
 
 export interface ActivityCall {
@@ -70,14 +71,14 @@ export interface StubbedWorker {
 }
 
 /**
- * For the whole test file: a time-skipping server and one worker running the workflows of
- * `workflowsPath` with the stubbed `activities` on `taskQueue` (the workflows' payments queue too).
+ * For the whole test file: a time-skipping server and one worker running every workflow (the
+ * worker's bundle) with the stubbed `activities` on `taskQueue` (the workflows' payments queue too).
  */
-export function runStubbedWorker(workflowsPath: string, taskQueue: string, activities: object): StubbedWorker {
+export function runStubbedWorker(taskQueue: string, activities: object): StubbedWorker {
   const state: { env?: TestWorkflowEnvironment; worker?: Worker; running?: Promise<void> } = {};
   before(async () => {
     state.env = await createTimeSkippingEnv();
-    state.worker = await Worker.create({ connection: state.env.nativeConnection, taskQueue, workflowsPath, activities });
+    state.worker = await Worker.create({ connection: state.env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflows(), activities });
     state.running = state.worker.run();
   });
   after(async () => {
