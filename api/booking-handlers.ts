@@ -24,7 +24,6 @@ import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdTtlMilliseconds, holdWorkflowId } from '../domain/hold';
 import { bookingSummary } from '../domain/workflow-descriptions';
-import { TASK_QUEUES } from '../platform/task-queues';
 import {
   bookingDecisionUpdate,
   bookingWorkflow,
@@ -36,7 +35,7 @@ import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } f
 import { customerAttributes, OfferingIdAttribute } from '../workflows/search-attributes';
 // Types only: api/booking.ts imports this file, so a value import back would be a cycle.
 import type { BookingJson, HoldJson } from './booking';
-import type { AppDeps } from './deps';
+import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
 import { toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
@@ -193,7 +192,7 @@ export function createBookingHandler(context: BookingHandlerContext): RouteHandl
       userId: user.id,
       paymentMethod: input.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
-      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
+      paymentsTaskQueue: taskQueuesOf(deps).payments,
     };
     logWorkflow(req, res, bookingWorkflowId(bookingId));
     const start = new WithStartWorkflowOperation(bookingWorkflow, {

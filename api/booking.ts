@@ -4,7 +4,6 @@ import { createUnitGate } from '../availability/unit-gate';
 import { bookings, holds } from '../db/schema';
 import type { BookingView } from '../domain/booking';
 import type { HoldView } from '../domain/hold';
-import { TASK_QUEUES } from '../platform/task-queues';
 import {
   cancelBookingHandler,
   cancelSchema,
@@ -22,7 +21,7 @@ import {
   type BookingHandlerContext,
   type BookingRow,
 } from './booking-handlers';
-import type { AppDeps } from './deps';
+import { taskQueuesOf, type AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { paymentJsonSchema } from './payment';
 import { paymentRateLimit } from './rate-limit';
@@ -41,7 +40,7 @@ export function bookingRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
   const link = workflowLinker(deps.config);
   const context: BookingHandlerContext = {
     deps,
-    taskQueue: deps.taskQueues?.bookings ?? TASK_QUEUES.bookings,
+    taskQueue: taskQueuesOf(deps).bookings,
     withinDeadline: answerDeadline(deps.temporal, options),
     gate: createUnitGate(deps.redis, deps.logger),
     link,

@@ -4,7 +4,7 @@ import type postgres from 'postgres';
 import type { Database } from '../db/client';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
-import type { TaskQueues } from '../platform/task-queues';
+import { TASK_QUEUES, type TaskQueues } from '../platform/task-queues';
 
 /** Everything the HTTP layer talks to; tests pass real connections to loopback services. */
 export interface AppDeps {
@@ -16,4 +16,9 @@ export interface AppDeps {
   logger: Logger;
   /** Task queues workflows are started on; tests pass unique ones. Default: TASK_QUEUES. */
   taskQueues?: TaskQueues;
+}
+
+/** The task queues workflows are started on and their gateway calls go to: the deps' own, else production's. */
+export function taskQueuesOf(deps: Pick<AppDeps, 'taskQueues'>): TaskQueues {
+  return deps.taskQueues ?? TASK_QUEUES;
 }

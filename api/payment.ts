@@ -7,10 +7,9 @@ import { chargedPayment, findPayment, type PaymentRow } from '../db/payments';
 import { payments } from '../db/schema';
 import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
 import { paymentSummary } from '../domain/workflow-descriptions';
-import { TASK_QUEUES } from '../platform/task-queues';
 import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput } from '../workflows/payment';
 import { customerAttributes } from '../workflows/search-attributes';
-import type { AppDeps } from './deps';
+import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
@@ -82,7 +81,7 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
   const context: PaymentHandlerContext = {
     deps,
     withinAnswerTime: answerDeadline(deps.temporal, options),
-    taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+    taskQueue: taskQueuesOf(deps).billing,
     link: workflowLinker(deps.config),
   };
   const { router, route } = apiRouter(deps);
@@ -113,7 +112,7 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
       paymentId: randomUUID(),
       userId: user.id,
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
-      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
+      paymentsTaskQueue: taskQueuesOf(deps).payments,
     };
     const workflowId = oneTimePaymentWorkflowId(input.paymentId);
     logWorkflow(req, res, workflowId);

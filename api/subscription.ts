@@ -7,10 +7,9 @@ import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
-import { TASK_QUEUES } from '../platform/task-queues';
 import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription } from './subscription-client';
-import type { AppDeps } from './deps';
+import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { paymentJsonSchema, toPaymentJson } from './payment';
@@ -113,7 +112,7 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
     deps,
     options,
     withinAnswerTime: answerDeadline(deps.temporal, options),
-    taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+    taskQueue: taskQueuesOf(deps).billing,
     link,
     toJson: (row) => toSubscriptionJson(row, link),
   };
@@ -151,7 +150,7 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
       plan: planTermsOf(await planOnSale(db, body.planId)),
       paymentMethod: body.paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
-      paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments,
+      paymentsTaskQueue: taskQueuesOf(deps).payments,
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 

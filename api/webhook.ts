@@ -9,9 +9,8 @@ import { bookingWorkflowId } from '../domain/booking';
 import { formatMoney } from '../domain/money';
 import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettlement } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import { TASK_QUEUES } from '../platform/task-queues';
 import { paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflows/payment';
-import type { AppDeps } from './deps';
+import { taskQueuesOf, type AppDeps } from './deps';
 import { json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { apiRouter } from './route';
@@ -162,8 +161,8 @@ async function refundOrphanedPayment(payment: PaymentRow, gatewayPaymentId: stri
     await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
       deps.temporal.workflow.start(refundOrphanedPaymentWorkflow, {
         workflowId,
-        taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
-        args: [{ paymentId: payment.id, gatewayPaymentId, paymentsTaskQueue: deps.taskQueues?.payments ?? TASK_QUEUES.payments }],
+        taskQueue: taskQueuesOf(deps).billing,
+        args: [{ paymentId: payment.id, gatewayPaymentId, paymentsTaskQueue: taskQueuesOf(deps).payments }],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         staticSummary: `Refund of ${formatMoney(payment.amount, payment.currency)}: payment ${payment.id} succeeded after it was given up`,
       }),

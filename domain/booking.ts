@@ -142,7 +142,7 @@ export class RefundExceedsChargesError extends Error {
  * top-up is given back before the original payment), never more than a charge has left.
  */
 export function allocateRefund(charges: readonly BookingCharge[], amount: number): { paymentId: string; amount: number }[] {
-  const refundable = charges.reduce((sum, c) => sum + (c.amount - c.refunded), 0);
+  const refundable = refundableAmount(charges);
   if (amount > refundable) throw new RefundExceedsChargesError(amount, refundable);
   const parts: { paymentId: string; amount: number }[] = [];
   let rest = amount;

@@ -7,7 +7,7 @@ import { payments } from '../../db/schema';
 import { bookingWorkflowId } from '../../domain/booking';
 import { holdWorkflowId } from '../../domain/hold';
 import { insertTestOffering, type TestOffering } from '../../test/support/booking-fixtures';
-import { waitUntilClosed } from '../../test/support/booking-worker';
+import { waitUntilClosed } from '../../test/support/temporal';
 import { insertTestUser } from '../../test/support/payment-fixtures';
 import { eventually } from '../../test/support/subscription-fixtures';
 import {

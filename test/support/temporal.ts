@@ -3,7 +3,8 @@
  * server's launcher) and TEMPORAL_ADDRESS (a dev server); the SDK's own downloads are not used.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type ConnectionPlugin } from '@temporalio/client';
+import { setTimeout } from 'node:timers/promises';
+import { Client, Connection, type ConnectionPlugin, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { TaskQueues } from '../../platform/task-queues';
@@ -87,4 +88,13 @@ function requiredEnv(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run the tests with \`npm test\`, which provides it`);
   return value;
+}
+
+/**
+ * Waits for a workflow to close without asking for its result: on the time-skipping server,
+ * awaiting a result lets time jump to the next timer of any workflow (a booking waits for its
+ * offering's end), so tests that must not skip time poll instead.
+ */
+export async function waitUntilClosed(handle: WorkflowHandle): Promise<void> {
+  while ((await handle.describe()).status.name === 'RUNNING') await setTimeout(20);
 }
