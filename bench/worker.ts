@@ -14,7 +14,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/payment-gateway';
-import { connectDatabase } from '../db/client';
+import { connectDatabase, poolOptions } from '../db/client';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { TASK_QUEUES } from '../platform/task-queues';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   Runtime.install({ logger: new DefaultLogger('WARN', (entry) => logger.warn({ ...entry.meta }, entry.message)) });
 
-  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const database = connectDatabase(config.DATABASE_URL, poolOptions(config));
   const connection = await NativeConnection.connect(temporalTransportOptions(config));
   const redis = new Redis(config.REDIS_URL);
   // A drill stops Redis on purpose; the unit gate already logs what it skips.

@@ -27,8 +27,29 @@ export function reconnectBackoffSeconds(retries: number): number {
   return Math.min(0.05 * 2 ** retries, 1);
 }
 
-export function connectDatabase(url: string, options: { max?: number } = {}): DatabaseHandle {
-  const sql = postgres(url, { max: options.max ?? 10, onnotice: () => {}, backoff: reconnectBackoffSeconds });
+export interface PoolOptions {
+  max?: number;
+  /** PostgreSQL ends a statement running longer (ms). */
+  statementTimeoutMs?: number;
+  /** PostgreSQL ends a session idle inside a transaction longer (ms), releasing its locks. */
+  idleInTransactionTimeoutMs?: number;
+}
+
+/**
+ * The pool. Every session gets a statement timeout and an idle-in-transaction timeout, so a
+ * stuck query or a transaction left open cannot hold rows or connections: no code path keeps a
+ * transaction open across a network call (gateway, SMTP, Temporal), and these make sure of it.
+ */
+export function connectDatabase(url: string, options: PoolOptions = {}): DatabaseHandle {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    backoff: reconnectBackoffSeconds,
+    connection: {
+      statement_timeout: options.statementTimeoutMs ?? 15_000,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
+    },
+  });
   return { db: drizzle(sql, { schema }), sql, close: () => sql.end({ timeout: 5 }) };
 }
 
@@ -42,4 +63,17 @@ export async function migrateDatabase(url: string): Promise<void> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** The pool's settings from the configuration (its size and the two session timeouts). */
+export function poolOptions(config: {
+  DATABASE_POOL_SIZE: number;
+  DATABASE_STATEMENT_TIMEOUT_MS: number;
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: number;
+}): PoolOptions {
+  return {
+    max: config.DATABASE_POOL_SIZE,
+    statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  };
 }

@@ -14,6 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { NextAction } from '../domain/payment';
 
 // Money is always integer minor units; bigint in mode 'number' keeps it a JS number (safe to 2^53).
 const money = (name: string) => bigint(name, { mode: 'number' });
@@ -28,8 +29,39 @@ export const users = pgTable('users', {
   role: text('role', { enum: ['customer', 'staff'] })
     .notNull()
     .default('customer'),
+  // The user's customer at the payment gateway (Stripe's cus_…), created on first need.
+  gatewayCustomerId: text('gateway_customer_id').unique(),
   createdAt: createdAt(),
 });
+
+/**
+ * Cards saved to a user's gateway customer: attached through the API or a SetupIntent's webhook.
+ * A detached card keeps its row (old payments name it) but is never charged or listed again.
+ */
+export const paymentMethods = pgTable(
+  'payment_methods',
+  {
+    // The gateway's id (pm_…).
+    id: text('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    brand: text('brand').notNull(),
+    last4: text('last4').notNull(),
+    expMonth: integer('exp_month').notNull(),
+    expYear: integer('exp_year').notNull(),
+    isDefault: boolean('is_default').notNull().default(false),
+    createdAt: createdAt(),
+    detachedAt: timestamp('detached_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('payment_methods_user_idx').on(t.userId),
+    // At most one default per user among the cards still attached.
+    uniqueIndex('payment_methods_one_default')
+      .on(t.userId)
+      .where(sql`${t.isDefault} and ${t.detachedAt} is null`),
+  ],
+);
 
 export const plans = pgTable(
   'plans',
@@ -93,7 +125,8 @@ export const payments = pgTable(
     bookingId: uuid('booking_id').references(() => bookings.id),
     amount: money('amount').notNull(),
     currency: text('currency').notNull(),
-    status: text('status', { enum: ['pending', 'succeeded', 'failed', 'refunded'] }).notNull(),
+    // `disputed`: the customer's bank opened a dispute (chargeback) on a charge that succeeded.
+    status: text('status', { enum: ['pending', 'succeeded', 'failed', 'refunded', 'disputed'] }).notNull(),
     cycle: integer('cycle'),
     attempt: integer('attempt').notNull().default(1),
     // Derived from (workflow, cycle, attempt); sent to the gateway too, so a retried charge is one charge.
@@ -103,6 +136,8 @@ export const payments = pgTable(
     refundedAmount: money('refunded_amount').notNull().default(0),
     refundOf: uuid('refund_of'),
     description: text('description'),
+    // While pending on the customer (3-D Secure): what their app must do, from the gateway's answer.
+    nextAction: jsonb('next_action').$type<NextAction>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -133,6 +168,9 @@ export const notifications = pgTable(
     dedupeKey: text('dedupe_key').notNull().unique(),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
+    // Claimed by a sender that is talking to the mail server now (no row lock is held meanwhile);
+    // a claim older than the send timeout belongs to a sender that died, and may be taken over.
+    sendingSince: timestamp('sending_since', { withTimezone: true }),
     createdAt: createdAt(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
   },
@@ -144,12 +182,27 @@ export const notifications = pgTable(
   ],
 );
 
-export const webhookEvents = pgTable('webhook_events', {
-  id: text('id').primaryKey(),
-  type: text('type').notNull(),
-  payload: jsonb('payload').notNull(),
-  receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
-});
+/**
+ * Every gateway event received, kept 30 days (payloads hold personal data) then deleted by the
+ * retention schedule. `outcome`: `received` while it is being acted on (a crash leaves it so, and
+ * the gateway's retry acts again), `processed`, or `ignored` with the `reason` (an event that
+ * does not match the payment it names, say).
+ */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    payload: jsonb('payload').notNull(),
+    outcome: text('outcome', { enum: ['received', 'processed', 'ignored'] })
+      .notNull()
+      .default('processed'),
+    reason: text('reason'),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+    processedAt: timestamp('processed_at', { withTimezone: true }),
+  },
+  (t) => [index('webhook_events_received_idx').on(t.receivedAt)],
+);
 
 export const offerings = pgTable('offerings', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -283,5 +336,51 @@ export const idempotencyRecords = pgTable(
     responseBody: jsonb('response_body'),
     createdAt: createdAt(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.key, t.route] })],
+  (t) => [primaryKey({ columns: [t.userId, t.key, t.route] }), index('idempotency_records_created_idx').on(t.createdAt)],
 );
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox gateway's own records: what Stripe would keep for an account, so the sandbox can
+// follow Stripe's rules (a payment method used once without a customer cannot be used again)
+// across the API and worker processes. Never read when the gateway is Stripe.
+
+export const sandboxCustomers = pgTable('sandbox_customers', {
+  id: text('id').primaryKey(),
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  email: text('email').notNull(),
+  userRef: text('user_ref').notNull(),
+  createdAt: createdAt(),
+});
+
+export const sandboxPaymentMethods = pgTable('sandbox_payment_methods', {
+  id: text('id').primaryKey(),
+  // The test token it was made from (pm_card_visa …), which decides how its charges answer.
+  token: text('token').notNull(),
+  customerId: text('customer_id'),
+  brand: text('brand').notNull(),
+  last4: text('last4').notNull(),
+  expMonth: integer('exp_month').notNull(),
+  expYear: integer('exp_year').notNull(),
+  // Charges made while attached to no customer: Stripe allows one.
+  chargesWithoutCustomer: integer('charges_without_customer').notNull().default(0),
+  detachedAt: timestamp('detached_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+export const sandboxIntents = pgTable('sandbox_intents', {
+  // pi_sandbox_… (a PaymentIntent) or seti_sandbox_… (a SetupIntent).
+  id: text('id').primaryKey(),
+  kind: text('kind', { enum: ['payment', 'setup'] }).notNull(),
+  idempotencyKey: text('idempotency_key').notNull().unique(),
+  customerId: text('customer_id'),
+  paymentMethodId: text('payment_method_id'),
+  amount: money('amount'),
+  currency: text('currency'),
+  // Stripe's PaymentIntent / SetupIntent statuses.
+  status: text('status').notNull(),
+  clientSecret: text('client_secret').notNull(),
+  failureCode: text('failure_code'),
+  metadata: jsonb('metadata').$type<Record<string, string>>(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});

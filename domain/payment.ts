@@ -4,20 +4,74 @@
  */
 export type DeclineKind = 'soft' | 'hard';
 
+/**
+ * What the customer's app must do for a charge that awaits them (3-D Secure, a bank's page):
+ * confirm it with Stripe.js using `clientSecret`, or send the customer to `redirectUrl`.
+ */
+export interface NextAction {
+  type: 'use_stripe_sdk' | 'redirect_to_url';
+  clientSecret: string;
+  redirectUrl?: string;
+}
+
 export type ChargeOutcome =
   | { status: 'succeeded'; gatewayPaymentId: string }
-  | { status: 'pending'; gatewayPaymentId: string; reason: 'requires_action' | 'processing' }
+  | { status: 'pending'; gatewayPaymentId: string; reason: 'requires_action' | 'processing'; nextAction: NextAction | null }
   | { status: 'declined'; gatewayPaymentId: string | null; decline: DeclineKind; failureCode: string };
+
+/**
+ * `on_session`: the customer is at the app (subscribe, one-time payment, booking, a card change
+ * while past due) and can authenticate; the card is saved for later (`setup_future_usage`).
+ * `off_session`: renewals and dunning retries, charged with nobody present.
+ */
+export type ChargeSession = 'on_session' | 'off_session';
 
 export interface ChargeRequest {
   amount: number;
   currency: string;
+  /** The customer's gateway id: Stripe charges a saved payment method only with its customer. */
+  customerId: string;
+  /** A payment method attached to `customerId`. */
   paymentMethod: string;
+  session: ChargeSession;
   /** Same key, same charge: the gateway replays the first answer. */
   idempotencyKey: string;
+  /** Our user id, kept in the gateway's metadata. */
   customerRef: string;
   description: string;
   metadata?: Record<string, string>;
+}
+
+/** A card saved at the gateway, as much of it as may be shown (never the number). */
+export interface SavedCard {
+  id: string;
+  brand: string;
+  last4: string;
+  expMonth: number;
+  expYear: number;
+  /** The customer it is attached to; null once detached. */
+  customerId: string | null;
+}
+
+export interface CustomerRequest {
+  /** Our user id; the gateway keeps it in the customer's metadata. */
+  userId: string;
+  email: string;
+  name: string;
+  /** Derived from the user: a retried creation returns the first customer. */
+  idempotencyKey: string;
+}
+
+export interface SetupIntentRequest {
+  customerId: string;
+  idempotencyKey: string;
+}
+
+/** A SetupIntent the customer's app confirms with Stripe.js; its webhook saves the card. */
+export interface SetupIntentOutcome {
+  id: string;
+  clientSecret: string;
+  status: string;
 }
 
 export interface RefundRequest {
@@ -41,6 +95,19 @@ export type CancelOutcome = { status: 'canceled' } | { status: 'succeeded' };
 
 export interface PaymentGateway {
   readonly name: 'stripe' | 'sandbox';
+  createCustomer(request: CustomerRequest): Promise<{ customerId: string }>;
+  createSetupIntent(request: SetupIntentRequest): Promise<SetupIntentOutcome>;
+  /**
+   * Attaches a payment method to a customer and returns the saved card. A test token such as
+   * `pm_card_visa` becomes a new `pm_…` of its own (as Stripe does); attaching a method already
+   * attached to this customer returns it unchanged. A method attached elsewhere, detached, or
+   * unknown is refused (GatewayRequestRejectedError).
+   */
+  attachPaymentMethod(request: { customerId: string; paymentMethod: string }): Promise<SavedCard>;
+  /** Detaching a method already detached changes nothing. */
+  detachPaymentMethod(request: { paymentMethod: string }): Promise<void>;
+  /** The card behind a payment method id (a SetupIntent's, say); GatewayRequestRejectedError when unknown. */
+  retrievePaymentMethod(paymentMethod: string): Promise<SavedCard>;
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   refund(request: RefundRequest): Promise<RefundOutcome>;
   /**
@@ -120,7 +187,10 @@ export interface ChargeInput {
   bookingId?: string;
   amount: number;
   currency: string;
+  /** A payment method saved to the user's customer (the API attaches a token before it starts a workflow). */
   paymentMethod: string;
+  /** Absent in runs started before sessions were told apart: those charge off-session. */
+  session?: ChargeSession;
   /** Derived from (workflow id, cycle, attempt); unique in `payments` and sent to the gateway. */
   idempotencyKey: string;
   cycle?: number;
@@ -134,6 +204,8 @@ export interface ChargeResult {
   gatewayPaymentId: string | null;
   failureCode: string | null;
   decline: DeclineKind | null;
+  /** While pending: what the customer must do (their app completes it), when the gateway said. */
+  nextAction?: NextAction | null;
 }
 
 export interface RefundInput {

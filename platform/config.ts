@@ -20,6 +20,10 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  // Milliseconds a statement may run, and a transaction may sit idle, before PostgreSQL ends it:
+  // no request or activity can hold rows or a pooled connection for long.
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -29,10 +33,17 @@ const envSchema = z.object({
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
   JWT_SECRET: z.string().min(32, 'at least 32 characters'),
   JWT_TTL: isoDuration.default('PT1H'),
+  // Which gateway takes the money. Unset: the sandbox in development and test; production must say.
+  PAYMENT_GATEWAY: z.enum(['stripe', 'sandbox']).optional(),
   STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
   STRIPE_API_URL: z.url().optional(),
   STRIPE_WEBHOOK_SECRET: z.string().min(1),
   PENDING_PAYMENT_TIMEOUT: isoDuration.default('P1D'),
+  // Where a customer completes a payment that needs them (3-D Secure); {paymentId} is replaced.
+  PAYMENT_ACTION_URL: z
+    .url()
+    .refine((url) => url.includes('{paymentId}'), 'a URL containing {paymentId}, such as https://app.example.com/pay/{paymentId}')
+    .optional(),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).default('Billing <billing@localhost>'),
   CORS_ORIGINS: commaList.default([]),
@@ -54,7 +65,37 @@ const envSchema = z.object({
   GATEWAY_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(100),
 });
 
-export type Config = z.infer<typeof envSchema>;
+type Environment = z.infer<typeof envSchema>;
+
+const DEVELOPMENT_PAYMENT_ACTION_URL = 'http://localhost:3000/pay/{paymentId}';
+
+/** The configuration with its choices made: a gateway always named, an action URL always set. */
+export type Config = Omit<Environment, 'PAYMENT_GATEWAY' | 'PAYMENT_ACTION_URL'> & {
+  PAYMENT_GATEWAY: 'stripe' | 'sandbox';
+  PAYMENT_ACTION_URL: string;
+};
+
+/**
+ * Money settings that depend on each other. A production deploy names its gateway (a forgotten
+ * key must not silently turn it into the sandbox, which approves every test card) and where a
+ * customer completes a payment; the stripe gateway needs its key.
+ */
+function moneySettings(env: Environment): { config?: Config; problems: string[] } {
+  const problems: string[] = [];
+  const production = env.NODE_ENV === 'production';
+  if (production && env.PAYMENT_GATEWAY === undefined) {
+    problems.push('PAYMENT_GATEWAY: required when NODE_ENV=production (stripe, or sandbox to take no real money)');
+  }
+  const gateway = env.PAYMENT_GATEWAY ?? 'sandbox';
+  if (gateway === 'stripe' && env.STRIPE_SECRET_KEY === undefined) {
+    problems.push('STRIPE_SECRET_KEY: required when PAYMENT_GATEWAY=stripe (sk_live_… or sk_test_…)');
+  }
+  if (production && env.PAYMENT_ACTION_URL === undefined) {
+    problems.push('PAYMENT_ACTION_URL: required when NODE_ENV=production (where customers complete a payment, with {paymentId})');
+  }
+  if (problems.length > 0) return { problems };
+  return { problems, config: { ...env, PAYMENT_GATEWAY: gateway, PAYMENT_ACTION_URL: env.PAYMENT_ACTION_URL ?? DEVELOPMENT_PAYMENT_ACTION_URL } };
+}
 
 /**
  * Express's `trust proxy`: which proxies may name the client in X-Forwarded-For, so per-IP rate
@@ -78,8 +119,10 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = envSchema.safeParse(present);
-  if (parsed.success) return parsed.data;
-  throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  const { config, problems } = moneySettings(parsed.data);
+  if (!config) throw new ConfigError(problems);
+  return config;
 }
 
 /** For process entry points: a bad environment ends the process with the message naming each variable. */

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createApp } from '../api/app';
-import { connectDatabase, migrateDatabase } from '../db/client';
+import { connectDatabase, migrateDatabase, poolOptions } from '../db/client';
 import { loadConfigOrExit } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { waitForSearchAttributes } from '../platform/search-attributes';
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
 
   await migrateDatabase(config.DATABASE_URL);
-  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const database = connectDatabase(config.DATABASE_URL, poolOptions(config));
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const temporal = await connectTemporal(config);

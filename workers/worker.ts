@@ -1,7 +1,7 @@
 /** The worker process: migrate, connect, serve every task queue; SIGTERM/SIGINT drain and exit. */
 import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
-import { connectDatabase, migrateDatabase } from '../db/client';
+import { connectDatabase, migrateDatabase, poolOptions } from '../db/client';
 import { loadConfigOrExit } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { registerSearchAttributes } from '../platform/search-attributes';
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   installTemporalRuntime(config, logger);
 
   await migrateDatabase(config.DATABASE_URL);
-  const database = connectDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE });
+  const database = connectDatabase(config.DATABASE_URL, poolOptions(config));
   const connection = await NativeConnection.connect(temporalTransportOptions(config));
   // Workflows set these attributes; a server without them would fail their tasks.
   const registered = await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
