@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import type { Database } from '../db/client';
 import { notifications, users } from '../db/schema';
@@ -28,6 +28,9 @@ function logMailer(logger: Logger): Mailer {
   };
 }
 
+// Longer than the activity's start-to-close timeout (NOTIFICATION: 30 s), so a live sender's claim never expires under it.
+const SEND_CLAIM_SECONDS = 60;
+
 export interface NotificationActivityDeps {
   db: Database;
   mailer: Mailer;
@@ -38,39 +41,47 @@ export type NotificationActivities = ReturnType<typeof createNotificationActivit
 
 export function createNotificationActivities({ db, mailer, logger }: NotificationActivityDeps) {
   /**
-   * Records the notification in the outbox once per `dedupeKey` and delivers it once. A failed
-   * delivery is recorded on the row and thrown, so Temporal retries it; `sent` says whether this
-   * call delivered it (false when an earlier call already had).
+   * Records the notification in the outbox once per `dedupeKey` and delivers it once. Claim,
+   * send, record, with no transaction open while the mail server is talked to: the claim
+   * (`sending_since`) keeps a concurrent retry from sending too, and one left by a sender that
+   * died expires after SEND_CLAIM_SECONDS. A failed delivery is recorded on the row and thrown,
+   * so Temporal retries it; `sent` says whether this call delivered it.
    */
   async function notify(input: NotificationInput): Promise<{ notificationId: string; sent: boolean }> {
     await recordInOutbox(db, input);
-
-    const attempt = await db.transaction(async (tx) => {
-      // The row lock keeps two concurrent retries from both sending.
-      const [row] = await tx.select().from(notifications).where(eq(notifications.dedupeKey, input.dedupeKey)).for('update');
-      if (row.sentAt) return { notificationId: row.id, sent: false, error: null };
-      try {
-        await mailer.send({ to: row.recipient, subject: row.subject, text: row.body });
-      } catch (error) {
-        await tx
-          .update(notifications)
-          .set({ attempts: sql`${notifications.attempts} + 1`, lastError: errorMessage(error) })
-          .where(eq(notifications.id, row.id));
-        return { notificationId: row.id, sent: false, error };
-      }
-      await tx
-        .update(notifications)
-        .set({ attempts: sql`${notifications.attempts} + 1`, lastError: null, sentAt: new Date() })
-        .where(eq(notifications.id, row.id));
-      return { notificationId: row.id, sent: true, error: null };
-    });
-
-    if (attempt.error !== null) {
-      logger.warn({ notificationId: attempt.notificationId, kind: input.kind, err: attempt.error }, 'notification not delivered');
-      throw attempt.error instanceof Error ? attempt.error : new Error(errorMessage(attempt.error));
+    const [claimed] = await db
+      .update(notifications)
+      .set({ sendingSince: sql`now()` })
+      .where(
+        and(
+          eq(notifications.dedupeKey, input.dedupeKey),
+          isNull(notifications.sentAt),
+          or(isNull(notifications.sendingSince), lt(notifications.sendingSince, sql`now() - make_interval(secs => ${SEND_CLAIM_SECONDS})`)),
+        ),
+      )
+      .returning();
+    if (!claimed) {
+      const [row] = await db.select().from(notifications).where(eq(notifications.dedupeKey, input.dedupeKey));
+      if (row.sentAt) return { notificationId: row.id, sent: false };
+      // Another attempt is sending it now: retried later, this finds it sent (or the claim expired).
+      throw new Error(`notification ${row.id} is being sent by another attempt`);
     }
-    if (attempt.sent) logger.info({ notificationId: attempt.notificationId, kind: input.kind, mailer: mailer.name }, 'notification sent');
-    return { notificationId: attempt.notificationId, sent: attempt.sent };
+    try {
+      await mailer.send({ to: claimed.recipient, subject: claimed.subject, text: claimed.body });
+    } catch (error) {
+      await db
+        .update(notifications)
+        .set({ attempts: sql`${notifications.attempts} + 1`, lastError: errorMessage(error), sendingSince: null })
+        .where(eq(notifications.id, claimed.id));
+      logger.warn({ notificationId: claimed.id, kind: input.kind, err: error }, 'notification not delivered');
+      throw error instanceof Error ? error : new Error(errorMessage(error));
+    }
+    await db
+      .update(notifications)
+      .set({ attempts: sql`${notifications.attempts} + 1`, lastError: null, sentAt: new Date(), sendingSince: null })
+      .where(eq(notifications.id, claimed.id));
+    logger.info({ notificationId: claimed.id, kind: input.kind, mailer: mailer.name }, 'notification sent');
+    return { notificationId: claimed.id, sent: true };
   }
 
   return { notify };

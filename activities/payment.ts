@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { addRefundedAmount, chargeResultOf, refundStatusOf, type PaymentRow } from '../db/payments';
+import { addRefundedAmount, chargeResultOf, findPayment, refundStatusOf, releaseRefundReservation, type PaymentRow } from '../db/payments';
 import { payments } from '../db/schema';
 import {
   PAYMENT_ID_METADATA_KEY,
@@ -16,6 +16,7 @@ import {
   type RefundResult,
 } from '../domain/payment';
 import type { Logger } from '../platform/logger';
+import { ensureGatewayCustomer } from './customers';
 
 export interface PaymentActivityDeps {
   db: Database;
@@ -38,10 +39,9 @@ export interface LatePaymentSuccess {
 }
 
 /**
- * Charges, refunds and settlements, each exactly once per idempotency key. The `payments` row
- * is claimed first (unique key) and locked while the gateway is called, so a retried or
- * concurrent activity either waits and reuses the recorded answer or repeats the call with the
- * same key, which the gateway answers with the same charge.
+ * Charges, refunds and settlements, each exactly once per idempotency key: the `payments` row is
+ * claimed first (unique key), the gateway is called with that key (it answers a repeat with the
+ * first charge or refund), and its answer is recorded onto the claimed row.
  */
 export function createPaymentActivities({ db, gateway, logger }: PaymentActivityDeps) {
   const deps: PaymentActivityDeps = { db, gateway, logger };
@@ -54,8 +54,19 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
   };
 }
 
-async function chargePayment({ db, gateway, logger }: PaymentActivityDeps, input: ChargeInput): Promise<ChargeResult> {
-  // Committed on its own so the pending charge stays visible even while the gateway is down.
+/**
+ * Claim, call, record, with no transaction or row lock open across the gateway call (a slow
+ * gateway must not hold PostgreSQL connections that holds and reads need):
+ * - claim: the `payments` row, unique by idempotency key, committed on its own so a pending
+ *   charge stays visible even while the gateway is down; a row the gateway has answered already
+ *   is returned as it is (a retried activity charges nothing);
+ * - call: the gateway, with the same idempotency key however often this runs (retries, two
+ *   attempts racing): the gateway answers a repeat with the first charge, never a second one;
+ * - record: the answer, onto a row still unanswered only, so a late or repeated attempt cannot
+ *   overwrite what the first recorded (or what the webhook settled meanwhile).
+ */
+async function chargePayment(deps: PaymentActivityDeps, input: ChargeInput): Promise<ChargeResult> {
+  const { db, gateway, logger } = deps;
   await db
     .insert(payments)
     .values({
@@ -73,44 +84,82 @@ async function chargePayment({ db, gateway, logger }: PaymentActivityDeps, input
       description: input.description,
     })
     .onConflictDoNothing({ target: payments.idempotencyKey });
+  const row = await paymentByKey(db, input.idempotencyKey);
+  if (!row) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
+  if (gatewayHasAnswered(row)) return chargeResultOf(row);
 
-  return db.transaction(async (tx) => {
-    const [row] = await tx.select().from(payments).where(eq(payments.idempotencyKey, input.idempotencyKey)).for('update');
-    if (!row) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
-    if (gatewayHasAnswered(row)) return chargeResultOf(row);
-
-    const outcome = await gateway.charge({
-      amount: row.amount,
-      currency: row.currency,
-      paymentMethod: input.paymentMethod,
-      idempotencyKey: row.idempotencyKey,
-      customerRef: row.userId,
-      description: input.description,
-      metadata: chargeMetadata(row),
-    });
-    const [updated] = await tx
-      .update(payments)
-      .set({ ...projectionOf(outcome), updatedAt: new Date() })
-      .where(eq(payments.id, row.id))
-      .returning();
-    logger.info(
-      { paymentId: row.id, kind: row.kind, status: updated.status, failureCode: updated.failureCode, gateway: gateway.name },
-      'charge recorded',
-    );
-    return chargeResultOf(updated);
+  const customerId = await ensureGatewayCustomer(deps, row.userId);
+  const outcome = await gateway.charge({
+    amount: row.amount,
+    currency: row.currency,
+    customerId,
+    paymentMethod: input.paymentMethod,
+    // Runs from before sessions were told apart pass none: nobody is present to authenticate.
+    session: input.session ?? 'off_session',
+    idempotencyKey: row.idempotencyKey,
+    customerRef: row.userId,
+    description: input.description,
+    metadata: chargeMetadata(row),
   });
+  const [updated] = await db
+    .update(payments)
+    .set({ ...projectionOf(outcome), updatedAt: new Date() })
+    .where(and(eq(payments.id, row.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
+    .returning();
+  const recorded = updated ?? (await paymentByKey(db, input.idempotencyKey))!;
+  logger.info(
+    { paymentId: row.id, kind: row.kind, status: recorded.status, failureCode: recorded.failureCode, gateway: gateway.name },
+    'charge recorded',
+  );
+  return chargeResultOf(recorded);
 }
 
+/**
+ * Claim, call, record, as for a charge. The claim (one short transaction, the charge's row
+ * locked) checks what is left to refund and reserves the amount on the charge at once, so ten
+ * refunds racing can never together exceed what was paid; a refund the gateway then refuses
+ * gives its reservation back. The refund's own row, unique by idempotency key, makes a retried
+ * activity call the gateway with the same key (one refund there) and reserve nothing twice.
+ */
 async function refundPayment({ db, gateway, logger }: PaymentActivityDeps, input: RefundInput): Promise<RefundResult> {
   if (!Number.isSafeInteger(input.amount) || input.amount <= 0) {
     throw ApplicationFailure.nonRetryable(`refund amount must be a positive integer, got ${input.amount}`, 'InvalidRefund');
   }
+  const { original, refund } = await claimRefund(db, input);
+  if (gatewayHasAnswered(refund)) return { refundPaymentId: refund.id, status: refundStatusOf(refund) };
+
+  const outcome = await gateway.refund({
+    gatewayPaymentId: original.gatewayPaymentId!,
+    amount: refund.amount,
+    idempotencyKey: input.idempotencyKey,
+  });
+  await db.transaction(async (tx) => {
+    const [recorded] = await tx
+      .update(payments)
+      .set({ status: outcome.status, gatewayPaymentId: outcome.gatewayRefundId, updatedAt: new Date() })
+      .where(and(eq(payments.id, refund.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
+      .returning({ id: payments.id });
+    // Only the attempt that recorded the refusal gives the reservation back, and only once.
+    if (recorded && outcome.status === 'failed') await releaseRefundReservation(tx, original.id, refund.amount);
+  });
+  logger.info({ paymentId: original.id, refundPaymentId: refund.id, status: outcome.status }, 'refund recorded');
+  return { refundPaymentId: refund.id, status: outcome.status };
+}
+
+async function claimRefund(db: Database, input: RefundInput): Promise<{ original: PaymentRow; refund: PaymentRow }> {
   return db.transaction(async (tx) => {
-    // Locking the charge serialises refunds of it, so two can never exceed what was paid.
+    // Locking the charge serialises the claims of its refunds.
     const [original] = await tx.select().from(payments).where(eq(payments.id, input.paymentId)).for('update');
     if (!original) throw ApplicationFailure.nonRetryable(`no payment ${input.paymentId}`, 'PaymentNotFound');
-
-    await tx
+    const [existing] = await tx.select().from(payments).where(eq(payments.idempotencyKey, input.idempotencyKey));
+    if (existing) {
+      if (existing.refundOf !== original.id) {
+        throw ApplicationFailure.nonRetryable(`idempotency key ${input.idempotencyKey} belongs to another payment`, 'InvalidRefund');
+      }
+      return { original, refund: existing };
+    }
+    assertRefundable(original, input.amount);
+    const [refund] = await tx
       .insert(payments)
       .values({
         kind: 'refund',
@@ -124,27 +173,9 @@ async function refundPayment({ db, gateway, logger }: PaymentActivityDeps, input
         refundOf: original.id,
         description: input.reason,
       })
-      .onConflictDoNothing({ target: payments.idempotencyKey });
-    const [refund] = await tx.select().from(payments).where(eq(payments.idempotencyKey, input.idempotencyKey));
-    if (refund.refundOf !== original.id) {
-      throw ApplicationFailure.nonRetryable(`idempotency key ${input.idempotencyKey} belongs to another payment`, 'InvalidRefund');
-    }
-    if (gatewayHasAnswered(refund)) return { refundPaymentId: refund.id, status: refundStatusOf(refund) };
-
-    assertRefundable(original, input.amount);
-    const outcome = await gateway.refund({
-      gatewayPaymentId: original.gatewayPaymentId!,
-      amount: input.amount,
-      idempotencyKey: input.idempotencyKey,
-    });
-    await tx
-      .update(payments)
-      .set({ status: outcome.status, gatewayPaymentId: outcome.gatewayRefundId, updatedAt: new Date() })
-      .where(eq(payments.id, refund.id));
-    // A pending refund has been accepted by the gateway; it counts against what may still be refunded.
-    if (outcome.status !== 'failed') await addRefundedAmount(tx, original.id, input.amount);
-    logger.info({ paymentId: original.id, refundPaymentId: refund.id, status: outcome.status }, 'refund recorded');
-    return { refundPaymentId: refund.id, status: outcome.status };
+      .returning();
+    await addRefundedAmount(tx, original.id, input.amount);
+    return { original, refund };
   });
 }
 
@@ -155,6 +186,7 @@ async function settlePayment({ db, logger }: PaymentActivityDeps, settlement: Pa
     .set({
       status: settlement.status,
       failureCode: settlement.status === 'failed' ? settlement.failureCode : null,
+      nextAction: null,
       gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${settlement.gatewayPaymentId})`,
       updatedAt: new Date(),
     })
@@ -171,27 +203,28 @@ async function settlePayment({ db, logger }: PaymentActivityDeps, settlement: Pa
  * final (settled while the workflow was deciding) is returned as it is.
  */
 async function cancelPendingPayment({ db, gateway, logger }: PaymentActivityDeps, { paymentId }: { paymentId: string }): Promise<ChargeResult> {
-  return db.transaction(async (tx) => {
-    const [row] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update');
-    if (!row) throw ApplicationFailure.nonRetryable(`no payment ${paymentId}`, 'PaymentNotFound');
-    if (row.status !== 'pending') return chargeResultOf(row);
-    if (row.gatewayPaymentId === null) {
-      // Only a charge the gateway answered `pending` (with its id) is ever waited for.
-      throw ApplicationFailure.nonRetryable(`payment ${paymentId} has no gateway payment to cancel`, 'PaymentNotCancelable');
-    }
-    const outcome = await gateway.cancel({ gatewayPaymentId: row.gatewayPaymentId, idempotencyKey: `${row.idempotencyKey}/cancel` });
-    const final =
-      outcome.status === 'succeeded'
-        ? { status: 'succeeded' as const, failureCode: null }
-        : { status: 'failed' as const, failureCode: PAYMENT_TIMEOUT_FAILURE_CODE };
-    const [updated] = await tx
-      .update(payments)
-      .set({ ...final, updatedAt: new Date() })
-      .where(eq(payments.id, row.id))
-      .returning();
-    logger.warn({ paymentId, gatewayAnswer: outcome.status, status: updated.status }, 'pending payment timed out; canceled at the gateway');
-    return chargeResultOf(updated);
-  });
+  const row = await findPayment(db, paymentId);
+  if (!row) throw ApplicationFailure.nonRetryable(`no payment ${paymentId}`, 'PaymentNotFound');
+  if (row.status !== 'pending') return chargeResultOf(row);
+  if (row.gatewayPaymentId === null) {
+    // Only a charge the gateway answered `pending` (with its id) is ever waited for.
+    throw ApplicationFailure.nonRetryable(`payment ${paymentId} has no gateway payment to cancel`, 'PaymentNotCancelable');
+  }
+  // No lock across the call: the cancel's own key makes a retry the same cancel, and the
+  // gateway's answer is final (a charge it canceled cannot succeed later).
+  const outcome = await gateway.cancel({ gatewayPaymentId: row.gatewayPaymentId, idempotencyKey: `${row.idempotencyKey}/cancel` });
+  const final =
+    outcome.status === 'succeeded'
+      ? { status: 'succeeded' as const, failureCode: null }
+      : { status: 'failed' as const, failureCode: PAYMENT_TIMEOUT_FAILURE_CODE };
+  const [updated] = await db
+    .update(payments)
+    .set({ ...final, nextAction: null, updatedAt: new Date() })
+    .where(and(eq(payments.id, row.id), eq(payments.status, 'pending')))
+    .returning();
+  const recorded = updated ?? (await findPayment(db, row.id))!;
+  logger.warn({ paymentId, gatewayAnswer: outcome.status, status: recorded.status }, 'pending payment timed out; canceled at the gateway');
+  return chargeResultOf(recorded);
 }
 
 /**
@@ -242,14 +275,20 @@ function gatewayHasAnswered(row: PaymentRow): boolean {
   return row.status !== 'pending' || row.gatewayPaymentId !== null;
 }
 
-function projectionOf(outcome: ChargeOutcome): Pick<PaymentRow, 'status' | 'gatewayPaymentId' | 'failureCode'> {
+function projectionOf(outcome: ChargeOutcome): Pick<PaymentRow, 'status' | 'gatewayPaymentId' | 'failureCode' | 'nextAction'> {
   switch (outcome.status) {
     case 'succeeded':
+      return { status: 'succeeded', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: null, nextAction: null };
     case 'pending':
-      return { status: outcome.status, gatewayPaymentId: outcome.gatewayPaymentId, failureCode: null };
+      return { status: 'pending', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: null, nextAction: outcome.nextAction };
     case 'declined':
-      return { status: 'failed', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: outcome.failureCode };
+      return { status: 'failed', gatewayPaymentId: outcome.gatewayPaymentId, failureCode: outcome.failureCode, nextAction: null };
   }
+}
+
+async function paymentByKey(db: Database, idempotencyKey: string): Promise<PaymentRow | undefined> {
+  const [row] = await db.select().from(payments).where(eq(payments.idempotencyKey, idempotencyKey));
+  return row;
 }
 
 // Lets the webhook find the charge even when Stripe's event outruns our write of the intent id.

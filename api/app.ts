@@ -12,6 +12,8 @@ import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
 import { paymentRoutes } from './payment';
+import { paymentMethodRoutes } from './payment-methods';
+import { sandboxRoutes } from './sandbox';
 import { adminPlanRoutes, planCatalogRoutes } from './plan';
 import { notFoundHandler, problemHandler } from './problem';
 import { ipRateLimit } from './rate-limit';
@@ -34,6 +36,8 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   healthRoutes,
   authRoutes,
   paymentRoutes,
+  paymentMethodRoutes,
+  sandboxRoutes,
   webhookRoutes,
   // Before the subscription router, whose /{id} would otherwise claim "plans".
   planCatalogRoutes,

@@ -42,6 +42,7 @@ import { HttpProblem } from './problem';
 import { logWorkflow } from './request-context';
 import type { RouteHandler } from './route';
 import type { WorkflowLinker } from './temporal-ui';
+import { chargeablePaymentMethod } from './payment-method-choice';
 import { parseBody, parseParams, parseQuery, paymentMethodToken, queryInteger } from './validation';
 import type { AnswerDeadline } from './workflow-answer';
 
@@ -61,7 +62,10 @@ const unitIdsSchema = z
   .meta({ uniqueItems: true });
 
 export const holdSchema = z.strictObject({ offeringId: z.uuid(), unitIds: unitIdsSchema });
-export const createBookingSchema = z.strictObject({ holdId: z.uuid(), paymentMethod: paymentMethodToken });
+export const createBookingSchema = z.strictObject({
+  holdId: z.uuid(),
+  paymentMethod: paymentMethodToken.optional().meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' }),
+});
 export const cancelSchema = z.strictObject({ bookingId: z.uuid() });
 export const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodToken.optional() });
 export const idParamsSchema = z.strictObject({ id: z.uuid() });
@@ -190,7 +194,7 @@ export function createBookingHandler(context: BookingHandlerContext): RouteHandl
       bookingId,
       holdId: hold.id,
       userId: user.id,
-      paymentMethod: input.paymentMethod,
+      paymentMethod: await chargeablePaymentMethod(deps, user.id, input.paymentMethod),
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
     };
@@ -249,13 +253,15 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
     }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
     await assertUnitsOfOffering(db, booking.offeringId, input.unitIds);
+    // Absent: the card the booking was paid with.
+    const paymentMethod = input.paymentMethod && (await chargeablePaymentMethod(deps, booking.userId, input.paymentMethod));
     logWorkflow(req, res, booking.workflowId);
     let result;
     try {
       result = await withinDeadline(() =>
         temporal.workflow
           .getHandle(booking.workflowId)
-          .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod: input.paymentMethod }] }),
+          .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod }] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, context);

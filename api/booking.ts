@@ -149,7 +149,7 @@ export const bookingApi = {
       ...problems(400, [402, 'The payment was declined or not completed'], [403, 'The offering requires an active subscription'], 404, [
         409,
         'The hold is not active or has expired, or the booking could not be confirmed',
-      ]),
+      ], [422, 'A payment method that cannot be used']),
     },
   },
   cancel: {

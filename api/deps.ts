@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import type postgres from 'postgres';
 import type { Database } from '../db/client';
+import type { PaymentGateway } from '../domain/payment';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import { TASK_QUEUES, type TaskQueues } from '../platform/task-queues';
@@ -14,6 +15,8 @@ export interface AppDeps {
   redis: Redis;
   temporal: Client;
   logger: Logger;
+  /** The payment gateway the API itself calls: customers, saved cards, SetupIntents. */
+  gateway: PaymentGateway;
   /** Task queues workflows are started on; tests pass unique ones. Default: TASK_QUEUES. */
   taskQueues?: TaskQueues;
 }

@@ -10,6 +10,8 @@ import { healthApi } from './health';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
 import { paymentApi } from './payment';
+import { paymentMethodApi } from './payment-methods';
+import { sandboxApi } from './sandbox';
 import { planApi } from './plan';
 import { PROBLEM_CONTENT_TYPE } from './problem';
 import { apiRouter } from './route';
@@ -54,6 +56,8 @@ export function apiOperations(): ApiOperation[] {
     planApi,
     subscriptionApi,
     paymentApi,
+    paymentMethodApi,
+    sandboxApi,
     webhookApi,
     offeringApi,
     bookingApi,

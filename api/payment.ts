@@ -4,6 +4,7 @@ import { desc, eq } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
 import { chargedPayment, findPayment, type PaymentRow } from '../db/payments';
+import { chargeablePaymentMethod } from './payment-method-choice';
 import { payments } from '../db/schema';
 import { oneTimePaymentWorkflowId, type ChargeResult } from '../domain/payment';
 import { paymentSummary } from '../domain/workflow-descriptions';
@@ -20,6 +21,13 @@ import { paymentWorkflowId, workflowLinkFields, workflowLinker, type WorkflowLin
 import { chargeableAmount, currencyCode, nonBlankText, parseBody, parseQuery, paymentMethodToken, queryInteger } from './validation';
 import { answerDeadline, type AnswerDeadline, type WorkflowRouteOptions } from './workflow-answer';
 
+/** What the customer's app does to complete a payment that awaits them: Stripe.js with the client secret, or a redirect. */
+const nextActionSchema = z.strictObject({
+  type: z.enum(['use_stripe_sdk', 'redirect_to_url']),
+  clientSecret: z.string(),
+  redirectUrl: z.url().optional(),
+});
+
 /** A payment as the API shows it; other routers (subscriptions, bookings) reuse it. */
 export const paymentJsonSchema = z
   .strictObject({
@@ -35,6 +43,9 @@ export const paymentJsonSchema = z
     subscriptionId: z.uuid().optional(),
     bookingId: z.uuid().optional(),
     refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
+    nextAction: nextActionSchema
+      .nullable()
+      .meta({ description: "While pending on the customer (3-D Secure): what the client app must do; null otherwise." }),
     createdAt: isoDateTime,
     ...workflowLinkFields,
   })
@@ -57,6 +68,7 @@ export function toPaymentJson(row: PaymentRow, link: WorkflowLinker): PaymentJso
     ...(row.subscriptionId ? { subscriptionId: row.subscriptionId } : {}),
     ...(row.bookingId ? { bookingId: row.bookingId } : {}),
     ...(row.refundOf ? { refundOf: row.refundOf } : {}),
+    nextAction: row.status === 'pending' ? row.nextAction : null,
     createdAt: row.createdAt.toISOString(),
     ...link(paymentWorkflowId(row)),
   };
@@ -65,7 +77,7 @@ export function toPaymentJson(row: PaymentRow, link: WorkflowLinker): PaymentJso
 const processPaymentSchema = z.strictObject({
   amount: chargeableAmount,
   currency: currencyCode,
-  paymentMethod: paymentMethodToken,
+  paymentMethod: paymentMethodToken.optional().meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' }),
   description: nonBlankText(500),
 });
 
@@ -87,6 +99,7 @@ export function paymentRoutes(deps: AppDeps, options: WorkflowRouteOptions = {})
   const { router, route } = apiRouter(deps);
   route(paymentApi.process, paymentRateLimit(deps), processPaymentHandler(context));
   route(paymentApi.history, paymentHistoryHandler(context));
+  route(paymentApi.read, readPaymentHandler(context));
   return router;
 }
 
@@ -109,6 +122,8 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
     const user = currentUser(req);
     const input: OneTimePaymentInput = {
       ...body,
+      paymentMethod: await chargeablePaymentMethod(deps, user.id, body.paymentMethod),
+      session: 'on_session',
       paymentId: randomUUID(),
       userId: user.id,
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
@@ -143,6 +158,17 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
       });
     }
     res.status(201).json({ payment });
+  };
+}
+
+/** One payment, for its owner or staff; while it awaits the customer it carries `nextAction`. */
+function readPaymentHandler({ deps, link }: PaymentHandlerContext): RouteHandler {
+  return async (req, res) => {
+    const { id } = req.params;
+    const user = currentUser(req);
+    const row = z.uuid().safeParse(id).success ? await findPayment(deps.db, id) : undefined;
+    if (!row || (row.userId !== user.id && user.role !== 'staff')) throw new HttpProblem(404, 'Not Found', 'No such payment.');
+    res.json({ payment: toPaymentJson(row, link) });
   };
 }
 
@@ -184,6 +210,7 @@ async function paymentStillUnderWay({ deps, link }: PaymentHandlerContext, input
     gatewayPaymentId: null,
     failureCode: null,
     refundedAmount: 0,
+    nextAction: null,
     createdAt: new Date().toISOString(),
     ...link(workflowId),
   };
@@ -202,7 +229,7 @@ export const paymentApi = {
     responses: {
       201: json('The payment succeeded', paymentAnswer),
       202: json('The payment awaits the customer (or is still under way); a webhook settles it', paymentAnswer),
-      ...problems(400, [402, 'The payment was declined; the problem carries the payment']),
+      ...problems(400, [402, 'The payment was declined; the problem carries the payment'], [422, 'A payment method that cannot be used']),
     },
   },
   history: {
@@ -212,5 +239,13 @@ export const paymentApi = {
     auth: 'user',
     request: { query: historyQuerySchema },
     responses: { 200: json('Payments', z.strictObject({ payments: z.array(paymentJsonSchema) })), ...problems(400) },
+  },
+  read: {
+    method: 'get',
+    path: '/api/v1/payments/{id}',
+    summary: 'One payment (owner or staff); while it awaits the customer, with its nextAction',
+    auth: 'user',
+    request: { params: z.strictObject({ id: z.uuid() }) },
+    responses: { 200: json('The payment', paymentAnswer), ...problems(404) },
   },
 } satisfies Record<string, ApiOperation>;

@@ -13,6 +13,7 @@ import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { paymentJsonSchema, toPaymentJson } from './payment';
+import { chargeablePaymentMethod } from './payment-method-choice';
 import { planTermsOf } from './plan';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
@@ -83,9 +84,13 @@ export function toNotificationJson(row: NotificationRow): NotificationJson {
   return { id: row.id, kind: row.kind, subject: row.subject, createdAt: row.createdAt.toISOString(), sentAt: isoOrNull(row.sentAt) };
 }
 
+const chosenPaymentMethod = paymentMethodToken
+  .optional()
+  .meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' });
+
 export const subscribeSchema = z.strictObject({
   planId: z.uuid(),
-  paymentMethod: paymentMethodToken,
+  paymentMethod: chosenPaymentMethod,
 });
 
 export const cancelSchema = z.strictObject({
@@ -94,7 +99,7 @@ export const cancelSchema = z.strictObject({
 });
 
 export const changePaymentMethodSchema = z.strictObject({
-  paymentMethod: paymentMethodToken,
+  paymentMethod: chosenPaymentMethod,
 });
 
 // After the subscribe call ran out of time: a short look at whether its workflow started at all.
@@ -144,12 +149,15 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
   const { db, temporal, config } = deps;
   return async (req, res) => {
     const body = parseBody(subscribeSchema, req.body);
+    const userId = currentUser(req).id;
+    const plan = planTermsOf(await planOnSale(db, body.planId));
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
       subscriptionId: randomUUID(),
-      userId: currentUser(req).id,
-      plan: planTermsOf(await planOnSale(db, body.planId)),
-      paymentMethod: body.paymentMethod,
+      userId,
+      plan,
+      paymentMethod: await chargeablePaymentMethod(deps, userId, body.paymentMethod),
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
+      paymentActionUrl: config.PAYMENT_ACTION_URL,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
@@ -235,7 +243,8 @@ function changePaymentMethodHandler(context: SubscriptionHandlerContext): RouteH
   const { db, temporal } = deps;
   return async (req, res) => {
     const row = await changeableSubscription(db, req, req.params.id);
-    const { paymentMethod } = parseBody(changePaymentMethodSchema, req.body);
+    const body = parseBody(changePaymentMethodSchema, req.body);
+    const paymentMethod = await chargeablePaymentMethod(deps, row.userId, body.paymentMethod);
     logWorkflow(req, res, row.workflowId);
     // While past due the workflow charges the new method at once and answers after that attempt.
     await changeWorkflow(context, () => changePaymentMethod(temporal, row.id, paymentMethod));
@@ -420,6 +429,9 @@ export const subscriptionApi = {
     summary: 'Change the payment method; while past due the new one is charged at once',
     auth: 'user',
     request: { params: subscriptionIdParams, body: changePaymentMethodSchema },
-    responses: { 200: json('The subscription after the change', subscriptionAnswer), ...problems(400, 404, [409, 'The subscription has ended']) },
+    responses: {
+      200: json('The subscription after the change', subscriptionAnswer),
+      ...problems(400, 404, [409, 'The subscription has ended'], [422, 'A payment method that cannot be used']),
+    },
   },
 } satisfies Record<string, ApiOperation>;

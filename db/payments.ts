@@ -56,7 +56,23 @@ export async function recordGatewayRefundTotal(db: Database | Transaction, payme
   );
 }
 
-/** Adds a refund the gateway accepted to what has been refunded of the charge. */
+/**
+ * A refund the gateway refused gives back what its claim reserved on the charge; a charge that
+ * the reservation had made `refunded` is a (partly refunded) success again.
+ */
+export async function releaseRefundReservation(tx: Transaction, paymentId: string, amount: number): Promise<void> {
+  const total = sql`greatest(${payments.refundedAmount} - ${amount}, 0)`;
+  await tx
+    .update(payments)
+    .set({
+      refundedAmount: total,
+      status: sql`case when ${payments.status} = 'refunded' and ${total} < ${payments.amount} then 'succeeded' else ${payments.status} end`,
+      updatedAt: new Date(),
+    })
+    .where(eq(payments.id, paymentId));
+}
+
+/** Adds a refund (claimed, or accepted by the gateway) to what has been refunded of the charge. */
 export async function addRefundedAmount(tx: Transaction, paymentId: string, amount: number): Promise<void> {
   await setRefundedAmount(tx, sql`${payments.refundedAmount} + ${amount}`, eq(payments.id, paymentId));
 }
@@ -75,20 +91,21 @@ async function setRefundedAmount(db: Database | Transaction, total: SQL, where: 
 
 /** A charge's row as the workflows see its outcome. */
 export function chargeResultOf(row: PaymentRow): ChargeResult {
-  // A charge refunded later still succeeded as a charge.
-  const status = row.status === 'refunded' ? 'succeeded' : row.status;
+  // A charge refunded or disputed later still succeeded as a charge.
+  const status = row.status === 'refunded' || row.status === 'disputed' ? 'succeeded' : row.status;
   return {
     paymentId: row.id,
     status,
     gatewayPaymentId: row.gatewayPaymentId,
     failureCode: row.failureCode,
     decline: status === 'failed' ? classifyDecline(row.failureCode) : null,
+    ...(status === 'pending' ? { nextAction: row.nextAction } : {}),
   };
 }
 
 /** A refund's row as the workflows see its outcome. */
 export function refundStatusOf(row: PaymentRow): RefundResult['status'] {
-  return row.status === 'refunded' ? 'succeeded' : row.status;
+  return row.status === 'refunded' || row.status === 'disputed' ? 'succeeded' : row.status;
 }
 
 function isUuid(value: string): boolean {

@@ -234,3 +234,11 @@ export interface PaymentSettlement {
   status: 'succeeded' | 'failed';
   failureCode: string | null;
 }
+
+/**
+ * Where the customer completes a payment that awaits them: PAYMENT_ACTION_URL with the payment's
+ * id in place of `{paymentId}`. Undefined when no template is known (runs started before it was).
+ */
+export function paymentActionLink(template: string | undefined, paymentId: string): string | undefined {
+  return template?.split('{paymentId}').join(encodeURIComponent(paymentId));
+}

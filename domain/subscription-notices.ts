@@ -53,10 +53,12 @@ export function renewalFailedNotice(
   ]);
 }
 
-export function actionRequiredNotice(plan: PlanTerms, cycle: number, attempt: number, expiresAt: Date): SubscriptionNotice {
+export function actionRequiredNotice(plan: PlanTerms, cycle: number, attempt: number, expiresAt: Date, actionLink?: string): SubscriptionNotice {
   return notice('payment_action_required', `${cycle}:${attempt}:action`, `Confirm your payment for ${plan.name}`, [
     `Your bank needs you to confirm the payment of ${price(plan)} for ${plan.name}.`,
-    `Please confirm it before ${formatNoticeInstant(expiresAt)}.`,
+    actionLink
+      ? `Please confirm it at ${actionLink} before ${formatNoticeInstant(expiresAt)}.`
+      : `Please confirm it before ${formatNoticeInstant(expiresAt)}.`,
   ]);
 }
 

@@ -146,3 +146,6 @@ export interface SubscriptionSnapshot {
   dunning: DunningSnapshot | null;
   lastPayment: { paymentId: string; cycle: number; attempt: number; status: 'succeeded' | 'pending' | 'failed'; at: string } | null;
 }
+
+/** The statuses a subscription never leaves (canceled, expired). */
+export const FINAL_STATUSES: readonly SubscriptionStatus[] = (Object.keys(TRANSITIONS) as SubscriptionStatus[]).filter(isFinalStatus);

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import { createPaymentGateway } from '../activities/gateway';
 import { createApp } from '../api/app';
 import { connectDatabase, migrateDatabase, poolOptions } from '../db/client';
 import { loadConfigOrExit } from '../platform/config';
@@ -25,7 +26,8 @@ async function main(): Promise<void> {
   // Starts set them and staff search by them: without them every start would fail.
   await waitForSearchAttributes(temporal.connection, config.TEMPORAL_NAMESPACE, SEARCH_ATTRIBUTES_WAIT_MS);
 
-  const app = createApp({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger });
+  const gateway = createPaymentGateway(config, { db: database.db, logger });
+  const app = createApp({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger, gateway });
   const server = app.listen(config.PORT);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

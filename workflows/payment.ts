@@ -14,6 +14,7 @@ import {
   chargeIdempotencyKey,
   orphanedPaymentRefundWorkflowId,
   type ChargeResult,
+  type ChargeSession,
   type OrphanedPayment,
   type PaymentSettlement,
   type RefundResult,
@@ -59,7 +60,10 @@ export interface OneTimePaymentInput {
   userId: string;
   amount: number;
   currency: string;
+  /** A card saved to the user's customer. */
   paymentMethod: string;
+  /** The customer is at the app (absent in runs from before: charged off-session). */
+  session?: ChargeSession;
   description: string;
   /** ISO-8601 duration a pending charge may wait for its webhook before it counts as failed. */
   pendingTimeout: string;
@@ -110,6 +114,7 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     amount: input.amount,
     currency: input.currency,
     paymentMethod: input.paymentMethod,
+    ...(input.session ? { session: input.session } : {}),
     idempotencyKey: chargeIdempotencyKey(workflowId, 1, 1),
     cycle: 1,
     attempt: 1,

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Redis } from 'ioredis';
+import { createPaymentGateway } from '../../activities/gateway';
 import { createApp, type AppDeps } from '../../api/app';
 import { hashPassword, issueToken } from '../../api/auth';
 import { connectDatabase, migrateDatabase } from '../../db/client';
@@ -38,9 +39,11 @@ export async function connectTestDeps(overrides: Partial<AppDeps> = {}): Promise
     overrides.db && overrides.sql
       ? { db: overrides.db, sql: overrides.sql }
       : own(connectDatabase(config.DATABASE_URL, { max: 5 }), (d) => d.close());
+  const logger = overrides.logger ?? createLogger(config);
   const deps: AppDeps = {
     config,
-    logger: overrides.logger ?? createLogger(config),
+    logger,
+    gateway: overrides.gateway ?? createPaymentGateway(config, { db: database.db, logger }),
     db: database.db,
     sql: database.sql,
     redis: overrides.redis ?? own(new Redis(config.REDIS_URL), (r) => r.quit()),

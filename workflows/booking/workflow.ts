@@ -242,6 +242,8 @@ export class Booking {
       amount,
       currency: state.currency,
       paymentMethod,
+      // The customer is booking (or moving) at the app now and can authenticate.
+      session: 'on_session',
       idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, 1),
       cycle,
       attempt: 1,

@@ -18,6 +18,8 @@ export interface SubscriptionWorkflowInput {
   paymentMethod: string;
   /** How long a charge may wait for its webhook (ISO-8601, e.g. `P1D`) before it counts as failed. */
   pendingPaymentTimeout: string;
+  /** PAYMENT_ACTION_URL: where a customer completes a charge that needs them; absent in older runs. */
+  paymentActionUrl?: string;
   /** The task queue of gateway calls; `payments` when absent (runs started before it was named). */
   paymentsTaskQueue?: string;
   /** Set by the workflow when it continues as new; starters leave it out. */

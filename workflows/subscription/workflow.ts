@@ -11,7 +11,7 @@
 import { allHandlersFinished, condition, continueAsNew, log, patched, setHandler } from '@temporalio/workflow';
 import type { DunningEvent } from '../../domain/dunning';
 import { dunningTimeline } from '../../domain/dunning';
-import { chargeIdempotencyKey, type ChargeResult, type OrphanedPayment } from '../../domain/payment';
+import { chargeIdempotencyKey, paymentActionLink, type ChargeResult, type ChargeSession, type OrphanedPayment } from '../../domain/payment';
 import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../../domain/period';
 import { billingPeriod, isFinalStatus, transition, type SubscriptionSnapshot, type SubscriptionStatus } from '../../domain/subscription';
 import {
@@ -92,7 +92,8 @@ class Subscription extends SubscriptionRun {
       this.activation = { outcome: 'trialing', subscription: this.snapshot(), payment: null };
       return;
     }
-    const outcome = await this.attemptCharge(1, 1, (charge) => {
+    // The customer is subscribing at the app now: they can authenticate, and the card is saved for renewals.
+    const outcome = await this.attemptCharge(1, 1, 'on_session', (charge) => {
       if (charge.status !== 'pending') return;
       this.activation = { outcome: 'pending', subscription: this.snapshot(), payment: paymentOf(charge) };
     });
@@ -142,7 +143,7 @@ class Subscription extends SubscriptionRun {
       return false;
     }
     const cycle = this.state.cycle + 1;
-    const outcome = await this.attemptCharge(cycle, 1);
+    const outcome = await this.attemptCharge(cycle, 1, 'off_session');
     if (outcome.status === 'succeeded') {
       await this.startPaidPeriod(cycle);
       return true;
@@ -231,7 +232,7 @@ class Subscription extends SubscriptionRun {
   private async dunningAttempt(kind: 'retry' | 'manual_retry'): Promise<boolean> {
     const dunning = this.state.dunning!;
     const attempt = dunning.attempts + 1;
-    const outcome = await this.attemptCharge(dunning.cycle, attempt);
+    const outcome = await this.attemptCharge(dunning.cycle, attempt, 'off_session');
     dunning.attempts = attempt;
     if (outcome.status === 'succeeded') {
       this.log({ kind, attempt, outcome: 'succeeded' });
@@ -285,7 +286,12 @@ class Subscription extends SubscriptionRun {
    * webhook's settlement up to the pending timeout (workflows/charge.ts decides it then); a
    * cancel-now interrupts the wait. `onAnswered` runs as soon as the gateway has replied.
    */
-  private async attemptCharge(cycle: number, attempt: number, onAnswered?: (charge: ChargeResult) => void): Promise<AttemptOutcome> {
+  private async attemptCharge(
+    cycle: number,
+    attempt: number,
+    session: ChargeSession,
+    onAnswered?: (charge: ChargeResult) => void,
+  ): Promise<AttemptOutcome> {
     const { plan, subscriptionId, userId } = this.input;
     const charge = await chargeOnce(this.gateway, {
       kind: 'subscription',
@@ -294,6 +300,7 @@ class Subscription extends SubscriptionRun {
       amount: plan.amount,
       currency: plan.currency,
       paymentMethod: this.state.paymentMethod,
+      session,
       idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt),
       cycle,
       attempt,
@@ -315,7 +322,7 @@ class Subscription extends SubscriptionRun {
     const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
     this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
     await this.project();
-    this.send(actionRequiredNotice(this.input.plan, cycle, attempt, expiresAt));
+    this.send(actionRequiredNotice(this.input.plan, cycle, attempt, expiresAt, paymentActionLink(this.input.paymentActionUrl, paymentId)));
     const decided = await settlePendingCharge(this.gateway, pending, {
       waitMs: msUntil(expiresAt),
       settlement: (id) => this.settlementOf(id),
