@@ -157,7 +157,8 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
         payment,
       });
     }
-    res.status(201).json({ payment });
+    // Pending: the customer must act (payment.nextAction says how) or the bank is still working.
+    res.status(charged.status === 'pending' ? 202 : 201).json({ payment });
   };
 }
 
@@ -228,7 +229,7 @@ export const paymentApi = {
     request: { body: processPaymentSchema },
     responses: {
       201: json('The payment succeeded', paymentAnswer),
-      202: json('The payment awaits the customer (or is still under way); a webhook settles it', paymentAnswer),
+      202: json('The payment awaits the customer (payment.nextAction) or is still under way; a webhook settles it', paymentAnswer),
       ...problems(400, [402, 'The payment was declined; the problem carries the payment'], [422, 'A payment method that cannot be used']),
     },
   },

@@ -63,11 +63,13 @@ describe('POST /api/v1/payments/process', () => {
     assert.equal(res.body.payment.failureCode, 'stolen_card');
   });
 
-  test('a payment needing authentication is accepted as pending', async () => {
+  test('a payment needing authentication is a 202 carrying what the client app must do', async () => {
     const res = await pay({ ...ticket, paymentMethod: 'pm_card_authenticationRequired' });
-    assert.equal(res.status, 201);
+    assert.equal(res.status, 202);
     assert.equal(res.body.payment.status, 'pending');
     assert.match(res.body.payment.gatewayPaymentId, /^pi_sandbox_/);
+    assert.equal(res.body.payment.nextAction.type, 'use_stripe_sdk');
+    assert.match(res.body.payment.nextAction.clientSecret, /^pi_sandbox_\w+_secret_/);
   });
 
   test('the same Idempotency-Key replays the first answer and charges once', async () => {
