@@ -1,0 +1,59 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from './config';
+
+// The variables every process needs; each test adds what it is about.
+const REQUIRED = {
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/billing',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  JWT_SECRET: 'j'.repeat(32),
+  STRIPE_WEBHOOK_SECRET: 'whsec_test',
+};
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('payment settings', () => {
+  test('development and test take the sandbox and a local action URL unless told otherwise', () => {
+    const config = loadConfig(REQUIRED);
+    assert.equal(config.PAYMENT_GATEWAY, 'sandbox');
+    assert.equal(config.PAYMENT_ACTION_URL, 'http://localhost:3000/pay/{paymentId}');
+    // A key alone no longer picks the gateway: the sandbox stays the sandbox.
+    assert.equal(loadConfig({ ...REQUIRED, STRIPE_SECRET_KEY: 'sk_test_x' }).PAYMENT_GATEWAY, 'sandbox');
+  });
+
+  test('production must name its gateway and where customers complete a payment', () => {
+    const problems = problemsOf({ ...REQUIRED, NODE_ENV: 'production' });
+    assert.ok(problems.some((p) => p.startsWith('PAYMENT_GATEWAY:')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')), problems.join('\n'));
+    const chosen = loadConfig({
+      ...REQUIRED,
+      NODE_ENV: 'production',
+      PAYMENT_GATEWAY: 'sandbox',
+      PAYMENT_ACTION_URL: 'https://app.example.com/pay/{paymentId}',
+    });
+    assert.equal(chosen.PAYMENT_GATEWAY, 'sandbox');
+  });
+
+  test('the stripe gateway without its key stops the start-up, naming STRIPE_SECRET_KEY', () => {
+    const problems = problemsOf({ ...REQUIRED, PAYMENT_GATEWAY: 'stripe' });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /^STRIPE_SECRET_KEY: required when PAYMENT_GATEWAY=stripe/);
+    assert.equal(loadConfig({ ...REQUIRED, PAYMENT_GATEWAY: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x' }).PAYMENT_GATEWAY, 'stripe');
+  });
+
+  test('an action URL must be a URL with {paymentId} in it', () => {
+    for (const bad of ['not a url', 'https://app.example.com/pay']) {
+      const problems = problemsOf({ ...REQUIRED, PAYMENT_ACTION_URL: bad });
+      assert.ok(problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')), `${bad}: ${problems.join('\n')}`);
+    }
+    assert.deepEqual(problemsOf({ ...REQUIRED, PAYMENT_GATEWAY: 'paypal' }).length, 1);
+  });
+});
