@@ -141,7 +141,8 @@ export const bookingApi = {
     path: '/api/v1/bookings/create',
     summary: 'Book what a hold holds: charge, confirm (a saga); one booking per hold',
     auth: 'user',
-    idempotent: true,
+    // The booking id derives from the hold's, so a repeat reaches the same saga.
+    idempotent: 'converges',
     request: { body: createBookingSchema },
     responses: {
       201: json('Confirmed', bookingAnswer),

@@ -27,8 +27,13 @@ export interface ApiOperation {
   responses: Record<number, ApiResponse>;
   /** Exempt from the per-IP rate limit (no 429 in its answers). */
   unlimited?: boolean;
-  /** Answers `Idempotency-Key` (POSTs that create something). */
-  idempotent?: boolean;
+  /**
+   * Answers `Idempotency-Key` (POSTs that create something). `converges`: the handler run again
+   * with the same key reaches what its first run started (ids derived from the key), so a repeat
+   * while the first has no answer yet (a crashed process, a client that hung up) runs it again
+   * instead of a 409.
+   */
+  idempotent?: boolean | 'converges';
 }
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';

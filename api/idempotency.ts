@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, eq, isNull, lt, sql } from 'drizzle-orm';
+import { and, eq, gte, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Request, RequestHandler, Response } from 'express';
 import { idempotencyRecords } from '../db/schema';
 import type { Database } from '../db/client';
@@ -13,14 +13,32 @@ const ABANDONED_AFTER_SECONDS = 60;
 
 type RecordId = { userId: string; key: string; route: string };
 
+export interface IdempotencyOptions {
+  /**
+   * What a key is scoped to besides the user: the declared route (`POST /api/v1/payments/process`,
+   * see `idempotencyScope`), so `/payments/process/` or `/API/V1/...`, which Express routes to
+   * the same handler, replay the same answer. Defaults to the method and the path Express matched.
+   */
+  scope?: string;
+  /**
+   * The handler converges: run again with the same key it reaches what the first run started (a
+   * workflow whose id derives from the key) and answers with it as it stands. A repeat while the
+   * first run has no answer yet (still running, or its process died) then runs the handler again
+   * rather than answering 409.
+   */
+  converges?: boolean;
+}
+
 /**
  * For POST routes that create something. With an `Idempotency-Key` header, the first request
- * for (user, key, route) runs and its answer is stored; a repeat replays that answer without
- * running the handler. The same key with a different body is a 422; a repeat while the first
- * is still running is a 409. Answers the client should retry (5xx, 429) are not remembered.
- * Must run after `requireAuth`.
+ * for (user, key, scope) runs and its answer is stored; a repeat replays that answer without
+ * running the handler. The same key with a different body is a 422, whatever became of the
+ * first request. A record is never forgotten, since its request may have started a workflow:
+ * after an answer the client should retry (5xx, 429) a repeat runs the handler again, and while
+ * the first request has no answer a repeat is a 409 (or runs again, for a route that
+ * `converges`) until the record is abandoned. Must run after `requireAuth`.
  */
-export function idempotent(deps: Pick<AppDeps, 'db'>): RequestHandler {
+export function idempotent(deps: Pick<AppDeps, 'db'>, options: IdempotencyOptions = {}): RequestHandler {
   const { db } = deps;
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
@@ -30,27 +48,37 @@ export function idempotent(deps: Pick<AppDeps, 'db'>): RequestHandler {
         invalidParams: [{ name: 'Idempotency-Key', reason: `Must be 1 to ${MAX_KEY_LENGTH} characters` }],
       });
     }
-    const id: RecordId = { userId: currentUser(req).id, key, route: `${req.method} ${req.baseUrl}${req.path}` };
-    const requestHash = hashBody(req.body);
+    const route = options.scope ?? `${req.method} ${req.baseUrl}${typeof req.route?.path === 'string' ? req.route.path : req.path}`;
+    const id: RecordId = { userId: currentUser(req).id, key, route };
+    // The path's parameters are part of the request: the scope is the declared route, so the
+    // same key on another subscription's /{id}/payment-method is another request (a 422).
+    const requestHash = hashBody(Object.keys(req.params ?? {}).length > 0 ? { params: req.params, body: req.body } : req.body);
 
     if (await claimRecord(db, id, requestHash)) {
       rememberAnswer(db, id, req, res);
       return next();
     }
     const [existing] = await db.select().from(idempotencyRecords).where(recordMatches(id)).limit(1);
-    // Released between our claim and this read (the first attempt failed): the client may retry.
     if (!existing) throw new HttpProblem(409, 'Request in progress', 'Retry the request.');
     if (existing.requestHash !== requestHash) {
       throw new HttpProblem(422, 'Idempotency key reused', 'This Idempotency-Key was already used with a different request body.');
     }
-    if (existing.statusCode === null) {
-      throw new HttpProblem(409, 'Request in progress', 'A request with this Idempotency-Key is still being processed.');
+    // No answer yet, or one to retry that another retry has just taken over.
+    if (existing.statusCode === null || isRetryable(existing.statusCode)) {
+      if (!options.converges) {
+        throw new HttpProblem(409, 'Request in progress', 'A request with this Idempotency-Key is still being processed.');
+      }
+      rememberAnswer(db, id, req, res);
+      return next();
     }
     replay(res, existing.statusCode, existing.responseBody);
   };
 }
 
-/** Inserts the in-flight record, or takes over one abandoned by a crashed process. */
+/**
+ * Inserts the in-flight record, or takes over one with the same request whose answer is to be
+ * retried (5xx, 429) or which was abandoned by a crashed process.
+ */
 async function claimRecord(db: Database, id: RecordId, requestHash: string): Promise<boolean> {
   const inserted = await db
     .insert(idempotencyRecords)
@@ -58,16 +86,14 @@ async function claimRecord(db: Database, id: RecordId, requestHash: string): Pro
     .onConflictDoNothing()
     .returning({ key: idempotencyRecords.key });
   if (inserted.length > 0) return true;
+  const abandoned = and(
+    isNull(idempotencyRecords.statusCode),
+    lt(idempotencyRecords.createdAt, sql`now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS})`),
+  );
   const takenOver = await db
     .update(idempotencyRecords)
-    .set({ requestHash, createdAt: sql`now()` })
-    .where(
-      and(
-        recordMatches(id),
-        isNull(idempotencyRecords.statusCode),
-        lt(idempotencyRecords.createdAt, sql`now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS})`),
-      ),
-    )
+    .set({ statusCode: null, responseBody: null, createdAt: sql`now()` })
+    .where(and(recordMatches(id), eq(idempotencyRecords.requestHash, requestHash), or(retryableAnswer(), abandoned)))
     .returning({ key: idempotencyRecords.key });
   return takenOver.length > 0;
 }
@@ -81,14 +107,13 @@ function rememberAnswer(db: Database, id: RecordId, req: Request, res: Response)
   let settled = false;
   const settle = async (status: number, body: unknown): Promise<void> => {
     settled = true;
-    if (isRetryable(status)) {
-      await db.delete(idempotencyRecords).where(recordMatches(id));
-    } else {
-      await db
-        .update(idempotencyRecords)
-        .set({ statusCode: status, responseBody: body ?? null })
-        .where(recordMatches(id));
-    }
+    // A 5xx is stored too (as Stripe keeps them), marking the record to retry rather than
+    // forgetting it: a different body with the key stays a 422. A converging re-run never
+    // overwrites an answer already stored that is final.
+    await db
+      .update(idempotencyRecords)
+      .set({ statusCode: status, responseBody: body ?? null })
+      .where(and(recordMatches(id), or(isNull(idempotencyRecords.statusCode), retryableAnswer())));
   };
 
   const sendJson = res.json.bind(res);
@@ -124,6 +149,10 @@ function replay(res: Response, status: number, body: unknown): void {
 
 function isRetryable(status: number): boolean {
   return status >= 500 || status === 429;
+}
+
+function retryableAnswer() {
+  return or(gte(idempotencyRecords.statusCode, 500), eq(idempotencyRecords.statusCode, 429));
 }
 
 function recordMatches(id: RecordId) {

@@ -177,9 +177,9 @@ function commonResponses(operation: ApiOperation): Record<number, ApiResponse> {
     ...(operation.auth === 'public' ? {} : problems([401, 'No valid bearer token'])),
     ...(operation.auth === 'staff' ? problems([403, 'The staff role is needed']) : {}),
     ...(request.body ? problems([413, 'The body is too large']) : {}),
-    ...(operation.idempotent
-      ? problems([409, 'A request with this Idempotency-Key is still in progress'], [422, 'This Idempotency-Key was used with another body'])
-      : {}),
+    // A converging route runs a repeat again rather than answering 409 while the first is in progress.
+    ...(operation.idempotent === true ? problems([409, 'A request with this Idempotency-Key is still in progress']) : {}),
+    ...(operation.idempotent ? problems([422, 'This Idempotency-Key was used with another body']) : {}),
     ...(operation.unlimited ? {} : problems([429, 'Rate limited; see Retry-After'])),
     ...problems([503, 'A service this request needs is unreachable; see Retry-After']),
   };

@@ -1,5 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import { desc, eq } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
@@ -12,7 +16,9 @@ import { chargeAttemptedUpdate, oneTimePaymentWorkflow, type OneTimePaymentInput
 import { customerAttributes } from '../workflows/search-attributes';
 import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
+import { chargeAsItStands } from './closed-workflow-answers';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
+import { idForRequest } from './derived-ids';
 import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
@@ -124,7 +130,8 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
       ...body,
       paymentMethod: await chargeablePaymentMethod(deps, user.id, body.paymentMethod),
       session: 'on_session',
-      paymentId: randomUUID(),
+      // Derived from an Idempotency-Key: a retry reaches the first attempt's workflow and charge.
+      paymentId: idForRequest(req, user.id, paymentApi.process),
       userId: user.id,
       pendingTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
@@ -135,7 +142,10 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
       workflowId,
       taskQueue,
       args: [input],
-      workflowIdConflictPolicy: 'FAIL',
+      // A second start with the same (derived) id attaches to the running workflow; one that has
+      // closed is refused, and its row answers.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: customerAttributes({ userId: user.id, email: user.email }),
       staticSummary: paymentSummary(input.amount, input.currency, input.description, { userId: user.id, email: user.email }),
     });
@@ -144,9 +154,13 @@ function processPaymentHandler(context: PaymentHandlerContext): RouteHandler {
     try {
       charged = await withinAnswerTime(() => temporal.workflow.executeUpdateWithStart(chargeAttemptedUpdate, { startWorkflowOperation: start }));
     } catch (error) {
-      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
-      res.status(202).json({ payment: await paymentStillUnderWay(context, input, workflowId) });
-      return;
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        charged = await chargeAsItStands(db, input.paymentId);
+      } else {
+        if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
+        res.status(202).json({ payment: await paymentStillUnderWay(context, input, workflowId) });
+        return;
+      }
     }
 
     const payment = toPaymentJson(await chargedPayment(db, charged.paymentId), link);
@@ -225,7 +239,7 @@ export const paymentApi = {
     path: '/api/v1/payments/process',
     summary: 'Charge a one-time payment; answers once the gateway has answered',
     auth: 'user',
-    idempotent: true,
+    idempotent: 'converges',
     request: { body: processPaymentSchema },
     responses: {
       201: json('The payment succeeded', paymentAnswer),

@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import type { AppDeps } from './deps';
 import { requireAuth, requireRole } from './auth';
 import type { ApiOperation } from './contract';
+import { idempotencyScope } from './derived-ids';
 import { idempotent } from './idempotency';
 
 /**
@@ -43,7 +44,7 @@ export function apiRouter(deps?: RouteGuardDeps): ApiRouter {
         ...(operation.auth === 'public' ? [] : [guards!.authenticated()]),
         ...(operation.auth === 'staff' ? [guards!.staffOnly] : []),
         ...before,
-        ...(operation.idempotent ? [guards!.idempotent()] : []),
+        ...(operation.idempotent ? [guards!.idempotent(operation)] : []),
         handler,
       );
     },
@@ -58,10 +59,11 @@ export function expressPath(openApiPath: string): string {
 // Built once per router, on first use: verifying tokens derives the signing key.
 function lazyGuards(deps: RouteGuardDeps) {
   let authenticated: RequestHandler | undefined;
-  let replay: RequestHandler | undefined;
   return {
     authenticated: () => (authenticated ??= requireAuth(deps)),
     staffOnly: requireRole('staff'),
-    idempotent: () => (replay ??= idempotent(deps)),
+    // Scoped to the declared route, not the request's spelling of it.
+    idempotent: (operation: ApiOperation) =>
+      idempotent(deps, { scope: idempotencyScope(operation), converges: operation.idempotent === 'converges' }),
   };
 }

@@ -63,9 +63,21 @@ export function cancelSubscription(client: Client, subscriptionId: string, atPer
   return subscriptionHandle(client, subscriptionId).executeUpdate(cancelSubscriptionUpdate, { args: [{ atPeriodEnd }] });
 }
 
-/** While past due the new method is charged at once; the answer shows that retry's outcome. */
-export function changePaymentMethod(client: Client, subscriptionId: string, paymentMethod: string): Promise<SubscriptionSnapshot> {
-  return subscriptionHandle(client, subscriptionId).executeUpdate(updatePaymentMethodUpdate, { args: [{ paymentMethod }] });
+/**
+ * While past due the new method is charged at once; the answer shows that retry's outcome. The
+ * same `updateId` again (while the workflow runs the same run) gets the first call's answer and
+ * changes nothing.
+ */
+export function changePaymentMethod(
+  client: Client,
+  subscriptionId: string,
+  paymentMethod: string,
+  { updateId }: { updateId?: string } = {},
+): Promise<SubscriptionSnapshot> {
+  return subscriptionHandle(client, subscriptionId).executeUpdate(updatePaymentMethodUpdate, {
+    args: [{ paymentMethod }],
+    ...(updateId ? { updateId } : {}),
+  });
 }
 
 export function getSubscriptionState(client: Client, subscriptionId: string): Promise<SubscriptionSnapshot> {

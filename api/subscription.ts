@@ -1,5 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import { and, asc, desc, eq } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
@@ -7,11 +11,13 @@ import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
-import type { ActivationResult, SubscriptionWorkflowInput } from '../workflows/subscription';
+import type { SubscriptionWorkflowInput } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription } from './subscription-client';
 import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
+import { activationAsItStands, type ActivationOutcome } from './closed-workflow-answers';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
+import { idempotencyScope, idForRequest, idFromIdempotencyKey } from './derived-ids';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { chargeablePaymentMethod } from './payment-method-choice';
 import { planTermsOf } from './plan';
@@ -126,7 +132,8 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
   route(subscriptionApi.list, listSubscriptionsHandler(context));
   route(subscriptionApi.cancel, cancelSubscriptionHandler(context));
   route(subscriptionApi.read, readSubscriptionHandler(context));
-  route(subscriptionApi.changePaymentMethod, changePaymentMethodHandler(context));
+  // While past due a change charges the new method at once: limited like the other charges.
+  route(subscriptionApi.changePaymentMethod, paymentRateLimit(deps), changePaymentMethodHandler(context));
   return router;
 }
 
@@ -152,7 +159,8 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
     const userId = currentUser(req).id;
     const plan = planTermsOf(await planOnSale(db, body.planId));
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
-      subscriptionId: randomUUID(),
+      // Derived from an Idempotency-Key: a retry reaches the first attempt's workflow and charge.
+      subscriptionId: idForRequest(req, userId, subscriptionApi.subscribe),
       userId,
       plan,
       paymentMethod: await chargeablePaymentMethod(deps, userId, body.paymentMethod),
@@ -162,13 +170,18 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 
-    let activation: ActivationResult;
+    let activation: ActivationOutcome;
     try {
       activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input, { customerEmail: currentUser(req).email }));
     } catch (error) {
-      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
-      res.status(202).json({ subscription: await subscriptionStillStarting(context, input), payment: null });
-      return;
+      // A retry with the key after the workflow has closed (declined, say): nothing starts again.
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        activation = await activationAsItStands(db, input.subscriptionId);
+      } else {
+        if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw error;
+        res.status(202).json({ subscription: await subscriptionStillStarting(context, input), payment: null });
+        return;
+      }
     }
 
     const subscription = toJson(await subscriptionRow(db, input.subscriptionId));
@@ -247,7 +260,12 @@ function changePaymentMethodHandler(context: SubscriptionHandlerContext): RouteH
     const paymentMethod = await chargeablePaymentMethod(deps, row.userId, body.paymentMethod);
     logWorkflow(req, res, row.workflowId);
     // While past due the workflow charges the new method at once and answers after that attempt.
-    await changeWorkflow(context, () => changePaymentMethod(temporal, row.id, paymentMethod));
+    // With an Idempotency-Key the update's id derives from it, so a retry reaches the same update
+    // (Temporal answers a known update id with its first outcome) and never charges again.
+    const key = req.get('idempotency-key');
+    const scope = `${idempotencyScope(subscriptionApi.changePaymentMethod)} ${row.id}`;
+    const updateId = key ? idFromIdempotencyKey(currentUser(req).id, scope, key) : undefined;
+    await changeWorkflow(context, () => changePaymentMethod(temporal, row.id, paymentMethod, { updateId }));
     res.json({ subscription: toJson(await subscriptionRow(db, row.id)) });
   };
 }
@@ -378,7 +396,7 @@ export const subscriptionApi = {
     path: '/api/v1/subscriptions/subscribe',
     summary: 'Subscribe to a plan; answers once the first payment has been answered',
     auth: 'user',
-    idempotent: true,
+    idempotent: 'converges',
     request: { body: subscribeSchema },
     responses: {
       201: json('Active (or trialing): the first payment succeeded or there is a trial', subscribeAnswer),
@@ -428,10 +446,11 @@ export const subscriptionApi = {
     path: '/api/v1/subscriptions/{id}/payment-method',
     summary: 'Change the payment method; while past due the new one is charged at once',
     auth: 'user',
+    idempotent: 'converges',
     request: { params: subscriptionIdParams, body: changePaymentMethodSchema },
     responses: {
       200: json('The subscription after the change', subscriptionAnswer),
-      ...problems(400, 404, [409, 'The subscription has ended'], [422, 'A payment method that cannot be used']),
+      ...problems(400, 404, [409, 'The subscription has ended'], [422, 'A payment method that cannot be used, or an Idempotency-Key used with another request']),
     },
   },
 } satisfies Record<string, ApiOperation>;
