@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { and, eq } from 'drizzle-orm';
@@ -15,6 +15,7 @@ describe('Idempotency-Key on POST routes', () => {
   let server: TestServer;
   let user: TestUser;
   const slow = gate();
+  const slowConverging = gate();
   let flakyCalls = 0;
 
   before(async () => {
@@ -52,7 +53,16 @@ describe('Idempotency-Key on POST routes', () => {
       await createThing(req, res);
     });
     app.post('/rejecting-things', requireAuth(deps), idempotent(deps), () => {
-      throw new Error('never stored');
+      throw new Error('always fails');
+    });
+    // Scoped to its declared route, as api/route.ts declares it: the spelling of the path does not matter.
+    app.post('/declared-things', requireAuth(deps), idempotent(deps, { scope: 'POST /declared-things' }), createThing);
+    // Converges: the handler run again finds what the first run made (by marker) instead of making another.
+    app.post('/converging-things', requireAuth(deps), idempotent(deps, { scope: 'POST /converging-things', converges: true }), async (req, res) => {
+      slowConverging.markStarted();
+      await slowConverging.opened;
+      if ((await thingsCreated(String(req.body.marker))) > 0) return void res.status(201).json({ marker: req.body.marker, found: true });
+      await createThing(req, res);
     });
     app.use(problemHandler(deps.logger));
     server = await listen(app);
@@ -113,7 +123,7 @@ describe('Idempotency-Key on POST routes', () => {
     assert.equal(await thingsCreated(marker), 1);
   });
 
-  test('a failed (5xx) attempt is not remembered, so a retry with the key runs again', async () => {
+  test('a failed (5xx) attempt is kept to retry: the same key runs again', async () => {
     const marker = randomUUID();
     const key = randomUUID();
     assert.equal((await post('/flaky-things', { marker }, key)).status, 500);
@@ -146,10 +156,62 @@ describe('Idempotency-Key on POST routes', () => {
     assert.equal(tooLong.body.invalidParams[0].name, 'Idempotency-Key');
   });
 
-  test('a 5xx answer leaves no record behind', async () => {
+  test('a 5xx answer keeps its record: the same body runs again, another body is a 422', async () => {
     const key = randomUUID();
-    assert.equal((await post('/rejecting-things', {}, key)).status, 500);
-    assert.equal(await recordCount(key), 0);
+    assert.equal((await post('/rejecting-things', { marker: 'a' }, key)).status, 500);
+    assert.equal(await recordCount(key), 1);
+    const again = await post('/rejecting-things', { marker: 'a' }, key);
+    assert.equal(again.status, 500);
+    assert.equal(again.headers.get('idempotent-replayed'), null);
+    assert.equal((await post('/rejecting-things', { marker: 'b' }, key)).status, 422);
+    assert.equal(await recordCount(key), 1);
+  });
+
+  test('the scope is the declared route: a trailing slash or another letter case replays the first answer', async () => {
+    const marker = randomUUID();
+    const key = randomUUID();
+    const first = await post('/declared-things', { marker }, key);
+    assert.equal(first.status, 201);
+    for (const spelling of ['/declared-things/', '/DECLARED-THINGS', '/Declared-Things/']) {
+      const again = await post(spelling, { marker }, key);
+      assert.equal(again.status, 201, spelling);
+      assert.equal(again.headers.get('idempotent-replayed'), 'true', spelling);
+      assert.deepEqual(again.body, first.body);
+    }
+    assert.equal(await thingsCreated(marker), 1);
+  });
+
+  test('a repeat while the first request has no answer runs again on a converging route (no 409)', async () => {
+    const marker = randomUUID();
+    const key = randomUUID();
+    const first = post('/converging-things', { marker }, key);
+    await slowConverging.started;
+    const concurrent = post('/converging-things', { marker }, key);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    slowConverging.open();
+    const [a, b] = await Promise.all([first, concurrent]);
+    assert.equal(a.status, 201);
+    assert.equal(b.status, 201);
+    assert.equal(b.headers.get('idempotent-replayed'), null);
+    // Either run may have created it, never both.
+    assert.equal(await thingsCreated(marker), 1);
+    const replayed = await post('/converging-things', { marker }, key);
+    assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
+  });
+
+  test('a record left without an answer (a crashed process) is run again on a converging route', async () => {
+    const marker = randomUUID();
+    const key = randomUUID();
+    const body = { marker };
+    // What a process that died mid-request leaves: the claim, no answer.
+    await services.deps.sql`insert into idempotency_records (user_id, key, route, request_hash)
+      values (${user.user.id}, ${key}, 'POST /converging-things', ${requestHashOf(body)})`;
+    slowConverging.open();
+    const retried = await post('/converging-things', body, key);
+    assert.equal(retried.status, 201);
+    assert.equal(await thingsCreated(marker), 1);
+    const [record] = await services.deps.sql`select status_code from idempotency_records where key = ${key}`;
+    assert.equal(record.status_code, 201);
   });
 
   async function recordCount(key: string): Promise<number> {
@@ -157,6 +219,15 @@ describe('Idempotency-Key on POST routes', () => {
     return rows.length;
   }
 });
+
+// The middleware's hash of a JSON body of string fields in key order.
+function requestHashOf(body: Record<string, string>): string {
+  const canonical = `{${Object.keys(body)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${JSON.stringify(body[k])}`)
+    .join(',')}}`;
+  return createHash('sha256').update(canonical).digest('hex');
+}
 
 /** Lets a test hold a handler mid-request: `started` resolves when it is waiting, `open()` lets it go on. */
 function gate() {
