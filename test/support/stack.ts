@@ -9,6 +9,7 @@ import { activitiesFromConfig } from '../../activities';
 import { createApp, type AppDeps } from '../../api/app';
 import { connectDatabase } from '../../db/client';
 import type { TaskQueues } from '../../platform/task-queues';
+import type { Worker } from '@temporalio/worker';
 import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
 import { connectTestDeps, createTestUser, listen, type TestUser } from './api';
 import { connectDevServer, uniqueTaskQueues } from './temporal';
@@ -19,6 +20,8 @@ export interface TestStack {
   deps: AppDeps;
   /** A staff user, for creating plans and offerings and reading anyone's data. */
   staff: TestUser;
+  /** Starts the workers when the stack was started `withoutWorkers`; otherwise does nothing. */
+  startWorkers: () => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -27,6 +30,12 @@ export interface TestStackOptions {
   serves: ReadonlyArray<Exclude<keyof TaskQueues, 'payments'>>;
   /** Replaces the Redis of both the API and the worker (an unreachable one, say). */
   redis?: Redis;
+  /** Replaces the API's own database or Temporal client (one reached through a proxy, say); the worker keeps its own. */
+  api?: Partial<Pick<AppDeps, 'db' | 'sql' | 'temporal'>>;
+  /** Default: unique queues. The production ones serve an API process started apart from the stack. */
+  taskQueues?: TaskQueues;
+  /** Workflows started before `startWorkers()` wait: a request then stays in the middle of its update. */
+  withoutWorkers?: boolean;
 }
 
 export async function startTestStack(options: TestStackOptions): Promise<TestStack> {
@@ -34,26 +43,36 @@ export async function startTestStack(options: TestStackOptions): Promise<TestSta
   const { deps: baseDeps, close: closeDeps } = await connectTestDeps({
     temporal: devServer.client,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...options.api,
   });
-  const taskQueues = uniqueTaskQueues();
+  const taskQueues = options.taskQueues ?? uniqueTaskQueues();
   const deps: AppDeps = { ...baseDeps, taskQueues };
   // The worker's own pool, as in production: claims must not queue behind API reads.
   const workerDatabase = connectDatabase(deps.config.DATABASE_URL, { max: 10 });
   const served = [...options.serves.map((queue) => taskQueues[queue]), taskQueues.payments];
   // The production bundle (workflows/index.ts), so a workflow missing from it fails here.
-  const workers = await createWorkers({
-    connection: devServer.nativeConnection,
-    taskQueues: served,
-    activities: activitiesFromConfig(deps.config, { db: workerDatabase.db, redis: deps.redis, logger: deps.logger }),
-    workflowBundle: await bundleWorkflows(),
-  });
-  const running = runWorkers(workers);
+  const workers: Worker[] = [];
+  let running: Promise<unknown> = Promise.resolve();
+  const startWorkers = async () => {
+    if (workers.length > 0) return;
+    workers.push(
+      ...(await createWorkers({
+        connection: devServer.nativeConnection,
+        taskQueues: served,
+        activities: activitiesFromConfig(deps.config, { db: workerDatabase.db, redis: deps.redis, logger: deps.logger }),
+        workflowBundle: await bundleWorkflows(),
+      })),
+    );
+    running = runWorkers(workers);
+  };
+  if (!options.withoutWorkers) await startWorkers();
   const server = await listen(createApp(deps));
   const staff = await createTestUser(deps, { role: 'staff', name: 'Test Staff' });
   return {
     url: server.url,
     deps,
     staff,
+    startWorkers,
     close: async () => {
       await server.close();
       // Subscriptions renew for ever and holds and bookings wait on timers: none may be left
