@@ -92,6 +92,28 @@ describe("the API's PostgreSQL link cut right after the charge", () => {
     assert.deepEqual(replayed.body, retried.body);
   });
 
+  test('a declined subscribe retried with its key: its workflow has closed, so its rows answer the same 402', async () => {
+    const user = await createTestUser(stack.deps);
+    const planId = await createPlan(stack, { interval: 'P1M' });
+    const key = randomUUID();
+    const body = { planId, paymentMethod: 'pm_card_chargeDeclined' };
+
+    cutAfterNextStart = true;
+    const lost = await subscribe(stack, user, body, { 'idempotency-key': key });
+    assert.ok(lost.status >= 500, `the answer is lost: ${lost.status} ${JSON.stringify(lost.body)}`);
+    await proxy.restore();
+
+    const retried = await subscribe(stack, user, body, { 'idempotency-key': key });
+    assert.equal(retried.status, 402, JSON.stringify(retried.body));
+    const id = idFromIdempotencyKey(user.user.id, SUBSCRIBE_SCOPE, key);
+    assert.equal(retried.body.subscription.id, id);
+    assert.equal(retried.body.subscription.status, 'incomplete');
+    assert.equal(retried.body.failureCode, 'generic_decline');
+    assert.equal(retried.body.decline, 'soft');
+    assert.equal(retried.body.payment.status, 'failed');
+    assert.deepEqual(await chargesOfSubscription(id), { rows: 1, keys: 1 });
+  });
+
   test('a one-time payment retried with its key: the same payment, succeeded, charged once', async () => {
     const user = await createTestUser(stack.deps);
     const key = randomUUID();
