@@ -20,6 +20,24 @@ export const metricsApi = {
   },
 } satisfies Record<string, ApiOperation>;
 
+/**
+ * Gateway events ignored because they do not match what they name (a foreign intent, a wrong
+ * amount or currency, an unknown customer), by reason. Counted in memory as they happen, unlike
+ * the business metrics below: the rows that record them are deleted after 30 days, and a count
+ * read from them would fall. One counter per process, shown by every app's registry in it.
+ */
+const webhookMismatches = new Counter({
+  name: 'webhook_mismatches_total',
+  help: 'Gateway webhook events ignored as not matching the payment, customer or card they name, by reason',
+  labelNames: ['reason'] as const,
+  registers: [],
+});
+
+/** Counts one ignored gateway event (api/webhook-events.ts). */
+export function countWebhookMismatch(reason: string): void {
+  webhookMismatches.inc({ reason });
+}
+
 export interface AppMetrics {
   registry: Registry;
   /** Times every request; label `route` is its declared path template, so cardinality stays bounded. */
@@ -45,6 +63,7 @@ export function createMetrics(deps: Pick<AppDeps, 'sql' | 'logger'>, routes: Rou
     registers: [registry],
   });
   registerBusinessMetrics(registry, deps);
+  registry.registerMetric(webhookMismatches);
 
   const middleware: RequestHandler = (req, res, next) => {
     const route = routes.match(req.path)?.path ?? UNMATCHED_ROUTE;

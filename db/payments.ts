@@ -1,4 +1,4 @@
-import { and, eq, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
 import { classifyDecline, type ChargeResult, type RefundResult } from '../domain/payment';
 import type { Database, Transaction } from './client';
 import { payments } from './schema';
@@ -23,25 +23,34 @@ export async function chargedPayment(db: Database, id: string): Promise<PaymentR
 }
 
 /**
- * The charge (never a refund) of a gateway payment, by the intent id we stored or by our payment
- * id in the intent's metadata: the gateway's event can arrive before the charge activity has
- * written the intent id. Locked, so a cancel of the pending charge in flight finishes first and
- * the status read here is the one it left.
+ * What a gateway event's intent id (and the payment id in its metadata) names among our charges:
+ * - `found`: the charge whose recorded intent id it is (the metadata, if any, names it too);
+ * - `not_recorded_yet`: no charge has the intent id, but the metadata names a charge still
+ *   pending with no intent id recorded: the event outran the charge activity's write;
+ * - `foreign`: anything else (no such intent, or metadata naming a charge of another intent).
  */
-export async function chargeOfGatewayPayment(
-  tx: Transaction,
-  gatewayPaymentId: string,
-  paymentId: string | undefined,
-): Promise<PaymentRow | undefined> {
-  const byGatewayId = eq(payments.gatewayPaymentId, gatewayPaymentId);
-  const matches = paymentId && isUuid(paymentId) ? or(byGatewayId, eq(payments.id, paymentId)) : byGatewayId;
-  const [payment] = await tx
+export type GatewayChargeMatch = { match: 'found'; payment: PaymentRow } | { match: 'not_recorded_yet'; paymentId: string } | { match: 'foreign' };
+
+/**
+ * The charge (never a refund) of a gateway payment, found only by the intent id we recorded:
+ * metadata can be written by anyone who can create an intent, so it may confirm, never decide.
+ * Locked, so a cancel of the pending charge in flight finishes first and the status read here is
+ * the one it left; callers keep the transaction short (no network call inside it).
+ */
+export async function chargeOfGatewayPayment(tx: Transaction, gatewayPaymentId: string, paymentId: string | undefined): Promise<GatewayChargeMatch> {
+  const [byIntent] = await tx
     .select()
     .from(payments)
-    .where(and(matches, ne(payments.kind, 'refund')))
+    .where(and(eq(payments.gatewayPaymentId, gatewayPaymentId), ne(payments.kind, 'refund')))
     .limit(1)
     .for('update');
-  return payment;
+  if (byIntent) return paymentId === undefined || paymentId === byIntent.id ? { match: 'found', payment: byIntent } : { match: 'foreign' };
+  if (!paymentId || !isUuid(paymentId)) return { match: 'foreign' };
+  const named = await findPayment(tx, paymentId);
+  if (named && named.kind !== 'refund' && named.gatewayPaymentId === null && named.status === 'pending') {
+    return { match: 'not_recorded_yet', paymentId };
+  }
+  return { match: 'foreign' };
 }
 
 /**

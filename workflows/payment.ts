@@ -28,6 +28,13 @@ import { notifyQuietly } from './notify';
 /** Sent by the payment webhook to whichever workflow owns a pending charge. */
 export const paymentSettledSignal = defineSignal<[PaymentSettlement]>('paymentSettled');
 
+/**
+ * Sent by the `charge.refunded` webhook to the workflow that owns a charge: the gateway now
+ * reports `refundedTotal` refunded of it in all (our refunds and any made in its dashboard), so
+ * a later refund gives back only what is left.
+ */
+export const gatewayRefundRecordedSignal = defineSignal<[{ paymentId: string; refundedTotal: number }]>('gatewayRefundRecorded');
+
 /** Answers once the gateway has answered the charge (succeeded, failed or pending). */
 export const chargeAttemptedUpdate = defineUpdate<ChargeResult>('chargeAttempted');
 
