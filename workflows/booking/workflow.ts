@@ -12,6 +12,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -24,6 +25,7 @@ import {
   describeBookingFailure,
   refundableAmount,
   totalRefunded,
+  type BookingCharge,
   type BookingFailureReason,
 } from '../../domain/booking';
 import { holdWorkflowId } from '../../domain/hold';
@@ -37,7 +39,7 @@ import { chargeOnce, settlePendingCharge } from '../charge';
 import { msUntil, now } from '../clock';
 import { holdSettledSignal } from '../hold';
 import { notifyQuietly } from '../notify';
-import { paymentSettledSignal } from '../payment';
+import { gatewayRefundRecordedSignal, paymentSettledSignal } from '../payment';
 import { BookingStatusAttribute, upsertStatusAttribute } from '../search-attributes';
 import {
   bookingDecisionUpdate,
@@ -71,6 +73,8 @@ export class Booking {
   readonly gateway;
   terms: BookingTerms | undefined;
   private readonly settlements = new Map<string, PaymentSettlement>();
+  /** What the gateway last reported refunded in all of each charge (the `charge.refunded` webhook). */
+  private readonly gatewayRefundTotals = new Map<string, number>();
   /** Reschedules so far: each one's number keys its charge and refunds. */
   reschedules = 0;
   private cancelAttempts = 0;
@@ -114,6 +118,12 @@ export class Booking {
     setHandler(paymentSettledSignal, (settlement) => {
       if (!this.settlements.has(settlement.paymentId)) this.settlements.set(settlement.paymentId, settlement);
     });
+    // State only (no command): runs from before this signal existed replay unchanged.
+    setHandler(gatewayRefundRecordedSignal, ({ paymentId, refundedTotal }) => {
+      if (Number.isSafeInteger(refundedTotal) && refundedTotal > (this.gatewayRefundTotals.get(paymentId) ?? 0)) {
+        this.gatewayRefundTotals.set(paymentId, refundedTotal);
+      }
+    });
     setHandler(bookingStateQuery, () => this.state);
     setHandler(bookingDecisionUpdate, async () => {
       await condition(() => this.state.status !== 'pending' || this.state.awaitingPayment);
@@ -132,7 +142,8 @@ export class Booking {
     setHandler(staffRefundUpdate, (request) => this.staffRefund(request), {
       validator: (request) => {
         this.assertChangeable();
-        const refundable = refundableAmount(this.state.charges);
+        // A rejected update leaves no history, so the check may read the gateway's totals unpatched.
+        const refundable = refundableAmount(this.chargesAfterGatewayRefunds());
         const amount = request?.amount ?? refundable;
         if (!Number.isSafeInteger(amount) || amount <= 0 || amount > refundable) {
           throw ApplicationFailure.nonRetryable(`the refund must be from 1 to ${refundable}, what is left of the charges`, 'InvalidRefund');
@@ -258,7 +269,7 @@ export class Booking {
 
   /** Refunds `amount` over the booking's charges, newest first; throws when a refund fails. */
   async refund(amount: number, purpose: string, reason: string): Promise<void> {
-    for (const part of allocateRefund(this.state.charges, amount)) {
+    for (const part of allocateRefund(this.refundableCharges(), amount)) {
       const result = await this.gateway.refundPayment({
         paymentId: part.paymentId,
         amount: part.amount,
@@ -271,6 +282,24 @@ export class Booking {
       // Recorded part by part: a later part that fails leaves the earlier ones counted.
       this.state.charges = applyRefund(this.state.charges, [part]);
     }
+  }
+
+  /**
+   * The charges as a refund may take from them: with what the gateway reports refunded of each
+   * (a refund made in its dashboard counts), so a refund gives back only what is left instead of
+   * being refused by the payment activities. Runs that heard of no such refund, and runs from
+   * before the patch, refund by their own accounting as they always did.
+   */
+  private refundableCharges(): BookingCharge[] {
+    if (this.gatewayRefundTotals.size === 0 || !patched('refund-what-is-left')) return this.state.charges;
+    return this.chargesAfterGatewayRefunds();
+  }
+
+  private chargesAfterGatewayRefunds(): BookingCharge[] {
+    return this.state.charges.map((c) => {
+      const reported = Math.min(c.amount, this.gatewayRefundTotals.get(c.paymentId) ?? 0);
+      return { ...c, refunded: Math.max(c.refunded, reported) };
+    });
   }
 
   /** A compensation must not stop the ones after it; a refund that cannot be made is left for staff. */
@@ -295,7 +324,8 @@ export class Booking {
       const outstanding = cancellation.refundedAmount - (totalRefunded(state.charges) - cancellation.refundedBefore);
       // A failed attempt's refund keys hold its failed answer, so each attempt uses keys of its own.
       // What staff refunded before counts towards the policy's refund.
-      await this.refund(Math.min(outstanding, refundableAmount(state.charges)), `cancel-${this.cancelAttempts}`, 'Booking canceled');
+      // What the gateway refunded besides (its dashboard) is not given back twice.
+      await this.refund(Math.min(outstanding, refundableAmount(this.refundableCharges())), `cancel-${this.cancelAttempts}`, 'Booking canceled');
       state.refundedAmount = cancellation.refundedAmount;
       await bookingSteps.cancelBooking({ bookingId: this.input.bookingId, refundedAmount: state.refundedAmount });
       state.status = 'canceled';
@@ -322,7 +352,7 @@ export class Booking {
     this.state.operation = 'refund';
     this.staffRefunds += 1;
     try {
-      const amount = request.amount ?? refundableAmount(this.state.charges);
+      const amount = request.amount ?? refundableAmount(this.refundableCharges());
       await this.refund(amount, `staff-refund-${this.staffRefunds}`, `Refunded by staff: ${request.reason}`);
       return { refundedAmount: amount, totalRefunded: totalRefunded(this.state.charges) };
     } finally {
