@@ -9,6 +9,7 @@ import { createHoldActivities } from './hold';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
 import { createPaymentGateway } from './payment-gateway';
+import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
 
 export interface ActivityDeps {
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotificationActivities(deps),
     ...createHoldActivities(deps),
     ...createBookingActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

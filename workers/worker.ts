@@ -2,11 +2,13 @@
 import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
 import { connectDatabase, migrateDatabase, poolOptions } from '../db/client';
+import { RETENTION_DAYS } from '../domain/retention';
 import { loadConfigOrExit } from '../platform/config';
 import { createLogger } from '../platform/logger';
+import { ensureRetentionSchedule } from '../platform/schedules';
 import { registerSearchAttributes } from '../platform/search-attributes';
 import { TASK_QUEUES } from '../platform/task-queues';
-import { temporalTransportOptions } from '../platform/temporal-connection';
+import { connectTemporal, temporalTransportOptions } from '../platform/temporal-connection';
 import {
   bundleWorkflows,
   createWorkers,
@@ -28,6 +30,15 @@ async function main(): Promise<void> {
   // Workflows set these attributes; a server without them would fail their tasks.
   const registered = await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   if (registered.length > 0) logger.info({ searchAttributes: registered }, 'custom search attributes registered');
+  // Daily deletion of webhook payloads and idempotency records past their retention (created once).
+  const temporal = await connectTemporal(config);
+  const retentionWorkflow = {
+    taskQueue: TASK_QUEUES.billing,
+    workflowType: 'purgeExpiredRecordsWorkflow',
+    args: [{ olderThanDays: RETENTION_DAYS }],
+  };
+  if (await ensureRetentionSchedule(temporal.client, retentionWorkflow)) logger.info('retention schedule created');
+  await temporal.connection.close();
   const redis = new Redis(config.REDIS_URL);
   const workers = await createWorkers({
     connection,

@@ -3,3 +3,4 @@ export * from './payment';
 export * from './subscription';
 export * from './hold';
 export * from './booking';
+export * from './retention';
