@@ -182,6 +182,8 @@ describe('subscriptions end to end', () => {
     const event = stripeEvent('payment_intent.succeeded', {
       id: payment.gatewayPaymentId,
       object: 'payment_intent',
+      amount: payment.amount,
+      currency: payment.currency,
       metadata: {},
       last_payment_error: null,
     });

@@ -24,13 +24,22 @@ before(async () => {
 
 after(() => stack?.close());
 
+/** A PaymentIntent event; its amount and currency are those of `pendingPayment()` unless `fields` say otherwise. */
 function intentEvent(type: 'payment_intent.succeeded' | 'payment_intent.payment_failed', intentId: string, fields: Record<string, unknown> = {}) {
-  return stripeEvent(type, { id: intentId, object: 'payment_intent', metadata: {}, last_payment_error: null, ...fields });
+  return stripeEvent(type, {
+    id: intentId,
+    object: 'payment_intent',
+    amount: 3000,
+    currency: 'usd',
+    metadata: {},
+    last_payment_error: null,
+    ...fields,
+  });
 }
 
-async function deliver(event: object, options: { secret?: string; baseUrl?: string } = {}) {
+async function deliver(event: object, options: { secret?: string; baseUrl?: string; timestamp?: number } = {}) {
   const payload = JSON.stringify(event);
-  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: options.secret ?? webhookSecret });
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: options.secret ?? webhookSecret, timestamp: options.timestamp });
   const response = await fetch(`${options.baseUrl ?? stack.url}/api/v1/webhooks/stripe`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'stripe-signature': signature },
@@ -42,6 +51,19 @@ async function deliver(event: object, options: { secret?: string; baseUrl?: stri
 async function isRecorded(eventId: string): Promise<boolean> {
   const rows = await stack.deps.db.select().from(webhookEvents).where(eq(webhookEvents.id, eventId));
   return rows.length === 1;
+}
+
+/** The event's row: its outcome, the reason it was ignored, and whether it was marked done. */
+async function eventOutcome(eventId: string) {
+  const [row] = await stack.deps.db.select().from(webhookEvents).where(eq(webhookEvents.id, eventId));
+  return row && { outcome: row.outcome, reason: row.reason, processed: row.processedAt !== null };
+}
+
+/** `webhook_mismatches_total{reason}` as the app's /metrics shows it. */
+async function mismatches(reason: string): Promise<number> {
+  const text = await (await fetch(`${stack.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`webhook_mismatches_total{reason="${reason}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 async function paymentRow(id: string) {
@@ -86,7 +108,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
     const result = await workflow.result();
     assert.equal(result.status, 'succeeded');
     assert.equal((await paymentRow(payment.id)).status, 'succeeded');
-    assert.equal(await isRecorded(event.id), true);
+    assert.deepEqual(await eventOutcome(event.id), { outcome: 'processed', reason: null, processed: true });
 
     const again = await deliver(event);
     assert.equal(again.status, 200);
@@ -111,23 +133,76 @@ describe('POST /api/v1/webhooks/stripe', () => {
     assert.equal(row.failureCode, 'insufficient_funds');
   });
 
-  test('finds the payment by the id in the intent metadata when the intent id is not known yet', async () => {
+  test('an intent matched only through its metadata is foreign: ignored, counted, and the payment untouched', async () => {
     const { payment, workflow } = await pendingPayment();
-    const event = intentEvent('payment_intent.succeeded', `pi_not_recorded_${randomUUID()}`, {
+    const before = await mismatches('foreign_intent');
+    const event = intentEvent('payment_intent.succeeded', `pi_foreign_${randomUUID()}`, {
       metadata: { [PAYMENT_ID_METADATA_KEY]: payment.id },
     });
-    assert.equal((await deliver(event)).status, 200);
+    assert.deepEqual((await deliver(event)).body, { received: true, duplicate: false });
+    assert.deepEqual(await eventOutcome(event.id), { outcome: 'ignored', reason: 'foreign_intent', processed: true });
+    assert.equal(await mismatches('foreign_intent'), before + 1);
+    assert.equal((await paymentRow(payment.id)).status, 'pending');
+    assert.deepEqual((await deliver(event)).body, { received: true, duplicate: true }, 'Stripe stops retrying');
+
+    // The real intent still settles it.
+    assert.equal((await deliver(intentEvent('payment_intent.succeeded', payment.gatewayPaymentId))).status, 200);
     assert.equal((await workflow.result()).status, 'succeeded');
+  });
+
+  test('a wrong amount or currency is ignored; the currency is compared without case', async () => {
+    const { payment, workflow } = await pendingPayment();
+    const cases = [
+      { fields: { amount: 1 }, reason: 'amount_mismatch' },
+      { fields: { currency: 'eur' }, reason: 'currency_mismatch' },
+    ];
+    for (const { fields, reason } of cases) {
+      const before = await mismatches(reason);
+      const event = intentEvent('payment_intent.succeeded', payment.gatewayPaymentId, fields);
+      assert.equal((await deliver(event)).status, 200);
+      assert.deepEqual(await eventOutcome(event.id), { outcome: 'ignored', reason, processed: true });
+      assert.equal(await mismatches(reason), before + 1);
+      assert.equal((await paymentRow(payment.id)).status, 'pending');
+    }
+    assert.equal((await deliver(intentEvent('payment_intent.succeeded', payment.gatewayPaymentId, { currency: 'USD' }))).status, 200);
+    assert.equal((await workflow.result()).status, 'succeeded');
+  });
+
+  test('metadata naming a charge whose intent id is not recorded yet: 503 and left received, so Stripe retries', async () => {
+    const paymentId = randomUUID();
+    await stack.deps.db.insert(payments).values({
+      id: paymentId,
+      kind: 'one_time',
+      userId: customer.user.id,
+      amount: 3000,
+      currency: 'usd',
+      status: 'pending',
+      idempotencyKey: `test/${paymentId}`,
+    });
+    const event = intentEvent('payment_intent.succeeded', `pi_outran_${randomUUID()}`, { metadata: { [PAYMENT_ID_METADATA_KEY]: paymentId } });
+    assert.equal((await deliver(event)).status, 503);
+    assert.deepEqual(await eventOutcome(event.id), { outcome: 'received', reason: 'attempt_failed', processed: false });
+    assert.equal((await paymentRow(paymentId)).status, 'pending');
+  });
+
+  test('a stale timestamp is refused by the signature check and records nothing', async () => {
+    const { payment } = await pendingPayment();
+    const event = intentEvent('payment_intent.succeeded', payment.gatewayPaymentId);
+    const res = await deliver(event, { timestamp: Math.floor(Date.now() / 1000) - 600 });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.title, 'Invalid webhook signature');
+    assert.equal(await isRecorded(event.id), false);
+    assert.equal((await paymentRow(payment.id)).status, 'pending');
   });
 
   test('an event for an unknown PaymentIntent, or of another type, is recorded and answered 200', async () => {
     const unknown = intentEvent('payment_intent.succeeded', `pi_unknown_${randomUUID()}`);
     assert.equal((await deliver(unknown)).status, 200);
-    assert.equal(await isRecorded(unknown.id), true);
+    assert.deepEqual(await eventOutcome(unknown.id), { outcome: 'ignored', reason: 'foreign_intent', processed: true });
 
     const other = stripeEvent('customer.created', { id: `cus_${randomUUID()}`, object: 'customer' });
     assert.equal((await deliver(other)).status, 200);
-    assert.equal(await isRecorded(other.id), true);
+    assert.deepEqual(await eventOutcome(other.id), { outcome: 'ignored', reason: 'unhandled_type', processed: true });
   });
 
   test('charge.refunded records the refunded amount on the payment', async () => {
@@ -143,6 +218,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
       object: 'charge',
       payment_intent: gatewayPaymentId,
       amount: 800,
+      currency: 'usd',
       amount_refunded: 300,
     });
     assert.equal((await deliver(partial)).status, 200);
@@ -154,6 +230,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
       object: 'charge',
       payment_intent: gatewayPaymentId,
       amount: 800,
+      currency: 'usd',
       amount_refunded: 800,
     });
     assert.equal((await deliver(full)).status, 200);
@@ -161,7 +238,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
     assert.deepEqual({ refundedAmount: row.refundedAmount, status: row.status }, { refundedAmount: 800, status: 'refunded' });
   });
 
-  test('when Temporal is unreachable the answer is 503 and the event is not kept, so the retry acts on it', async () => {
+  test('when Temporal is unreachable the answer is 503 and the event stays received, so the retry acts on it', async () => {
     const { payment, workflow } = await pendingPayment();
     const event = intentEvent('payment_intent.succeeded', payment.gatewayPaymentId);
 
@@ -170,7 +247,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
     try {
       const res = await deliver(event, { baseUrl: server.url });
       assert.equal(res.status, 503);
-      assert.equal(await isRecorded(event.id), false);
+      assert.deepEqual(await eventOutcome(event.id), { outcome: 'received', reason: 'attempt_failed', processed: false });
     } finally {
       await server.close();
       await unreachable.connection.close();
@@ -179,6 +256,7 @@ describe('POST /api/v1/webhooks/stripe', () => {
     const retried = await deliver(event);
     assert.deepEqual(retried.body, { received: true, duplicate: false });
     assert.equal((await workflow.result()).status, 'succeeded');
+    assert.deepEqual(await eventOutcome(event.id), { outcome: 'processed', reason: null, processed: true });
   });
 });
 
@@ -211,7 +289,7 @@ describe('a payment that succeeds after it was given up', () => {
     });
     assert.deepEqual([failed.status, failed.failureCode], ['failed', PAYMENT_TIMEOUT_FAILURE_CODE]);
 
-    const late = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!);
+    const late = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!, { amount: 2600 });
     assert.deepEqual((await deliver(late)).body, { received: true, duplicate: false });
     const { handle, result, refunds } = await refundOf(paymentId);
     assert.equal(result?.status, 'succeeded');
@@ -226,7 +304,7 @@ describe('a payment that succeeds after it was given up', () => {
 
     // Stripe sends the news again under a new event id: nothing more is refunded.
     const firstRun = (await handle.describe()).runId;
-    const again = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!);
+    const again = intentEvent('payment_intent.succeeded', failed.gatewayPaymentId!, { amount: 2600 });
     assert.deepEqual((await deliver(again)).body, { received: true, duplicate: false });
     assert.equal((await handle.describe()).runId, firstRun);
     assert.equal((await refundOf(paymentId)).refunds.length, 1);

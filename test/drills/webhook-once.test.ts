@@ -41,6 +41,8 @@ test(`the same webhook ${DELIVERIES} times at once: one state change`, async () 
   const event = stripeEvent('payment_intent.succeeded', {
     id: payment.gatewayPaymentId,
     object: 'payment_intent',
+    amount: payment.amount,
+    currency: payment.currency,
     metadata: { payment_id: payment.id },
     last_payment_error: null,
   });
