@@ -38,6 +38,7 @@ const FILE_PREFIXES: Record<string, string> = {
   hold: 'holdWorkflow',
   payment: 'oneTimePaymentWorkflow',
   refund: 'refundOrphanedPaymentWorkflow',
+  retention: 'purgeExpiredRecordsWorkflow',
   subscription: 'subscriptionWorkflow',
 };
 
