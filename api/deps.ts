@@ -19,8 +19,6 @@ export interface AppDeps {
   gateway: PaymentGateway;
   /** Task queues workflows are started on; tests pass unique ones. Default: TASK_QUEUES. */
   taskQueues?: TaskQueues;
-  /** The payment gateway the API asks directly (a SetupIntent's card for its webhook, say). */
-  gateway?: PaymentGateway;
 }
 
 /** The task queues workflows are started on and their gateway calls go to: the deps' own, else production's. */
