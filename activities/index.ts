@@ -8,7 +8,7 @@ import { createBookingActivities } from './booking';
 import { createHoldActivities } from './hold';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
-import { createPaymentGateway } from './payment-gateway';
+import { createPaymentGateway } from './gateway';
 import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
 
@@ -35,7 +35,7 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-type WiringConfig = Pick<Config, 'STRIPE_SECRET_KEY' | 'STRIPE_API_URL' | 'SMTP_URL' | 'MAIL_FROM'>;
+type WiringConfig = Pick<Config, 'PAYMENT_GATEWAY' | 'STRIPE_SECRET_KEY' | 'STRIPE_API_URL' | 'SMTP_URL' | 'MAIL_FROM'>;
 
 /**
  * The activities wired as the worker process wires them: the gateway and the mailer chosen by the
@@ -48,7 +48,7 @@ export function activitiesFromConfig(
 ): Activities {
   return createActivities({
     ...deps,
-    gateway: deps.gateway ?? createPaymentGateway(config, deps.logger),
+    gateway: deps.gateway ?? createPaymentGateway(config, { db: deps.db, logger: deps.logger }),
     mailer: deps.mailer ?? createMailer(config, deps.logger),
   });
 }

@@ -10,7 +10,7 @@ import { PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeInput } from '../domain/paymen
 import { createLogger } from '../platform/logger';
 import { closedLoopbackPort, countingGateway, insertTestUser, type GatewayScript } from '../test/support/payment-fixtures';
 import { createPaymentActivities } from './payment';
-import { SandboxGateway, StripeGateway } from './payment-gateway';
+import { SandboxGateway, StripeGateway } from './gateway';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 let handle: DatabaseHandle;
@@ -41,7 +41,7 @@ function chargeInput(paymentMethod: string, fields: Partial<ChargeInput> = {}): 
 }
 
 function sandboxActivities() {
-  const { gateway, calls } = countingGateway(new SandboxGateway());
+  const { gateway, calls } = countingGateway(new SandboxGateway(handle.db));
   return { activities: createPaymentActivities({ db: handle.db, gateway, logger }), calls };
 }
 
@@ -197,7 +197,7 @@ describe('recordGatewayRefundTotal', () => {
 describe('cancelPendingPayment', () => {
   /** A charge the sandbox leaves pending (awaiting authentication), and activities on `script`. */
   async function pendingCharge(script: GatewayScript = {}) {
-    const { gateway, calls } = countingGateway(new SandboxGateway(), script);
+    const { gateway, calls } = countingGateway(new SandboxGateway(handle.db), script);
     const activities = createPaymentActivities({ db: handle.db, gateway, logger });
     const pending = await activities.chargePayment(chargeInput('pm_card_authenticationRequired'));
     assert.equal(pending.status, 'pending');

@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChargeOutcome, ChargeRequest, PaymentGateway } from '../domain/payment';
 
 /**
- * The gateway's own record for the drills. The sandbox gateway keeps no state (its ids derive
- * from the idempotency key), so the worker wraps it and appends one line per answered charge to
- * a file, synchronously, before the activity sees the answer: a SIGKILL after that line still
- * leaves it on disk, exactly as a real gateway would have recorded a charge its caller never
+ * The gateway's own record for the drills. The sandbox gateway keeps its intents in the same
+ * PostgreSQL the drills disturb and whose rows they check, so the worker wraps it and appends
+ * one line per answered charge to a file, synchronously, before the activity sees the answer:
+ * a SIGKILL after that line still leaves it on disk, exactly as a real gateway would have recorded a charge its caller never
  * heard about. Like Stripe, the gateway counts one charge per idempotency key however often the
  * key is sent; the drills check both (calls per key, and keys per subscription and cycle).
  */

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
-import { createPaymentGateway } from '../activities/payment-gateway';
+import { createPaymentGateway } from '../activities/gateway';
 import { connectDatabase, poolOptions } from '../db/client';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const redis = new Redis(config.REDIS_URL);
   // A drill stops Redis on purpose; the unit gate already logs what it skips.
   redis.on('error', () => undefined);
-  const sandbox = createPaymentGateway(config, logger);
+  const sandbox = createPaymentGateway(config, { db: database.db, logger });
   const gatewayLog = args['gateway-log'];
   const gateway = gatewayLog ? recordingGateway(sandbox, gatewayLog, Number(args['gateway-delay-ms'] ?? 0)) : sandbox;
   const workers = await createWorkers({

@@ -133,6 +133,9 @@ const HARD_DECLINE_CODES = new Set([
   // parameters): the same request can never succeed, so it is treated like a hard decline.
   'invalid_payment_method',
   'invalid_request',
+  // Stripe's refusal of a payment method used once without a customer, or detached: it may
+  // never be charged again.
+  'payment_method_unexpected_state',
 ]);
 
 export function classifyDecline(code: string | null | undefined): DeclineKind {

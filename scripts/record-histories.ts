@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     connection: env.nativeConnection,
     taskQueues: [taskQueue],
     workflowBundle: await bundleWorkflows(),
-    activities: activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: database.db, redis, logger }),
+    activities: activitiesFromConfig({ PAYMENT_GATEWAY: 'sandbox', MAIL_FROM: 'billing@example.test' }, { db: database.db, redis, logger }),
   });
   try {
     await mkdir(HISTORIES_DIR, { recursive: true });

@@ -14,7 +14,7 @@ import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
 import { bundleWorkflows } from '../platform/worker';
 import { activitiesFromConfig } from '../activities';
-import { createPaymentGateway } from '../activities/payment-gateway';
+import { createPaymentGateway } from '../activities/gateway';
 import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { eventually } from '../test/support/subscription-fixtures';
@@ -50,7 +50,7 @@ describe('booking saga (time-skipping)', () => {
     redis = new Redis(config.REDIS_URL);
     env = await createTimeSkippingEnv();
     const logger = createLogger(config);
-    const scripted = countingGateway(createPaymentGateway(config, logger), {
+    const scripted = countingGateway(createPaymentGateway(config, { db: database.db, logger }), {
       cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
     });
     gatewayCalls = scripted.calls;

@@ -5,7 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { eq, like } from 'drizzle-orm';
 import { activitiesFromConfig } from '../activities';
-import { SandboxGateway } from '../activities/payment-gateway';
+import { SandboxGateway } from '../activities/gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments } from '../db/schema';
 import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
@@ -26,11 +26,12 @@ const taskQueue = `payments-test-${randomUUID()}`;
 let env: TestWorkflowEnvironment;
 let worker: Worker;
 let running: Promise<void>;
-let handle: DatabaseHandle;
+// Opened with the module: the sandbox gateway below keeps its records in it (connecting is lazy).
+const handle: DatabaseHandle = connectDatabase(process.env.DATABASE_URL!);
 let userId: string;
 /** Gateway payment ids the customer authenticates just before the timeout's cancel reaches the gateway. */
 const authenticatedLate = new Set<string>();
-const { gateway, calls } = countingGateway(new SandboxGateway(), {
+const { gateway, calls } = countingGateway(new SandboxGateway(handle.db), {
   cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
 });
 
@@ -38,14 +39,13 @@ before(async () => {
   const url = process.env.DATABASE_URL;
   assert.ok(url, 'DATABASE_URL must be set');
   await migrateDatabase(url);
-  handle = connectDatabase(url);
   userId = (await insertTestUser(handle.db)).id;
   env = await createTimeSkippingEnv();
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: await bundleWorkflows(),
-    activities: activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: handle.db, gateway, logger }),
+    activities: activitiesFromConfig({ PAYMENT_GATEWAY: 'sandbox', MAIL_FROM: 'billing@example.test' }, { db: handle.db, gateway, logger }),
   });
   running = worker.run();
 });
@@ -54,7 +54,7 @@ after(async () => {
   worker?.shutdown();
   await running;
   await env?.teardown();
-  await handle?.close();
+  await handle.close();
 });
 
 function paymentInput(paymentMethod: string): OneTimePaymentInput {

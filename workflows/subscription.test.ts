@@ -11,11 +11,11 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { asc, eq } from 'drizzle-orm';
 import { activitiesFromConfig } from '../activities';
-import { SandboxGateway } from '../activities/payment-gateway';
+import { SandboxGateway } from '../activities/gateway';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { notifications, payments, subscriptions } from '../db/schema';
 import type { NotificationInput } from '../domain/notification';
-import type { ChargeRequest, PaymentGateway } from '../domain/payment';
+import type { ChargeRequest } from '../domain/payment';
 import { addPeriods } from '../domain/period';
 import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
@@ -38,34 +38,26 @@ const NEEDS_AUTHENTICATION = 'pm_card_authenticationRequired';
  * The sandbox, except that a customer's account can be topped up: Stripe's test cards always
  * answer the same, and real accounts short of funds do not.
  */
-class TopUpGateway implements PaymentGateway {
-  readonly name = 'sandbox' as const;
-  private readonly sandbox = new SandboxGateway();
+class TopUpGateway extends SandboxGateway {
   private readonly funded = new Set<string>();
 
   topUp(customerRef: string): void {
     this.funded.add(customerRef);
   }
 
-  charge(request: ChargeRequest) {
+  override charge(request: ChargeRequest) {
     const toppedUp = request.paymentMethod === SHORT_OF_FUNDS && this.funded.has(request.customerRef);
-    return this.sandbox.charge(toppedUp ? { ...request, paymentMethod: VISA } : request);
-  }
-
-  refund(request: Parameters<PaymentGateway['refund']>[0]) {
-    return this.sandbox.refund(request);
-  }
-
-  cancel(request: Parameters<PaymentGateway['cancel']>[0]) {
-    return this.sandbox.cancel(request);
+    return super.charge(toppedUp ? { ...request, paymentMethod: VISA } : request);
   }
 }
 
 let env: TestWorkflowEnvironment;
-let database: DatabaseHandle;
+// Opened with the module: the sandbox gateway below keeps its records in it. Connecting is lazy,
+// so the migration in `before` still runs first.
+const database: DatabaseHandle = connectDatabase(process.env.DATABASE_URL!, { max: 5 });
 let workers: Worker[];
 let running: Promise<void>;
-const gateway = new TopUpGateway();
+const gateway = new TopUpGateway(database.db);
 /** Gateway payment ids whose customer authenticates just before the timeout's cancel reaches the gateway. */
 const authenticatedLate = new Set<string>();
 const { gateway: scriptedGateway, calls: gatewayCalls } = countingGateway(gateway, {
@@ -79,10 +71,9 @@ const started: string[] = [];
 before(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   await migrateDatabase(process.env.DATABASE_URL!);
-  database = connectDatabase(process.env.DATABASE_URL!, { max: 5 });
   env = await createTimeSkippingEnv();
   const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
-  const activities = activitiesFromConfig({ MAIL_FROM: 'billing@example.test' }, { db: database.db, gateway: scriptedGateway, logger });
+  const activities = activitiesFromConfig({ PAYMENT_GATEWAY: 'sandbox', MAIL_FROM: 'billing@example.test' }, { db: database.db, gateway: scriptedGateway, logger });
   const realNotify = activities.notify;
   activities.notify = async (input) => {
     const result = await realNotify(input);
@@ -109,7 +100,7 @@ after(async () => {
   for (const worker of workers ?? []) worker.shutdown();
   await running;
   await env?.teardown();
-  await database?.close();
+  await database.close();
 });
 
 // -----------------------------------------------------------------------------------------------

@@ -21,6 +21,12 @@ export function countingGateway(
   const calls = { charge: 0, refund: 0, cancel: 0 };
   const gateway: PaymentGateway = {
     name: inner.name,
+    // Customers and saved cards are not counted: only the money steps are.
+    createCustomer: (request) => inner.createCustomer(request),
+    createSetupIntent: (request) => inner.createSetupIntent(request),
+    attachPaymentMethod: (request) => inner.attachPaymentMethod(request),
+    detachPaymentMethod: (request) => inner.detachPaymentMethod(request),
+    retrievePaymentMethod: (paymentMethod) => inner.retrievePaymentMethod(paymentMethod),
     charge: (request) => {
       calls.charge += 1;
       return inner.charge(request);
