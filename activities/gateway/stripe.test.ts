@@ -2,112 +2,81 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
-import { GatewayRequestRejectedError, type ChargeRequest } from '../domain/payment';
-import { loadConfig } from '../platform/config';
-import { closedLoopbackPort } from '../test/support/payment-fixtures';
+import { type ChargeRequest, type ChargeSession } from '../../domain/payment';
+import { closedLoopbackPort } from '../../test/support/payment-fixtures';
+import { StripeGateway } from './stripe';
 import {
   cancelOutcomeOfUncancelableIntent,
   chargeOutcomeFromIntent,
   chargeOutcomeFromStripeError,
-  createPaymentGateway,
+  nextActionOf,
   PaymentStillProcessingError,
-  SandboxGateway,
-  StripeGateway,
-} from './payment-gateway';
+  savedCardOf,
+} from './stripe-answers';
 
-function chargeRequest(paymentMethod: string, idempotencyKey = `test-${randomUUID()}`): ChargeRequest {
+function chargeRequest(paymentMethod: string, session: ChargeSession = 'off_session'): ChargeRequest {
   return {
     amount: 1999,
     currency: 'EUR',
+    customerId: 'cus_gateway_test',
     paymentMethod,
-    idempotencyKey,
+    session,
+    idempotencyKey: `test-${randomUUID()}`,
     customerRef: randomUUID(),
     description: 'gateway test',
-    metadata: { paymentId: randomUUID() },
+    metadata: { payment_id: randomUUID() },
   };
 }
 
-describe('SandboxGateway', () => {
-  const gateway = new SandboxGateway();
-
-  const cases = [
-    { card: 'pm_card_visa', expect: { status: 'succeeded' } },
-    { card: 'pm_card_mastercard', expect: { status: 'succeeded' } },
-    { card: 'pm_card_amex', expect: { status: 'succeeded' } },
-    { card: 'pm_card_chargeDeclined', expect: { status: 'declined', decline: 'soft', failureCode: 'generic_decline' } },
-    {
-      card: 'pm_card_chargeDeclinedInsufficientFunds',
-      expect: { status: 'declined', decline: 'soft', failureCode: 'insufficient_funds' },
-    },
-    { card: 'pm_card_chargeDeclinedStolenCard', expect: { status: 'declined', decline: 'hard', failureCode: 'stolen_card' } },
-    { card: 'pm_card_chargeDeclinedLostCard', expect: { status: 'declined', decline: 'hard', failureCode: 'lost_card' } },
-    { card: 'pm_card_chargeDeclinedFraudulent', expect: { status: 'declined', decline: 'hard', failureCode: 'fraudulent' } },
-    { card: 'pm_card_authenticationRequired', expect: { status: 'pending', reason: 'requires_action' } },
-  ] as const;
-
-  for (const { card, expect } of cases) {
-    test(`${card} answers ${expect.status}`, async () => {
-      const outcome = await gateway.charge(chargeRequest(card));
-      assert.deepEqual({ ...outcome, gatewayPaymentId: undefined }, { ...expect, gatewayPaymentId: undefined });
-      assert.match(outcome.gatewayPaymentId ?? '', /^pi_sandbox_[0-9a-f]{24}$/);
-    });
-  }
-
-  test('a token that is not a test card is a hard decline with no payment id', async () => {
-    const outcome = await gateway.charge(chargeRequest('pm_1NotATestCard'));
-    assert.deepEqual(outcome, {
-      status: 'declined',
-      gatewayPaymentId: null,
-      decline: 'hard',
-      failureCode: 'invalid_payment_method',
-    });
-  });
-
-  test('the same idempotency key gives the same id and outcome; another key another id', async () => {
-    const key = `test-${randomUUID()}`;
-    const first = await gateway.charge(chargeRequest('pm_card_visa', key));
-    const again = await new SandboxGateway().charge(chargeRequest('pm_card_visa', key));
-    const other = await gateway.charge(chargeRequest('pm_card_visa'));
-    assert.deepEqual(again, first);
-    assert.notEqual(other.gatewayPaymentId, first.gatewayPaymentId);
-  });
-
-  test('refunds a sandbox payment idempotently and refuses a foreign payment id', async () => {
-    const charge = await gateway.charge(chargeRequest('pm_card_visa'));
-    assert.equal(charge.status, 'succeeded');
-    const request = { gatewayPaymentId: charge.gatewayPaymentId, amount: 500, idempotencyKey: `refund-${randomUUID()}` };
-    const refund = await gateway.refund(request);
-    assert.equal(refund.status, 'succeeded');
-    assert.match(refund.gatewayRefundId, /^re_sandbox_/);
-    assert.deepEqual(await gateway.refund(request), refund);
-    await assert.rejects(gateway.refund({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);
-  });
-
-  test('cancels a pending sandbox payment, again the same, and refuses a foreign payment id', async () => {
-    const charge = await gateway.charge(chargeRequest('pm_card_authenticationRequired'));
-    assert.equal(charge.status, 'pending');
-    const request = { gatewayPaymentId: charge.gatewayPaymentId, idempotencyKey: `cancel-${randomUUID()}` };
-    assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
-    assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
-    await assert.rejects(gateway.cancel({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);
-  });
-});
-
+// stripe-mock validates every request against Stripe's OpenAPI description (an unknown or
+// misspelt parameter is a 400, which the gateway would turn into a rejection or a decline) and
+// answers with canned objects: a request that comes back mapped is one Stripe's API accepts.
 describe('StripeGateway against stripe-mock', () => {
   const apiUrl = process.env.STRIPE_MOCK_URL;
   assert.ok(apiUrl, 'STRIPE_MOCK_URL must point at stripe-mock');
   const gateway = new StripeGateway('sk_test_gateway', { apiUrl });
 
-  test('a confirmed PaymentIntent comes back and is mapped', async () => {
-    const outcome = await gateway.charge(chargeRequest('pm_card_visa'));
-    assert.match(outcome.gatewayPaymentId ?? '', /^pi_/);
-    // stripe-mock answers every create with the same canned intent: requires_payment_method,
-    // which after a confirm means the attempt failed.
-    assert.deepEqual(
-      { ...outcome, gatewayPaymentId: undefined },
-      { status: 'declined', decline: 'soft', failureCode: 'requires_payment_method', gatewayPaymentId: undefined },
-    );
+  test('creates a customer', async () => {
+    const { customerId } = await gateway.createCustomer({
+      userId: randomUUID(),
+      email: 'payer@example.test',
+      name: 'Test Payer',
+      idempotencyKey: `customer/${randomUUID()}`,
+    });
+    assert.match(customerId, /^cus_/);
   });
+
+  test('creates a setup intent for off-session use with its client secret', async () => {
+    const intent = await gateway.createSetupIntent({ customerId: 'cus_gateway_test', idempotencyKey: `setup-${randomUUID()}` });
+    assert.match(intent.id, /^seti_/);
+    assert.match(intent.clientSecret, /^seti_.+_secret_/);
+    assert.equal(typeof intent.status, 'string');
+  });
+
+  test('attaches, retrieves and detaches a payment method as a saved card', async () => {
+    const attached = await gateway.attachPaymentMethod({ customerId: 'cus_gateway_test', paymentMethod: 'pm_card_visa' });
+    assert.match(attached.id, /^pm_/);
+    assert.equal(typeof attached.brand, 'string');
+    assert.match(attached.last4, /^\d{4}$/);
+    assert.ok(attached.expMonth >= 1 && attached.expMonth <= 12);
+    assert.ok(attached.expYear > 2000);
+    const retrieved = await gateway.retrievePaymentMethod(attached.id);
+    assert.equal(retrieved.id, attached.id);
+    await gateway.detachPaymentMethod({ paymentMethod: attached.id });
+  });
+
+  for (const session of ['on_session', 'off_session'] as const) {
+    test(`a confirmed ${session} PaymentIntent is accepted and mapped`, async () => {
+      const outcome = await gateway.charge(chargeRequest('pm_card_visa', session));
+      assert.match(outcome.gatewayPaymentId ?? '', /^pi_/);
+      // stripe-mock answers every create with the same canned intent: requires_payment_method,
+      // which after a confirm means the attempt failed. A refused request would be invalid_request.
+      assert.deepEqual(
+        { ...outcome, gatewayPaymentId: undefined },
+        { status: 'declined', decline: 'soft', failureCode: 'requires_payment_method', gatewayPaymentId: undefined },
+      );
+    });
+  }
 
   test('a refund comes back with its id', async () => {
     const refund = await gateway.refund({ gatewayPaymentId: 'pi_123', amount: 100, idempotencyKey: `refund-${randomUUID()}` });
@@ -124,6 +93,11 @@ describe('StripeGateway against stripe-mock', () => {
     const unreachable = new StripeGateway('sk_test_gateway', { apiUrl: `http://127.0.0.1:${await closedLoopbackPort()}` });
     await assert.rejects(unreachable.charge(chargeRequest('pm_card_visa')), Stripe.errors.StripeConnectionError);
     await assert.rejects(
+      unreachable.createCustomer({ userId: 'u', email: 'e@example.test', name: 'n', idempotencyKey: 'k' }),
+      Stripe.errors.StripeConnectionError,
+    );
+    await assert.rejects(unreachable.attachPaymentMethod({ customerId: 'cus_1', paymentMethod: 'pm_1' }), Stripe.errors.StripeConnectionError);
+    await assert.rejects(
       unreachable.refund({ gatewayPaymentId: 'pi_123', amount: 1, idempotencyKey: `refund-${randomUUID()}` }),
       Stripe.errors.StripeConnectionError,
     );
@@ -135,32 +109,56 @@ describe('StripeGateway against stripe-mock', () => {
 });
 
 describe('Stripe answer mapping', () => {
-  const intent = (fields: Partial<Stripe.PaymentIntent>) => ({ id: 'pi_map', last_payment_error: null, ...fields }) as Stripe.PaymentIntent;
+  const intent = (fields: Partial<Stripe.PaymentIntent>) =>
+    ({ id: 'pi_map', client_secret: 'pi_map_secret_x', next_action: null, last_payment_error: null, ...fields }) as Stripe.PaymentIntent;
 
   test('maps PaymentIntent statuses', () => {
-    assert.deepEqual(chargeOutcomeFromIntent(intent({ status: 'succeeded' })), {
-      status: 'succeeded',
-      gatewayPaymentId: 'pi_map',
-    });
+    assert.deepEqual(chargeOutcomeFromIntent(intent({ status: 'succeeded' })), { status: 'succeeded', gatewayPaymentId: 'pi_map' });
     assert.deepEqual(chargeOutcomeFromIntent(intent({ status: 'processing' })), {
       status: 'pending',
       gatewayPaymentId: 'pi_map',
       reason: 'processing',
-    });
-    assert.deepEqual(chargeOutcomeFromIntent(intent({ status: 'requires_action' })), {
-      status: 'pending',
-      gatewayPaymentId: 'pi_map',
-      reason: 'requires_action',
+      nextAction: null,
     });
     const failed = intent({
       status: 'requires_payment_method',
       last_payment_error: { type: 'card_error', code: 'card_declined', decline_code: 'lost_card' },
     });
-    assert.deepEqual(chargeOutcomeFromIntent(failed), {
-      status: 'declined',
+    assert.deepEqual(chargeOutcomeFromIntent(failed), { status: 'declined', gatewayPaymentId: 'pi_map', decline: 'hard', failureCode: 'lost_card' });
+  });
+
+  test('an intent awaiting the customer carries what their app must do', () => {
+    const sdk = intent({ status: 'requires_action', next_action: { type: 'use_stripe_sdk', use_stripe_sdk: {} } });
+    assert.deepEqual(chargeOutcomeFromIntent(sdk), {
+      status: 'pending',
       gatewayPaymentId: 'pi_map',
-      decline: 'hard',
-      failureCode: 'lost_card',
+      reason: 'requires_action',
+      nextAction: { type: 'use_stripe_sdk', clientSecret: 'pi_map_secret_x' },
+    });
+    const redirect = intent({
+      status: 'requires_action',
+      next_action: { type: 'redirect_to_url', redirect_to_url: { url: 'https://hooks.stripe.com/3d_secure/x', return_url: null } },
+    });
+    assert.deepEqual(nextActionOf(redirect), {
+      type: 'redirect_to_url',
+      clientSecret: 'pi_map_secret_x',
+      redirectUrl: 'https://hooks.stripe.com/3d_secure/x',
+    });
+    assert.equal(nextActionOf(intent({ client_secret: null })), null);
+  });
+
+  test('an off-session charge that needs authentication is pending on the same intent, not a decline', () => {
+    const error = new Stripe.errors.StripeCardError({
+      type: 'card_error',
+      code: 'authentication_required',
+      decline_code: 'authentication_required',
+      payment_intent: intent({ status: 'requires_payment_method' }),
+    });
+    assert.deepEqual(chargeOutcomeFromStripeError(error), {
+      status: 'pending',
+      gatewayPaymentId: 'pi_map',
+      reason: 'requires_action',
+      nextAction: { type: 'use_stripe_sdk', clientSecret: 'pi_map_secret_x' },
     });
   });
 
@@ -186,10 +184,10 @@ describe('Stripe answer mapping', () => {
       failureCode: 'insufficient_funds',
     });
     const stolen = new Stripe.errors.StripeCardError({ type: 'card_error', code: 'card_declined', decline_code: 'stolen_card' });
-    assert.equal(chargeOutcomeFromStripeError(stolen).decline, 'hard');
+    assert.equal((chargeOutcomeFromStripeError(stolen) as { decline: string }).decline, 'hard');
   });
 
-  test('an unknown payment method is a hard decline; faults are re-thrown', () => {
+  test('an unknown or used-up payment method is a hard decline; faults are re-thrown', () => {
     const missing = new Stripe.errors.StripeInvalidRequestError({
       type: 'invalid_request_error',
       code: 'resource_missing',
@@ -202,25 +200,34 @@ describe('Stripe answer mapping', () => {
       decline: 'hard',
       failureCode: 'invalid_payment_method',
     });
-    const busy = new Stripe.errors.StripeInvalidRequestError({
+    const usedUp = new Stripe.errors.StripeInvalidRequestError({
       type: 'invalid_request_error',
-      code: 'idempotency_key_in_use',
-      statusCode: 409,
+      code: 'payment_method_unexpected_state',
+      param: 'payment_method',
+      statusCode: 400,
     });
+    assert.deepEqual(chargeOutcomeFromStripeError(usedUp), {
+      status: 'declined',
+      gatewayPaymentId: null,
+      decline: 'hard',
+      failureCode: 'payment_method_unexpected_state',
+    });
+    const busy = new Stripe.errors.StripeInvalidRequestError({ type: 'invalid_request_error', code: 'idempotency_key_in_use', statusCode: 409 });
     assert.throws(() => chargeOutcomeFromStripeError(busy), Stripe.errors.StripeInvalidRequestError);
     const outage = new Stripe.errors.StripeAPIError({ type: 'api_error', statusCode: 500 });
     assert.throws(() => chargeOutcomeFromStripeError(outage), Stripe.errors.StripeAPIError);
     const throttled = new Stripe.errors.StripeRateLimitError({ type: 'rate_limit_error', statusCode: 429 });
     assert.throws(() => chargeOutcomeFromStripeError(throttled), Stripe.errors.StripeRateLimitError);
   });
-});
 
-describe('createPaymentGateway', () => {
-  const base = { ...process.env, STRIPE_SECRET_KEY: '' };
-
-  test('uses the sandbox without a secret key and Stripe with one', () => {
-    assert.equal(createPaymentGateway(loadConfig(base)).name, 'sandbox');
-    const config = loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_API_URL: process.env.STRIPE_MOCK_URL });
-    assert.equal(createPaymentGateway(config).name, 'stripe');
+  test('a payment method is a saved card with its customer; another type is not', () => {
+    const method = {
+      id: 'pm_map',
+      type: 'card',
+      customer: 'cus_map',
+      card: { brand: 'visa', last4: '4242', exp_month: 12, exp_year: 2034 },
+    } as Stripe.PaymentMethod;
+    assert.deepEqual(savedCardOf(method), { id: 'pm_map', brand: 'visa', last4: '4242', expMonth: 12, expYear: 2034, customerId: 'cus_map' });
+    assert.equal(savedCardOf({ id: 'pm_sepa', type: 'sepa_debit', customer: null } as Stripe.PaymentMethod), null);
   });
 });
