@@ -73,7 +73,10 @@ before(async () => {
   await migrateDatabase(process.env.DATABASE_URL!);
   env = await createTimeSkippingEnv();
   const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
-  const activities = activitiesFromConfig({ PAYMENT_GATEWAY: 'sandbox', MAIL_FROM: 'billing@example.test' }, { db: database.db, gateway: scriptedGateway, logger });
+  const activities = activitiesFromConfig(
+    { PAYMENT_GATEWAY: 'sandbox', MAIL_FROM: 'billing@example.test' },
+    { db: database.db, gateway: scriptedGateway, logger },
+  );
   const realNotify = activities.notify;
   activities.notify = async (input) => {
     const result = await realNotify(input);

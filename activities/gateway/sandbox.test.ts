@@ -110,7 +110,7 @@ describe('SandboxGateway customers and saved cards', () => {
     assert.deepEqual(await gateway.createSetupIntent(request), intent);
     const event = await gateway.completeSetupIntent(intent.id, 'pm_card_visa');
     assert.equal(event.type, 'setup_intent.succeeded');
-    const object = event.data.object as Stripe.SetupIntent;
+    const object = event.data.object;
     assert.equal(object.status, 'succeeded');
     assert.equal((await gateway.retrievePaymentMethod(object.payment_method as string)).customerId, customerId);
     await assert.rejects(gateway.completeSetupIntent(intent.id, 'pm_card_visa'), SandboxIntentStateError);
@@ -207,7 +207,7 @@ describe('SandboxGateway authentication, refunds and cancels', () => {
     assert.equal(event.type, 'payment_intent.succeeded');
     assert.match(event.id, /^evt_sandbox_/);
     assert.equal(event.livemode, false);
-    const intent = event.data.object as Stripe.PaymentIntent;
+    const intent = event.data.object;
     assert.equal(intent.id, pending.gatewayPaymentId);
     assert.equal(intent.object, 'payment_intent');
     assert.equal(intent.status, 'succeeded');
@@ -225,7 +225,7 @@ describe('SandboxGateway authentication, refunds and cancels', () => {
     const pending = await gateway.charge(chargeRequest(await newCustomer(), 'pm_card_authenticationRequired'));
     const event = await gateway.completeAuthentication(pending.gatewayPaymentId!, 'failed');
     assert.equal(event.type, 'payment_intent.payment_failed');
-    const intent = event.data.object as Stripe.PaymentIntent;
+    const intent = event.data.object;
     assert.equal(intent.status, 'requires_payment_method');
     assert.equal(intent.last_payment_error?.code, 'payment_intent_authentication_failure');
     assert.equal(typeof intent.last_payment_error?.message, 'string');
