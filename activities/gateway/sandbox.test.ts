@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type Stripe from 'stripe';
 import { eq } from 'drizzle-orm';
 import { connectDatabase, type DatabaseHandle } from '../../db/client';
 import { sandboxIntents, sandboxPaymentMethods } from '../../db/schema';
