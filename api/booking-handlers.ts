@@ -259,9 +259,7 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
     let result;
     try {
       result = await withinDeadline(() =>
-        temporal.workflow
-          .getHandle(booking.workflowId)
-          .executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod }] }),
+        temporal.workflow.getHandle(booking.workflowId).executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod }] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, context);

@@ -147,10 +147,14 @@ export const bookingApi = {
     responses: {
       201: json('Confirmed', bookingAnswer),
       202: json('The payment awaits the customer (or the saga is still at work)', bookingAnswer),
-      ...problems(400, [402, 'The payment was declined or not completed'], [403, 'The offering requires an active subscription'], 404, [
-        409,
-        'The hold is not active or has expired, or the booking could not be confirmed',
-      ], [422, 'A payment method that cannot be used']),
+      ...problems(
+        400,
+        [402, 'The payment was declined or not completed'],
+        [403, 'The offering requires an active subscription'],
+        404,
+        [409, 'The hold is not active or has expired, or the booking could not be confirmed'],
+        [422, 'A payment method that cannot be used'],
+      ),
     },
   },
   cancel: {

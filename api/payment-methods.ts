@@ -139,10 +139,7 @@ export const paymentMethodApi = {
     auth: 'user',
     idempotent: true,
     responses: {
-      201: json(
-        'The SetupIntent',
-        z.strictObject({ setupIntent: z.strictObject({ id: z.string(), clientSecret: z.string(), status: z.string() }) }),
-      ),
+      201: json('The SetupIntent', z.strictObject({ setupIntent: z.strictObject({ id: z.string(), clientSecret: z.string(), status: z.string() }) })),
     },
   },
   attach: {

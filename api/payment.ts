@@ -51,7 +51,7 @@ export const paymentJsonSchema = z
     refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
     nextAction: nextActionSchema
       .nullable()
-      .meta({ description: "While pending on the customer (3-D Secure): what the client app must do; null otherwise." }),
+      .meta({ description: 'While pending on the customer (3-D Secure): what the client app must do; null otherwise.' }),
     createdAt: isoDateTime,
     ...workflowLinkFields,
   })

@@ -450,7 +450,12 @@ export const subscriptionApi = {
     request: { params: subscriptionIdParams, body: changePaymentMethodSchema },
     responses: {
       200: json('The subscription after the change', subscriptionAnswer),
-      ...problems(400, 404, [409, 'The subscription has ended'], [422, 'A payment method that cannot be used, or an Idempotency-Key used with another request']),
+      ...problems(
+        400,
+        404,
+        [409, 'The subscription has ended'],
+        [422, 'A payment method that cannot be used, or an Idempotency-Key used with another request'],
+      ),
     },
   },
 } satisfies Record<string, ApiOperation>;

@@ -31,8 +31,14 @@ describe('payment settings', () => {
 
   test('production must name its gateway and where customers complete a payment', () => {
     const problems = problemsOf({ ...REQUIRED, NODE_ENV: 'production' });
-    assert.ok(problems.some((p) => p.startsWith('PAYMENT_GATEWAY:')), problems.join('\n'));
-    assert.ok(problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => p.startsWith('PAYMENT_GATEWAY:')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')),
+      problems.join('\n'),
+    );
     const chosen = loadConfig({
       ...REQUIRED,
       NODE_ENV: 'production',
@@ -52,7 +58,10 @@ describe('payment settings', () => {
   test('an action URL must be a URL with {paymentId} in it', () => {
     for (const bad of ['not a url', 'https://app.example.com/pay']) {
       const problems = problemsOf({ ...REQUIRED, PAYMENT_ACTION_URL: bad });
-      assert.ok(problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')), `${bad}: ${problems.join('\n')}`);
+      assert.ok(
+        problems.some((p) => p.startsWith('PAYMENT_ACTION_URL:')),
+        `${bad}: ${problems.join('\n')}`,
+      );
     }
     assert.deepEqual(problemsOf({ ...REQUIRED, PAYMENT_GATEWAY: 'paypal' }).length, 1);
   });

@@ -51,7 +51,11 @@ describe('3-D Secure on subscribe', () => {
 
     const done = await authenticate(user, payment.id, 'succeeded');
     assert.equal(done.status, 200, JSON.stringify(done.body));
-    await waitFor(() => subscriptionStatus(user, subscription.id), (status) => status === 'active', { what: 'the subscription to activate' });
+    await waitFor(
+      () => subscriptionStatus(user, subscription.id),
+      (status) => status === 'active',
+      { what: 'the subscription to activate' },
+    );
     const settled = (await readPayment(user, payment.id)).body.payment;
     assert.equal(settled.status, 'succeeded');
     assert.equal(settled.nextAction, null);
@@ -94,7 +98,8 @@ describe('3-D Secure on a renewal', () => {
     assert.equal(made.status, 200);
 
     const renewal = await waitFor(
-      async () => (await getSubscription(stack, user, subscriptionId)).body.payments.find((p: { attempt: number; status: string }) => p.status === 'pending'),
+      async () =>
+        (await getSubscription(stack, user, subscriptionId)).body.payments.find((p: { attempt: number; status: string }) => p.status === 'pending'),
       (pending) => pending !== undefined,
       { what: 'the renewal to await the customer', timeoutMs: 20_000 },
     );
