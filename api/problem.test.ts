@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import express from 'express';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import Stripe from 'stripe';
 import { createLogger } from '../platform/logger';
 import { closedLoopbackPort } from '../test/support/payment-fixtures';
 import { listen, requestJson, startTestApi, type TestApi, type TestServer } from '../test/support/api';
@@ -48,6 +49,11 @@ describe('problem responses', () => {
     app.get('/temporal-down', async () => {
       await deadTemporal.withDeadline(Date.now() + 1_000, () => temporal.workflow.getHandle('missing').describe());
     });
+    app.get('/gateway-down', async () => {
+      // A Stripe client pointed at a closed port: what a gateway outage looks like to the API.
+      const stripe = new Stripe('sk_test_123', { host: '127.0.0.1', port: await closedLoopbackPort(), protocol: 'http', maxNetworkRetries: 0 });
+      await stripe.customers.create({ email: 'down@example.test' });
+    });
     app.use(notFoundHandler());
     app.use(problemHandler(logger));
     server = await listen(app);
@@ -91,7 +97,7 @@ describe('problem responses', () => {
     assert.match(logged.err.message, /internal detail/);
   });
 
-  for (const dependency of ['postgres', 'redis', 'temporal']) {
+  for (const dependency of ['postgres', 'redis', 'temporal', 'gateway']) {
     test(`${dependency} unreachable is a 503 problem the client may retry`, async () => {
       const answer = await requestJson(`${server.url}/${dependency}-down`);
       assert.equal(answer.status, 503);

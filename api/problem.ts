@@ -132,10 +132,12 @@ const IOREDIS_UNAVAILABLE_MESSAGES = [
   "Stream isn't writeable and enableOfflineQueue options is false",
   'Command aborted due to connection close',
 ];
+// The `stripe` client's errors for a gateway that is unreachable, failing or throttling us.
+const GATEWAY_UNAVAILABLE_TYPES = new Set(['StripeConnectionError', 'StripeAPIError', 'StripeRateLimitError']);
 const GRPC_UNAVAILABLE = 14;
 const GRPC_DEADLINE_EXCEEDED = 4;
 
-/** True when `err` (or any error in its cause chain) says PostgreSQL, Redis or Temporal is unreachable. */
+/** True when `err` (or any error in its cause chain) says PostgreSQL, Redis, Temporal or the payment gateway is unreachable. */
 export function isDependencyUnavailable(err: unknown): boolean {
   return causeChain(err).some((e) => {
     if (isGrpcServiceError(e)) return [GRPC_UNAVAILABLE, GRPC_DEADLINE_EXCEEDED].includes(Number(e.code));
@@ -143,6 +145,7 @@ export function isDependencyUnavailable(err: unknown): boolean {
     const code = typeof e.code === 'string' ? e.code : '';
     if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)) return true;
     if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError') return true;
+    if (typeof e.type === 'string' && GATEWAY_UNAVAILABLE_TYPES.has(e.type)) return true;
     return typeof e.message === 'string' && IOREDIS_UNAVAILABLE_MESSAGES.includes(e.message);
   });
 }

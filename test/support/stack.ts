@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../../activities';
 import { createApp, type AppDeps } from '../../api/app';
 import { connectDatabase } from '../../db/client';
+import type { Config } from '../../platform/config';
 import type { TaskQueues } from '../../platform/task-queues';
 import type { Worker } from '@temporalio/worker';
 import { bundleWorkflows, createWorkers, runWorkers } from '../../platform/worker';
@@ -32,6 +33,8 @@ export interface TestStackOptions {
   redis?: Redis;
   /** Replaces the API's own database or Temporal client (one reached through a proxy, say); the worker keeps its own. */
   api?: Partial<Pick<AppDeps, 'db' | 'sql' | 'temporal'>>;
+  /** Replaces the configuration the environment gives (another payment gateway, say). */
+  config?: Config;
   /** Default: unique queues. The production ones serve an API process started apart from the stack. */
   taskQueues?: TaskQueues;
   /** Workflows started before `startWorkers()` wait: a request then stays in the middle of its update. */
@@ -43,6 +46,7 @@ export async function startTestStack(options: TestStackOptions): Promise<TestSta
   const { deps: baseDeps, close: closeDeps } = await connectTestDeps({
     temporal: devServer.client,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...(options.config ? { config: options.config } : {}),
     ...options.api,
   });
   const taskQueues = options.taskQueues ?? uniqueTaskQueues();
