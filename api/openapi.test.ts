@@ -80,7 +80,9 @@ describe('the OpenAPI document', () => {
     const document = openApiDocument() as Record<string, any>;
     const subscribe = document.paths['/api/v1/subscriptions/subscribe'].post;
     const body = subscribe.requestBody.content['application/json'].schema;
-    assert.deepEqual(body.required, ['planId', 'paymentMethod']);
+    // The payment method is optional: absent, the customer's default card is charged.
+    assert.deepEqual(body.required, ['planId']);
+    assert.match(body.properties.paymentMethod.pattern, /pm/);
     assert.equal(body.additionalProperties, false);
     assert.equal(body.properties.planId.format, 'uuid');
     assert.deepEqual(subscribe.security, [{ bearerAuth: [] }]);

@@ -77,7 +77,7 @@ async function pendingPayment() {
     body: { amount: 3000, currency: 'usd', paymentMethod: 'pm_card_authenticationRequired', description: '3DS' },
     headers: customer.headers,
   });
-  assert.equal(res.status, 201);
+  assert.equal(res.status, 202);
   assert.equal(res.body.payment.status, 'pending');
   const payment: { id: string; gatewayPaymentId: string } = res.body.payment;
   const workflow = stack.deps.temporal.workflow.getHandle<typeof oneTimePaymentWorkflow>(oneTimePaymentWorkflowId(payment.id));

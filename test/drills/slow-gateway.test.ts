@@ -9,6 +9,7 @@
  * delays every request by 15 s once the set-up is done.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
@@ -54,7 +55,10 @@ test('50 holds while 20 charges wait 15 s for the gateway: none answers 503', as
   const offering = await createOffering(stack, {}, SLOW_CHARGES + HOLDS);
   const payer = await createTestUser(stack.deps);
   // Saved while the gateway is quick: the bookings below charge it without asking the gateway first.
-  const saved = await requestJson(`${stack.url}/api/v1/payment-methods`, { body: { paymentMethod: 'pm_card_visa' }, headers: payer.headers });
+  // A payment method id of its own: stripe-mock answers an attach with the id it was given, and
+  // the test database is shared with other files.
+  const paymentMethod = `pm_slow${randomUUID().replaceAll('-', '')}`;
+  const saved = await requestJson(`${stack.url}/api/v1/payment-methods`, { body: { paymentMethod }, headers: payer.headers });
   assert.equal(saved.status, 201, JSON.stringify(saved.body));
   const holds = await Promise.all(offering.unitIds.slice(0, SLOW_CHARGES).map((unitId) => placeHold(stack, payer, offering.id, [unitId])));
   assert.deepEqual(
