@@ -49,19 +49,28 @@ export function createNotificationActivities({ db, mailer, logger }: Notificatio
    */
   async function notify(input: NotificationInput): Promise<{ notificationId: string; sent: boolean }> {
     await recordInOutbox(db, input);
+    return deliverNotification({ dedupeKey: input.dedupeKey });
+  }
+
+  /**
+   * Delivers a notification already in the outbox (one recorded with a business change, such as
+   * the staff notices of a dispute), once, as `notify` does.
+   */
+  async function deliverNotification({ dedupeKey }: { dedupeKey: string }): Promise<{ notificationId: string; sent: boolean }> {
     const [claimed] = await db
       .update(notifications)
       .set({ sendingSince: sql`now()` })
       .where(
         and(
-          eq(notifications.dedupeKey, input.dedupeKey),
+          eq(notifications.dedupeKey, dedupeKey),
           isNull(notifications.sentAt),
           or(isNull(notifications.sendingSince), lt(notifications.sendingSince, sql`now() - make_interval(secs => ${SEND_CLAIM_SECONDS})`)),
         ),
       )
       .returning();
     if (!claimed) {
-      const [row] = await db.select().from(notifications).where(eq(notifications.dedupeKey, input.dedupeKey));
+      const [row] = await db.select().from(notifications).where(eq(notifications.dedupeKey, dedupeKey));
+      if (!row) throw ApplicationFailure.nonRetryable(`no notification ${dedupeKey} in the outbox`, 'NotificationNotFound');
       if (row.sentAt) return { notificationId: row.id, sent: false };
       // Another attempt is sending it now: retried later, this finds it sent (or the claim expired).
       throw new Error(`notification ${row.id} is being sent by another attempt`);
@@ -73,18 +82,18 @@ export function createNotificationActivities({ db, mailer, logger }: Notificatio
         .update(notifications)
         .set({ attempts: sql`${notifications.attempts} + 1`, lastError: errorMessage(error), sendingSince: null })
         .where(eq(notifications.id, claimed.id));
-      logger.warn({ notificationId: claimed.id, kind: input.kind, err: error }, 'notification not delivered');
+      logger.warn({ notificationId: claimed.id, kind: claimed.kind, err: error }, 'notification not delivered');
       throw error instanceof Error ? error : new Error(errorMessage(error));
     }
     await db
       .update(notifications)
       .set({ attempts: sql`${notifications.attempts} + 1`, lastError: null, sentAt: new Date(), sendingSince: null })
       .where(eq(notifications.id, claimed.id));
-    logger.info({ notificationId: claimed.id, kind: input.kind, mailer: mailer.name }, 'notification sent');
+    logger.info({ notificationId: claimed.id, kind: claimed.kind, mailer: mailer.name }, 'notification sent');
     return { notificationId: claimed.id, sent: true };
   }
 
-  return { notify };
+  return { notify, deliverNotification };
 }
 
 async function recordInOutbox(db: Database, input: NotificationInput): Promise<void> {

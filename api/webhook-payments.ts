@@ -9,6 +9,7 @@ import { formatMoney } from '../domain/money';
 import { oneTimePaymentWorkflowId, orphanedPaymentRefundWorkflowId, PAYMENT_ID_METADATA_KEY, type PaymentSettlement } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
 import { gatewayRefundRecordedSignal, paymentSettledSignal, refundOrphanedPaymentWorkflow } from '../workflows/payment';
+import { staffAlertWorkflow } from '../workflows/staff-alert';
 import { taskQueuesOf, type AppDeps } from './deps';
 import { ignored, PROCESSED, retryLater, signalIfRunning, withTemporalDeadline, type WebhookLog } from './webhook-support';
 
@@ -159,8 +160,8 @@ export async function actOnChargeRefunded(event: Stripe.ChargeRefundedEvent, dep
 
 /**
  * `charge.dispute.created`: the charge becomes `disputed`, an audit row records it and staff are
- * told through notification rows (recordDispute). A dispute may be for less than the charge, so
- * only its currency is checked.
+ * told: the notices are recorded with it (recordDispute) and delivered by a staffAlertWorkflow.
+ * A dispute may be for less than the charge, so only its currency is checked.
  */
 export async function actOnDispute(event: Stripe.ChargeDisputeCreatedEvent, deps: AppDeps, log: WebhookLog): Promise<WebhookOutcome> {
   const dispute = event.data.object;
@@ -168,7 +169,7 @@ export async function actOnDispute(event: Stripe.ChargeDisputeCreatedEvent, deps
   if (!payment) return ignored('foreign_intent');
   if (dispute.currency?.toLowerCase() !== payment.currency.toLowerCase()) return ignored('currency_mismatch');
 
-  const { recorded, staffNotified } = await recordDispute(deps.db, {
+  const { recorded, staffNoticeKeys } = await recordDispute(deps.db, {
     disputeId: dispute.id,
     paymentId: payment.id,
     reason: dispute.reason,
@@ -176,11 +177,31 @@ export async function actOnDispute(event: Stripe.ChargeDisputeCreatedEvent, deps
     currency: dispute.currency,
   });
   if (recorded) {
-    // No process sends outbox rows written outside a workflow yet: the warning is what reaches staff now.
-    log.warn(
-      { paymentId: payment.id, disputeId: dispute.id, reason: dispute.reason, amount: dispute.amount, staffNotified },
-      'payment disputed; staff notified',
-    );
+    log.warn({ paymentId: payment.id, disputeId: dispute.id, reason: dispute.reason, amount: dispute.amount }, 'payment disputed; telling staff');
   }
+  await alertStaff(deps, staffAlertWorkflowId(dispute.id), staffNoticeKeys, log);
   return PROCESSED;
+}
+
+/** The workflow delivering the staff notices of a dispute: one per dispute, however often it is reported. */
+function staffAlertWorkflowId(disputeId: string): string {
+  return `staff-alert-${disputeId}`;
+}
+
+async function alertStaff(deps: AppDeps, workflowId: string, dedupeKeys: string[], log: WebhookLog): Promise<void> {
+  if (dedupeKeys.length === 0) return;
+  try {
+    await withTemporalDeadline(deps, () =>
+      deps.temporal.workflow.start(staffAlertWorkflow, {
+        workflowId,
+        taskQueue: taskQueuesOf(deps).billing,
+        args: [{ dedupeKeys }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        staticSummary: `Staff alert: ${dedupeKeys.length} notice(s)`,
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    log.info({ workflowId }, 'staff already alerted');
+  }
 }

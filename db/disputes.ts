@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, like, sql } from 'drizzle-orm';
 import { formatMoney } from '../domain/money';
 import type { Database } from './client';
 import { auditLog, notifications, payments, users } from './schema';
@@ -21,10 +21,17 @@ export const PAYMENT_DISPUTED_NOTIFICATION = 'payment_disputed';
  * `succeeded` or `refunded`), an audit row names it (no actor: the gateway did it), and every
  * staff user gets a notification row in the outbox. A dispute already recorded (its audit row
  * exists) changes nothing, so the gateway's retry of the event is harmless. Answers whether it
- * was recorded now and the staff notifications written.
+ * was recorded now and the dedupe keys of the staff notices (for staffAlertWorkflow to deliver).
  */
-export async function recordDispute(db: Database, dispute: GatewayDispute): Promise<{ recorded: boolean; staffNotified: number }> {
+export async function recordDispute(db: Database, dispute: GatewayDispute): Promise<{ recorded: boolean; staffNoticeKeys: string[] }> {
   return db.transaction(async (tx) => {
+    const noticeKeys = async () =>
+      (
+        await tx
+          .select({ key: notifications.dedupeKey })
+          .from(notifications)
+          .where(like(notifications.dedupeKey, `${disputeNoticePrefix(dispute.disputeId)}%`))
+      ).map((row) => row.key);
     // Serialises two deliveries of the same dispute on the charge's row.
     await tx.select({ id: payments.id }).from(payments).where(eq(payments.id, dispute.paymentId)).for('update');
     const [known] = await tx
@@ -37,7 +44,9 @@ export async function recordDispute(db: Database, dispute: GatewayDispute): Prom
           sql`${auditLog.details}->>'disputeId' = ${dispute.disputeId}`,
         ),
       );
-    if (known) return { recorded: false, staffNotified: 0 };
+    // Recorded by an earlier delivery: its notices are answered again, so a delivery whose
+    // workflow start failed can start it now.
+    if (known) return { recorded: false, staffNoticeKeys: await noticeKeys() };
 
     await tx
       .update(payments)
@@ -63,11 +72,15 @@ export async function recordDispute(db: Database, dispute: GatewayDispute): Prom
             recipient: s.email,
             subject: `Dispute of ${amount} on payment ${dispute.paymentId}`,
             body: `The customer's bank disputes ${amount} of payment ${dispute.paymentId} (reason: ${dispute.reason}, dispute ${dispute.disputeId}). Answer it in the gateway's dashboard before its deadline.`,
-            dedupeKey: `dispute/${dispute.disputeId}/${s.id}`,
+            dedupeKey: `${disputeNoticePrefix(dispute.disputeId)}${s.id}`,
           })),
         )
         .onConflictDoNothing({ target: notifications.dedupeKey });
     }
-    return { recorded: true, staffNotified: staff.length };
+    return { recorded: true, staffNoticeKeys: await noticeKeys() };
   });
+}
+
+function disputeNoticePrefix(disputeId: string): string {
+  return `dispute/${disputeId}/`;
 }

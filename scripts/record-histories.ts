@@ -23,11 +23,18 @@ import { BOOKING_SCENARIOS } from './record-histories/booking';
 import { PAYMENT_SCENARIOS } from './record-histories/payment';
 import type { Scenario } from './record-histories/recorder';
 import { RETENTION_SCENARIOS } from './record-histories/retention';
+import { STAFF_ALERT_SCENARIOS } from './record-histories/staff-alert';
 import { SUBSCRIPTION_SCENARIOS } from './record-histories/subscription';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'test', 'histories');
 
-const SCENARIOS: Record<string, Scenario> = { ...SUBSCRIPTION_SCENARIOS, ...PAYMENT_SCENARIOS, ...BOOKING_SCENARIOS, ...RETENTION_SCENARIOS };
+const SCENARIOS: Record<string, Scenario> = {
+  ...SUBSCRIPTION_SCENARIOS,
+  ...PAYMENT_SCENARIOS,
+  ...BOOKING_SCENARIOS,
+  ...RETENTION_SCENARIOS,
+  ...STAFF_ALERT_SCENARIOS,
+};
 
 /** The scenarios named on the command line, or all of them; an unknown name is an error. */
 function chosenScenarios(names: string[]): [string, Scenario][] {

@@ -22,7 +22,10 @@ import { freePort, ProcessGroup } from '../scripts/services';
 import { ensureWalkthroughTools, REPO_ROOT } from '../scripts/tools';
 
 const README = path.join(REPO_ROOT, 'README.md');
-const WALKTHROUGH_SECTIONS = ['## Subscriptions: sandbox payment methods and a walk-through', '## Bookings: offerings, holds and the booking saga'];
+const WALKTHROUGH_SECTIONS = [
+  '## Payments and subscriptions: saved cards, 3-D Secure and a walk-through',
+  '## Bookings: offerings, holds and the booking saga',
+];
 const READY_TIMEOUT_MS = 120_000;
 
 /** The ```sh blocks of the named `## ` sections, in the README's order. */
@@ -99,9 +102,9 @@ describe('README walk-through', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  test('the subscription, webhook and booking blocks run as printed and do what they say', async () => {
+  test('the subscription, 3-D Secure, webhook and booking blocks run as printed and do what they say', async () => {
     const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
-    assert.equal(blocks.length, 3, 'the subscription walk-through, the webhook and the bookings');
+    assert.equal(blocks.length, 4, 'the subscription walk-through, 3-D Secure, the webhook and the bookings');
     // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
     writeFileSync(
       path.join(dataDir, 'secrets.json'),
@@ -112,8 +115,8 @@ describe('README walk-through', () => {
       'set -euo pipefail',
       ...blocks.map((block) => block.replaceAll('localhost:3000', new URL(apiUrl).host).replaceAll('.data/', `${dataDir}/`)),
       // The variables the blocks set, for the assertions below.
-      `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg sub "$SUB" --arg pending "$PENDING" ` +
-        `--arg offering "$OFFERING" --arg booking "$BOOKING" '$ARGS.named' > '${probe}'`,
+      `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg card "$CARD" --arg sub "$SUB" --arg pending "$PENDING" ` +
+        `--arg oneTime "$ONE_TIME" --arg offering "$OFFERING" --arg booking "$BOOKING" '$ARGS.named' > '${probe}'`,
     ].join('\n');
     // A second terminal has no webhook secret: the block must find it in the secrets file.
     const { STRIPE_WEBHOOK_SECRET: _secret, ...shellEnv } = process.env;
@@ -135,15 +138,30 @@ describe('README walk-through', () => {
     assert.deepEqual(plans.find((plan) => plan.id === vars.plan)?.code, 'pro-monthly');
     const visa = (await get(`/subscriptions/${vars.sub}`)).subscription;
     assert.deepEqual([visa.status, visa.cancelAtPeriodEnd], ['active', true], 'subscribed, then cancelled at period end');
-    const settled = await eventually(
-      'the webhook settles the pending subscription',
+    const cards = (await get('/payment-methods')).paymentMethods as { id: string; brand: string; isDefault: boolean }[];
+    assert.deepEqual(
+      cards.find((card) => card.id === vars.card),
+      { ...cards.find((card) => card.id === vars.card), brand: 'visa', isDefault: true },
+      'the saved card is the default',
+    );
+    const authenticated = await eventually(
+      'the authentication activates the pending subscription',
       async () => {
         const pending = (await get(`/subscriptions/${vars.pending}`)).subscription;
         return pending.status === 'active' ? pending : undefined;
       },
       30_000,
     );
-    assert.equal(settled.status, 'active');
+    assert.equal(authenticated.status, 'active');
+    const settled = await eventually(
+      'the signed webhook settles the one-time payment',
+      async () => {
+        const payment = (await get(`/payments/${vars.oneTime}`)).payment;
+        return payment.status === 'succeeded' ? payment : undefined;
+      },
+      30_000,
+    );
+    assert.equal(settled.amount, 1250);
     assert.equal((await get(`/bookings/${vars.booking}`)).booking.status, 'canceled', 'booked, then cancelled');
   });
 });

@@ -39,6 +39,7 @@ const FILE_PREFIXES: Record<string, string> = {
   payment: 'oneTimePaymentWorkflow',
   refund: 'refundOrphanedPaymentWorkflow',
   retention: 'purgeExpiredRecordsWorkflow',
+  staff: 'staffAlertWorkflow',
   subscription: 'subscriptionWorkflow',
 };
 

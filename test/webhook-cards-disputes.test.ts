@@ -8,7 +8,7 @@ import { auditLog, notifications, paymentMethods, payments, users, webhookEvents
 import type { PaymentGateway, SavedCard } from '../domain/payment';
 import { createTestUser, listen, requestJson, type TestServer, type TestUser } from './support/api';
 import { startPaymentStack, type PaymentStack } from './support/payment-fixtures';
-import { stripeEvent } from './support/subscription-stack';
+import { stripeEvent, waitFor } from './support/subscription-stack';
 
 let stack: PaymentStack;
 let server: TestServer;
@@ -175,10 +175,20 @@ describe('charge.dispute.created', () => {
       [['payment_disputed', stack.staff.user.email]],
     );
 
+    // Delivered by the staff alert workflow, once.
+    const sent = await waitFor(
+      async () => (await stack.deps.db.select().from(notifications).where(eq(notifications.dedupeKey, told[0].dedupeKey)))[0],
+      (row) => row.sentAt !== null,
+      { what: 'the staff notice to be sent' },
+    );
+    assert.equal(sent.attempts, 1);
+
     // The same dispute in another event: nothing new.
     assert.equal((await deliver(dispute())).status, 200);
     const auditsAfter = await stack.deps.db.select().from(auditLog).where(eq(auditLog.targetId, paymentId));
     assert.equal(auditsAfter.length, 1);
+    const [again] = await stack.deps.db.select().from(notifications).where(eq(notifications.dedupeKey, told[0].dedupeKey));
+    assert.equal(again.attempts, 1, 'no second email');
   });
 
   test('a dispute of an intent we never recorded is ignored', async () => {

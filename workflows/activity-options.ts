@@ -51,7 +51,7 @@ export const NOTIFICATION: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '10 minutes',
     maximumAttempts: 9,
-    nonRetryableErrorTypes: ['UserNotFound'],
+    nonRetryableErrorTypes: ['UserNotFound', 'NotificationNotFound'],
   },
 };
 
@@ -78,4 +78,4 @@ export const bookingSteps = proxyActivities<BookingActivities>({
   ...PROJECTION,
   retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },
 });
-export const { notify } = proxyActivities<NotificationActivities>(NOTIFICATION);
+export const { notify, deliverNotification } = proxyActivities<NotificationActivities>(NOTIFICATION);

@@ -4,3 +4,4 @@ export * from './subscription';
 export * from './hold';
 export * from './booking';
 export * from './retention';
+export * from './staff-alert';
