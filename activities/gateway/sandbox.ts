@@ -74,7 +74,7 @@ export class SandboxGateway implements PaymentGateway {
     await this.db
       .insert(sandboxCustomers)
       .values({ id: sandboxId('cus', request.idempotencyKey), idempotencyKey: request.idempotencyKey, email: request.email, userRef: request.userId })
-      .onConflictDoNothing({ target: sandboxCustomers.idempotencyKey });
+      .onConflictDoNothing(); // on the key or on the id derived from it: two racing creations are one customer
     const [row] = await this.db.select().from(sandboxCustomers).where(eq(sandboxCustomers.idempotencyKey, request.idempotencyKey));
     return { customerId: row.id };
   }
@@ -92,7 +92,7 @@ export class SandboxGateway implements PaymentGateway {
         status: 'requires_payment_method',
         clientSecret: clientSecretOf(id, request.idempotencyKey),
       })
-      .onConflictDoNothing({ target: sandboxIntents.idempotencyKey });
+      .onConflictDoNothing(); // on the key or on the id derived from it;
     const row = await this.intentWithKey(this.db, request.idempotencyKey, 'setup');
     return { id: row.id, clientSecret: row.clientSecret, status: row.status };
   }
@@ -137,7 +137,7 @@ export class SandboxGateway implements PaymentGateway {
             ...(request.session === 'on_session' ? { [SETUP_FUTURE_USAGE_KEY]: 'off_session' } : {}),
           },
         })
-        .onConflictDoNothing({ target: sandboxIntents.idempotencyKey })
+        .onConflictDoNothing() // on the key or on the id derived from it
         .returning({ id: sandboxIntents.id });
       // The key's intent exists (a concurrent first attempt waited for): its answer is the answer.
       if (!claimed) return chargeOutcomeFromIntent(paymentIntentObjectOf(await this.intentWithKey(tx, request.idempotencyKey, 'payment')));
