@@ -140,6 +140,7 @@ export const paymentMethodApi = {
     idempotent: true,
     responses: {
       201: json('The SetupIntent', z.strictObject({ setupIntent: z.strictObject({ id: z.string(), clientSecret: z.string(), status: z.string() }) })),
+      ...problems([400, 'A malformed Idempotency-Key']),
     },
   },
   attach: {
