@@ -99,7 +99,10 @@ describe('3-D Secure on a renewal', () => {
 
     const renewal = await waitFor(
       async () =>
-        (await getSubscription(stack, user, subscriptionId)).body.payments.find((p: { attempt: number; status: string }) => p.status === 'pending'),
+        (await getSubscription(stack, user, subscriptionId)).body.payments.find(
+          (p: { status: string; gatewayPaymentId: string | null }) => p.status === 'pending' && p.gatewayPaymentId !== null,
+        ),
+      // Answered by the gateway, not only claimed.
       (pending) => pending !== undefined,
       { what: 'the renewal to await the customer', timeoutMs: 20_000 },
     );

@@ -22,8 +22,15 @@ export function clientSecretOf(intentId: string, idempotencyKey: string): string
   return `${intentId}_secret_${digest(`${idempotencyKey}/client-secret`)}`;
 }
 
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/**
+ * 24 base-62 characters of the seed's SHA-256, like the tail of a Stripe id. Not hex: a hex id
+ * holds twelve digits in a row about once in thirty, which the API refuses as a card number.
+ */
 function digest(seed: string): string {
-  return createHash('sha256').update(seed).digest('hex').slice(0, 24);
+  const bytes = createHash('sha256').update(seed).digest();
+  return Array.from(bytes.subarray(0, 24), (byte) => BASE62[byte % 62]).join('');
 }
 
 /**

@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import type { Database, Transaction } from '../../db/client';
 import { sandboxCustomers, sandboxPaymentMethods } from '../../db/schema';
 import { GatewayRequestRejectedError, type SavedCard } from '../../domain/payment';
 import { isTestToken, sandboxCardOf } from './sandbox-cards';
 import { PAYMENT_METHOD_UNEXPECTED_STATE } from './stripe-answers';
+import { sandboxId } from './sandbox-intents';
 
 /**
  * The sandbox's payment methods and customers, with Stripe's rules for them: a test token
@@ -53,7 +54,7 @@ export async function methodFromToken(
 ): Promise<SandboxPaymentMethodRow> {
   const card = sandboxCardOf(token);
   if (!card) throw noSuchPaymentMethod(token);
-  const id = fields.id ?? `${SANDBOX_PAYMENT_METHOD_PREFIX}${randomBytes(12).toString('hex')}`;
+  const id = fields.id ?? sandboxId('pm', randomUUID());
   await tx
     .insert(sandboxPaymentMethods)
     .values({ id, token, customerId: fields.customerId, brand: card.brand, last4: card.last4, expMonth: card.expMonth, expYear: card.expYear })

@@ -6,6 +6,7 @@ import { connectDatabase, type DatabaseHandle } from '../../db/client';
 import { sandboxIntents, sandboxPaymentMethods } from '../../db/schema';
 import { GatewayRequestRejectedError, type ChargeOutcome, type ChargeRequest, type ChargeSession } from '../../domain/payment';
 import { createPaymentGateway, SandboxGateway, SandboxIntentStateError } from '.';
+import { sandboxId } from './sandbox-intents';
 
 let handle: DatabaseHandle;
 let gateway: SandboxGateway;
@@ -60,7 +61,7 @@ describe('SandboxGateway customers and saved cards', () => {
   test('the same idempotency key is the same customer', async () => {
     const request = { userId: randomUUID(), email: 'same@example.test', name: 'Same', idempotencyKey: `customer/${randomUUID()}` };
     const [first, again] = await Promise.all([gateway.createCustomer(request), gateway.createCustomer(request)]);
-    assert.match(first.customerId, /^cus_sandbox_[0-9a-f]{24}$/);
+    assert.match(first.customerId, /^cus_sandbox_[0-9A-Za-z]{24}$/);
     assert.equal(again.customerId, first.customerId);
     assert.notEqual(await newCustomer(), first.customerId);
   });
@@ -68,7 +69,7 @@ describe('SandboxGateway customers and saved cards', () => {
   test('a token attached becomes a new payment method with its card; attaching it again changes nothing', async () => {
     const customerId = await newCustomer();
     const visa = await gateway.attachPaymentMethod({ customerId, paymentMethod: 'pm_card_visa' });
-    assert.match(visa.id, /^pm_sandbox_[0-9a-f]{24}$/);
+    assert.match(visa.id, /^pm_sandbox_[0-9A-Za-z]{24}$/);
     assert.deepEqual({ ...visa, id: undefined }, { id: undefined, brand: 'visa', last4: '4242', expMonth: 12, expYear: 2034, customerId });
     const again = await gateway.attachPaymentMethod({ customerId, paymentMethod: 'pm_card_visa' });
     assert.notEqual(again.id, visa.id, 'each use of a token is a new payment method');
@@ -130,7 +131,7 @@ describe('SandboxGateway charges', () => {
     test(`${card} answers ${expect.status}`, async () => {
       const outcome = await gateway.charge(chargeRequest(await newCustomer(), card));
       assert.deepEqual({ ...outcome, gatewayPaymentId: undefined }, { ...expect, gatewayPaymentId: undefined });
-      assert.match(outcome.gatewayPaymentId ?? '', /^pi_sandbox_[0-9a-f]{24}$/);
+      assert.match(outcome.gatewayPaymentId ?? '', /^pi_sandbox_[0-9A-Za-z]{24}$/);
     });
   }
 
@@ -249,6 +250,17 @@ describe('SandboxGateway authentication, refunds and cancels', () => {
     assert.deepEqual(await gateway.cancel(request), { status: 'canceled' });
     await assert.rejects(gateway.completeAuthentication(charge.gatewayPaymentId!, 'succeeded'), SandboxIntentStateError);
     await assert.rejects(gateway.cancel({ ...request, gatewayPaymentId: 'pi_elsewhere' }), GatewayRequestRejectedError);
+  });
+});
+
+describe('sandbox ids', () => {
+  test('never hold twelve digits in a row, which the API refuses as a card number', () => {
+    const ids = Array.from({ length: 2000 }, (_, i) => sandboxId('pm', `seed-${i}`));
+    assert.deepEqual(
+      ids.filter((id) => /\d{12}/.test(id)),
+      [],
+    );
+    assert.equal(new Set(ids).size, ids.length);
   });
 });
 
