@@ -27,6 +27,8 @@ export async function eventually<T>(check: () => Promise<T>): Promise<T> {
   }
 }
 
+const QUERY_DEADLINE_MS = 2_000;
+
 /** Polls the `state` query until `ready` holds: activities take real time after the clock jumps. */
 export function waitForState(
   client: Client,
@@ -34,7 +36,9 @@ export function waitForState(
   ready: (snapshot: SubscriptionSnapshot) => boolean,
 ): Promise<SubscriptionSnapshot> {
   return eventually(async () => {
-    const snapshot = await getSubscriptionState(client, subscriptionId);
+    // A deadline on each query: one that reaches a run as it continues as new can go unanswered
+    // on the time-skipping server, and the next attempt asks the new run.
+    const snapshot = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => getSubscriptionState(client, subscriptionId));
     if (!ready(snapshot)) throw new Error(`state never matched; last: ${JSON.stringify(snapshot, null, 1)}`);
     return snapshot;
   });
