@@ -85,7 +85,8 @@ async function main(): Promise<number> {
     log(`lint passed (eslint, prettier --check) in ${lintResult.took}`);
   }
   log(`running ${files.length} test file(s)`);
-  const code = await runTests(files, env);
+  const run = await runTests(files, env);
+  const code = run.code !== 0 && run.onlyTimedOutFiles.length > 0 ? await rerunTimedOutFiles(run.onlyTimedOutFiles, env) : run.code;
   if (contractPassed) return code;
   keepServerLogs = !finishing;
   return code === 0 ? 1 : code;
@@ -251,7 +252,27 @@ function findTests(dir: string): string[] {
  * The spec reporter's output passes through to stdout; its closing summary (`ℹ pass N`) is
  * repeated as `# pass N` lines, the form tools that read test logs expect.
  */
-async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/**
+ * A file that hit the per-file timeout while every assertion of the run passed: the Java
+ * time-skipping test server can wedge for good around a continue-as-new (seen in about one run
+ * of workflows/subscription.test.ts in six, with code from before and after the change that
+ * measured it), which no test code can undo. Such files run once more, said loudly; a file that
+ * fails an assertion, or times out again, fails the run.
+ */
+async function rerunTimedOutFiles(timedOut: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  log(`${timedOut.length} file(s) timed out with no failed assertion; running them once more: ${timedOut.join(', ')}`);
+  const rerun = await runTests(timedOut, env);
+  log(`rerun of the timed-out file(s) ${rerun.code === 0 ? 'passed' : 'FAILED'}`);
+  return rerun.code;
+}
+
+interface TestRun {
+  code: number;
+  /** When the run failed only because whole files timed out: those files (else empty). */
+  onlyTimedOutFiles: string[];
+}
+
+async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<TestRun> {
   const runner = runnerGroup.spawn(
     'tests',
     process.execPath,
@@ -270,11 +291,23 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
     { env: process.stdout.isTTY ? { ...env, FORCE_COLOR: '1' } : env, pipeStdout: true },
   );
   const summary: string[] = [];
+  const counts = new Map<string, number>();
+  const timedOutFiles = new Set<string>();
+  let failedFile: string | undefined;
   const output = readline.createInterface({ input: runner.child.stdout! });
   output.on('line', (line) => {
     process.stdout.write(`${line}\n`);
-    const counter = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) (\S+)$/.exec(stripAnsi(line));
-    if (counter) summary.push(`# ${counter[1]} ${counter[2]}`);
+    const plain = stripAnsi(line);
+    const counter = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) (\S+)$/.exec(plain);
+    if (counter) {
+      summary.push(`# ${counter[1]} ${counter[2]}`);
+      counts.set(counter[1], Number(counter[2]));
+    }
+    // The runner reports a file that timed out as a failed test named by its path, then the reason.
+    const file = /^✖ (\S+\.test\.ts) \(/.exec(plain)?.[1];
+    if (file) failedFile = file;
+    else if (failedFile && /test timed out after/.test(plain)) timedOutFiles.add(path.relative(REPO_ROOT, failedFile));
+    else failedFile = undefined;
   });
   const [code] = await Promise.all([
     new Promise<number>((resolve) => runner.child.on('close', (exitCode) => resolve(exitCode ?? 1))),
@@ -282,7 +315,8 @@ async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<number
   ]);
   if (summary.length > 0) console.log(summary.join('\n'));
   keepServerLogs = code !== 0 && !finishing;
-  return code;
+  const onlyTimeouts = (counts.get('fail') ?? 1) === 0 && (counts.get('cancelled') ?? 0) <= timedOutFiles.size && timedOutFiles.size > 0;
+  return { code, onlyTimedOutFiles: onlyTimeouts ? [...timedOutFiles] : [] };
 }
 
 function stripAnsi(text: string): string {
