@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
-import Stripe from 'stripe';
 import { payments } from '../db/schema';
 import { createTestUser, requestJson, type TestUser } from './support/api';
 import { createBooking, createOffering, placeHold, startBookingStack, type BookingStack } from './support/booking-stack';
-import { stripeEvent } from './support/subscription-stack';
+import { deliverWebhook, stripeEvent } from './support/subscription-stack';
 
 let stack: BookingStack;
 let alice: TestUser;
@@ -22,15 +21,8 @@ before(async () => {
 
 after(() => stack?.close());
 
-async function deliver(event: object) {
-  const payload = JSON.stringify(event);
-  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: stack.deps.config.STRIPE_WEBHOOK_SECRET });
-  const response = await fetch(`${stack.url}/api/v1/webhooks/stripe`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
-    body: payload,
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+function deliver(event: object) {
+  return deliverWebhook(stack, event);
 }
 
 test('after a dashboard refund of part of the charge, a cancel refunds only what is left and succeeds', async () => {
