@@ -1,10 +1,10 @@
-import { and, eq, notInArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { paymentMethodUpdatedSignal } from '../workflows/subscription';
 import { ensureGatewayCustomer } from '../activities/customers';
 import { attachedCard, defaultCard, saveCard, type PaymentMethodRow } from '../db/payment-methods';
-import { paymentMethods, subscriptions } from '../db/schema';
+import { paymentMethods } from '../db/schema';
+import { liveSubscriptionsOf } from '../db/subscriptions';
 import { GatewayRequestRejectedError } from '../domain/payment';
-import { FINAL_STATUSES } from '../domain/subscription';
 import type { AppDeps } from './deps';
 import { HttpProblem } from './problem';
 
@@ -61,16 +61,7 @@ export async function saveToCustomer(
  * past due that attempt is at once). A subscription whose workflow has ended meanwhile is skipped.
  */
 export async function moveLiveSubscriptionsTo(deps: ChoiceDeps, userId: string, paymentMethod: string, from?: string): Promise<number> {
-  const live = await deps.db
-    .select({ workflowId: subscriptions.workflowId })
-    .from(subscriptions)
-    .where(
-      and(
-        eq(subscriptions.userId, userId),
-        notInArray(subscriptions.status, [...FINAL_STATUSES]),
-        from === undefined ? undefined : eq(subscriptions.paymentMethod, from),
-      ),
-    );
+  const live = await liveSubscriptionsOf(deps.db, userId, from);
   const results = await Promise.allSettled(
     live.map(({ workflowId }) => deps.temporal.workflow.getHandle(workflowId).signal(paymentMethodUpdatedSignal, { paymentMethod })),
   );

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, notInArray, sql } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
 import { ensureGatewayCustomer } from '../activities/customers';
 import { attachedCard, attachedCards, defaultCard, makeDefaultCard, markCardDetached, type PaymentMethodRow } from '../db/payment-methods';
-import { subscriptions } from '../db/schema';
-import { FINAL_STATUSES } from '../domain/subscription';
+import { liveSubscriptionsOf } from '../db/subscriptions';
 import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -103,7 +101,7 @@ function detachHandler(deps: AppDeps): RouteHandler {
     const userId = currentUser(req).id;
     if (!(await attachedCard(deps.db, userId, id))) throw paymentMethodNotFound();
     const cards = await attachedCards(deps.db, userId);
-    if (cards.length === 1 && (await hasLiveSubscription(deps, userId))) {
+    if (cards.length === 1 && (await liveSubscriptionsOf(deps.db, userId)).length > 0) {
       throw new HttpProblem(409, 'Payment method in use', 'This is your only payment method and a subscription is live: add another first.');
     }
     // The gateway first: a card it still holds must not vanish from our list. Detaching is
@@ -115,14 +113,6 @@ function detachHandler(deps: AppDeps): RouteHandler {
     if (replacement) await moveLiveSubscriptionsTo(deps, userId, replacement.id, id);
     res.status(204).end();
   };
-}
-
-async function hasLiveSubscription(deps: AppDeps, userId: string): Promise<boolean> {
-  const [row] = await deps.db
-    .select({ count: sql<number>`count(*)::int` })
-    .from(subscriptions)
-    .where(and(eq(subscriptions.userId, userId), notInArray(subscriptions.status, [...FINAL_STATUSES])));
-  return row.count > 0;
 }
 
 function paymentMethodNotFound(): HttpProblem {

@@ -1,7 +1,8 @@
-import { and, eq, notInArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type Stripe from 'stripe';
 import { defaultCard, markCardDetached, saveCard, userOfGatewayCustomer } from '../db/payment-methods';
-import { paymentMethods, subscriptions } from '../db/schema';
+import { paymentMethods } from '../db/schema';
+import { liveSubscriptionsOf } from '../db/subscriptions';
 import type { WebhookOutcome } from '../db/webhook-events';
 import { paymentMethodUpdatedSignal } from '../workflows/subscription/contract';
 import type { AppDeps } from './deps';
@@ -55,16 +56,7 @@ export async function actOnPaymentMethodDetached(event: Stripe.PaymentMethodDeta
     log.info({ userId: card.userId, paymentMethodId }, 'no card left to move subscriptions to');
     return PROCESSED;
   }
-  const charging = await deps.db
-    .select({ id: subscriptions.id, workflowId: subscriptions.workflowId })
-    .from(subscriptions)
-    .where(
-      and(
-        eq(subscriptions.userId, card.userId),
-        eq(subscriptions.paymentMethod, paymentMethodId),
-        notInArray(subscriptions.status, ['canceled', 'expired']),
-      ),
-    );
+  const charging = await liveSubscriptionsOf(deps.db, card.userId, paymentMethodId);
   for (const subscription of charging) {
     const told = await signalIfRunning(deps, subscription.workflowId, paymentMethodUpdatedSignal, { paymentMethod: replacement.id });
     log.info({ subscriptionId: subscription.id, paymentMethod: replacement.id, told }, 'subscription moved to the default card');
