@@ -41,6 +41,10 @@ async function projection(): Promise<SubscriptionProjection> {
     canceledAt: null,
     graceEndsAt: null,
     attemptCount: 0,
+    quantity: 1,
+    scheduledChange: null,
+    pausedAt: null,
+    resumesAt: null,
   };
 }
 

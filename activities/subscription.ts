@@ -28,6 +28,8 @@ export function createSubscriptionActivities({ db, logger }: SubscriptionActivit
       trialEnd: toDate(fields.trialEnd),
       canceledAt: toDate(fields.canceledAt),
       graceEndsAt: toDate(fields.graceEndsAt),
+      pausedAt: toDate(fields.pausedAt),
+      resumesAt: toDate(fields.resumesAt),
     };
     await db
       .insert(subscriptions)

@@ -19,6 +19,7 @@ import { notFoundHandler, problemHandler } from './problem';
 import { ipRateLimit } from './rate-limit';
 import { requestLogger } from './request-context';
 import { subscriptionRoutes } from './subscription';
+import { subscriptionChangeRoutes } from './subscription-changes';
 import { webhookRoutes } from './webhook';
 
 const JSON_BODY_LIMIT = '100kb';
@@ -42,6 +43,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   // Before the subscription router, whose /{id} would otherwise claim "plans".
   planCatalogRoutes,
   subscriptionRoutes,
+  subscriptionChangeRoutes,
   adminPlanRoutes,
   offeringRoutes,
   adminOfferingRoutes,

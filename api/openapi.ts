@@ -16,6 +16,7 @@ import { planApi } from './plan';
 import { PROBLEM_CONTENT_TYPE } from './problem';
 import { apiRouter } from './route';
 import { subscriptionApi } from './subscription';
+import { subscriptionChangeApi } from './subscription-changes';
 import { webhookApi } from './webhook';
 
 const BEARER = 'bearerAuth';
@@ -55,6 +56,7 @@ export function apiOperations(): ApiOperation[] {
     authApi,
     planApi,
     subscriptionApi,
+    subscriptionChangeApi,
     paymentApi,
     paymentMethodApi,
     sandboxApi,

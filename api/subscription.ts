@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
+import { MAX_QUANTITY } from '../domain/proration';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionWorkflowInput } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription } from './subscription-client';
@@ -47,6 +48,15 @@ export const subscriptionJsonSchema = z
     trialEnd: isoDateTime.nullable(),
     graceEndsAt: isoDateTime.nullable().meta({ description: 'While past due: when the subscription expires unless a payment succeeds.' }),
     attemptCount: z.int().min(0).meta({ description: 'While past due: charges made for the unpaid period so far.' }),
+    quantity: z.int().min(1).max(MAX_QUANTITY).meta({ description: 'Seats: each period costs the plan amount × quantity.' }),
+    scheduledChange: z
+      .union([
+        z.strictObject({ planId: z.uuid(), quantity: z.int().min(1).max(MAX_QUANTITY), at: isoDateTime }),
+        z.null(),
+      ])
+      .meta({ description: 'A plan change that applies at the next renewal (`at`); withdraw it with DELETE …/scheduled-change.' }),
+    pausedAt: isoDateTime.nullable().meta({ description: 'While paused: when the paid period ended and the pause began.' }),
+    resumesAt: isoDateTime.nullable().meta({ description: 'When a pause (asked for or in effect) ends by itself.' }),
     ...workflowLinkFields,
     createdAt: isoDateTime,
   })
@@ -68,6 +78,10 @@ export function toSubscriptionJson(row: SubscriptionRow, link: WorkflowLinker): 
     trialEnd: isoOrNull(row.trialEnd),
     graceEndsAt: isoOrNull(row.graceEndsAt),
     attemptCount: row.attemptCount,
+    quantity: row.quantity,
+    scheduledChange: row.scheduledChange ?? null,
+    pausedAt: isoOrNull(row.pausedAt),
+    resumesAt: isoOrNull(row.resumesAt),
     ...link(row.workflowId),
     createdAt: row.createdAt.toISOString(),
   };
@@ -94,8 +108,12 @@ const chosenPaymentMethod = paymentMethodToken
   .optional()
   .meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' });
 
+/** Seats: a whole number from 1 to MAX_QUANTITY. */
+export const seatQuantity = z.int().min(1).max(MAX_QUANTITY).meta({ description: 'Seats; each period costs the plan amount × quantity.' });
+
 export const subscribeSchema = z.strictObject({
   planId: z.uuid(),
+  quantity: seatQuantity.default(1),
   paymentMethod: chosenPaymentMethod,
 });
 
@@ -138,7 +156,7 @@ export function subscriptionRoutes(deps: AppDeps, options: WorkflowRouteOptions 
 }
 
 /** What the subscription handlers share; `subscriptionRoutes` makes it once per router. */
-interface SubscriptionHandlerContext {
+export interface SubscriptionHandlerContext {
   deps: AppDeps;
   options: WorkflowRouteOptions;
   /** Past it a subscribe is answered 202 and a change 503. */
@@ -163,6 +181,7 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
       subscriptionId: idForRequest(req, userId, subscriptionApi.subscribe),
       userId,
       plan,
+      ...(body.quantity === 1 ? {} : { quantity: body.quantity }),
       paymentMethod: await chargeablePaymentMethod(deps, userId, body.paymentMethod),
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentActionUrl: config.PAYMENT_ACTION_URL,
@@ -270,7 +289,7 @@ function changePaymentMethodHandler(context: SubscriptionHandlerContext): RouteH
   };
 }
 
-async function planOnSale(db: Database, planId: string) {
+export async function planOnSale(db: Database, planId: string) {
   const [plan] = await db
     .select()
     .from(plans)
@@ -286,7 +305,7 @@ async function planOnSale(db: Database, planId: string) {
 }
 
 /** The owner and staff may read a subscription; to anyone else it does not exist. */
-async function visibleSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
+export async function visibleSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
   const user = currentUser(req);
   const row = await findSubscription(db, id);
   if (!row || (row.userId !== user.id && user.role !== 'staff')) throw subscriptionNotFound();
@@ -294,7 +313,7 @@ async function visibleSubscription(db: Database, req: Request, id: string): Prom
 }
 
 /** Only the owner changes a subscription, and only while it has not ended. */
-async function changeableSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
+export async function changeableSubscription(db: Database, req: Request, id: string): Promise<SubscriptionRow> {
   const row = await findSubscription(db, id);
   if (!row || row.userId !== currentUser(req).id) throw subscriptionNotFound();
   if (isFinalStatus(row.status)) throw subscriptionEnded(row.status);
@@ -308,7 +327,7 @@ async function findSubscription(db: Database, id: string): Promise<SubscriptionR
   return row;
 }
 
-async function subscriptionRow(db: Database, id: string): Promise<SubscriptionRow> {
+export async function subscriptionRow(db: Database, id: string): Promise<SubscriptionRow> {
   const row = await findSubscription(db, id);
   if (!row) throw new Error(`subscription ${id} has no projection row`);
   return row;
@@ -368,6 +387,10 @@ async function subscriptionStillStarting(
     trialEnd: null,
     graceEndsAt: null,
     attemptCount: 0,
+    quantity: input.quantity ?? 1,
+    scheduledChange: null,
+    pausedAt: null,
+    resumesAt: null,
     ...link(workflowId),
     createdAt: new Date().toISOString(),
   };
@@ -385,10 +408,10 @@ function isoOrNull(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
 }
 
-const subscriptionAnswer = z.strictObject({ subscription: subscriptionJsonSchema });
+export const subscriptionAnswer = z.strictObject({ subscription: subscriptionJsonSchema });
 // A union rather than .nullable(): the OpenAPI generator drops the null from a nullable $ref.
 const subscribeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, payment: z.union([paymentJsonSchema, z.null()]) });
-const subscriptionIdParams = z.strictObject({ id: z.uuid() });
+export const subscriptionIdParams = z.strictObject({ id: z.uuid() });
 
 export const subscriptionApi = {
   subscribe: {

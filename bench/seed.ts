@@ -133,5 +133,9 @@ function activeProjection(s: {
     canceledAt: null,
     graceEndsAt: null,
     attemptCount: 0,
+    quantity: 1,
+    scheduledChange: null,
+    pausedAt: null,
+    resumesAt: null,
   };
 }

@@ -15,6 +15,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { NextAction } from '../domain/payment';
+import type { ScheduledChange } from '../domain/subscription';
 
 // Money is always integer minor units; bigint in mode 'number' keeps it a JS number (safe to 2^53).
 const money = (name: string) => bigint(name, { mode: 'number' });
@@ -93,7 +94,7 @@ export const subscriptions = pgTable(
       .notNull()
       .references(() => plans.id),
     status: text('status', {
-      enum: ['incomplete', 'trialing', 'active', 'past_due', 'canceled', 'expired'],
+      enum: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'canceled', 'expired'],
     }).notNull(),
     paymentMethod: text('payment_method').notNull(),
     anchorDate: timestamp('anchor_date', { withTimezone: true }).notNull(),
@@ -106,6 +107,12 @@ export const subscriptions = pgTable(
     canceledAt: timestamp('canceled_at', { withTimezone: true }),
     graceEndsAt: timestamp('grace_ends_at', { withTimezone: true }),
     attemptCount: integer('attempt_count').notNull().default(0),
+    // Seats: each period costs the plan's amount × quantity.
+    quantity: integer('quantity').notNull().default(1),
+    // A plan change asked for at the period end, shown until it applies or is withdrawn.
+    scheduledChange: jsonb('scheduled_change').$type<ScheduledChange>(),
+    pausedAt: timestamp('paused_at', { withTimezone: true }),
+    resumesAt: timestamp('resumes_at', { withTimezone: true }),
     workflowId: text('workflow_id').notNull(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

@@ -66,7 +66,25 @@ export function addPeriods(anchor: Date, interval: IsoDuration | string, n: numb
   const monthsToAdd = (d.years * 12 + d.months) * n;
   const shiftedMonth = monthsToAdd === 0 ? anchor : addCalendarMonths(anchor, monthsToAdd);
   const plainMs = ((d.weeks * 7 + d.days) * DAY + d.hours * HOUR + d.minutes * MINUTE + d.seconds * SECOND) * n;
-  return new Date(shiftedMonth.getTime() + plainMs);
+  const result = new Date(shiftedMonth.getTime() + plainMs);
+  // Past ±275 000 years a Date is invalid; saying so here beats an "Invalid time value" later.
+  if (Number.isNaN(result.getTime())) throw new RangeError(`${n} × ${formatDuration(d)} after ${anchor.toISOString()} is beyond any date`);
+  return result;
+}
+
+/**
+ * True when `text` is a positive ISO-8601 duration no longer than `max` (both measured from the
+ * same instant, so `P12M` fits within `P1Y`). What a staff member or customer may hand a workflow.
+ */
+export function isDurationWithin(text: string, max: string): boolean {
+  if (!isIsoDuration(text) || !isPositiveDuration(text)) return false;
+  const from = new Date(Date.UTC(2000, 0, 31));
+  const d = parseDuration(text);
+  // Each part is checked alone first, so a huge count cannot overflow the date arithmetic.
+  const limitMs = addDuration(from, max).getTime() - from.getTime();
+  const partMs = [d.years * 366 * DAY, d.months * 28 * DAY, d.weeks * 7 * DAY, d.days * DAY, d.hours * HOUR, d.minutes * MINUTE, d.seconds * SECOND];
+  if (partMs.some((ms) => ms > limitMs)) return false;
+  return addDuration(from, d).getTime() <= addDuration(from, max).getTime();
 }
 
 /** `from` plus one `duration`. */

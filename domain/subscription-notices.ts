@@ -88,3 +88,36 @@ export function canceledNotice(plan: PlanTerms, at: Date): SubscriptionNotice {
     `Your ${plan.name} subscription was canceled on ${formatNoticeInstant(at)}. You will not be charged again.`,
   ]);
 }
+
+/** A plan or seat change applied now: what it cost or credited. `change` numbers it in the run. */
+export function planChangedNotice(
+  plan: PlanTerms,
+  quantity: number,
+  change: number,
+  proration: { net: number; currency: string } | null,
+): SubscriptionNotice {
+  const seats = quantity === 1 ? '' : ` for ${quantity} seats`;
+  const money =
+    !proration || proration.net === 0
+      ? 'Nothing was charged for the rest of this period.'
+      : proration.net > 0
+        ? `We charged ${formatMoney(proration.net, proration.currency)} for the rest of this period.`
+        : `We added ${formatMoney(-proration.net, proration.currency)} to your credit balance for the rest of this period; it pays your next charges.`;
+  return notice('subscription_changed', `change:${change}`, `Your subscription is now ${plan.name}${seats}`, [
+    `Your subscription is now ${plan.name}${seats}, at ${formatMoney(plan.amount * quantity, plan.currency)} a period.`,
+    money,
+  ]);
+}
+
+export function pausedNotice(plan: PlanTerms, cycle: number, resumesAt: Date | null): SubscriptionNotice {
+  return notice('subscription_paused', `${cycle}:paused`, `Your ${plan.name} subscription is paused`, [
+    `Your ${plan.name} subscription is paused. You will not be charged while it is paused.`,
+    resumesAt ? `It resumes on ${formatNoticeInstant(resumesAt)}.` : 'Resume it whenever you like.',
+  ]);
+}
+
+export function resumedNotice(plan: PlanTerms, cycle: number, period: { start: Date; end: Date }, amount: number): SubscriptionNotice {
+  return notice('subscription_resumed', `${cycle}:resumed`, `Your ${plan.name} subscription has resumed`, [
+    `Welcome back. We received ${formatMoney(amount, plan.currency)} for ${plan.name}, covering ${formatNoticeInstant(period.start)} to ${formatNoticeInstant(period.end)}.`,
+  ]);
+}

@@ -4,6 +4,7 @@
  * passes in its plan and ids, and the clock is never read here.
  */
 import { dunningTimeline, type DunningEvent } from './dunning';
+import type { Proration } from './proration';
 import { formatMoney } from './money';
 import type { NotificationInput } from './notification';
 import type { DeclineKind, PaymentSettlement } from './payment';
@@ -12,6 +13,7 @@ import {
   type DunningLogEntry,
   type DunningSnapshot,
   type PlanTerms,
+  type ScheduledChange,
   type SubscriptionSnapshot,
   type SubscriptionStatus,
 } from './subscription';
@@ -36,7 +38,59 @@ export interface SubscriptionState {
   settlements: PaymentSettlement[];
   /** Notifications not yet delivered (at most OUTBOX_LIMIT). */
   outbox: NotificationInput[];
+  // What follows came with plan changes and pauses: runs from before them carry none of it, so
+  // every field is optional and read through the functions below, which give the old meaning.
+  /** The terms in force since a plan change; absent: the input's plan. */
+  plan?: PlanTerms;
+  /** Seats; absent: 1. */
+  quantity?: number;
+  /** Periods paid before `anchorDate`: a resume after a pause counts periods anew from its day. */
+  anchorCycle?: number;
+  scheduledChange?: (ScheduledChange & { plan: PlanTerms }) | null;
+  /** A pause asked for: when the paid period ends the subscription stops instead of renewing. */
+  pause?: { resumesAt: string | null } | null;
+  pausedAt?: string | null;
+  /** A change to apply now, waiting for the main loop (which prorates and charges it). */
+  changeRequest?: ChangeRequest | null;
+  /** The outcome of the last change applied now, for the update that asked for it. */
+  lastChange?: ChangeOutcome | null;
+  /** Changes and resumes asked for so far: numbers their charges' idempotency keys. */
+  changeCount?: number;
+  /** A resume of a paused subscription, waiting for the main loop to charge the new period. */
+  resumeRequest?: { id: number; paymentId?: string } | null;
+  lastResume?: ResumeOutcome | null;
+  /** Refunded so far of each of this subscription's payments (the refund workflow reports totals). */
+  refunds?: Record<string, number>;
 }
+
+export interface ChangeRequest {
+  id: number;
+  plan: PlanTerms;
+  quantity: number;
+  /** The charge of the prorated net, once the gateway has answered it. */
+  paymentId?: string;
+}
+
+export interface ChangeOutcome {
+  id: number;
+  /** `refused`: the subscription fell past due or ended before the change could be applied. */
+  status: 'applied' | 'declined' | 'refused';
+  proration: Proration | null;
+  paymentId: string | null;
+  failureCode: string | null;
+  decline: DeclineKind | null;
+}
+
+export interface ResumeOutcome {
+  id: number;
+  status: 'resumed' | 'declined' | 'refused';
+  paymentId: string | null;
+  failureCode: string | null;
+  decline: DeclineKind | null;
+}
+
+/** Payments whose refunded totals are kept in the state; older ones are dropped past this. */
+export const MAX_REFUND_RECORDS = 50;
 
 export interface DunningState {
   cycle: number;
@@ -83,6 +137,10 @@ export interface SubscriptionProjection {
   canceledAt: string | null;
   graceEndsAt: string | null;
   attemptCount: number;
+  quantity: number;
+  scheduledChange: ScheduledChange | null;
+  pausedAt: string | null;
+  resumesAt: string | null;
 }
 
 /** Webhook answers kept while no charge claims them; older ones are dropped past this. */
@@ -116,11 +174,29 @@ export function initialState(paymentMethod: string, startedAt: Date): Subscripti
   };
 }
 
+/** The terms in force: the plan changed to, else the one subscribed to. */
+export function termsOf(plan: PlanTerms, state: SubscriptionState): PlanTerms {
+  return state.plan ?? plan;
+}
+
+export function quantityOf(state: SubscriptionState): number {
+  return state.quantity ?? 1;
+}
+
+/**
+ * Paid period number `cycle`, counted from the anchor; after a resume the anchor is the resume's
+ * instant and `anchorCycle` the periods paid before it.
+ */
+export function periodOfCycle(plan: PlanTerms, state: SubscriptionState, cycle: number): { start: Date; end: Date } {
+  return billingPeriod(new Date(state.anchorDate), plan.interval, cycle - (state.anchorCycle ?? 0));
+}
+
 /** End of the trial, or of the last paid period. */
 export function periodEnd(plan: PlanTerms, state: SubscriptionState): string {
   const { trialEnd, cycle, anchorDate } = state;
   if (cycle === 0) return trialEnd ?? anchorDate;
-  return billingPeriod(new Date(anchorDate), plan.interval, cycle).end.toISOString();
+  if (cycle === (state.anchorCycle ?? 0)) return anchorDate;
+  return periodOfCycle(plan, state, cycle).end.toISOString();
 }
 
 /** The next dunning event of `kind` still ahead; no retry once automatic retries have stopped. */
@@ -133,21 +209,31 @@ export function upcomingDunningEvent(plan: PlanTerms, dunning: DunningState | nu
 
 /** The period shown to people: the trial, the paid period, or the unpaid one being collected. */
 function currentPeriod(plan: PlanTerms, state: SubscriptionState): { start: string; end: string } | null {
-  const { status, cycle, anchorDate, trialEnd, startedAt, dunning } = state;
+  const { status, cycle, trialEnd, startedAt, dunning } = state;
+  if (status === 'paused') return null;
   const shownCycle = status === 'past_due' && dunning ? dunning.cycle : cycle;
   if (shownCycle === 0) return trialEnd ? { start: startedAt, end: trialEnd } : null;
-  const period = billingPeriod(new Date(anchorDate), plan.interval, shownCycle);
+  const period = periodOfCycle(plan, state, shownCycle);
   return { start: period.start.toISOString(), end: period.end.toISOString() };
 }
 
+/** The next charge: the period's end, or a pause's automatic resume. */
 function nextBillingDate(plan: PlanTerms, state: SubscriptionState): string | null {
-  const { status, cancelAtPeriodEnd } = state;
+  const { status, cancelAtPeriodEnd, pause } = state;
+  if (status === 'paused' || pause) return pause?.resumesAt ?? null;
   return (status === 'active' || status === 'trialing') && !cancelAtPeriodEnd ? periodEnd(plan, state) : null;
 }
 
+function refundedTotalOf(state: SubscriptionState): number {
+  return Object.values(state.refunds ?? {}).reduce((sum, amount) => sum + amount, 0);
+}
+
 /** Everything a person needs to know about the subscription: the `state` query's answer. */
-export function subscriptionSnapshot({ subscriptionId, userId, plan }: SubscriptionIdentity, s: SubscriptionState): SubscriptionSnapshot {
+export function subscriptionSnapshot(identity: SubscriptionIdentity, s: SubscriptionState): SubscriptionSnapshot {
+  const { subscriptionId, userId } = identity;
+  const plan = termsOf(identity.plan, s);
   const period = currentPeriod(plan, s);
+  const quantity = quantityOf(s);
   return {
     subscriptionId,
     userId,
@@ -161,6 +247,13 @@ export function subscriptionSnapshot({ subscriptionId, userId, plan }: Subscript
       interval: plan.interval,
       price: formatMoney(plan.amount, plan.currency),
     },
+    quantity,
+    periodAmount: plan.amount * quantity,
+    scheduledChange: s.scheduledChange ? { planId: s.scheduledChange.planId, quantity: s.scheduledChange.quantity, at: s.scheduledChange.at } : null,
+    pauseAt: s.pause && s.status !== 'paused' ? periodEnd(plan, s) : null,
+    pausedAt: s.pausedAt ?? null,
+    resumesAt: s.pause?.resumesAt ?? null,
+    refundedTotal: refundedTotalOf(s),
     paymentMethod: s.paymentMethod,
     anchorDate: s.anchorDate,
     trialEnd: s.trialEnd,
@@ -200,7 +293,7 @@ export function subscriptionProjection(identity: SubscriptionIdentity, workflowI
   return {
     subscriptionId: identity.subscriptionId,
     userId: identity.userId,
-    planId: identity.plan.planId,
+    planId: snapshot.plan.planId,
     workflowId,
     status: snapshot.status,
     paymentMethod: snapshot.paymentMethod,
@@ -214,6 +307,10 @@ export function subscriptionProjection(identity: SubscriptionIdentity, workflowI
     canceledAt: snapshot.canceledAt,
     graceEndsAt: snapshot.dunning?.graceEndsAt ?? null,
     attemptCount: snapshot.dunning?.attempts ?? 0,
+    quantity: snapshot.quantity,
+    scheduledChange: snapshot.scheduledChange,
+    pausedAt: snapshot.pausedAt,
+    resumesAt: snapshot.resumesAt,
   };
 }
 

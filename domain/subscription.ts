@@ -7,18 +7,21 @@ import { dunningPolicyProblems, type DunningPolicy, type PolicyProblem } from '.
 import { isChargeableAmount, isCurrencyCode } from './money';
 import { addPeriods, isIsoDuration, isPositiveDuration } from './period';
 
-export const SUBSCRIPTION_STATUSES = ['incomplete', 'trialing', 'active', 'past_due', 'canceled', 'expired'] as const;
+export const SUBSCRIPTION_STATUSES = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'canceled', 'expired'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
 /**
  * Allowed moves. `incomplete` is where every subscription starts until its first charge settles;
- * `active → active` is a renewal. Canceled and expired are final.
+ * `active → active` is a renewal. A paid period (or trial) that ends with a pause asked for
+ * becomes `paused`; a resume charges a new period (`active`), or, when an automatic resume is
+ * declined, starts dunning (`past_due`). Canceled and expired are final.
  */
 const TRANSITIONS: Record<SubscriptionStatus, readonly SubscriptionStatus[]> = {
   incomplete: ['trialing', 'active', 'canceled'],
-  trialing: ['active', 'past_due', 'canceled'],
-  active: ['active', 'past_due', 'canceled'],
+  trialing: ['active', 'past_due', 'paused', 'canceled'],
+  active: ['active', 'past_due', 'paused', 'canceled'],
   past_due: ['active', 'canceled', 'expired'],
+  paused: ['active', 'past_due', 'canceled'],
   canceled: [],
   expired: [],
 };
@@ -91,6 +94,14 @@ export function billingPeriod(anchor: Date, interval: string, cycle: number): Bi
   return { start: addPeriods(anchor, interval, cycle - 1), end: addPeriods(anchor, interval, cycle) };
 }
 
+/** A plan change asked for at the period end: applied at the next renewal, withdrawable until then. */
+export interface ScheduledChange {
+  planId: string;
+  quantity: number;
+  /** When it applies: the end of the paid period it was asked in. */
+  at: string;
+}
+
 export function subscriptionWorkflowId(subscriptionId: string): string {
   return `subscription-${subscriptionId}`;
 }
@@ -129,7 +140,21 @@ export interface SubscriptionSnapshot {
   subscriptionId: string;
   userId: string;
   status: SubscriptionStatus;
+  /** The terms in force now; `amount` is per seat and period, `price` formats it. */
   plan: { planId: string; code: string; name: string; amount: number; currency: string; interval: string; price: string };
+  /** Seats: each period costs plan amount × quantity. */
+  quantity: number;
+  /** What each period costs now (plan amount × quantity), in minor units. */
+  periodAmount: number;
+  scheduledChange: ScheduledChange | null;
+  /** A pause asked for takes effect at the end of the paid period (this instant); null when none is asked. */
+  pauseAt: string | null;
+  /** When the subscription stopped at a pause (status `paused`). */
+  pausedAt: string | null;
+  /** When a pause ends by itself; null: it lasts until the customer resumes. */
+  resumesAt: string | null;
+  /** All refunds made of this subscription's payments so far, in minor units. */
+  refundedTotal: number;
   paymentMethod: string;
   anchorDate: string;
   trialEnd: string | null;
@@ -149,3 +174,18 @@ export interface SubscriptionSnapshot {
 
 /** The statuses a subscription never leaves (canceled, expired). */
 export const FINAL_STATUSES: readonly SubscriptionStatus[] = (Object.keys(TRANSITIONS) as SubscriptionStatus[]).filter(isFinalStatus);
+
+/**
+ * Why a subscription on `current` terms cannot move to `next`; null when it can. Prorating keeps
+ * the billing anchor, so the new plan must bill in the same currency and on the same interval.
+ */
+type ChangeTerms = { plan: Pick<PlanTerms, 'planId' | 'currency' | 'interval'>; quantity: number };
+
+export function planChangeRefusal(current: ChangeTerms, next: ChangeTerms): string | null {
+  if (next.plan.currency !== current.plan.currency) return `the plan is in ${next.plan.currency}, the subscription in ${current.plan.currency}`;
+  if (next.plan.interval !== current.plan.interval) return `the plan bills every ${next.plan.interval}, the subscription every ${current.plan.interval}`;
+  if (next.plan.planId === current.plan.planId && next.quantity === current.quantity) {
+    return `the subscription is already on this plan with ${next.quantity} seat(s)`;
+  }
+  return null;
+}

@@ -49,9 +49,13 @@ function subscriptionOutlook(s: SubscriptionSnapshot): string[] {
     case 'active':
       if (pending) return [`renewal ${pending}`];
       if (s.cancelAtPeriodEnd && s.currentPeriodEnd) return [`ends ${formatInstant(s.currentPeriodEnd)}`];
+      if (s.pauseAt) return [`pauses ${formatInstant(s.pauseAt)}`];
       return s.nextBillingDate ? [`renews ${formatInstant(s.nextBillingDate)}`] : [];
     case 'past_due':
       return s.dunning ? [pending ?? nextRetry(s.dunning), `expires ${formatInstant(s.dunning.graceEndsAt)}`] : [];
+    case 'paused':
+      if (pending) return [`resume ${pending}`];
+      return [s.resumesAt ? `resumes ${formatInstant(s.resumesAt)}` : 'paused until the customer resumes'];
     case 'canceled':
     case 'expired':
       return s.endedAt ? [`ended ${formatInstant(s.endedAt)}`] : [];

@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DeclineKind } from '../../domain/payment';
 import type { SubscriptionState } from '../../domain/subscription-state';
+import type { Proration } from '../../domain/proration';
 import type { PlanTerms, SubscriptionSnapshot } from '../../domain/subscription';
 
 export type { SubscriptionState } from '../../domain/subscription-state';
@@ -22,6 +23,8 @@ export interface SubscriptionWorkflowInput {
   paymentActionUrl?: string;
   /** The task queue of gateway calls; `payments` when absent (runs started before it was named). */
   paymentsTaskQueue?: string;
+  /** Seats; 1 when absent (and in runs from before seats). */
+  quantity?: number;
   /** Set by the workflow when it continues as new; starters leave it out. */
   carried?: SubscriptionState;
 }
@@ -52,6 +55,49 @@ export interface GraceExtension {
   by: string;
 }
 
+/**
+ * A plan or seat change. `plan` is the new plan's terms as on sale now (the API reads them). `now`: prorated and charged (or credited)
+ * at once; `period_end`: scheduled for the next renewal.
+ */
+export interface SubscriptionChange {
+  /** Absent: the plan in force (a change of seats only). */
+  plan?: PlanTerms;
+  quantity: number;
+  when: 'now' | 'period_end';
+}
+
+export interface SubscriptionChangeResult {
+  subscription: SubscriptionSnapshot;
+  /** What the change cost or credited (null when scheduled, or during a trial: nothing was paid). */
+  proration: Proration | null;
+  /** The charge of the prorated net, when there was one. */
+  payment: { paymentId: string; status: 'succeeded' | 'pending' | 'failed' } | null;
+}
+
+export interface PauseRequest {
+  /** ISO-8601 instant at which the pause ends by itself; absent: until the customer resumes. */
+  resumesAt?: string | null;
+}
+
+export interface ResumeResult {
+  subscription: SubscriptionSnapshot;
+  /** The new period's charge, when the paid period had ended. */
+  payment: { paymentId: string; status: 'succeeded' | 'pending' | 'failed' } | null;
+}
+
+/**
+ * Why a subscription update was refused. Validators throw these as ApplicationFailures, so the
+ * refusal leaves no trace in the history; `details[0]` names the field of a bad request.
+ */
+export const SUBSCRIPTION_FAILURES = {
+  /** The request is malformed or out of bounds: `details[0]` is `{ field }`. */
+  invalidRequest: 'InvalidSubscriptionRequest',
+  /** The subscription's state does not allow it now (the message names the state). */
+  notAllowed: 'SubscriptionChangeNotAllowed',
+  /** The charge the change needed was declined: `details[0]` is `{ paymentId, failureCode, decline }`. */
+  declined: 'SubscriptionPaymentDeclined',
+} as const;
+
 /** Waits for the first charge's outcome; the API sends it with the start (update-with-start). */
 export const activationUpdate = defineUpdate<ActivationResult>('activation');
 /** Cancels now or at period end; answers the subscription after the change is recorded. */
@@ -64,5 +110,15 @@ export const paymentMethodUpdatedSignal = defineSignal<[PaymentMethodChange]>('p
 export const retryPaymentNowSignal = defineSignal('retryPaymentNow');
 /** Staff: give a past-due customer more time before expiry. No effect unless past due. */
 export const extendGraceSignal = defineSignal<[GraceExtension]>('extendGrace');
+/** Changes plan or seats now (prorated) or at period end; 402-style failure when the charge is declined. */
+export const changeSubscriptionUpdate = defineUpdate<SubscriptionChangeResult, [SubscriptionChange]>('changeSubscription');
+/** Withdraws a plan change scheduled for the period end. */
+export const cancelScheduledChangeUpdate = defineUpdate<SubscriptionSnapshot>('cancelScheduledChange');
+/** Pauses when the paid period ends (or the trial), optionally until `resumesAt`. */
+export const pauseSubscriptionUpdate = defineUpdate<SubscriptionSnapshot, [PauseRequest]>('pause');
+/** Withdraws a pause not yet in effect, or ends one, charging a new period from now. */
+export const resumeSubscriptionUpdate = defineUpdate<ResumeResult>('resume');
+/** Withdraws a cancel-at-period-end before the period ends. */
+export const reactivateSubscriptionUpdate = defineUpdate<SubscriptionSnapshot>('reactivate');
 /** Everything a person needs to know about the subscription right now. */
 export const subscriptionStateQuery = defineQuery<SubscriptionSnapshot>('state');

@@ -5,12 +5,14 @@
 import { condition, log, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import { notificationDedupeKey, type NotificationInput } from '../../domain/notification';
 import { classifyDecline, type DeclineKind, type PaymentSettlement } from '../../domain/payment';
-import { isFinalStatus, type DunningLogEntry, type SubscriptionSnapshot } from '../../domain/subscription';
+import { isFinalStatus, type DunningLogEntry, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
 import type { SubscriptionNotice } from '../../domain/subscription-notices';
 import {
   initialState,
   OUTBOX_LIMIT,
   periodEnd,
+  quantityOf,
+  termsOf,
   subscriptionProjection,
   subscriptionSnapshot,
   type SubscriptionProjection,
@@ -37,8 +39,19 @@ export abstract class SubscriptionRun {
   protected projections: Promise<void> = Promise.resolve();
 
   constructor(protected readonly input: SubscriptionWorkflowInput) {
-    this.state = input.carried ?? initialState(input.paymentMethod, now());
+    this.state = input.carried ?? { ...initialState(input.paymentMethod, now()), ...(input.quantity ? { quantity: input.quantity } : {}) };
     this.gateway = gatewayActivities(input.paymentsTaskQueue);
+  }
+
+  /** The plan in force: the one subscribed to, or the one changed to since. */
+  protected terms(): PlanTerms {
+    return termsOf(this.input.plan, this.state);
+  }
+
+  /** The plan in force with its price for every seat: what a period costs, as charges and notices state it. */
+  protected billedTerms(): PlanTerms {
+    const plan = this.terms();
+    return { ...plan, amount: plan.amount * quantityOf(this.state) };
   }
 
   protected failed(paymentId: string, failureCode: string | null): AttemptOutcome {
@@ -68,6 +81,12 @@ export abstract class SubscriptionRun {
     if (remaining <= 0) return true;
     const woken = await condition(() => this.wakeups !== seen || this.state.cancelNowRequested, remaining);
     return !woken;
+  }
+
+  /** Waits for a handler to wake the loop (or a cancel-now), with no timer. */
+  protected async waitForWakeup(): Promise<void> {
+    const seen = this.wakeups;
+    await condition(() => this.wakeups !== seen || this.state.cancelNowRequested);
   }
 
   /** Writes the row from the state at the time of writing; writes run one at a time, in order. */
@@ -119,7 +138,7 @@ export abstract class SubscriptionRun {
 
   /** End of the trial, or of the last paid period. */
   protected periodEnd(): string {
-    return periodEnd(this.input.plan, this.state);
+    return periodEnd(this.terms(), this.state);
   }
 
   protected snapshot(): SubscriptionSnapshot {

@@ -8,24 +8,30 @@
  * to apply it. What the state looks like to people (snapshot, projection) and what the customer
  * is told are pure functions in domain/ (subscription-state.ts, subscription-notices.ts).
  */
-import { allHandlersFinished, condition, continueAsNew, log, patched, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, setHandler } from '@temporalio/workflow';
 import type { DunningEvent } from '../../domain/dunning';
 import { dunningTimeline } from '../../domain/dunning';
-import { chargeIdempotencyKey, paymentActionLink, type ChargeResult, type ChargeSession, type OrphanedPayment } from '../../domain/payment';
-import { addDuration, describeTimeSpan, isIsoDuration, isPositiveDuration } from '../../domain/period';
-import { billingPeriod, isFinalStatus, transition, type SubscriptionSnapshot, type SubscriptionStatus } from '../../domain/subscription';
+import type { ChargeResult } from '../../domain/payment';
+import { addDuration, describeTimeSpan, isDurationWithin } from '../../domain/period';
+import { isFinalStatus, transition, type SubscriptionSnapshot, type SubscriptionStatus } from '../../domain/subscription';
 import {
-  actionRequiredNotice,
   canceledNotice,
   expiredNotice,
   graceReminderNotice,
   periodPaidNotice,
   renewalFailedNotice,
+  resumedNotice,
 } from '../../domain/subscription-notices';
-import { isPaymentMethodToken, MAX_UNMATCHED_SETTLEMENTS, upcomingDunningEvent, type DunningState } from '../../domain/subscription-state';
-import { chargeOnce, settlePendingCharge } from '../charge';
-import { msUntil, now } from '../clock';
+import {
+  isPaymentMethodToken,
+  MAX_UNMATCHED_SETTLEMENTS,
+  periodOfCycle,
+  upcomingDunningEvent,
+  type DunningState,
+} from '../../domain/subscription-state';
+import { now } from '../clock';
 import { paymentSettledSignal, refundOrphanedCharge } from '../payment';
+import { SubscriptionChanges } from './changes';
 import {
   activationUpdate,
   cancelSubscriptionUpdate,
@@ -38,13 +44,10 @@ import {
   type PaymentMethodChange,
   type SubscriptionWorkflowInput,
 } from './contract';
-import { SubscriptionRun, type AttemptOutcome } from './run';
+import type { AttemptOutcome } from './run';
 
-/**
- * Runs that started before a cancel-now withdrew the charge it interrupted leave that charge
- * pending at the gateway, as their histories say they did.
- */
-export const WITHDRAW_PENDING_ON_CANCEL_PATCH = 'withdraw-pending-on-cancel';
+/** The longest a staff member may extend a customer's grace by at once. */
+export const LONGEST_GRACE_EXTENSION = 'P1Y';
 
 const OUTBOX_DRAIN_WAIT = '1 minute';
 
@@ -52,14 +55,13 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   return new Subscription(input).run();
 }
 
-class Subscription extends SubscriptionRun {
-  /** A charge that went through as the customer canceled: refunded once the subscription has ended. */
-  private chargeToRefund: OrphanedPayment | null = null;
+class Subscription extends SubscriptionChanges {
   private activation: ActivationResult | null = null;
 
   async run(): Promise<SubscriptionSnapshot> {
     // Updates first, then signals: buffered messages are applied in the order they were registered.
     this.registerHandlers();
+    this.registerChangeHandlers();
     this.registerSignals();
     this.publish();
     for (const notification of this.state.outbox) this.deliver(notification);
@@ -84,7 +86,7 @@ class Subscription extends SubscriptionRun {
   /** The first charge, or the start of a trial. Ends `incomplete` when the first charge fails. */
   private async begin(): Promise<void> {
     await this.project(); // payments reference the row, so it exists before any charge
-    const { trialPeriod } = this.input.plan;
+    const { trialPeriod } = this.terms();
     if (trialPeriod) {
       const trialEnd = addDuration(new Date(this.state.startedAt), trialPeriod).toISOString();
       Object.assign(this.state, { status: transition('incomplete', 'trialing'), trialEnd, anchorDate: trialEnd });
@@ -93,9 +95,11 @@ class Subscription extends SubscriptionRun {
       return;
     }
     // The customer is subscribing at the app now: they can authenticate, and the card is saved for renewals.
-    const outcome = await this.attemptCharge(1, 1, 'on_session', (charge) => {
-      if (charge.status !== 'pending') return;
-      this.activation = { outcome: 'pending', subscription: this.snapshot(), payment: paymentOf(charge) };
+    const outcome = await this.attemptCharge(1, 1, 'on_session', {
+      onAnswered: (charge) => {
+        if (charge.status !== 'pending') return;
+        this.activation = { outcome: 'pending', subscription: this.snapshot(), payment: paymentOf(charge) };
+      },
     });
     if (outcome.status === 'succeeded') {
       await this.startPaidPeriod(1);
@@ -125,23 +129,35 @@ class Subscription extends SubscriptionRun {
         return this.waitAndRenew();
       case 'past_due':
         return this.runDunning();
+      case 'paused':
+        return this.runPaused();
       default:
         throw new Error(`no step for status ${this.state.status}`);
     }
   }
 
-  /** Sleeps until the period (or trial) ends, then charges the next period. */
+  /**
+   * Sleeps until the period (or trial) ends, then charges the next period. A change asked for
+   * meanwhile is applied first, so a change racing the renewal is prorated (nothing, once the
+   * period has ended) and the renewal is charged on the new terms.
+   */
   private async waitAndRenew(): Promise<boolean> {
     const due = await this.sleepUntil(new Date(this.periodEnd()));
     if (this.state.cancelNowRequested) {
       await this.cancelNow();
       return false;
     }
+    if (this.state.changeRequest) await this.applyRequestedChange();
     if (!due) return false;
     if (this.state.cancelAtPeriodEnd) {
       await this.cancelNow(this.periodEnd());
       return false;
     }
+    if (this.state.pause) {
+      await this.enterPause();
+      return false;
+    }
+    this.applyScheduledChange();
     const cycle = this.state.cycle + 1;
     const outcome = await this.attemptCharge(cycle, 1, 'off_session');
     if (outcome.status === 'succeeded') {
@@ -156,19 +172,20 @@ class Subscription extends SubscriptionRun {
     return false;
   }
 
-  private async startPaidPeriod(cycle: number): Promise<void> {
+  protected async startPaidPeriod(cycle: number, resumed = false): Promise<void> {
     this.state.status = transition(this.state.status, 'active');
     this.state.cycle = cycle;
     this.state.dunning = null;
     await this.project();
-    const { plan } = this.input;
-    const period = billingPeriod(new Date(this.state.anchorDate), plan.interval, cycle);
-    this.send(periodPaidNotice(plan, cycle, period, this.state.cancelAtPeriodEnd));
+    const billed = this.billedTerms();
+    const period = periodOfCycle(billed, this.state, cycle);
+    this.send(resumed ? resumedNotice(billed, cycle, period, billed.amount) : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd));
   }
 
-  private async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
+  protected async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
     const failedAt = now();
-    const graceEndsAt = addDuration(failedAt, this.input.plan.dunning.gracePeriod);
+    const graceEndsAt = addDuration(failedAt, this.terms().dunning.gracePeriod);
+    this.refusePendingRequests();
     this.state.status = transition(this.state.status, 'past_due');
     this.state.dunning = {
       cycle,
@@ -185,8 +202,8 @@ class Subscription extends SubscriptionRun {
       log: [{ at: failedAt.toISOString(), kind: 'failed', attempt: 1, outcome: 'failed', failureCode: failure.failureCode }],
     };
     await this.project();
-    const nextRetry = upcomingDunningEvent(this.input.plan, this.state.dunning, 'retry');
-    this.send(renewalFailedNotice(this.input.plan, cycle, failure, nextRetry?.at, graceEndsAt));
+    const nextRetry = upcomingDunningEvent(this.terms(), this.state.dunning, 'retry');
+    this.send(renewalFailedNotice(this.billedTerms(), cycle, failure, nextRetry?.at, graceEndsAt));
   }
 
   /**
@@ -207,7 +224,7 @@ class Subscription extends SubscriptionRun {
         if (paid) return true;
         continue;
       }
-      const event = dunningTimeline(new Date(dunning.failedAt), this.input.plan.dunning, new Date(dunning.graceEndsAt))[dunning.nextEvent];
+      const event = dunningTimeline(new Date(dunning.failedAt), this.terms().dunning, new Date(dunning.graceEndsAt))[dunning.nextEvent];
       if (!(await this.sleepUntil(event.at))) continue;
       dunning.nextEvent += 1;
       if (event.kind === 'expiry') {
@@ -255,103 +272,28 @@ class Subscription extends SubscriptionRun {
     const timeLeft = describeTimeSpan(event.timeLeftMs);
     this.log({ kind: 'reminder', detail: `reminder ${event.reminder} of ${event.of}: ${timeLeft} left` });
     await this.project();
-    this.send(graceReminderNotice(this.input.plan, dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)));
+    this.send(graceReminderNotice(this.billedTerms(), dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)));
   }
 
   private async expire(): Promise<void> {
+    this.refusePendingRequests();
     this.state.status = transition(this.state.status, 'expired');
     this.state.endedAt = now().toISOString();
     this.log({ kind: 'expired' });
     await this.project();
-    this.send(expiredNotice(this.input.plan));
+    this.send(expiredNotice(this.billedTerms()));
   }
 
   /** Ends the subscription; `at` is the period end for a cancel-at-period-end. */
-  private async cancelNow(at = now().toISOString()): Promise<void> {
+  protected async cancelNow(at = now().toISOString()): Promise<void> {
+    this.refusePendingRequests();
     this.state.status = transition(this.state.status, 'canceled');
     this.state.cancelNowRequested = false;
     this.state.canceledAt ??= at;
     this.state.endedAt = at;
     await this.project();
-    this.send(canceledNotice(this.input.plan, new Date(at)));
+    this.send(canceledNotice(this.terms(), new Date(at)));
     if (this.chargeToRefund) await refundOrphanedCharge(this.gateway, this.chargeToRefund);
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Charging
-  // -------------------------------------------------------------------------------------------
-
-  /**
-   * Charges once for (cycle, attempt) and, when the gateway answers pending, waits for the
-   * webhook's settlement up to the pending timeout (workflows/charge.ts decides it then); a
-   * cancel-now interrupts the wait. `onAnswered` runs as soon as the gateway has replied.
-   */
-  private async attemptCharge(
-    cycle: number,
-    attempt: number,
-    session: ChargeSession,
-    onAnswered?: (charge: ChargeResult) => void,
-  ): Promise<AttemptOutcome> {
-    const { plan, subscriptionId, userId } = this.input;
-    const charge = await chargeOnce(this.gateway, {
-      kind: 'subscription',
-      userId,
-      subscriptionId,
-      amount: plan.amount,
-      currency: plan.currency,
-      paymentMethod: this.state.paymentMethod,
-      session,
-      idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt),
-      cycle,
-      attempt,
-      description: `${plan.name}, period ${cycle}`,
-    });
-    this.state.lastPayment = { paymentId: charge.paymentId, cycle, attempt, status: charge.status, at: now().toISOString() };
-    onAnswered?.(charge);
-    if (charge.status === 'succeeded') return { status: 'succeeded', paymentId: charge.paymentId };
-    if (charge.status === 'failed') return this.failed(charge.paymentId, charge.failureCode);
-    return this.awaitSettlement(charge, cycle, attempt);
-  }
-
-  private async awaitSettlement(pending: ChargeResult, cycle: number, attempt: number): Promise<AttemptOutcome> {
-    const { paymentId } = pending;
-    const since = now();
-    // While past due, a charge waiting for its webhook does not hold the subscription past its grace.
-    const graceEnd = this.state.dunning ? new Date(this.state.dunning.graceEndsAt) : null;
-    const timeout = addDuration(since, this.input.pendingPaymentTimeout);
-    const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
-    this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
-    await this.project();
-    this.send(actionRequiredNotice(this.input.plan, cycle, attempt, expiresAt, paymentActionLink(this.input.paymentActionUrl, paymentId)));
-    const decided = await settlePendingCharge(this.gateway, pending, {
-      waitMs: msUntil(expiresAt),
-      settlement: (id) => this.settlementOf(id),
-      interrupted: () => this.state.cancelNowRequested,
-      afterWait: () => {
-        this.state.pendingPayment = null;
-      },
-    });
-    const used = this.settlementOf(paymentId);
-    if (used) this.state.settlements = this.state.settlements.filter((s) => s !== used);
-    if (decided.status === 'interrupted') {
-      if (patched(WITHDRAW_PENDING_ON_CANCEL_PATCH)) await this.withdrawInterruptedCharge(paymentId, pending.gatewayPaymentId);
-      return { status: 'interrupted', paymentId };
-    }
-    this.state.lastPayment = { ...this.state.lastPayment!, status: decided.status };
-    if (decided.status === 'succeeded') return { status: 'succeeded', paymentId };
-    return this.failed(paymentId, decided.failureCode);
-  }
-
-  /**
-   * The customer canceled while a charge awaited their bank: it is canceled at the gateway, so a
-   * late authentication cannot take money for a subscription that has ended; one that went
-   * through first is refunded when the subscription has ended.
-   */
-  private async withdrawInterruptedCharge(paymentId: string, gatewayPaymentId: string | null): Promise<void> {
-    const final = await this.gateway.cancelPendingPayment({ paymentId });
-    this.state.lastPayment = { ...this.state.lastPayment!, status: final.status === 'succeeded' ? 'succeeded' : 'failed' };
-    const chargedAt = final.gatewayPaymentId ?? gatewayPaymentId;
-    if (final.status === 'succeeded' && chargedAt) this.chargeToRefund = { paymentId, gatewayPaymentId: chargedAt };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -436,7 +378,8 @@ class Subscription extends SubscriptionRun {
     setHandler(extendGraceSignal, async (extension) => {
       const dunning = this.state.dunning;
       const by = extension?.by;
-      if (this.state.status !== 'past_due' || !dunning || !isIsoDuration(by) || !isPositiveDuration(by)) {
+      // Bounded here as well as at the API: an unbounded one would make an invalid date at every replay.
+      if (this.state.status !== 'past_due' || !dunning || typeof by !== 'string' || !isDurationWithin(by, LONGEST_GRACE_EXTENSION)) {
         log.warn('grace extension ignored', { status: this.state.status, by });
         return;
       }

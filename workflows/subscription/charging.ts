@@ -1,0 +1,106 @@
+/**
+ * How a subscription takes money, beneath the lifecycle: one charge per (cycle, attempt) or per
+ * change, the wait for a pending charge's webhook, and the withdrawal of a charge that a
+ * cancel-now interrupted. Money safety comes from each charge's idempotency key, derived from the
+ * workflow id and what the charge is for: the gateway and `payments.idempotency_key` both answer a
+ * repeat with the first charge, so activity retries and replays never charge twice.
+ */
+import { patched } from '@temporalio/workflow';
+import { chargeIdempotencyKey, paymentActionLink, type ChargeResult, type ChargeSession, type OrphanedPayment } from '../../domain/payment';
+import { addDuration } from '../../domain/period';
+import { actionRequiredNotice } from '../../domain/subscription-notices';
+import { chargeOnce, settlePendingCharge } from '../charge';
+import { msUntil, now } from '../clock';
+import { SubscriptionRun, type AttemptOutcome } from './run';
+
+/**
+ * Runs that started before a cancel-now withdrew the charge it interrupted leave that charge
+ * pending at the gateway, as their histories say they did.
+ */
+export const WITHDRAW_PENDING_ON_CANCEL_PATCH = 'withdraw-pending-on-cancel';
+
+export interface ChargeOptions {
+  /** Runs as soon as the gateway has replied, before any wait for a webhook. */
+  onAnswered?: (charge: ChargeResult) => void;
+  /** What a change or a resume charges, its own idempotency key and wording; a period's price by default. */
+  purpose?: { amount: number; idempotencyKey: string; description: string };
+}
+
+export abstract class SubscriptionCharging extends SubscriptionRun {
+  /** A charge that went through as the customer canceled: refunded once the subscription has ended. */
+  protected chargeToRefund: OrphanedPayment | null = null;
+
+  /**
+   * Charges once for (cycle, attempt), or for `options.purpose`, and, when the gateway answers
+   * pending, waits for the webhook's settlement up to the pending timeout (workflows/charge.ts
+   * decides it then); a cancel-now interrupts the wait.
+   */
+  protected async attemptCharge(cycle: number, attempt: number, session: ChargeSession, options: ChargeOptions = {}): Promise<AttemptOutcome> {
+    const { subscriptionId, userId } = this.input;
+    const billed = this.billedTerms();
+    const purpose = options.purpose ?? {
+      amount: billed.amount,
+      idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt),
+      description: `${billed.name}, period ${cycle}`,
+    };
+    const charge = await chargeOnce(this.gateway, {
+      kind: 'subscription',
+      userId,
+      subscriptionId,
+      amount: purpose.amount,
+      currency: billed.currency,
+      paymentMethod: this.state.paymentMethod,
+      session,
+      idempotencyKey: purpose.idempotencyKey,
+      cycle,
+      attempt,
+      description: purpose.description,
+    });
+    this.state.lastPayment = { paymentId: charge.paymentId, cycle, attempt, status: charge.status, at: now().toISOString() };
+    options.onAnswered?.(charge);
+    if (charge.status === 'succeeded') return { status: 'succeeded', paymentId: charge.paymentId };
+    if (charge.status === 'failed') return this.failed(charge.paymentId, charge.failureCode);
+    return this.awaitSettlement(charge, cycle, attempt);
+  }
+
+  private async awaitSettlement(pending: ChargeResult, cycle: number, attempt: number): Promise<AttemptOutcome> {
+    const { paymentId } = pending;
+    const since = now();
+    // While past due, a charge waiting for its webhook does not hold the subscription past its grace.
+    const graceEnd = this.state.dunning ? new Date(this.state.dunning.graceEndsAt) : null;
+    const timeout = addDuration(since, this.input.pendingPaymentTimeout);
+    const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
+    this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
+    await this.project();
+    this.send(actionRequiredNotice(this.billedTerms(), cycle, attempt, expiresAt, paymentActionLink(this.input.paymentActionUrl, paymentId)));
+    const decided = await settlePendingCharge(this.gateway, pending, {
+      waitMs: msUntil(expiresAt),
+      settlement: (id) => this.settlementOf(id),
+      interrupted: () => this.state.cancelNowRequested,
+      afterWait: () => {
+        this.state.pendingPayment = null;
+      },
+    });
+    const used = this.settlementOf(paymentId);
+    if (used) this.state.settlements = this.state.settlements.filter((s) => s !== used);
+    if (decided.status === 'interrupted') {
+      if (patched(WITHDRAW_PENDING_ON_CANCEL_PATCH)) await this.withdrawInterruptedCharge(paymentId, pending.gatewayPaymentId);
+      return { status: 'interrupted', paymentId };
+    }
+    this.state.lastPayment = { ...this.state.lastPayment!, status: decided.status };
+    if (decided.status === 'succeeded') return { status: 'succeeded', paymentId };
+    return this.failed(paymentId, decided.failureCode);
+  }
+
+  /**
+   * The customer canceled while a charge awaited their bank: it is canceled at the gateway, so a
+   * late authentication cannot take money for a subscription that has ended; one that went
+   * through first is refunded when the subscription has ended.
+   */
+  private async withdrawInterruptedCharge(paymentId: string, gatewayPaymentId: string | null): Promise<void> {
+    const final = await this.gateway.cancelPendingPayment({ paymentId });
+    this.state.lastPayment = { ...this.state.lastPayment!, status: final.status === 'succeeded' ? 'succeeded' : 'failed' };
+    const chargedAt = final.gatewayPaymentId ?? gatewayPaymentId;
+    if (final.status === 'succeeded' && chargedAt) this.chargeToRefund = { paymentId, gatewayPaymentId: chargedAt };
+  }
+}
