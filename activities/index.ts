@@ -5,6 +5,7 @@ import type { PaymentGateway } from '../domain/payment';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import { createBookingActivities } from './booking';
+import { createCreditActivities } from './credits';
 import { createHoldActivities } from './hold';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotificationActivities(deps),
     ...createHoldActivities(deps),
     ...createBookingActivities(deps),
+    ...createCreditActivities(deps),
     ...createRetentionActivities(deps),
   };
 }

@@ -1,10 +1,20 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { addRefundedAmount, chargeResultOf, findPayment, refundStatusOf, releaseRefundReservation, type PaymentRow } from '../db/payments';
+import { restoreCredit, spendCredit } from '../db/credits';
+import {
+  addRefundedAmount,
+  cardChargedAmount,
+  chargeResultOf,
+  findPayment,
+  refundStatusOf,
+  releaseRefundReservation,
+  type PaymentRow,
+} from '../db/payments';
 import { payments } from '../db/schema';
 import {
   PAYMENT_ID_METADATA_KEY,
+  GatewayRequestRejectedError,
   PAYMENT_TIMEOUT_FAILURE_CODE,
   type ChargeInput,
   type ChargeOutcome,
@@ -31,7 +41,7 @@ export interface LatePaymentSuccess {
   userId: string;
   amount: number;
   currency: string;
-  /** What is left to refund (less when part of it was refunded already). */
+  /** What is left to refund to the card (less what the credit paid, or was refunded already). */
   refundable: number;
   description: string | null;
   subscriptionId: string | null;
@@ -59,59 +69,113 @@ export function createPaymentActivities({ db, gateway, logger }: PaymentActivity
  * gateway must not hold PostgreSQL connections that holds and reads need):
  * - claim: the `payments` row, unique by idempotency key, committed on its own so a pending
  *   charge stays visible even while the gateway is down; a row the gateway has answered already
- *   is returned as it is (a retried activity charges nothing);
- * - call: the gateway, with the same idempotency key however often this runs (retries, two
- *   attempts racing): the gateway answers a repeat with the first charge, never a second one;
+ *   is returned as it is (a retried activity charges nothing). With `applyCredit`, the same
+ *   transaction spends the credit balance first (claimCharge): a retry finds the row and spends
+ *   nothing more, and a charge the credit covers is recorded succeeded there and never reaches
+ *   the gateway;
+ * - call: the gateway, for what the credit left (amount - credit_applied), with the same
+ *   idempotency key however often this runs (retries, two attempts racing): the gateway answers
+ *   a repeat with the first charge, never a second one;
  * - record: the answer, onto a row still unanswered only, so a late or repeated attempt cannot
- *   overwrite what the first recorded (or what the webhook settled meanwhile).
+ *   overwrite what the first recorded (or what the webhook settled meanwhile). A decline gives the
+ *   credit back in that same transaction, so only the attempt that recorded it does so.
  */
 async function chargePayment(deps: PaymentActivityDeps, input: ChargeInput): Promise<ChargeResult> {
   const { db, gateway, logger } = deps;
-  await db
-    .insert(payments)
-    .values({
-      ...(input.paymentId ? { id: input.paymentId } : {}),
-      kind: input.kind,
-      userId: input.userId,
-      subscriptionId: input.subscriptionId,
-      bookingId: input.bookingId,
-      amount: input.amount,
-      currency: input.currency,
-      status: 'pending',
-      cycle: input.cycle,
-      attempt: input.attempt,
-      idempotencyKey: input.idempotencyKey,
-      description: input.description,
-    })
-    .onConflictDoNothing({ target: payments.idempotencyKey });
-  const row = await paymentByKey(db, input.idempotencyKey);
-  if (!row) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
+  const row = await claimCharge(db, input);
   if (gatewayHasAnswered(row)) return chargeResultOf(row);
 
-  const customerId = await ensureGatewayCustomer(deps, row.userId);
-  const outcome = await gateway.charge({
-    amount: row.amount,
-    currency: row.currency,
-    customerId,
-    paymentMethod: input.paymentMethod,
-    // Runs from before sessions were told apart pass none: nobody is present to authenticate.
-    session: input.session ?? 'off_session',
-    idempotencyKey: row.idempotencyKey,
-    customerRef: row.userId,
-    description: input.description,
-    metadata: chargeMetadata(row),
-  });
-  const [updated] = await db
-    .update(payments)
-    .set({ ...projectionOf(outcome), updatedAt: new Date() })
-    .where(and(eq(payments.id, row.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
-    .returning();
+  let outcome: ChargeOutcome;
+  try {
+    const customerId = await ensureGatewayCustomer(deps, row.userId);
+    outcome = await gateway.charge({
+      amount: cardChargedAmount(row),
+      currency: row.currency,
+      customerId,
+      paymentMethod: input.paymentMethod,
+      // Runs from before sessions were told apart pass none: nobody is present to authenticate.
+      session: input.session ?? 'off_session',
+      idempotencyKey: row.idempotencyKey,
+      customerRef: row.userId,
+      description: input.description,
+      metadata: chargeMetadata(row),
+    });
+  } catch (error) {
+    // Refused outright, so no charge exists: recorded failed as chargeOnce reports it (and its
+    // credit given back) rather than left pending for ever, then not retried (GATEWAY_CALL).
+    if (error instanceof GatewayRequestRejectedError) await recordChargeOutcome(db, row, REJECTED_CHARGE);
+    throw error;
+  }
+  const updated = await recordChargeOutcome(db, row, outcome);
   const recorded = updated ?? (await paymentByKey(db, input.idempotencyKey))!;
   logger.info(
     { paymentId: row.id, kind: row.kind, status: recorded.status, failureCode: recorded.failureCode, gateway: gateway.name },
     'charge recorded',
   );
   return chargeResultOf(recorded);
+}
+
+/** A charge request the gateway refused outright, as workflows/charge.ts's chargeOnce answers it. */
+const REJECTED_CHARGE: ChargeOutcome = { status: 'declined', gatewayPaymentId: null, decline: 'hard', failureCode: 'invalid_request' };
+
+/**
+ * Records the gateway's answer onto a row still unanswered; undefined when another attempt (or the
+ * webhook) recorded one first. Only the update that moved the row from pending to failed gives
+ * its credit back, in the same transaction (the ledger's unique `restore/<paymentId>` would
+ * refuse a second time anyway).
+ */
+async function recordChargeOutcome(db: Database, row: PaymentRow, outcome: ChargeOutcome): Promise<PaymentRow | undefined> {
+  return db.transaction(async (tx) => {
+    const [recorded] = await tx
+      .update(payments)
+      .set({ ...projectionOf(outcome), updatedAt: new Date() })
+      .where(and(eq(payments.id, row.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
+      .returning();
+    if (recorded?.status === 'failed') await restoreCredit(tx, recorded.id);
+    return recorded;
+  });
+}
+
+/**
+ * The claim: inserts the charge's row (unique by idempotency key; an existing row is answered as
+ * it is) and, only when this call inserted it and `applyCredit` is set, spends the credit balance
+ * in the same transaction: the row's `credit_applied` then says what was spent, so a retried
+ * activity never spends twice. A charge the credit covers in full is succeeded at once.
+ */
+async function claimCharge(db: Database, input: ChargeInput): Promise<PaymentRow> {
+  const row = await db.transaction(async (tx) => {
+    const [claimed] = await tx
+      .insert(payments)
+      .values({
+        ...(input.paymentId ? { id: input.paymentId } : {}),
+        kind: input.kind,
+        userId: input.userId,
+        subscriptionId: input.subscriptionId,
+        bookingId: input.bookingId,
+        amount: input.amount,
+        currency: input.currency,
+        status: 'pending',
+        cycle: input.cycle,
+        attempt: input.attempt,
+        idempotencyKey: input.idempotencyKey,
+        description: input.description,
+      })
+      .onConflictDoNothing({ target: payments.idempotencyKey })
+      .returning();
+    if (!claimed || !input.applyCredit || claimed.amount === 0) return claimed;
+    const creditApplied = await spendCredit(tx, { userId: claimed.userId, currency: claimed.currency, upTo: claimed.amount, paymentId: claimed.id });
+    if (creditApplied === 0) return claimed;
+    const covered = creditApplied === claimed.amount;
+    const [spent] = await tx
+      .update(payments)
+      .set({ creditApplied, ...(covered ? { status: 'succeeded' as const } : {}), updatedAt: new Date() })
+      .where(eq(payments.id, claimed.id))
+      .returning();
+    return spent;
+  });
+  const claimed = row ?? (await paymentByKey(db, input.idempotencyKey));
+  if (!claimed) throw new Error(`payment ${input.idempotencyKey} vanished after being recorded`);
+  return claimed;
 }
 
 /**
@@ -181,17 +245,22 @@ async function claimRefund(db: Database, input: RefundInput): Promise<{ original
 
 /** Applies the final answer of a pending charge; later or repeated settlements change nothing. */
 async function settlePayment({ db, logger }: PaymentActivityDeps, settlement: PaymentSettlement): Promise<void> {
-  const settled = await db
-    .update(payments)
-    .set({
-      status: settlement.status,
-      failureCode: settlement.status === 'failed' ? settlement.failureCode : null,
-      nextAction: null,
-      gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${settlement.gatewayPaymentId})`,
-      updatedAt: new Date(),
-    })
-    .where(and(eq(payments.id, settlement.paymentId), eq(payments.status, 'pending')))
-    .returning({ id: payments.id });
+  const settled = await db.transaction(async (tx) => {
+    const moved = await tx
+      .update(payments)
+      .set({
+        status: settlement.status,
+        failureCode: settlement.status === 'failed' ? settlement.failureCode : null,
+        nextAction: null,
+        gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${settlement.gatewayPaymentId})`,
+        updatedAt: new Date(),
+      })
+      .where(and(eq(payments.id, settlement.paymentId), eq(payments.status, 'pending')))
+      .returning({ id: payments.id });
+    // Only the settlement that moved it from pending gives a failed charge's credit back.
+    if (moved.length > 0 && settlement.status === 'failed') await restoreCredit(tx, settlement.paymentId);
+    return moved;
+  });
   logger.info({ paymentId: settlement.paymentId, status: settlement.status, applied: settled.length > 0 }, 'payment settlement');
 }
 
@@ -217,11 +286,16 @@ async function cancelPendingPayment({ db, gateway, logger }: PaymentActivityDeps
     outcome.status === 'succeeded'
       ? { status: 'succeeded' as const, failureCode: null }
       : { status: 'failed' as const, failureCode: PAYMENT_TIMEOUT_FAILURE_CODE };
-  const [updated] = await db
-    .update(payments)
-    .set({ ...final, nextAction: null, updatedAt: new Date() })
-    .where(and(eq(payments.id, row.id), eq(payments.status, 'pending')))
-    .returning();
+  const updated = await db.transaction(async (tx) => {
+    const [moved] = await tx
+      .update(payments)
+      .set({ ...final, nextAction: null, updatedAt: new Date() })
+      .where(and(eq(payments.id, row.id), eq(payments.status, 'pending')))
+      .returning();
+    // Only the update that recorded it failed gives its credit back.
+    if (moved?.status === 'failed') await restoreCredit(tx, moved.id);
+    return moved;
+  });
   const recorded = updated ?? (await findPayment(db, row.id))!;
   logger.warn({ paymentId, gatewayAnswer: outcome.status, status: recorded.status }, 'pending payment timed out; canceled at the gateway');
   return chargeResultOf(recorded);
@@ -235,14 +309,22 @@ async function recordLatePaymentSuccess(
   { db, logger }: PaymentActivityDeps,
   { paymentId, gatewayPaymentId }: OrphanedPayment,
 ): Promise<LatePaymentSuccess> {
-  await db
-    .update(payments)
-    .set({
-      status: 'succeeded',
-      gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${gatewayPaymentId})`,
-      updatedAt: new Date(),
-    })
-    .where(and(eq(payments.id, paymentId), ne(payments.kind, 'refund'), inArray(payments.status, ['pending', 'failed'])));
+  await db.transaction(async (tx) => {
+    await tx
+      .update(payments)
+      .set({
+        status: 'succeeded',
+        gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${gatewayPaymentId})`,
+        updatedAt: new Date(),
+      })
+      .where(and(eq(payments.id, paymentId), ne(payments.kind, 'refund'), inArray(payments.status, ['pending', 'failed'])));
+    // The charge is given back in full (its card part by the refund that follows): the credit it
+    // spent goes back to the balance too, whether this call or an earlier one (a cancel that found
+    // it succeeded) recorded the success. Once: a charge recorded failed gave it back already,
+    // and the ledger's unique `restore/<paymentId>` refuses a second time.
+    // (A refund's row never spent credit: nothing to give back.)
+    await restoreCredit(tx, paymentId);
+  });
   const [row] = await db.select().from(payments).where(eq(payments.id, paymentId));
   if (!row || row.kind === 'refund') throw ApplicationFailure.nonRetryable(`no charge ${paymentId}`, 'PaymentNotFound');
   logger.warn({ paymentId, gatewayPaymentId, failureCode: row.failureCode }, 'late success of a payment given up; refunding it');
@@ -250,18 +332,23 @@ async function recordLatePaymentSuccess(
     userId: row.userId,
     amount: row.amount,
     currency: row.currency,
-    refundable: row.amount - row.refundedAmount,
+    // The card's part only: the credit it spent went back to the balance above.
+    refundable: cardChargedAmount(row) - row.refundedAmount,
     description: row.description,
     subscriptionId: row.subscriptionId,
     bookingId: row.bookingId,
   };
 }
 
+/**
+ * Only what the card paid can go back to the card: amount - credit_applied - refunded_amount. A
+ * charge the credit paid in full never reached the gateway (no gatewayPaymentId): nothing to refund.
+ */
 function assertRefundable(original: PaymentRow, amount: number): void {
   if (original.kind === 'refund' || original.status !== 'succeeded' || original.gatewayPaymentId === null) {
     throw ApplicationFailure.nonRetryable(`payment ${original.id} (${original.kind}, ${original.status}) cannot be refunded`, 'PaymentNotRefundable');
   }
-  const refundable = original.amount - original.refundedAmount;
+  const refundable = cardChargedAmount(original) - original.refundedAmount;
   if (amount > refundable) {
     throw ApplicationFailure.nonRetryable(
       `refund of ${amount} exceeds the ${refundable} still refundable on payment ${original.id}`,
@@ -298,5 +385,6 @@ function chargeMetadata(row: PaymentRow): Record<string, string> {
     kind: row.kind,
     ...(row.subscriptionId ? { subscription_id: row.subscriptionId } : {}),
     ...(row.bookingId ? { booking_id: row.bookingId } : {}),
+    ...(row.creditApplied > 0 ? { credit_applied: String(row.creditApplied) } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type Stripe from 'stripe';
 import type { Transaction } from '../db/client';
 import { recordDispute } from '../db/disputes';
-import { chargeOfGatewayPayment, recordGatewayRefundTotal, type GatewayChargeMatch, type PaymentRow } from '../db/payments';
+import { cardChargedAmount, chargeOfGatewayPayment, recordGatewayRefundTotal, type GatewayChargeMatch, type PaymentRow } from '../db/payments';
 import type { WebhookOutcome } from '../db/webhook-events';
 import { bookingWorkflowId } from '../domain/booking';
 import { formatMoney } from '../domain/money';
@@ -67,9 +67,12 @@ function chargeOf(match: GatewayChargeMatch, gatewayPaymentId: string, log: Webh
   return undefined;
 }
 
-/** The event's money must be the charge's: a different amount or currency is not our charge. */
+/**
+ * The event's money must be the charge's: a different amount or currency is not our charge. The
+ * gateway charged what the credit balance left of it (amount - credit_applied).
+ */
 function amountMismatch(money: { amount?: number | null; currency?: string | null }, payment: PaymentRow): WebhookOutcome | undefined {
-  if (money.amount !== payment.amount) return ignored('amount_mismatch');
+  if (money.amount !== cardChargedAmount(payment)) return ignored('amount_mismatch');
   if (money.currency?.toLowerCase() !== payment.currency.toLowerCase()) return ignored('currency_mismatch');
   return undefined;
 }

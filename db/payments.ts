@@ -9,6 +9,13 @@ import { payments } from './schema';
  */
 export type PaymentRow = typeof payments.$inferSelect;
 
+/** What the card was charged of a payment: its amount less what the credit balance paid. */
+export function cardChargedAmount(row: Pick<PaymentRow, 'amount' | 'creditApplied'>): number {
+  return row.amount - row.creditApplied;
+}
+
+const CARD_CHARGED = sql`(${payments.amount} - ${payments.creditApplied})`;
+
 /** The payment with this id, or undefined. */
 export async function findPayment(db: Database | Transaction, id: string): Promise<PaymentRow | undefined> {
   const [row] = await db.select().from(payments).where(eq(payments.id, id));
@@ -75,7 +82,7 @@ export async function releaseRefundReservation(tx: Transaction, paymentId: strin
     .update(payments)
     .set({
       refundedAmount: total,
-      status: sql`case when ${payments.status} = 'refunded' and ${total} < ${payments.amount} then 'succeeded' else ${payments.status} end`,
+      status: sql`case when ${payments.status} = 'refunded' and ${total} < ${CARD_CHARGED} then 'succeeded' else ${payments.status} end`,
       updatedAt: new Date(),
     })
     .where(eq(payments.id, paymentId));
@@ -86,13 +93,14 @@ export async function addRefundedAmount(tx: Transaction, paymentId: string, amou
   await setRefundedAmount(tx, sql`${payments.refundedAmount} + ${amount}`, eq(payments.id, paymentId));
 }
 
-// A charge refunded in full becomes `refunded`; in part, it keeps its status.
+// A charge whose card part is refunded in full becomes `refunded`; in part, it keeps its status.
+// (What its credit paid goes back to the balance, which the row does not count.)
 async function setRefundedAmount(db: Database | Transaction, total: SQL, where: SQL | undefined): Promise<void> {
   await db
     .update(payments)
     .set({
       refundedAmount: total,
-      status: sql`case when ${total} >= ${payments.amount} then 'refunded' else ${payments.status} end`,
+      status: sql`case when ${total} > 0 and ${total} >= ${CARD_CHARGED} then 'refunded' else ${payments.status} end`,
       updatedAt: new Date(),
     })
     .where(where);
@@ -108,6 +116,7 @@ export function chargeResultOf(row: PaymentRow): ChargeResult {
     gatewayPaymentId: row.gatewayPaymentId,
     failureCode: row.failureCode,
     decline: status === 'failed' ? classifyDecline(row.failureCode) : null,
+    creditApplied: row.creditApplied,
     ...(status === 'pending' ? { nextAction: row.nextAction } : {}),
   };
 }

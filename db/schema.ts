@@ -140,7 +140,11 @@ export const payments = pgTable(
     idempotencyKey: text('idempotency_key').notNull().unique(),
     gatewayPaymentId: text('gateway_payment_id'),
     failureCode: text('failure_code'),
+    // What the card (or other payment method) was refunded of the charge; never counts credit given back.
     refundedAmount: money('refunded_amount').notNull().default(0),
+    // The part of `amount` paid from the customer's credit balance, spent with the row's claim (the
+    // gateway was charged `amount - credit_applied`; nothing when they are equal).
+    creditApplied: money('credit_applied').notNull().default(0),
     refundOf: uuid('refund_of'),
     description: text('description'),
     // While pending on the customer (3-D Secure): what their app must do, from the gateway's answer.
@@ -154,6 +158,54 @@ export const payments = pgTable(
     index('payments_booking_idx').on(t.bookingId),
     index('payments_gateway_idx').on(t.gatewayPaymentId),
     check('payments_amount_non_negative', sql`${t.amount} >= 0`),
+    check('payments_credit_applied_within_amount', sql`${t.creditApplied} >= 0 and ${t.creditApplied} <= ${t.amount}`),
+  ],
+);
+
+/**
+ * A customer's credit in one currency: proration and goodwill credits in, charges' use of it out.
+ * The CHECK makes a negative balance impossible whatever the code does; charges lock the row
+ * (SELECT … FOR UPDATE) to spend from it, so two racing charges never spend the same credit.
+ */
+export const creditBalances = pgTable(
+  'credit_balances',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    // Lower-case ISO 4217, as payments store it.
+    currency: text('currency').notNull(),
+    amount: money('amount').notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.currency] }), check('credit_balances_amount_non_negative', sql`${t.amount} >= 0`)],
+);
+
+/**
+ * Every change of a credit balance, signed (positive in, negative out). The unique idempotency key
+ * makes each money step happen once: a grant by its caller's key, a charge's use `spend/<paymentId>`,
+ * the return of a failed charge's credit `restore/<paymentId>`. A balance is the sum of its entries.
+ */
+export const creditEntries = pgTable(
+  'credit_entries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    currency: text('currency').notNull(),
+    amount: money('amount').notNull(),
+    kind: text('kind', { enum: ['goodwill', 'proration', 'spent', 'restored', 'referral'] }).notNull(),
+    paymentId: uuid('payment_id').references(() => payments.id),
+    reason: text('reason'),
+    actorId: uuid('actor_id').references(() => users.id),
+    idempotencyKey: text('idempotency_key').notNull().unique(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('credit_entries_user_idx').on(t.userId, t.currency),
+    index('credit_entries_payment_idx').on(t.paymentId),
+    check('credit_entries_amount_non_zero', sql`${t.amount} <> 0`),
   ],
 );
 

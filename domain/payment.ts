@@ -199,6 +199,12 @@ export interface ChargeInput {
   cycle?: number;
   attempt: number;
   description: string;
+  /**
+   * Pay from the customer's credit balance in the charge's currency first, the card only for the
+   * rest (nothing at all when the credit covers it). Absent in runs from before the credit balance
+   * (workflows pass `patched(APPLY_CREDIT_PATCH)`): those charge the card for the whole amount.
+   */
+  applyCredit?: boolean;
 }
 
 export interface ChargeResult {
@@ -207,6 +213,11 @@ export interface ChargeResult {
   gatewayPaymentId: string | null;
   failureCode: string | null;
   decline: DeclineKind | null;
+  /**
+   * What of the amount the credit balance paid (0 when none); the card was charged the rest. Results
+   * recorded in histories from before the credit balance lack it: read it only on the patched path.
+   */
+  creditApplied: number;
   /** While pending: what the customer must do (their app completes it), when the gateway said. */
   nextAction?: NextAction | null;
 }

@@ -21,6 +21,7 @@
  */
 import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { BookingActivities } from '../activities/booking';
+import type { CreditActivities } from '../activities/credits';
 import type { HoldActivities } from '../activities/hold';
 import type { NotificationActivities } from '../activities/notification';
 import type { PaymentActivities } from '../activities/payment';
@@ -73,6 +74,8 @@ export type GatewayActivities = ReturnType<typeof gatewayActivities>;
 /** Payment rows written without the gateway (settlements the webhook reported, late successes). */
 export const { settlePayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>(PROJECTION);
 export const { recordSubscription } = proxyActivities<SubscriptionActivities>(PROJECTION);
+/** Credit for a customer's balance, once per idempotency key (a proration, the credit part of a refund). */
+export const { grantCredit } = proxyActivities<CreditActivities>(PROJECTION);
 export const { claimUnits, releaseHold } = proxyActivities<HoldActivities>(PROJECTION);
 export const bookingSteps = proxyActivities<BookingActivities>({
   ...PROJECTION,

@@ -17,6 +17,14 @@ import { settlePayment, type GatewayActivities } from './activity-options';
  */
 export const CANCEL_PENDING_AT_TIMEOUT_PATCH = 'cancel-pending-at-timeout';
 
+/**
+ * Charges pay from the customer's credit balance first (`ChargeInput.applyCredit`), the card only
+ * for the rest. Runs replaying histories recorded before the credit balance existed take the old
+ * path (the card for the whole amount), as their histories say they did; every workflow that
+ * charges (one-time payments, bookings, subscriptions) passes `applyCredit: patched(APPLY_CREDIT_PATCH)`.
+ */
+export const APPLY_CREDIT_PATCH = 'apply-credit-balance';
+
 /** The wait ended without a settlement because the caller asked it to (a cancel-now). */
 export const INTERRUPTED = { status: 'interrupted' } as const;
 
@@ -41,7 +49,14 @@ export async function chargeOnce(gateway: GatewayActivities, input: ChargeInput)
   } catch (err) {
     if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure) || !err.cause.nonRetryable) throw err;
     log.warn('charge refused by the gateway', { error: String(err.cause) });
-    return { paymentId: input.paymentId ?? '', status: 'failed', gatewayPaymentId: null, failureCode: 'invalid_request', decline: 'hard' };
+    return {
+      paymentId: input.paymentId ?? '',
+      status: 'failed',
+      gatewayPaymentId: null,
+      failureCode: 'invalid_request',
+      decline: 'hard',
+      creditApplied: 0,
+    };
   }
 }
 
