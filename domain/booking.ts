@@ -3,6 +3,7 @@
  * the price of a set of units, the refund a cancellation earns, and which charges a refund
  * draws on. All amounts are integer minor units.
  */
+import type { ChargeResult } from './payment';
 import { addPeriods, isIsoDuration } from './period';
 
 export type BookingStatus = 'pending' | 'confirmed' | 'failed' | 'canceled';
@@ -124,7 +125,16 @@ function percentRoundedDown(amount: number, percent: number): number {
 export interface BookingCharge {
   paymentId: string;
   amount: number;
+  /** Given back so far, to the card and (past what the card paid) to the credit balance. */
   refunded: number;
+  /** What of `amount` the customer's credit balance paid; absent when none (and in runs from before it). */
+  credit?: number;
+}
+
+/** A charge that went through, as a booking counts it: with what the credit balance paid of it. */
+export function bookingChargeOf(paid: Pick<ChargeResult, 'paymentId' | 'creditApplied'>, amount: number): BookingCharge {
+  // Results recorded before the credit balance carry no creditApplied (undefined): no credit then.
+  return { paymentId: paid.paymentId, amount, refunded: 0, ...(paid.creditApplied > 0 ? { credit: paid.creditApplied } : {}) };
 }
 
 export class RefundExceedsChargesError extends Error {

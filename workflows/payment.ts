@@ -4,6 +4,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -22,7 +23,7 @@ import {
 import { durationToMilliseconds } from '../domain/period';
 import { oneTimePaymentDetails, type OneTimePaymentPhase } from '../domain/workflow-descriptions';
 import { gatewayActivities, recordLatePaymentSuccess, type GatewayActivities } from './activity-options';
-import { chargeOnce, settlePendingCharge } from './charge';
+import { APPLY_CREDIT_PATCH, chargeOnce, settlePendingCharge } from './charge';
 import { notifyQuietly } from './notify';
 
 /** Sent by the payment webhook to whichever workflow owns a pending charge. */
@@ -126,6 +127,8 @@ export async function oneTimePaymentWorkflow(input: OneTimePaymentInput): Promis
     cycle: 1,
     attempt: 1,
     description: input.description,
+    // The customer's credit balance pays first; runs from before it charge the card for it all.
+    applyCredit: patched(APPLY_CREDIT_PATCH),
   });
   outcome.charged = charged;
   setCurrentDetails(oneTimePaymentDetails(state()));
@@ -199,8 +202,13 @@ function paymentNotification(input: OneTimePaymentInput, result: ChargeResult, w
     kind: succeeded ? ('payment_succeeded' as const) : ('payment_failed' as const),
     subject: succeeded ? `Payment of ${amount} received` : `Payment of ${amount} failed`,
     body: succeeded
-      ? `We received your payment of ${amount} for "${input.description}".`
+      ? `We received your payment of ${amount} for "${input.description}"${fromCredit(result, input.currency)}.`
       : `Your payment of ${amount} for "${input.description}" did not go through (${result.failureCode}).`,
     dedupeKey: notificationDedupeKey(workflowId, result.status),
   };
+}
+
+// Results recorded before the credit balance carry no creditApplied: nothing to say then.
+function fromCredit(result: ChargeResult, currency: string): string {
+  return result.creditApplied > 0 ? ` (${formatMoney(result.creditApplied, currency)} of it from your credit balance)` : '';
 }

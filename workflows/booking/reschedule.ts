@@ -4,7 +4,7 @@
  * if the swap fails, and a lower price is refunded only once the cheaper units are the booking's.
  */
 import { log, uuid4 } from '@temporalio/workflow';
-import type { BookingCharge } from '../../domain/booking';
+import { bookingChargeOf, type BookingCharge } from '../../domain/booking';
 import { formatMoney } from '../../domain/money';
 import { bookingSteps, claimUnits, releaseHold } from '../activity-options';
 import { now } from '../clock';
@@ -52,7 +52,7 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
         await undo.runInReverse();
         return { status: 'declined', failureCode: paid.failureCode };
       }
-      const charged: BookingCharge = { paymentId: paid.paymentId, amount: difference, refunded: 0 };
+      const charged = bookingChargeOf(paid, difference);
       topUp = charged;
       undo.add(() => refundTopUp(booking, charged, cycle));
     }
@@ -86,12 +86,8 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
 /** Gives back a reschedule's top-up when the swap did not happen; a failure is left for staff. */
 async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
   try {
-    await booking.gateway.refundPayment({
-      paymentId: charged.paymentId,
-      amount: charged.amount,
-      idempotencyKey: `${booking.workflowId}/reschedule-${cycle}/undo-refund`,
-      reason: 'Reschedule could not be completed',
-    });
+    // To the card, and what the credit balance paid of it back to the balance.
+    await booking.giveBack(charged, charged.amount, `${booking.workflowId}/reschedule-${cycle}/undo-refund`, 'Reschedule could not be completed');
   } catch (err) {
     log.error('refund of a reschedule top-up failed; needs a person', { error: String(err) });
   }

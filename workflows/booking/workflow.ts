@@ -21,6 +21,7 @@ import type { BookingTerms } from '../../activities/booking';
 import {
   allocateRefund,
   applyRefund,
+  bookingChargeOf,
   cancellationRefund,
   describeBookingFailure,
   refundableAmount,
@@ -31,11 +32,18 @@ import {
 import { holdWorkflowId } from '../../domain/hold';
 import { formatMoney } from '../../domain/money';
 import { notificationDedupeKey, type NotificationInput } from '../../domain/notification';
-import { chargeIdempotencyKey, PAYMENT_TIMEOUT_FAILURE_CODE, type ChargeResult, type PaymentSettlement } from '../../domain/payment';
+import {
+  chargeIdempotencyKey,
+  PAYMENT_TIMEOUT_FAILURE_CODE,
+  type ChargeResult,
+  type PaymentSettlement,
+  type RefundResult,
+} from '../../domain/payment';
 import { durationToMilliseconds } from '../../domain/period';
 import { bookingDetails } from '../../domain/workflow-descriptions';
-import { bookingSteps, gatewayActivities, releaseHold } from '../activity-options';
-import { chargeOnce, settlePendingCharge } from '../charge';
+import { splitRefund } from '../../domain/credit';
+import { bookingSteps, gatewayActivities, grantCredit, releaseHold } from '../activity-options';
+import { APPLY_CREDIT_PATCH, chargeOnce, settlePendingCharge } from '../charge';
 import { msUntil, now } from '../clock';
 import { holdSettledSignal } from '../hold';
 import { notifyQuietly } from '../notify';
@@ -185,7 +193,7 @@ export class Booking {
         if (paid.status !== 'succeeded') {
           throw new SagaFailure(paid.failureCode === PAYMENT_TIMEOUT_FAILURE_CODE ? 'payment_timeout' : 'payment_declined');
         }
-        state.charges.push({ paymentId: paid.paymentId, amount: terms.amount, refunded: 0 });
+        state.charges.push(bookingChargeOf(paid, terms.amount));
         compensations.add(() => this.refundQuietly(terms.amount, 'compensation', 'Booking could not be completed'));
       }
 
@@ -259,6 +267,8 @@ export class Booking {
       cycle,
       attempt: 1,
       description,
+      // The customer's credit balance pays first; runs from before it charge the card for it all.
+      applyCredit: patched(APPLY_CREDIT_PATCH),
     });
     if (result.status !== 'pending') return result;
     onPending?.();
@@ -269,19 +279,45 @@ export class Booking {
 
   /** Refunds `amount` over the booking's charges, newest first; throws when a refund fails. */
   async refund(amount: number, purpose: string, reason: string): Promise<void> {
-    for (const part of allocateRefund(this.refundableCharges(), amount)) {
-      const result = await this.gateway.refundPayment({
-        paymentId: part.paymentId,
-        amount: part.amount,
-        idempotencyKey: `${this.workflowId}/${purpose}/refund-${part.paymentId}`,
-        reason,
-      });
-      if (result.status === 'failed') {
+    const charges = this.refundableCharges();
+    for (const part of allocateRefund(charges, amount)) {
+      const charge = charges.find((c) => c.paymentId === part.paymentId)!;
+      const result = await this.giveBack(charge, part.amount, `${this.workflowId}/${purpose}/refund-${part.paymentId}`, reason);
+      if (result === 'failed') {
         throw ApplicationFailure.nonRetryable(`the refund of payment ${part.paymentId} failed`, 'RefundFailed');
       }
       // Recorded part by part: a later part that fails leaves the earlier ones counted.
       this.state.charges = applyRefund(this.state.charges, [part]);
     }
+  }
+
+  /**
+   * Gives `amount` of one charge back: to the card first, up to what the card paid and was not
+   * given back yet (refundPayment, keyed `refundKey`), the rest to the credit balance the charge
+   * spent (grantCredit, keyed `<refundKey>/credit`, once however often this runs). A charge that
+   * used no credit (every one in runs from before the credit balance) refunds to the card only.
+   */
+  async giveBack(charge: BookingCharge, amount: number, refundKey: string, reason: string): Promise<RefundResult['status']> {
+    const { toCard, toCredit } = splitRefund(charge, amount);
+    let status: RefundResult['status'] = 'succeeded';
+    if (toCard > 0) {
+      ({ status } = await this.gateway.refundPayment({ paymentId: charge.paymentId, amount: toCard, idempotencyKey: refundKey, reason }));
+      if (status === 'failed') return status;
+    }
+    if (toCredit > 0) {
+      const { userId } = this.input;
+      const { currency } = this.state;
+      await grantCredit({
+        userId,
+        currency,
+        amount: toCredit,
+        kind: 'restored',
+        paymentId: charge.paymentId,
+        reason,
+        idempotencyKey: `${refundKey}/credit`,
+      });
+    }
+    return status;
   }
 
   /**
