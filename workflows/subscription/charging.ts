@@ -9,7 +9,7 @@ import { patched } from '@temporalio/workflow';
 import { chargeIdempotencyKey, paymentActionLink, type ChargeResult, type ChargeSession, type OrphanedPayment } from '../../domain/payment';
 import { addDuration } from '../../domain/period';
 import { actionRequiredNotice } from '../../domain/subscription-notices';
-import { chargeOnce, settlePendingCharge } from '../charge';
+import { APPLY_CREDIT_PATCH, chargeOnce, settlePendingCharge } from '../charge';
 import { msUntil, now } from '../clock';
 import { SubscriptionRun, type AttemptOutcome } from './run';
 
@@ -51,6 +51,8 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
       currency: billed.currency,
       paymentMethod: this.state.paymentMethod,
       session,
+      // The credit balance pays first; the charge's own row says what it spent (workflows/charge.ts).
+      applyCredit: patched(APPLY_CREDIT_PATCH),
       idempotencyKey: purpose.idempotencyKey,
       cycle,
       attempt,

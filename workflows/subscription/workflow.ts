@@ -29,7 +29,7 @@ import {
   upcomingDunningEvent,
   type DunningState,
 } from '../../domain/subscription-state';
-import { now } from '../clock';
+import { msUntil, now } from '../clock';
 import { paymentSettledSignal, refundOrphanedCharge } from '../payment';
 import { SubscriptionChanges } from './changes';
 import {
@@ -142,7 +142,8 @@ class Subscription extends SubscriptionChanges {
    * period has ended) and the renewal is charged on the new terms.
    */
   private async waitAndRenew(): Promise<boolean> {
-    const due = await this.sleepUntil(new Date(this.periodEnd()));
+    // A change already waiting (it came as the last run hopped) is applied before any sleep.
+    const due = this.state.changeRequest ? msUntil(this.periodEnd()) <= 0 : await this.sleepUntil(new Date(this.periodEnd()));
     if (this.state.cancelNowRequested) {
       await this.cancelNow();
       return false;
@@ -418,9 +419,11 @@ class Subscription extends SubscriptionChanges {
   private async continueAsNewWhenIdle(): Promise<void> {
     // Usually the receipt is on its way: let it land here rather than send it again next run.
     if (this.state.outbox.length > 0) await condition(() => this.state.outbox.length === 0, OUTBOX_DRAIN_WAIT);
-    // Checked last, so no handler can start between this check and the hop.
-    await condition(() => allHandlersFinished() || this.state.cancelNowRequested);
-    if (this.state.cancelNowRequested) return;
+    // Checked last, so no handler can start between this check and the hop. A handler waiting for
+    // the loop (a change or resume to charge) is served first: this run goes on instead of hopping.
+    const waitingForLoop = () => this.state.changeRequest != null || this.state.resumeRequest != null;
+    await condition(() => allHandlersFinished() || this.state.cancelNowRequested || waitingForLoop());
+    if (this.state.cancelNowRequested || waitingForLoop()) return;
     await continueAsNew<typeof subscriptionWorkflow>({ ...this.input, carried: this.state });
   }
 }
