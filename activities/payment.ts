@@ -8,6 +8,7 @@ import {
   chargeResultOf,
   findPayment,
   refundStatusOf,
+  refundedTotalOf,
   releaseRefundReservation,
   type PaymentRow,
 } from '../db/payments';
@@ -190,7 +191,9 @@ async function refundPayment({ db, gateway, logger }: PaymentActivityDeps, input
     throw ApplicationFailure.nonRetryable(`refund amount must be a positive integer, got ${input.amount}`, 'InvalidRefund');
   }
   const { original, refund } = await claimRefund(db, input);
-  if (gatewayHasAnswered(refund)) return { refundPaymentId: refund.id, status: refundStatusOf(refund) };
+  if (gatewayHasAnswered(refund)) {
+    return { refundPaymentId: refund.id, status: refundStatusOf(refund), refundedTotal: await refundedTotalOf(db, original.id) };
+  }
 
   const outcome = await gateway.refund({
     gatewayPaymentId: original.gatewayPaymentId!,
@@ -207,7 +210,7 @@ async function refundPayment({ db, gateway, logger }: PaymentActivityDeps, input
     if (recorded && outcome.status === 'failed') await releaseRefundReservation(tx, original.id, refund.amount);
   });
   logger.info({ paymentId: original.id, refundPaymentId: refund.id, status: outcome.status }, 'refund recorded');
-  return { refundPaymentId: refund.id, status: outcome.status };
+  return { refundPaymentId: refund.id, status: outcome.status, refundedTotal: await refundedTotalOf(db, original.id) };
 }
 
 async function claimRefund(db: Database, input: RefundInput): Promise<{ original: PaymentRow; refund: PaymentRow }> {

@@ -4,6 +4,7 @@ import helmet from 'helmet';
 import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
+import { adminPaymentRoutes } from './admin-payments';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
 import { methodGuard, routeTable } from './contract';
@@ -50,6 +51,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   bookingRoutes,
   adminSubscriptionRoutes,
   adminBookingRoutes,
+  adminPaymentRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

@@ -8,7 +8,7 @@ export interface StaffAction {
   actorId: string;
   /** `<thing>.<verb>`, e.g. `subscription.retry_payment`. */
   action: string;
-  target: { type: 'subscription' | 'booking'; id: string };
+  target: { type: 'subscription' | 'booking' | 'payment'; id: string };
   reason: string;
   details?: Record<string, unknown>;
 }

@@ -3,6 +3,7 @@ import { OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from '@asteaso
 import type { Router } from 'express';
 import { z } from 'zod';
 import { adminApi } from './admin';
+import { adminPaymentApi } from './admin-payments';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
@@ -64,6 +65,7 @@ export function apiOperations(): ApiOperation[] {
     offeringApi,
     bookingApi,
     adminApi,
+    adminPaymentApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }

@@ -22,6 +22,21 @@ export async function findPayment(db: Database | Transaction, id: string): Promi
   return row;
 }
 
+/**
+ * What is left to refund of a charge as its row stands: what the API offers staff (a full refund
+ * when no amount is given) and checks first. The refund activity checks it again under the
+ * charge's row lock, which is what guarantees that refunds never exceed it.
+ */
+export function refundableAmount(row: Pick<PaymentRow, 'amount' | 'creditApplied' | 'refundedAmount'>): number {
+  return Math.max(0, cardChargedAmount(row) - row.refundedAmount);
+}
+
+/** What has been refunded of a charge in all (0 when there is no such charge). */
+export async function refundedTotalOf(db: Database | Transaction, paymentId: string): Promise<number> {
+  const [row] = await db.select({ refundedAmount: payments.refundedAmount }).from(payments).where(eq(payments.id, paymentId));
+  return row?.refundedAmount ?? 0;
+}
+
 /** The payment a charge just recorded; its absence is a bug, not a client error. */
 export async function chargedPayment(db: Database, id: string): Promise<PaymentRow> {
   const row = await findPayment(db, id);

@@ -175,6 +175,15 @@ export function orphanedPaymentRefundWorkflowId(paymentId: string): string {
   return `refund-${paymentId}`;
 }
 
+/**
+ * Workflow id of a staff refund of a charge: one per (charge, request), where the request id
+ * derives from the request's Idempotency-Key (api/derived-ids.ts), so a repeated request is the
+ * same refund. It is the refund's idempotency key at the gateway and in `payments` too.
+ */
+export function staffRefundWorkflowId(paymentId: string, requestId: string): string {
+  return `payment-refund-${paymentId}-${requestId}`;
+}
+
 /** Idempotency key of one charge attempt: the same (workflow, cycle, attempt) is the same charge. */
 export function chargeIdempotencyKey(workflowId: string, cycle: number, attempt: number): string {
   return `${workflowId}/cycle-${cycle}/attempt-${attempt}`;
@@ -233,6 +242,12 @@ export interface RefundInput {
 export interface RefundResult {
   refundPaymentId: string;
   status: 'succeeded' | 'pending' | 'failed';
+  /**
+   * What the charge has refunded in all once this refund was recorded (its `refunded_amount`,
+   * which counts the reservations of refunds still in flight). Absent in results recorded before
+   * the activity reported it.
+   */
+  refundedTotal?: number;
 }
 
 /** A charge that succeeded at the gateway after its workflow had counted it as failed (or had ended). */

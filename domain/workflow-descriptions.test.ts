@@ -6,6 +6,7 @@ import {
   bookingSummary,
   formatInstant,
   oneTimePaymentDetails,
+  paymentRefundSummary,
   paymentSummary,
   planTermsDetails,
   subscriptionDetails,
@@ -202,6 +203,18 @@ describe('booking summary and details', () => {
     assert.equal(
       oneTimePaymentDetails({ phase: 'failed', amount: 1250, currency: 'usd', failureCode: 'card_declined' }),
       'failed · $12.50 · card_declined',
+    );
+  });
+
+  test('a staff refund of a payment: summary', () => {
+    const customer = { userId: 'u', email: 'ada@example.com' };
+    assert.equal(
+      paymentRefundSummary({ amount: 300, chargeAmount: 1000, currency: 'usd', description: 'Gift card' }, customer),
+      'Refund of $3.00 of $10.00 · Gift card · ada@example.com',
+    );
+    assert.equal(
+      paymentRefundSummary({ amount: 1000, chargeAmount: 1000, currency: 'usd', description: null }, { userId: 'u' }),
+      'Refund of $10.00 of $10.00 · user u',
     );
   });
 });

@@ -103,6 +103,15 @@ export function paymentSummary(amount: number, currency: string, description: st
   return [formatMoney(amount, currency), description, customerLabel(customer)].join(SEPARATOR);
 }
 
+/** "Refund of $3.00 of $10.00 · Gift card · ada@example.com": a staff refund of a charge. */
+export function paymentRefundSummary(
+  refund: { amount: number; chargeAmount: number; currency: string; description: string | null },
+  customer: { userId: string; email?: string },
+): string {
+  const what = `Refund of ${formatMoney(refund.amount, refund.currency)} of ${formatMoney(refund.chargeAmount, refund.currency)}`;
+  return [what, ...(refund.description ? [refund.description] : []), customerLabel(customer)].join(SEPARATOR);
+}
+
 /** Where a one-time payment stands; `awaiting_confirmation` waits for the payment webhook. */
 export type OneTimePaymentPhase = 'charging' | 'awaiting_confirmation' | 'succeeded' | 'failed';
 
