@@ -21,6 +21,7 @@ import { useLocalEndpoints } from './local-endpoints';
 import { ensureTemporalTestServer } from './tools';
 import { BOOKING_SCENARIOS } from './record-histories/booking';
 import { PAYMENT_SCENARIOS } from './record-histories/payment';
+import { PAYMENT_REFUND_SCENARIOS } from './record-histories/payment-refund';
 import type { Scenario } from './record-histories/recorder';
 import { RETENTION_SCENARIOS } from './record-histories/retention';
 import { STAFF_ALERT_SCENARIOS } from './record-histories/staff-alert';
@@ -31,6 +32,7 @@ export const HISTORIES_DIR = path.join(__dirname, '..', 'test', 'histories');
 const SCENARIOS: Record<string, Scenario> = {
   ...SUBSCRIPTION_SCENARIOS,
   ...PAYMENT_SCENARIOS,
+  ...PAYMENT_REFUND_SCENARIOS,
   ...BOOKING_SCENARIOS,
   ...RETENTION_SCENARIOS,
   ...STAFF_ALERT_SCENARIOS,
@@ -43,9 +45,13 @@ function chosenScenarios(names: string[]): [string, Scenario][] {
   return Object.entries(SCENARIOS).filter(([name]) => names.length === 0 || names.includes(name));
 }
 
-/** Workers and clients name themselves pid@host; the committed files should not. */
+/**
+ * Workers and clients name themselves pid@host, and a failure's stack trace names the recording
+ * machine's paths; the committed files should not (replay reads neither).
+ */
 function anonymousIdentity(key: string, value: unknown): unknown {
-  return key === 'identity' ? 'history-recorder' : value;
+  if (key === 'identity') return 'history-recorder';
+  return key === 'stackTrace' ? '' : value;
 }
 
 function requiredEnv(name: string): string {

@@ -37,6 +37,7 @@ const FILE_PREFIXES: Record<string, string> = {
   booking: 'bookingWorkflow',
   hold: 'holdWorkflow',
   payment: 'oneTimePaymentWorkflow',
+  paymentrefund: 'paymentRefundWorkflow',
   refund: 'refundOrphanedPaymentWorkflow',
   retention: 'purgeExpiredRecordsWorkflow',
   staff: 'staffAlertWorkflow',
