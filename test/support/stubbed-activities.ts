@@ -2,7 +2,7 @@
  * Stand-in activities for fast workflow tests: plain functions that answer as a test scripts
  * them and record, per workflow, which activity was called with what and in which order.
  */
-import { after, before } from 'node:test';
+import { after, afterEach, before, beforeEach } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -71,17 +71,20 @@ export interface StubbedWorker {
 }
 
 /**
- * For the whole test file: a time-skipping server and one worker running every workflow (the
- * worker's bundle) with the stubbed `activities` on `taskQueue` (the workflows' payments queue too).
+ * For the whole test file (or, with `perTest`, for each test): a time-skipping server and one
+ * worker running every workflow (the worker's bundle) with the stubbed `activities` on
+ * `taskQueue` (the workflows' payments queue too). A server per test costs about a second and
+ * keeps what one test leaves running (renewing subscriptions, a clock locked by an activity in
+ * flight) from reaching the next.
  */
-export function runStubbedWorker(taskQueue: string, activities: object): StubbedWorker {
+export function runStubbedWorker(taskQueue: string, activities: object, { perTest = false } = {}): StubbedWorker {
   const state: { env?: TestWorkflowEnvironment; worker?: Worker; running?: Promise<void> } = {};
-  before(async () => {
+  (perTest ? beforeEach : before)(async () => {
     state.env = await createTimeSkippingEnv();
     state.worker = await Worker.create({ connection: state.env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflows(), activities });
     state.running = state.worker.run();
   });
-  after(async () => {
+  (perTest ? afterEach : after)(async () => {
     state.worker?.shutdown();
     await state.running;
     await state.env?.teardown();
