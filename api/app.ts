@@ -7,6 +7,7 @@ import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { adminPaymentRoutes } from './admin-payments';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
+import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
 import { createMetrics } from './metrics';
@@ -39,6 +40,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   authRoutes,
   paymentRoutes,
   paymentMethodRoutes,
+  creditRoutes,
   sandboxRoutes,
   webhookRoutes,
   // Before the subscription router, whose /{id} would otherwise claim "plans".

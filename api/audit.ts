@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Database } from '../db/client';
+import type { Database, Transaction } from '../db/client';
 import { auditLog } from '../db/schema';
 import { isoDateTime } from './contract';
 
@@ -8,7 +8,7 @@ export interface StaffAction {
   actorId: string;
   /** `<thing>.<verb>`, e.g. `subscription.retry_payment`. */
   action: string;
-  target: { type: 'subscription' | 'booking' | 'payment'; id: string };
+  target: { type: 'subscription' | 'booking' | 'payment' | 'customer'; id: string };
   reason: string;
   details?: Record<string, unknown>;
 }
@@ -26,8 +26,11 @@ export const auditEntryJsonSchema = z
 
 export type AuditEntryJson = z.infer<typeof auditEntryJsonSchema>;
 
-/** Writes the action to `audit_log` (the time is the database's) and answers the row as the API shows it. */
-export async function recordStaffAction(db: Database, action: StaffAction): Promise<AuditEntryJson> {
+/**
+ * Writes the action to `audit_log` (the time is the database's) and answers the row as the API
+ * shows it. Inside a transaction it commits with the change it records.
+ */
+export async function recordStaffAction(db: Database | Transaction, action: StaffAction): Promise<AuditEntryJson> {
   const [row] = await db
     .insert(auditLog)
     .values({

@@ -7,6 +7,7 @@ import { adminPaymentApi } from './admin-payments';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
+import { creditApi } from './credits';
 import { healthApi } from './health';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
@@ -60,6 +61,7 @@ export function apiOperations(): ApiOperation[] {
     subscriptionChangeApi,
     paymentApi,
     paymentMethodApi,
+    creditApi,
     sandboxApi,
     webhookApi,
     offeringApi,

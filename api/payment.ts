@@ -45,7 +45,11 @@ export const paymentJsonSchema = z
     attempt: z.int().min(1),
     gatewayPaymentId: z.string().nullable(),
     failureCode: z.string().nullable(),
-    refundedAmount: z.int().min(0),
+    refundedAmount: z.int().min(0).meta({ description: 'Refunded to the card so far.' }),
+    creditApplied: z
+      .int()
+      .min(0)
+      .meta({ description: "Paid from the customer's credit balance; the card was charged amount - creditApplied (nothing when equal)." }),
     subscriptionId: z.uuid().optional(),
     bookingId: z.uuid().optional(),
     refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
@@ -71,6 +75,7 @@ export function toPaymentJson(row: PaymentRow, link: WorkflowLinker): PaymentJso
     gatewayPaymentId: row.gatewayPaymentId,
     failureCode: row.failureCode,
     refundedAmount: row.refundedAmount,
+    creditApplied: row.creditApplied,
     ...(row.subscriptionId ? { subscriptionId: row.subscriptionId } : {}),
     ...(row.bookingId ? { bookingId: row.bookingId } : {}),
     ...(row.refundOf ? { refundOf: row.refundOf } : {}),
@@ -225,6 +230,7 @@ async function paymentStillUnderWay({ deps, link }: PaymentHandlerContext, input
     gatewayPaymentId: null,
     failureCode: null,
     refundedAmount: 0,
+    creditApplied: 0,
     nextAction: null,
     createdAt: new Date().toISOString(),
     ...link(workflowId),
