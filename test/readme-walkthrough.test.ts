@@ -1,5 +1,5 @@
 /**
- * The README's walk-throughs (subscriptions, the signed webhook, bookings) run as printed, with
+ * The README's walk-throughs (subscriptions, the signed webhook, the credit balance, bookings) run as printed, with
  * bash, against the real API and worker processes, so the README cannot drift from the API. Only
  * the address changes (`localhost:3000` becomes this test's API) and `.data/`, which `npm start`
  * keeps, becomes a temporary folder holding the secrets file the webhook block reads.
@@ -104,7 +104,7 @@ describe('README walk-through', () => {
 
   test('the subscription, 3-D Secure, webhook and booking blocks run as printed and do what they say', async () => {
     const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
-    assert.equal(blocks.length, 4, 'the subscription walk-through, 3-D Secure, the webhook and the bookings');
+    assert.equal(blocks.length, 5, 'the subscription walk-through, 3-D Secure, the webhook, the credit balance and the bookings');
     // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
     writeFileSync(
       path.join(dataDir, 'secrets.json'),
@@ -128,6 +128,8 @@ describe('README walk-through', () => {
     assert.match(output, /Created staff user ops@example\.com/, 'npm run manage created the staff user');
     assert.match(output, /\{"received":true,"duplicate":false\}/, 'the signed webhook was accepted');
     assert.match(output, /^confirmed$/m, 'the booking was confirmed');
+    assert.match(output, /\{"status":"succeeded","creditApplied":300,"gatewayPaymentId":null\}/, 'the credit paid for the payment');
+    assert.match(output, /\{"balances":\[\{"currency":"eur","amount":200\}\]\}/, 'what the credit left');
 
     const get = async (route: string) => {
       const response = await fetch(`${apiUrl}/api/v1${route}`, { headers: { authorization: `Bearer ${vars.customer}` } });
