@@ -54,7 +54,14 @@ const scriptOf = (bookingId: string) => scripts.get(bookingId)!;
 
 function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null): ChargeResult {
   const failed = status === 'failed';
-  return { paymentId, status, gatewayPaymentId: `pi_${paymentId}`, failureCode: failed ? failureCode : null, decline: failed ? 'hard' : null, creditApplied: 0 };
+  return {
+    paymentId,
+    status,
+    gatewayPaymentId: `pi_${paymentId}`,
+    failureCode: failed ? failureCode : null,
+    decline: failed ? 'hard' : null,
+    creditApplied: 0,
+  };
 }
 
 /** Pending charges by payment id, so a cancel at the timeout finds its booking's script. */

@@ -48,7 +48,14 @@ const scripts = new Map<string, Script>();
 
 function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null = null): ChargeResult {
   const failed = status === 'failed';
-  return { paymentId, status, gatewayPaymentId: `pi_${paymentId}`, failureCode: failed ? failureCode : null, decline: failed ? 'hard' : null, creditApplied: 0 };
+  return {
+    paymentId,
+    status,
+    gatewayPaymentId: `pi_${paymentId}`,
+    failureCode: failed ? failureCode : null,
+    decline: failed ? 'hard' : null,
+    creditApplied: 0,
+  };
 }
 
 const activities = stubActivities(calls, {

@@ -43,7 +43,14 @@ const subscriptionOfPayment = (paymentId: string) => paymentId.split('/')[0];
 
 function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string): ChargeResult {
   const failed = status === 'failed';
-  return { paymentId, status, gatewayPaymentId: `pi_${paymentId}`, failureCode: failed ? failureCode : null, decline: failed ? 'hard' : null, creditApplied: 0 };
+  return {
+    paymentId,
+    status,
+    gatewayPaymentId: `pi_${paymentId}`,
+    failureCode: failed ? failureCode : null,
+    decline: failed ? 'hard' : null,
+    creditApplied: 0,
+  };
 }
 
 const activities = stubActivities(calls, {
