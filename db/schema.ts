@@ -14,6 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { CREDIT_KINDS } from '../domain/credit';
 import type { NextAction } from '../domain/payment';
 import type { ScheduledChange } from '../domain/subscription';
 
@@ -195,7 +196,7 @@ export const creditEntries = pgTable(
       .references(() => users.id),
     currency: text('currency').notNull(),
     amount: money('amount').notNull(),
-    kind: text('kind', { enum: ['goodwill', 'proration', 'spent', 'restored', 'referral'] }).notNull(),
+    kind: text('kind', { enum: CREDIT_KINDS }).notNull(),
     paymentId: uuid('payment_id').references(() => payments.id),
     reason: text('reason'),
     actorId: uuid('actor_id').references(() => users.id),
