@@ -10,6 +10,7 @@
  * a downgrade's credit carries `proration/<workflowId>/change-<n>`, unique in the credit ledger.
  */
 import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { prorationCreditKey } from '../../domain/credit';
 import { isValidQuantity, prorate, type Proration } from '../../domain/proration';
 import { planChangeRefusal, planTermsProblems, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
 import { pausedNotice, planChangedNotice } from '../../domain/subscription-notices';
@@ -68,7 +69,7 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
         amount: -proration.net,
         kind: 'proration',
         reason: `${this.terms().name} → ${request.plan.name} × ${request.quantity}, rest of the period to ${proration.periodEnd}`,
-        idempotencyKey: `proration/${this.workflowId}/change-${request.id}`,
+        idempotencyKey: prorationCreditKey(this.workflowId, `change-${request.id}`),
       });
     }
     this.switchTerms(request.id, request.plan, request.quantity, proration);
