@@ -1,12 +1,20 @@
 /** Subscription histories: renewals and continue-as-new, dunning, recovery, pending charges. */
 import { randomUUID } from 'node:crypto';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import { payments } from '../../db/schema';
 import { subscriptionWorkflowId } from '../../domain/subscription';
 import { insertTestUser } from '../../test/support/payment-fixtures';
 import { advanceTo, eventually, insertTestPlan, waitForState } from '../../test/support/subscription-fixtures';
 import { paymentSettledSignal } from '../../workflows/payment';
-import { extendGraceSignal } from '../../workflows/subscription';
+import {
+  cancelScheduledChangeUpdate,
+  changeSubscriptionUpdate,
+  extendGraceSignal,
+  pauseSubscriptionUpdate,
+  reactivateSubscriptionUpdate,
+  resumeSubscriptionUpdate,
+} from '../../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription, subscriptionHandle } from '../../api/subscription-client';
 import type { RecordedRun, Recorder, Scenario } from './recorder';
 
@@ -86,6 +94,52 @@ export const SUBSCRIPTION_SCENARIOS: Record<string, Scenario> = {
     return runs('subscription-renewal-pending-timeout', subscriptionId, [await currentRunId(r, subscriptionId)]);
   },
 };
+
+/** Plan changes, pauses and resumes: the paths the subscription-changes update handlers take. */
+const CHANGE_SCENARIOS: Record<string, Scenario> = {
+  // An upgrade now (prorated charge), a downgrade scheduled then withdrawn, a pause that takes
+  // effect at the period end, a resume that charges a new period, and the run it continues into.
+  'subscription-upgraded-paused-resumed': async (r) => {
+    const { subscriptionId, activation } = await subscribe(r, 'pm_card_visa');
+    const handle = subscriptionHandle(r.env.client, subscriptionId);
+    const firstRun = await currentRunId(r, subscriptionId);
+    const pro = await insertTestPlan(r.db, { amount: 4999 });
+    await advanceTo(r.env, new Date(new Date(activation.subscription.currentPeriodStart!).getTime() + 10 * DAY));
+    await handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: pro, quantity: 2, when: 'now' }] });
+    await handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 1, when: 'period_end' }] });
+    await handle.executeUpdate(cancelScheduledChangeUpdate);
+    await handle.executeUpdate(pauseSubscriptionUpdate, { args: [{}] });
+    await advanceTo(r.env, activation.subscription.currentPeriodEnd!);
+    await waitForState(r.env.client, subscriptionId, (s) => s.status === 'paused');
+    await advanceTo(r.env, new Date(new Date(activation.subscription.currentPeriodEnd!).getTime() + 20 * DAY));
+    await handle.startUpdate(resumeSubscriptionUpdate, { waitForStage: WorkflowUpdateStage.ACCEPTED });
+    const secondRun = await nextRunId(r, subscriptionId, firstRun);
+    await cancelSubscription(r.env.client, subscriptionId, false);
+    await handle.result();
+    return runs('subscription-upgraded-paused-resumed', subscriptionId, [firstRun, secondRun]);
+  },
+
+  // A downgrade now (credited to the balance), a cancel at period end withdrawn by reactivate, a
+  // pause until a date, resumed by the workflow's timer; then canceled now.
+  'subscription-downgraded-reactivated-resumed-by-timer': async (r) => {
+    const { subscriptionId, activation } = await subscribe(r, 'pm_card_visa');
+    const handle = subscriptionHandle(r.env.client, subscriptionId);
+    const firstRun = await currentRunId(r, subscriptionId);
+    const basic = await insertTestPlan(r.db, { amount: 999 });
+    await handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: basic, quantity: 1, when: 'now' }] });
+    await cancelSubscription(r.env.client, subscriptionId, true);
+    await handle.executeUpdate(reactivateSubscriptionUpdate);
+    const end = new Date(activation.subscription.currentPeriodEnd!);
+    await handle.executeUpdate(pauseSubscriptionUpdate, { args: [{ resumesAt: new Date(end.getTime() + 15 * DAY).toISOString() }] });
+    await advanceTo(r.env, new Date(end.getTime() + 15 * DAY));
+    const secondRun = await nextRunId(r, subscriptionId, firstRun);
+    await cancelSubscription(r.env.client, subscriptionId, false);
+    await handle.result();
+    return runs('subscription-downgraded-reactivated-resumed-by-timer', subscriptionId, [firstRun, secondRun]);
+  },
+};
+
+Object.assign(SUBSCRIPTION_SCENARIOS, CHANGE_SCENARIOS);
 
 async function subscribe(r: Recorder, paymentMethod: string) {
   const user = await insertTestUser(r.db);
