@@ -78,14 +78,21 @@ const prorationSchema = z
   .meta({ id: 'Proration' });
 
 const paymentOrNull = z.union([paymentJsonSchema, z.null()]);
-const changeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, proration: z.union([prorationSchema, z.null()]), payment: paymentOrNull });
+const changeAnswer = z.strictObject({
+  subscription: subscriptionJsonSchema,
+  proration: z.union([prorationSchema, z.null()]),
+  payment: paymentOrNull,
+});
 const resumeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, payment: paymentOrNull });
 
 export function subscriptionChangeRoutes(deps: AppDeps): Router {
   const { router, route } = apiRouter(deps);
   route(subscriptionChangeApi.change, paymentRateLimit(deps), changeHandler(deps));
   route(subscriptionChangeApi.preview, previewHandler(deps));
-  route(subscriptionChangeApi.cancelScheduledChange, snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(cancelScheduledChangeUpdate)));
+  route(
+    subscriptionChangeApi.cancelScheduledChange,
+    snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(cancelScheduledChangeUpdate)),
+  );
   route(
     subscriptionChangeApi.pause,
     snapshotUpdateHandler(deps, (handle, body) => {
@@ -94,7 +101,10 @@ export function subscriptionChangeRoutes(deps: AppDeps): Router {
     }),
   );
   route(subscriptionChangeApi.resume, paymentRateLimit(deps), resumeHandler(deps));
-  route(subscriptionChangeApi.reactivate, snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(reactivateSubscriptionUpdate)));
+  route(
+    subscriptionChangeApi.reactivate,
+    snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(reactivateSubscriptionUpdate)),
+  );
   return router;
 }
 
@@ -153,7 +163,9 @@ function resumeHandler(deps: AppDeps): RouteHandler {
       subscriptionHandle(temporal, row.id).executeUpdate(resumeSubscriptionUpdate, updateId ? { updateId } : {}),
     );
     const payment = answer.payment && toPaymentJson(await chargedPayment(db, answer.payment.paymentId), link);
-    res.status(answer.payment?.status === 'pending' ? 202 : 200).json({ subscription: toSubscriptionJson(await subscriptionRow(db, row.id), link), payment });
+    res
+      .status(answer.payment?.status === 'pending' ? 202 : 200)
+      .json({ subscription: toSubscriptionJson(await subscriptionRow(db, row.id), link), payment });
   };
 }
 
@@ -258,12 +270,10 @@ export const subscriptionChangeApi = {
     responses: {
       200: json('Changed (or scheduled), with what it charged', changeAnswer),
       202: json('The prorated charge awaits the customer (3-D Secure); the change applies when it settles', changeAnswer),
-      ...problems(
-        400,
-        [402, 'The prorated charge was declined; nothing changed'],
-        404,
-        [409, 'The state does not allow it (past due, paused, another change under way, another currency or interval)'],
-      ),
+      ...problems(400, [402, 'The prorated charge was declined; nothing changed'], 404, [
+        409,
+        'The state does not allow it (past due, paused, another change under way, another currency or interval)',
+      ]),
     },
   },
   preview: {

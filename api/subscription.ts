@@ -50,10 +50,7 @@ export const subscriptionJsonSchema = z
     attemptCount: z.int().min(0).meta({ description: 'While past due: charges made for the unpaid period so far.' }),
     quantity: z.int().min(1).max(MAX_QUANTITY).meta({ description: 'Seats: each period costs the plan amount × quantity.' }),
     scheduledChange: z
-      .union([
-        z.strictObject({ planId: z.uuid(), quantity: z.int().min(1).max(MAX_QUANTITY), at: isoDateTime }),
-        z.null(),
-      ])
+      .union([z.strictObject({ planId: z.uuid(), quantity: z.int().min(1).max(MAX_QUANTITY), at: isoDateTime }), z.null()])
       .meta({ description: 'A plan change that applies at the next renewal (`at`); withdraw it with DELETE …/scheduled-change.' }),
     pausedAt: isoDateTime.nullable().meta({ description: 'While paused: when the paid period ended and the pause began.' }),
     resumesAt: isoDateTime.nullable().meta({ description: 'When a pause (asked for or in effect) ends by itself.' }),

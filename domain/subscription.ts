@@ -183,7 +183,8 @@ type ChangeTerms = { plan: Pick<PlanTerms, 'planId' | 'currency' | 'interval'>; 
 
 export function planChangeRefusal(current: ChangeTerms, next: ChangeTerms): string | null {
   if (next.plan.currency !== current.plan.currency) return `the plan is in ${next.plan.currency}, the subscription in ${current.plan.currency}`;
-  if (next.plan.interval !== current.plan.interval) return `the plan bills every ${next.plan.interval}, the subscription every ${current.plan.interval}`;
+  if (next.plan.interval !== current.plan.interval)
+    return `the plan bills every ${next.plan.interval}, the subscription every ${current.plan.interval}`;
   if (next.plan.planId === current.plan.planId && next.quantity === current.quantity) {
     return `the subscription is already on this plan with ${next.quantity} seat(s)`;
   }

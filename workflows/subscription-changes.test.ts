@@ -94,7 +94,7 @@ async function refusal(call: Promise<unknown>): Promise<string | undefined> {
     (e: unknown) => e,
   );
   assert.ok(error instanceof WorkflowUpdateFailedError, String(error));
-  return error.cause instanceof ApplicationFailure ? error.cause.type ?? undefined : undefined;
+  return error.cause instanceof ApplicationFailure ? (error.cause.type ?? undefined) : undefined;
 }
 
 async function historyEventTypes(subscriptionId: string): Promise<string[]> {
@@ -114,7 +114,14 @@ describe('subscription changes (stubbed activities)', () => {
     await advanceTo(stubbed.env, new Date(start.getTime() + 10 * DAY));
     const at = new Date(await stubbed.env.currentTimeMs());
     const answer = await handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] });
-    const expected = prorate({ periodStart: start, periodEnd: end, at, from: { amount: 1000, quantity: 1 }, to: { amount: 3000, quantity: 1 }, currency: 'usd' });
+    const expected = prorate({
+      periodStart: start,
+      periodEnd: end,
+      at,
+      from: { amount: 1000, quantity: 1 },
+      to: { amount: 3000, quantity: 1 },
+      currency: 'usd',
+    });
     assert.deepEqual(answer.proration, expected);
     assert.ok(answer.proration!.net > 0 && answer.proration!.credit < 1000);
     assert.deepEqual([answer.subscription.plan.planId, answer.subscription.periodAmount], [PRO.planId, 3000]);
@@ -166,13 +173,19 @@ describe('subscription changes (stubbed activities)', () => {
 
   test('a declined prorated charge changes nothing and fails the update as declined', async () => {
     const { subscriptionId, handle } = await subscribe(BASIC, { decline: ['/change-1'] });
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] })), SUBSCRIPTION_FAILURES.declined);
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.declined,
+    );
     const state = await waitForState(stubbed.env.client, subscriptionId, () => true);
     assert.deepEqual([state.plan.planId, state.status], [BASIC.planId, 'active']);
     // A second try is a new change with a key of its own.
     const retried = await handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] });
     assert.equal(retried.subscription.plan.planId, PRO.planId);
-    assert.deepEqual(charges(subscriptionId).map(([, key]) => key), ['/cycle-1/attempt-1', '/change-1', '/change-2']);
+    assert.deepEqual(
+      charges(subscriptionId).map(([, key]) => key),
+      ['/cycle-1/attempt-1', '/change-1', '/change-2'],
+    );
     await endSub(subscriptionId);
   });
 
@@ -242,7 +255,10 @@ describe('subscription changes (stubbed activities)', () => {
     // Paused again, then resumed within the paid period: the pause is withdrawn, no charge.
     await handle.executeUpdate(pauseSubscriptionUpdate, { args: [{}] });
     const withdrawn = await handle.executeUpdate(resumeSubscriptionUpdate);
-    assert.deepEqual([withdrawn.payment, withdrawn.subscription.pauseAt, withdrawn.subscription.nextBillingDate], [null, null, resumed.currentPeriodEnd]);
+    assert.deepEqual(
+      [withdrawn.payment, withdrawn.subscription.pauseAt, withdrawn.subscription.nextBillingDate],
+      [null, null, resumed.currentPeriodEnd],
+    );
     assert.equal(charges(subscriptionId).length, 2);
     await endSub(subscriptionId);
   });
@@ -264,7 +280,10 @@ describe('subscription changes (stubbed activities)', () => {
     assert.equal(await refusal(handle.executeUpdate(reactivateSubscriptionUpdate)), SUBSCRIPTION_FAILURES.notAllowed);
     await cancelSubscription(stubbed.env.client, subscriptionId, true);
     const reactivated = await handle.executeUpdate(reactivateSubscriptionUpdate);
-    assert.deepEqual([reactivated.cancelAtPeriodEnd, reactivated.canceledAt, reactivated.nextBillingDate], [false, null, subscription.currentPeriodEnd]);
+    assert.deepEqual(
+      [reactivated.cancelAtPeriodEnd, reactivated.canceledAt, reactivated.nextBillingDate],
+      [false, null, subscription.currentPeriodEnd],
+    );
     await advanceTo(stubbed.env, subscription.currentPeriodEnd!);
     assert.equal((await waitForState(stubbed.env.client, subscriptionId, (s) => s.cycle === 2)).status, 'active');
     await endSub(subscriptionId);
@@ -273,10 +292,22 @@ describe('subscription changes (stubbed activities)', () => {
   test('validators refuse what the state does not allow, leaving no trace in the history', async () => {
     const { subscriptionId, subscription, handle } = await subscribe(BASIC, { decline: ['/cycle-2/'] });
     const before = (await historyEventTypes(subscriptionId)).filter((t) => t.includes('UPDATE')).length;
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: EURO, quantity: 1, when: 'now' }] })), SUBSCRIPTION_FAILURES.notAllowed);
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 0, when: 'now' }] })), SUBSCRIPTION_FAILURES.invalidRequest);
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 10_001, when: 'now' }] })), SUBSCRIPTION_FAILURES.invalidRequest);
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 1, when: 'now' }] })), SUBSCRIPTION_FAILURES.notAllowed);
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: EURO, quantity: 1, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.notAllowed,
+    );
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 0, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.invalidRequest,
+    );
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 10_001, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.invalidRequest,
+    );
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ quantity: 1, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.notAllowed,
+    );
     const tooEarly = { resumesAt: subscription.currentPeriodStart };
     assert.equal(await refusal(handle.executeUpdate(pauseSubscriptionUpdate, { args: [tooEarly] })), SUBSCRIPTION_FAILURES.invalidRequest);
     assert.equal(await refusal(handle.executeUpdate(resumeSubscriptionUpdate)), SUBSCRIPTION_FAILURES.notAllowed);
@@ -285,12 +316,18 @@ describe('subscription changes (stubbed activities)', () => {
     // A change during dunning, and a pause of a past-due subscription, are refused.
     await advanceTo(stubbed.env, subscription.currentPeriodEnd!);
     await waitForState(stubbed.env.client, subscriptionId, (s) => s.status === 'past_due');
-    assert.equal(await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] })), SUBSCRIPTION_FAILURES.notAllowed);
+    assert.equal(
+      await refusal(handle.executeUpdate(changeSubscriptionUpdate, { args: [{ plan: PRO, quantity: 1, when: 'now' }] })),
+      SUBSCRIPTION_FAILURES.notAllowed,
+    );
     assert.equal(await refusal(handle.executeUpdate(pauseSubscriptionUpdate, { args: [{}] })), SUBSCRIPTION_FAILURES.notAllowed);
     // Staff grace beyond a year is ignored: dunning goes on and the subscription still expires.
     await handle.signal(extendGraceSignal, { by: 'P300000Y' });
     const state = await waitForState(stubbed.env.client, subscriptionId, () => true);
-    assert.equal(state.dunning!.log.some((entry) => entry.kind === 'grace_extended'), false);
+    assert.equal(
+      state.dunning!.log.some((entry) => entry.kind === 'grace_extended'),
+      false,
+    );
     await advanceTo(stubbed.env, state.dunning!.graceEndsAt);
     assert.equal((await handle.result()).status, 'expired');
   });

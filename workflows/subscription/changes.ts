@@ -136,7 +136,11 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
       onAnswered: (charge) => {
         request.paymentId = charge.paymentId;
       },
-      purpose: { amount: billed.amount, idempotencyKey: `${this.workflowId}/resume-${request.id}`, description: `${billed.name}, period ${cycle} (resumed)` },
+      purpose: {
+        amount: billed.amount,
+        idempotencyKey: `${this.workflowId}/resume-${request.id}`,
+        description: `${billed.name}, period ${cycle} (resumed)`,
+      },
     });
     this.state.resumeRequest = null;
     if (outcome.status !== 'succeeded') {
@@ -282,8 +286,12 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     if (this.state.resumeRequest) refuse('a resume is being charged');
     if (change?.when !== 'now' && change?.when !== 'period_end') invalid('when', "must be 'now' or 'period_end'");
     if (!isValidQuantity(change.quantity)) invalid('quantity', 'must be a whole number from 1 to 10000');
-    if (change.plan !== undefined && (change.plan === null || planTermsProblems(change.plan).length > 0)) invalid('planId', 'must name a plan on sale');
-    const refusal = planChangeRefusal({ plan: this.terms(), quantity: quantityOf(this.state) }, { plan: change.plan ?? this.terms(), quantity: change.quantity });
+    if (change.plan !== undefined && (change.plan === null || planTermsProblems(change.plan).length > 0))
+      invalid('planId', 'must name a plan on sale');
+    const refusal = planChangeRefusal(
+      { plan: this.terms(), quantity: quantityOf(this.state) },
+      { plan: change.plan ?? this.terms(), quantity: change.quantity },
+    );
     if (refusal) refuse(refusal);
     if (this.state.cancelAtPeriodEnd) refuse('the subscription cancels at the period end; reactivate it first');
   }
@@ -304,7 +312,12 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     };
     await condition(() => this.state.lastChange?.id === id || pendingCharge() !== null || this.hasEnded());
     const pending = pendingCharge();
-    if (pending) return { subscription: this.snapshot(), proration: this.prorationOf(change.plan, change.quantity), payment: { paymentId: pending, status: 'pending' } };
+    if (pending)
+      return {
+        subscription: this.snapshot(),
+        proration: this.prorationOf(change.plan, change.quantity),
+        payment: { paymentId: pending, status: 'pending' },
+      };
     return answerOf(this.state.lastChange, id, this.snapshot());
   }
 
@@ -392,5 +405,10 @@ function refuse(message: string): never {
 }
 
 function invalid(field: string, message: string): never {
-  throw ApplicationFailure.create({ type: SUBSCRIPTION_FAILURES.invalidRequest, message: `${field}: ${message}`, nonRetryable: true, details: [{ field }] });
+  throw ApplicationFailure.create({
+    type: SUBSCRIPTION_FAILURES.invalidRequest,
+    message: `${field}: ${message}`,
+    nonRetryable: true,
+    details: [{ field }],
+  });
 }

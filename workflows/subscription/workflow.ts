@@ -273,7 +273,9 @@ class Subscription extends SubscriptionChanges {
     const timeLeft = describeTimeSpan(event.timeLeftMs);
     this.log({ kind: 'reminder', detail: `reminder ${event.reminder} of ${event.of}: ${timeLeft} left` });
     await this.project();
-    this.send(graceReminderNotice(this.billedTerms(), dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)));
+    this.send(
+      graceReminderNotice(this.billedTerms(), dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)),
+    );
   }
 
   private async expire(): Promise<void> {
