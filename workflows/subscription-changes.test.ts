@@ -123,7 +123,7 @@ describe('subscription changes (stubbed activities)', () => {
       currency: 'usd',
     });
     assert.deepEqual(answer.proration, expected);
-    assert.ok(answer.proration!.net > 0 && answer.proration!.credit < 1000);
+    assert.ok(answer.proration.net > 0 && answer.proration.credit < 1000);
     assert.deepEqual([answer.subscription.plan.planId, answer.subscription.periodAmount], [PRO.planId, 3000]);
     // The billing anchor stays.
     assert.equal(answer.subscription.currentPeriodEnd, subscription.currentPeriodEnd);
@@ -165,7 +165,7 @@ describe('subscription changes (stubbed activities)', () => {
     await waitForState(stubbed.env.client, subscriptionId, (s) => s.cycle === 2);
     assert.deepEqual(charges(subscriptionId), [
       [2000, '/cycle-1/attempt-1'],
-      [answer.proration!.net, '/change-1'],
+      [answer.proration.net, '/change-1'],
       [5000, '/cycle-2/attempt-1'],
     ]);
     await endSub(subscriptionId);
