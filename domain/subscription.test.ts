@@ -19,13 +19,18 @@ describe('status transitions', () => {
     ['incomplete', 'canceled'],
     ['trialing', 'active'],
     ['trialing', 'past_due'],
+    ['trialing', 'paused'],
     ['trialing', 'canceled'],
     ['active', 'active'],
     ['active', 'past_due'],
+    ['active', 'paused'],
     ['active', 'canceled'],
     ['past_due', 'active'],
     ['past_due', 'canceled'],
     ['past_due', 'expired'],
+    ['paused', 'active'],
+    ['paused', 'past_due'],
+    ['paused', 'canceled'],
   ];
 
   test('exactly the listed moves are allowed', () => {
