@@ -62,10 +62,17 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
     options.onAnswered?.(charge);
     if (charge.status === 'succeeded') return { status: 'succeeded', paymentId: charge.paymentId };
     if (charge.status === 'failed') return this.failed(charge.paymentId, charge.failureCode);
-    return this.awaitSettlement(charge, cycle, attempt);
+    // A change's or resume's charge is told apart from the period's own in the notice's key and amount.
+    const notice = options.purpose ? { event: purpose.idempotencyKey.slice(this.workflowId.length + 1), amount: purpose.amount } : undefined;
+    return this.awaitSettlement(charge, cycle, attempt, notice);
   }
 
-  private async awaitSettlement(pending: ChargeResult, cycle: number, attempt: number): Promise<AttemptOutcome> {
+  private async awaitSettlement(
+    pending: ChargeResult,
+    cycle: number,
+    attempt: number,
+    notice?: { event: string; amount: number },
+  ): Promise<AttemptOutcome> {
     const { paymentId } = pending;
     const since = now();
     // While past due, a charge waiting for its webhook does not hold the subscription past its grace.
@@ -74,7 +81,9 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
     const expiresAt = graceEnd && graceEnd < timeout ? graceEnd : timeout;
     this.state.pendingPayment = { paymentId, cycle, attempt, since: since.toISOString(), expiresAt: expiresAt.toISOString() };
     await this.project();
-    this.send(actionRequiredNotice(this.billedTerms(), cycle, attempt, expiresAt, paymentActionLink(this.input.paymentActionUrl, paymentId)));
+    const billed = notice ? { ...this.billedTerms(), amount: notice.amount } : this.billedTerms();
+    const action = actionRequiredNotice(billed, cycle, attempt, expiresAt, paymentActionLink(this.input.paymentActionUrl, paymentId));
+    this.send(notice ? { ...action, event: `${notice.event}:action` } : action);
     const decided = await settlePendingCharge(this.gateway, pending, {
       waitMs: msUntil(expiresAt),
       settlement: (id) => this.settlementOf(id),
