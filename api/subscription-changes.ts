@@ -7,12 +7,10 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { and, eq } from 'drizzle-orm';
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
-import { plans } from '../db/schema';
 import { prorate } from '../domain/proration';
 import { planChangeRefusal, type PlanTerms, type SubscriptionSnapshot } from '../domain/subscription';
 import {
@@ -36,6 +34,7 @@ import { apiRouter, type RouteHandler } from './route';
 import { getSubscriptionState, subscriptionHandle } from './subscription-client';
 import {
   changeableSubscription,
+  planOnSale,
   seatQuantity,
   subscriptionAnswer,
   subscriptionIdParams,
@@ -43,6 +42,7 @@ import {
   subscriptionRow,
   toSubscriptionJson,
   visibleSubscription,
+  type SubscriptionRow,
 } from './subscription';
 import { workflowLinker } from './temporal-ui';
 import { parseBody, parseQuery, queryInteger } from './validation';
@@ -86,86 +86,76 @@ const changeAnswer = z.strictObject({
 const resumeAnswer = z.strictObject({ subscription: subscriptionJsonSchema, payment: paymentOrNull });
 
 export function subscriptionChangeRoutes(deps: AppDeps): Router {
+  const { db } = deps;
   const { router, route } = apiRouter(deps);
-  route(subscriptionChangeApi.change, paymentRateLimit(deps), changeHandler(deps));
+  route(
+    subscriptionChangeApi.change,
+    paymentRateLimit(deps),
+    updateHandler(deps, subscriptionChangeApi.change, async ({ req, row, handle, updateId }) => {
+      const body = parseBody(changeSchema, req.body);
+      const plan = body.planId ? await planForChange(db, body.planId) : undefined;
+      const change = { ...(plan ? { plan } : {}), quantity: body.quantity ?? row.quantity, when: body.when };
+      return handle.executeUpdate(changeSubscriptionUpdate, { args: [change], ...(updateId ? { updateId } : {}) });
+    }),
+  );
   route(subscriptionChangeApi.preview, previewHandler(deps));
   route(
     subscriptionChangeApi.cancelScheduledChange,
-    snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(cancelScheduledChangeUpdate)),
+    updateHandler(deps, subscriptionChangeApi.cancelScheduledChange, ({ handle }) => handle.executeUpdate(cancelScheduledChangeUpdate)),
   );
   route(
     subscriptionChangeApi.pause,
-    snapshotUpdateHandler(deps, (handle, body) => {
-      const { resumesAt } = parseBody(pauseSchema, body);
+    updateHandler(deps, subscriptionChangeApi.pause, ({ req, handle }) => {
+      const { resumesAt } = parseBody(pauseSchema, req.body);
       return handle.executeUpdate(pauseSubscriptionUpdate, { args: [{ resumesAt: resumesAt ?? null }] });
     }),
   );
-  route(subscriptionChangeApi.resume, paymentRateLimit(deps), resumeHandler(deps));
+  route(
+    subscriptionChangeApi.resume,
+    paymentRateLimit(deps),
+    updateHandler(deps, subscriptionChangeApi.resume, ({ handle, updateId }) =>
+      handle.executeUpdate(resumeSubscriptionUpdate, updateId ? { updateId } : {}),
+    ),
+  );
   route(
     subscriptionChangeApi.reactivate,
-    snapshotUpdateHandler(deps, (handle) => handle.executeUpdate(reactivateSubscriptionUpdate)),
+    updateHandler(deps, subscriptionChangeApi.reactivate, ({ handle }) => handle.executeUpdate(reactivateSubscriptionUpdate)),
   );
   return router;
 }
 
-type Handle = ReturnType<typeof subscriptionHandle>;
-
-/** An update whose answer is the subscription: pause, reactivate, withdrawing a scheduled change. */
-function snapshotUpdateHandler(deps: AppDeps, update: (handle: Handle, body: unknown) => Promise<SubscriptionSnapshot>): RouteHandler {
-  const { db, temporal } = deps;
-  const link = workflowLinker(deps.config);
-  const withinAnswerTime = answerDeadline(temporal);
-  return async (req, res) => {
-    const row = await changeableSubscription(db, req, req.params.id);
-    logWorkflow(req, res, row.workflowId);
-    await askWorkflow(withinAnswerTime, () => update(subscriptionHandle(temporal, row.id), req.body));
-    res.json({ subscription: toSubscriptionJson(await subscriptionRow(db, row.id), link) });
-  };
+interface UpdateRequest {
+  req: Request;
+  row: SubscriptionRow;
+  handle: ReturnType<typeof subscriptionHandle>;
+  /** From the Idempotency-Key: a retry with the same key is the same update, answered once by Temporal. */
+  updateId: string | undefined;
 }
 
-/** Changes plan or seats; answers 200 with what was charged, 202 while the charge awaits the customer, 402 on decline. */
-function changeHandler(deps: AppDeps): RouteHandler {
-  const { db, temporal } = deps;
-  const link = workflowLinker(deps.config);
-  const withinAnswerTime = answerDeadline(temporal);
-  return async (req, res) => {
-    const row = await changeableSubscription(db, req, req.params.id);
-    const body = parseBody(changeSchema, req.body);
-    const plan = body.planId ? await planForChange(db, body.planId) : undefined;
-    const quantity = body.quantity ?? row.quantity;
-    logWorkflow(req, res, row.workflowId);
-    // A retry with the same Idempotency-Key is the same update: Temporal answers it once.
-    const updateId = updateIdOf(req, row.id, subscriptionChangeApi.change);
-    const answer = await askWorkflow(withinAnswerTime, () =>
-      subscriptionHandle(temporal, row.id).executeUpdate(changeSubscriptionUpdate, {
-        args: [{ ...(plan ? { plan } : {}), quantity, when: body.when }],
-        ...(updateId ? { updateId } : {}),
-      }),
-    );
-    const payment = answer.payment && toPaymentJson(await chargedPayment(db, answer.payment.paymentId), link);
-    res.status(answer.payment?.status === 'pending' ? 202 : 200).json({
-      subscription: toSubscriptionJson(await subscriptionRow(db, row.id), link),
-      proration: answer.proration,
-      payment,
-    });
-  };
-}
+/** What an update may answer besides the subscription: a charge it made, and what it prorated. */
+type UpdateAnswer = SubscriptionSnapshot | { proration?: unknown; payment: { paymentId: string; status: string } | null };
 
-function resumeHandler(deps: AppDeps): RouteHandler {
+/**
+ * The owner's update to the subscription's workflow, answered with the subscription as projected
+ * after it, and the charge it made (202 while that charge awaits the customer).
+ */
+function updateHandler(deps: AppDeps, operation: ApiOperation, update: (request: UpdateRequest) => Promise<UpdateAnswer>): RouteHandler {
   const { db, temporal } = deps;
   const link = workflowLinker(deps.config);
   const withinAnswerTime = answerDeadline(temporal);
   return async (req, res) => {
     const row = await changeableSubscription(db, req, req.params.id);
     logWorkflow(req, res, row.workflowId);
-    const updateId = updateIdOf(req, row.id, subscriptionChangeApi.resume);
-    const answer = await askWorkflow(withinAnswerTime, () =>
-      subscriptionHandle(temporal, row.id).executeUpdate(resumeSubscriptionUpdate, updateId ? { updateId } : {}),
-    );
+    const handle = subscriptionHandle(temporal, row.id);
+    const answer = await askWorkflow(withinAnswerTime, () => update({ req, row, handle, updateId: updateIdOf(req, row.id, operation) }));
+    const subscription = toSubscriptionJson(await subscriptionRow(db, row.id), link);
+    if (!('payment' in answer)) {
+      res.json({ subscription });
+      return;
+    }
     const payment = answer.payment && toPaymentJson(await chargedPayment(db, answer.payment.paymentId), link);
-    res
-      .status(answer.payment?.status === 'pending' ? 202 : 200)
-      .json({ subscription: toSubscriptionJson(await subscriptionRow(db, row.id), link), payment });
+    const proration = 'proration' in answer ? { proration: answer.proration } : {};
+    res.status(answer.payment?.status === 'pending' ? 202 : 200).json({ subscription, ...proration, payment });
   };
 }
 
@@ -203,20 +193,10 @@ function previewHandler(deps: AppDeps): RouteHandler {
 
 /** A plan on sale to change to; an unknown one is a 400 naming the field (the body is wrong, not the state). */
 async function planForChange(db: Database, planId: string): Promise<PlanTerms> {
-  const [plan] = await db
-    .select()
-    .from(plans)
-    .where(and(eq(plans.id, planId), eq(plans.active, true)))
-    .limit(1);
-  if (!plan) {
-    throw new HttpProblem(400, 'Invalid request', 'planId: No plan on sale has this id', {
-      invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
-    });
-  }
-  return planTermsOf(plan);
+  return planTermsOf(await planOnSale(db, planId, { status: 400 }));
 }
 
-function updateIdOf(req: Parameters<RouteHandler>[0], subscriptionId: string, operation: ApiOperation): string | undefined {
+function updateIdOf(req: Request, subscriptionId: string, operation: ApiOperation): string | undefined {
   const key = req.get('idempotency-key');
   return key ? idFromIdempotencyKey(currentUser(req).id, `${idempotencyScope(operation)} ${subscriptionId}`, key) : undefined;
 }

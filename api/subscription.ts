@@ -286,15 +286,18 @@ function changePaymentMethodHandler(context: SubscriptionHandlerContext): RouteH
   };
 }
 
-export async function planOnSale(db: Database, planId: string) {
+/**
+ * The plan on sale with this id. Naming none is a 422 at subscribe (well-formed but naming nothing
+ * on sale, like units not of an offering) and a 400 where a change's body names it (`status`).
+ */
+export async function planOnSale(db: Database, planId: string, { status = 422 }: { status?: 400 | 422 } = {}) {
   const [plan] = await db
     .select()
     .from(plans)
     .where(and(eq(plans.id, planId), eq(plans.active, true)))
     .limit(1);
   if (!plan) {
-    // Well-formed but naming nothing on sale: unprocessable, like units not of an offering.
-    throw new HttpProblem(422, 'Unknown plan', 'planId: No plan on sale has this id', {
+    throw new HttpProblem(status, status === 400 ? 'Invalid request' : 'Unknown plan', 'planId: No plan on sale has this id', {
       invalidParams: [{ name: 'planId', reason: 'No plan on sale has this id' }],
     });
   }

@@ -21,7 +21,7 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
-import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities, stubChargeResult } from '../test/support/stubbed-activities';
 import { uniqueTaskQueue } from '../test/support/temporal';
 import {
   bookingDecisionUpdate,
@@ -52,17 +52,7 @@ const scripts = new Map<string, Script>();
 
 const scriptOf = (bookingId: string) => scripts.get(bookingId)!;
 
-function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null): ChargeResult {
-  const failed = status === 'failed';
-  return {
-    paymentId,
-    status,
-    gatewayPaymentId: `pi_${paymentId}`,
-    failureCode: failed ? failureCode : null,
-    decline: failed ? 'hard' : null,
-    creditApplied: 0,
-  };
-}
+const chargeResult = stubChargeResult;
 
 /** Pending charges by payment id, so a cancel at the timeout finds its booking's script. */
 const bookingOfPayment = new Map<string, string>();

@@ -21,7 +21,7 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
-import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities, stubChargeResult } from '../test/support/stubbed-activities';
 import { uniqueTaskQueue } from '../test/support/temporal';
 import {
   chargeAttemptedUpdate,
@@ -46,17 +46,7 @@ const taskQueue = uniqueTaskQueue('payment-branches');
 const calls = new ActivityCalls();
 const scripts = new Map<string, Script>();
 
-function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null = null): ChargeResult {
-  const failed = status === 'failed';
-  return {
-    paymentId,
-    status,
-    gatewayPaymentId: `pi_${paymentId}`,
-    failureCode: failed ? failureCode : null,
-    decline: failed ? 'hard' : null,
-    creditApplied: 0,
-  };
-}
+const chargeResult = stubChargeResult;
 
 const activities = stubActivities(calls, {
   chargePayment: (input: ChargeInput): ChargeResult => {

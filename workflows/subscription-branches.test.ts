@@ -22,7 +22,7 @@ import {
   type RefundResult,
 } from '../domain/payment';
 import { subscriptionWorkflowId } from '../domain/subscription';
-import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities } from '../test/support/stubbed-activities';
+import { ActivityCalls, gatewayTimeout, runStubbedWorker, stubActivities, stubChargeResult } from '../test/support/stubbed-activities';
 import { advanceTo, waitForState } from '../test/support/subscription-fixtures';
 import { uniqueTaskQueue } from '../test/support/temporal';
 import { paymentSettledSignal } from './payment';
@@ -41,17 +41,7 @@ const scripts = new Map<string, Script>();
 
 const subscriptionOfPayment = (paymentId: string) => paymentId.split('/')[0];
 
-function chargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string): ChargeResult {
-  const failed = status === 'failed';
-  return {
-    paymentId,
-    status,
-    gatewayPaymentId: `pi_${paymentId}`,
-    failureCode: failed ? failureCode : null,
-    decline: failed ? 'hard' : null,
-    creditApplied: 0,
-  };
-}
+const chargeResult = stubChargeResult;
 
 const activities = stubActivities(calls, {
   recordSubscription: (_: unknown): void => undefined,

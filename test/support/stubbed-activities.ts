@@ -6,6 +6,7 @@ import { after, afterEach, before, beforeEach } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ChargeResult } from '../../domain/payment';
 import { Worker } from '@temporalio/worker';
 import { bundleWorkflows } from '../../platform/worker';
 import { createTimeSkippingEnv } from './temporal';
@@ -58,6 +59,19 @@ export function stubActivities<A extends Record<string, (input: never) => unknow
       },
     ]),
   ) as A;
+}
+
+/** A stubbed gateway's answer to a charge: a failure is a hard decline with `failureCode`. */
+export function stubChargeResult(paymentId: string, status: ChargeResult['status'], failureCode: string | null = null): ChargeResult {
+  const failed = status === 'failed';
+  return {
+    paymentId,
+    status,
+    gatewayPaymentId: `pi_${paymentId}`,
+    failureCode: failed ? failureCode : null,
+    decline: failed ? 'hard' : null,
+    creditApplied: 0,
+  };
 }
 
 /** What a gateway that does not answer in time looks like to a workflow: a retryable activity failure. */
