@@ -362,8 +362,10 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     };
     await condition(() => this.state.lastResume?.id === id || pendingCharge() !== null || this.hasEnded());
     const pending = pendingCharge();
-    if (pending) return { subscription: this.snapshot(), payment: { paymentId: pending, status: 'pending' } };
     const outcome = this.state.lastResume;
+    // The API answers from the row: the answer waits for the projections asked for so far.
+    await this.projections;
+    if (pending) return { subscription: this.snapshot(), payment: { paymentId: pending, status: 'pending' } };
     if (!outcome || outcome.id !== id || outcome.status === 'refused') refuse(`the subscription is ${this.state.status}`);
     if (outcome.status === 'declined') throw declinedFailure(outcome);
     return { subscription: this.snapshot(), payment: outcome.paymentId ? { paymentId: outcome.paymentId, status: 'succeeded' } : null };
