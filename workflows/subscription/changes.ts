@@ -312,13 +312,13 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     };
     await condition(() => this.state.lastChange?.id === id || pendingCharge() !== null || this.hasEnded());
     const pending = pendingCharge();
-    if (pending)
-      return {
-        subscription: this.snapshot(),
-        proration: this.prorationOf(change.plan, change.quantity),
-        payment: { paymentId: pending, status: 'pending' },
-      };
-    return answerOf(this.state.lastChange, id, this.snapshot());
+    const outcome = this.state.lastChange;
+    const proration = pending ? this.prorationOf(change.plan, change.quantity) : null;
+    // The loop records the outcome before its projection is written, and the API answers from the
+    // row: the answer waits for the writes asked for so far.
+    await this.projections;
+    if (pending) return { subscription: this.snapshot(), proration, payment: { paymentId: pending, status: 'pending' } };
+    return answerOf(outcome, id, this.snapshot());
   }
 
   private validatePause(request: PauseRequest): void {
