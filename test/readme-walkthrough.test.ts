@@ -115,7 +115,8 @@ describe('README walk-through', () => {
       'set -euo pipefail',
       ...blocks.map((block) => block.replaceAll('localhost:3000', new URL(apiUrl).host).replaceAll('.data/', `${dataDir}/`)),
       // The variables the blocks set, for the assertions below.
-      `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg card "$CARD" --arg sub "$SUB" --arg pending "$PENDING" ` +
+      `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg team "$TEAM" --arg card "$CARD" --arg sub "$SUB" ` +
+        `--arg upgrade "$UPGRADE" --arg pending "$PENDING" ` +
         `--arg oneTime "$ONE_TIME" --arg offering "$OFFERING" --arg booking "$BOOKING" '$ARGS.named' > '${probe}'`,
     ].join('\n');
     // A second terminal has no webhook secret: the block must find it in the secrets file.
@@ -140,6 +141,15 @@ describe('README walk-through', () => {
     assert.deepEqual(plans.find((plan) => plan.id === vars.plan)?.code, 'pro-monthly');
     const visa = (await get(`/subscriptions/${vars.sub}`)).subscription;
     assert.deepEqual([visa.status, visa.cancelAtPeriodEnd], ['active', true], 'subscribed, then cancelled at period end');
+    assert.deepEqual([visa.planId, visa.resumesAt, visa.scheduledChange], [vars.team, null, null], 'upgraded now; the pause withdrawn');
+    assert.match(output, /^\{"credit":\d+,"charge":\d+,"net":\d+,"currency":"usd","periodEnd":"[^"]+"\}$/m, 'the proration was printed');
+    assert.match(output, /^\{"status":"active","payment":null\}$/m, 'the resume withdrew the pause, charging nothing');
+    const upgrade = (await get(`/payments/${vars.upgrade}`)).payment;
+    assert.deepEqual(
+      [upgrade.kind, upgrade.status, upgrade.refundedAmount, upgrade.subscriptionId],
+      ['subscription', 'succeeded', 500, vars.sub],
+      'the upgrade charged its net, then staff refunded 5.00 of it',
+    );
     const cards = (await get('/payment-methods')).paymentMethods as { id: string; brand: string; isDefault: boolean }[];
     assert.deepEqual(
       cards.find((card) => card.id === vars.card),
