@@ -43,6 +43,7 @@ async function projection(): Promise<SubscriptionProjection> {
     attemptCount: 0,
     quantity: 1,
     scheduledChange: null,
+    pauseAt: null,
     pausedAt: null,
     resumesAt: null,
   };

@@ -28,6 +28,7 @@ export function createSubscriptionActivities({ db, logger }: SubscriptionActivit
       trialEnd: toDate(fields.trialEnd),
       canceledAt: toDate(fields.canceledAt),
       graceEndsAt: toDate(fields.graceEndsAt),
+      pauseAt: toDate(fields.pauseAt),
       pausedAt: toDate(fields.pausedAt),
       resumesAt: toDate(fields.resumesAt),
     };

@@ -52,6 +52,7 @@ export const subscriptionJsonSchema = z
     scheduledChange: z
       .union([z.strictObject({ planId: z.uuid(), quantity: z.int().min(1).max(MAX_QUANTITY), at: isoDateTime }), z.null()])
       .meta({ description: 'A plan change that applies at the next renewal (`at`); withdraw it with DELETE …/scheduled-change.' }),
+    pauseAt: isoDateTime.nullable().meta({ description: 'A pause asked for begins at this instant, the paid period’s end.' }),
     pausedAt: isoDateTime.nullable().meta({ description: 'While paused: when the paid period ended and the pause began.' }),
     resumesAt: isoDateTime.nullable().meta({ description: 'When a pause (asked for or in effect) ends by itself.' }),
     ...workflowLinkFields,
@@ -77,6 +78,7 @@ export function toSubscriptionJson(row: SubscriptionRow, link: WorkflowLinker): 
     attemptCount: row.attemptCount,
     quantity: row.quantity,
     scheduledChange: row.scheduledChange ?? null,
+    pauseAt: isoOrNull(row.pauseAt),
     pausedAt: isoOrNull(row.pausedAt),
     resumesAt: isoOrNull(row.resumesAt),
     ...link(row.workflowId),
@@ -389,6 +391,7 @@ async function subscriptionStillStarting(
     attemptCount: 0,
     quantity: input.quantity ?? 1,
     scheduledChange: null,
+    pauseAt: null,
     pausedAt: null,
     resumesAt: null,
     ...link(workflowId),

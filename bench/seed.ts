@@ -135,6 +135,7 @@ function activeProjection(s: {
     attemptCount: 0,
     quantity: 1,
     scheduledChange: null,
+    pauseAt: null,
     pausedAt: null,
     resumesAt: null,
   };

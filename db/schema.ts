@@ -112,6 +112,8 @@ export const subscriptions = pgTable(
     quantity: integer('quantity').notNull().default(1),
     // A plan change asked for at the period end, shown until it applies or is withdrawn.
     scheduledChange: jsonb('scheduled_change').$type<ScheduledChange>(),
+    // A pause asked for begins here (the paid period's end); paused_at is set once it has begun.
+    pauseAt: timestamp('pause_at', { withTimezone: true }),
     pausedAt: timestamp('paused_at', { withTimezone: true }),
     resumesAt: timestamp('resumes_at', { withTimezone: true }),
     workflowId: text('workflow_id').notNull(),

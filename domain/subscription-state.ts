@@ -139,6 +139,7 @@ export interface SubscriptionProjection {
   attemptCount: number;
   quantity: number;
   scheduledChange: ScheduledChange | null;
+  pauseAt: string | null;
   pausedAt: string | null;
   resumesAt: string | null;
 }
@@ -309,6 +310,7 @@ export function subscriptionProjection(identity: SubscriptionIdentity, workflowI
     attemptCount: snapshot.dunning?.attempts ?? 0,
     quantity: snapshot.quantity,
     scheduledChange: snapshot.scheduledChange,
+    pauseAt: snapshot.pauseAt,
     pausedAt: snapshot.pausedAt,
     resumesAt: snapshot.resumesAt,
   };

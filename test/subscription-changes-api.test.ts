@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { and, asc, eq } from 'drizzle-orm';
-import { creditBalances, creditEntries, payments, sandboxIntents } from '../db/schema';
+import { asc, eq } from 'drizzle-orm';
+import { creditEntries, payments, sandboxIntents } from '../db/schema';
 import { createTestUser, requestJson, type TestUser } from './support/api';
 import {
   createPlan,
@@ -83,13 +83,12 @@ function paymentRows(subscriptionId: string) {
   return stack.deps.db.select().from(payments).where(eq(payments.subscriptionId, subscriptionId)).orderBy(asc(payments.createdAt));
 }
 
-// There is no balance route yet (GET /api/v1/billing/balance): the balance is read from its table.
-async function creditBalance(userId: string, currency = 'usd'): Promise<number> {
-  const [row] = await stack.deps.db
-    .select({ amount: creditBalances.amount })
-    .from(creditBalances)
-    .where(and(eq(creditBalances.userId, userId), eq(creditBalances.currency, currency)));
-  return row?.amount ?? 0;
+/** The customer's credit balance in `currency`, as GET /api/v1/billing/balance shows it. */
+async function creditBalance(user: TestUser, currency = 'usd'): Promise<number> {
+  const res = await requestJson(`${stack.url}/api/v1/billing/balance`, { headers: user.headers });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const balances = res.body.balances as { currency: string; amount: number }[];
+  return balances.find((balance) => balance.currency === currency)?.amount ?? 0;
 }
 
 /** The workflow's accepted updates: a refusal by a validator leaves none. */
@@ -162,7 +161,7 @@ describe('a plan change now', () => {
     assert.equal((await paymentRows(id)).length, 1, 'nothing charged');
 
     const credit = -proration.net;
-    assert.equal(await creditBalance(user.user.id), credit);
+    assert.equal(await creditBalance(user), credit);
     const entries = await stack.deps.db.select().from(creditEntries).where(eq(creditEntries.userId, user.user.id));
     assert.deepEqual(
       entries.map((e) => [e.kind, e.amount]),
@@ -179,7 +178,7 @@ describe('a plan change now', () => {
     const renewal = rows.find((r) => r.cycle === 2)!;
     const applied = Math.min(credit, 1000);
     assert.deepEqual([renewal.amount, renewal.status, renewal.creditApplied], [1000, 'succeeded', applied]);
-    assert.equal(await creditBalance(user.user.id), credit - applied);
+    assert.equal(await creditBalance(user), credit - applied);
     const intents = await stack.deps.db.select().from(sandboxIntents).where(eq(sandboxIntents.idempotencyKey, renewal.idempotencyKey));
     if (applied === 1000) {
       assert.equal(renewal.gatewayPaymentId, null, 'covered by the credit: no gateway call');
