@@ -243,6 +243,7 @@ describe('pause, resume and reactivate', () => {
     assert.equal(paused.body.subscription.resumesAt, resumesAt);
     assert.equal(paused.body.subscription.status, 'active', 'paused only once the paid period ends');
     assert.equal(paused.body.subscription.nextBillingDate, resumesAt);
+    assert.equal(paused.body.subscription.pauseAt, subscription.currentPeriodEnd);
     assert.deepEqual(await readSubscription(user, id), paused.body.subscription);
 
     const again = await requestAction(user, id, 'pause', {});
