@@ -67,6 +67,8 @@ export interface ChangeRequest {
   id: number;
   plan: PlanTerms;
   quantity: number;
+  /** What the loop prorated it to, once it has. */
+  proration?: Proration | null;
   /** The charge of the prorated net, once the gateway has answered it. */
   paymentId?: string;
 }

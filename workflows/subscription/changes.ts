@@ -55,6 +55,7 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
   protected async applyRequestedChange(): Promise<void> {
     const request = this.state.changeRequest!;
     const proration = this.prorationOf(request.plan, request.quantity);
+    request.proration = proration;
     const charge = proration && proration.net > 0 ? await this.chargeProration(request.id, request.plan, request.quantity, proration) : null;
     this.state.changeRequest = null;
     if (charge && charge.status !== 'succeeded') {
@@ -306,19 +307,38 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     }
     this.state.changeRequest = { id, plan: change.plan, quantity: change.quantity };
     this.wakeups += 1;
+    const {
+      pending,
+      outcome,
+      request: served,
+    } = await this.servedByLoop(
+      id,
+      () => this.state.changeRequest,
+      () => this.state.lastChange,
+    );
+    if (pending) return { subscription: this.snapshot(), proration: served?.proration ?? null, payment: { paymentId: pending, status: 'pending' } };
+    return answerOf(outcome, id, this.snapshot());
+  }
+
+  /**
+   * Waits until the main loop has served request `id`: its outcome, or its charge waiting for the
+   * customer. Then it waits for the projections asked for so far, since the API answers from the
+   * row. What it answers is taken before that wait, so a settlement meanwhile cannot change it.
+   */
+  private async servedByLoop<R extends { id: number; paymentId?: string }, O extends { id: number }>(
+    id: number,
+    request: () => R | null | undefined,
+    outcome: () => O | null | undefined,
+  ): Promise<{ pending: string | null; outcome: O | null | undefined; request: R | null | undefined }> {
     const pendingCharge = () => {
-      const paymentId = this.state.changeRequest?.id === id ? this.state.changeRequest.paymentId : undefined;
+      const current = request();
+      const paymentId = current?.id === id ? current.paymentId : undefined;
       return paymentId !== undefined && this.state.pendingPayment?.paymentId === paymentId ? paymentId : null;
     };
-    await condition(() => this.state.lastChange?.id === id || pendingCharge() !== null || this.hasEnded());
-    const pending = pendingCharge();
-    const outcome = this.state.lastChange;
-    const proration = pending ? this.prorationOf(change.plan, change.quantity) : null;
-    // The loop records the outcome before its projection is written, and the API answers from the
-    // row: the answer waits for the writes asked for so far.
+    await condition(() => outcome()?.id === id || pendingCharge() !== null || this.hasEnded());
+    const served = { pending: pendingCharge(), outcome: outcome(), request: request() && { ...request()! } };
     await this.projections;
-    if (pending) return { subscription: this.snapshot(), proration, payment: { paymentId: pending, status: 'pending' } };
-    return answerOf(outcome, id, this.snapshot());
+    return served;
   }
 
   private validatePause(request: PauseRequest): void {
@@ -356,15 +376,11 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     const id = this.nextChangeId();
     this.state.resumeRequest = { id };
     this.wakeups += 1;
-    const pendingCharge = () => {
-      const paymentId = this.state.resumeRequest?.id === id ? this.state.resumeRequest.paymentId : undefined;
-      return paymentId !== undefined && this.state.pendingPayment?.paymentId === paymentId ? paymentId : null;
-    };
-    await condition(() => this.state.lastResume?.id === id || pendingCharge() !== null || this.hasEnded());
-    const pending = pendingCharge();
-    const outcome = this.state.lastResume;
-    // The API answers from the row: the answer waits for the projections asked for so far.
-    await this.projections;
+    const { pending, outcome } = await this.servedByLoop(
+      id,
+      () => this.state.resumeRequest,
+      () => this.state.lastResume,
+    );
     if (pending) return { subscription: this.snapshot(), payment: { paymentId: pending, status: 'pending' } };
     if (!outcome || outcome.id !== id || outcome.status === 'refused') refuse(`the subscription is ${this.state.status}`);
     if (outcome.status === 'declined') throw declinedFailure(outcome);
