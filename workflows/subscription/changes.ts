@@ -12,7 +12,7 @@
 import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import { prorationCreditKey } from '../../domain/credit';
 import { isValidQuantity, prorate, type Proration } from '../../domain/proration';
-import { planChangeRefusal, planTermsProblems, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
+import { planChangeRefusal, planTermsProblems, transition, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
 import { pausedNotice, planChangedNotice } from '../../domain/subscription-notices';
 import { MAX_REFUND_RECORDS, periodOfCycle, quantityOf, type ChangeOutcome, type ResumeOutcome } from '../../domain/subscription-state';
 import { grantCredit } from '../activity-options';
@@ -97,7 +97,7 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
   /** The paid period has ended with a pause asked for: no renewal until a resume. */
   protected async enterPause(): Promise<void> {
     const pausedAt = this.periodEnd();
-    this.state.status = 'paused';
+    this.state.status = transition(this.state.status, 'paused');
     this.state.pausedAt = pausedAt;
     await this.project();
     const resumesAt = this.state.pause?.resumesAt;
