@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { prorate } from '../domain/proration';
-import { planChangeRefusal, type PlanTerms, type SubscriptionSnapshot } from '../domain/subscription';
+import { planChangeRefusal, planChangeStatusRefusal, type PlanTerms, type SubscriptionSnapshot } from '../domain/subscription';
 import {
   cancelScheduledChangeUpdate,
   changeSubscriptionUpdate,
@@ -171,9 +171,8 @@ function previewHandler(deps: AppDeps): RouteHandler {
     const next = { plan: plan ?? current.plan, quantity: query.quantity ?? snapshot.quantity };
     const refusal = planChangeRefusal(current, next);
     if (refusal) throw new HttpProblem(409, 'Change not possible', refusal);
-    if (snapshot.status !== 'active' && snapshot.status !== 'trialing') {
-      throw new HttpProblem(409, 'Change not possible', `the subscription is ${snapshot.status}; its plan can change while it is active or trialing`);
-    }
+    const statusRefusal = planChangeStatusRefusal(snapshot.status);
+    if (statusRefusal) throw new HttpProblem(409, 'Change not possible', statusRefusal);
     const periodEnd = snapshot.currentPeriodEnd ?? snapshot.trialEnd!;
     // In a trial nothing was paid, so nothing is prorated: the new terms apply from the trial's end.
     const proration =

@@ -179,6 +179,11 @@ export const FINAL_STATUSES: readonly SubscriptionStatus[] = (Object.keys(TRANSI
  * Why a subscription on `current` terms cannot move to `next`; null when it can. Prorating keeps
  * the billing anchor, so the new plan must bill in the same currency and on the same interval.
  */
+/** Why a subscription in `status` cannot change plan or seats now; null while it is active or trialing. */
+export function planChangeStatusRefusal(status: SubscriptionStatus): string | null {
+  return status === 'active' || status === 'trialing' ? null : `the subscription is ${status}; its plan can change while it is active or trialing`;
+}
+
 type ChangeTerms = { plan: Pick<PlanTerms, 'planId' | 'currency' | 'interval'>; quantity: number };
 
 export function planChangeRefusal(current: ChangeTerms, next: ChangeTerms): string | null {

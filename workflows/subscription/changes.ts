@@ -12,7 +12,14 @@
 import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import { prorationCreditKey } from '../../domain/credit';
 import { isValidQuantity, prorate, type Proration } from '../../domain/proration';
-import { planChangeRefusal, planTermsProblems, transition, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
+import {
+  planChangeRefusal,
+  planChangeStatusRefusal,
+  planTermsProblems,
+  transition,
+  type PlanTerms,
+  type SubscriptionSnapshot,
+} from '../../domain/subscription';
 import { pausedNotice, planChangedNotice } from '../../domain/subscription-notices';
 import { MAX_REFUND_RECORDS, periodOfCycle, quantityOf, type ChangeOutcome, type ResumeOutcome } from '../../domain/subscription-state';
 import { grantCredit } from '../activity-options';
@@ -282,7 +289,8 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
   private validateChange(change: SubscriptionChange): void {
     this.assertChangeable();
     const { status } = this.state;
-    if (status !== 'active' && status !== 'trialing') refuse(`the subscription is ${status}; its plan can change while it is active or trialing`);
+    const statusRefusal = planChangeStatusRefusal(status);
+    if (statusRefusal) refuse(statusRefusal);
     if (this.state.changeRequest) refuse('a plan change is already being charged');
     if (this.state.resumeRequest) refuse('a resume is being charged');
     if (change?.when !== 'now' && change?.when !== 'period_end') invalid('when', "must be 'now' or 'period_end'");
@@ -382,16 +390,28 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
       () => this.state.lastResume,
     );
     if (pending) return { subscription: this.snapshot(), payment: { paymentId: pending, status: 'pending' } };
-    if (!outcome || outcome.id !== id || outcome.status === 'refused') refuse(`the subscription is ${this.state.status}`);
-    if (outcome.status === 'declined') throw declinedFailure(outcome);
-    return { subscription: this.snapshot(), payment: outcome.paymentId ? { paymentId: outcome.paymentId, status: 'succeeded' } : null };
+    const resumed = servedOutcome(outcome, id, this.state.status);
+    return { subscription: this.snapshot(), payment: paidWith(resumed.paymentId) };
   }
 }
 
 function answerOf(outcome: ChangeOutcome | null | undefined, id: number, subscription: SubscriptionSnapshot): SubscriptionChangeResult {
-  if (!outcome || outcome.id !== id || outcome.status === 'refused') refuse(`the subscription is ${subscription.status}`);
+  const applied = servedOutcome(outcome, id, subscription.status);
+  return { subscription, proration: applied.proration, payment: paidWith(applied.paymentId) };
+}
+
+/**
+ * The loop's outcome of request `id` when it went through; a refusal (the subscription fell past
+ * due or ended first) or a declined charge is thrown as the update's failure.
+ */
+function servedOutcome<O extends ChangeOutcome | ResumeOutcome>(outcome: O | null | undefined, id: number, status: string): O {
+  if (!outcome || outcome.id !== id || outcome.status === 'refused') refuse(`the subscription is ${status}`);
   if (outcome.status === 'declined') throw declinedFailure(outcome);
-  return { subscription, proration: outcome.proration, payment: outcome.paymentId ? { paymentId: outcome.paymentId, status: 'succeeded' } : null };
+  return outcome;
+}
+
+function paidWith(paymentId: string | null): { paymentId: string; status: 'succeeded' } | null {
+  return paymentId ? { paymentId, status: 'succeeded' } : null;
 }
 
 function declinedChange(id: number, proration: Proration | null, charge: AttemptOutcome): ChangeOutcome {
