@@ -10,6 +10,7 @@ import { bookingRoutes } from './booking';
 import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
+import { invoiceRoutes } from './invoice';
 import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
@@ -41,6 +42,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   paymentRoutes,
   paymentMethodRoutes,
   creditRoutes,
+  invoiceRoutes,
   sandboxRoutes,
   webhookRoutes,
   // Before the subscription router, whose /{id} would otherwise claim "plans".

@@ -9,6 +9,7 @@ import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
 import { creditApi } from './credits';
 import { healthApi } from './health';
+import { invoiceApi } from './invoice';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
 import { paymentApi } from './payment';
@@ -62,6 +63,7 @@ export function apiOperations(): ApiOperation[] {
     paymentApi,
     paymentMethodApi,
     creditApi,
+    invoiceApi,
     sandboxApi,
     webhookApi,
     offeringApi,
