@@ -5,6 +5,7 @@ import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { adminPaymentRoutes } from './admin-payments';
+import { adminReconciliationRoutes } from './admin-reconciliation';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
 import { creditRoutes } from './credits';
@@ -56,6 +57,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminSubscriptionRoutes,
   adminBookingRoutes,
   adminPaymentRoutes,
+  adminReconciliationRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

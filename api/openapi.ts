@@ -4,6 +4,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { adminApi } from './admin';
 import { adminPaymentApi } from './admin-payments';
+import { adminReconciliationApi } from './admin-reconciliation';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
@@ -70,6 +71,7 @@ export function apiOperations(): ApiOperation[] {
     bookingApi,
     adminApi,
     adminPaymentApi,
+    adminReconciliationApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }

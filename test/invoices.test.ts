@@ -17,7 +17,7 @@ import { createPaymentActivities } from '../activities/payment';
 import { grantCredit } from '../db/credits';
 import { invoiceOfPayment, issueInvoiceFor, takeInvoiceNumber } from '../db/invoices';
 import { findPayment } from '../db/payments';
-import { invoices, invoiceSequences } from '../db/schema';
+import { invoices, invoiceSequences, payments } from '../db/schema';
 import { parseInvoiceNumber, type InvoiceKind } from '../domain/invoice';
 import type { ChargeInput } from '../domain/payment';
 import { createTestUser, requestJson, type TestUser } from './support/api';
@@ -281,5 +281,55 @@ describe('GET /api/v1/invoices', () => {
     assert.deepEqual((await requestJson(api('/invoices'), { headers: stranger.headers })).body, { invoices: [], nextCursor: null });
     const badCursor = await requestJson(api('/invoices?cursor=nope'), { headers: owner.headers });
     assert.equal(badCursor.status, 400);
+  });
+});
+
+describe('GET /api/v1/admin/reconciliation', () => {
+  const reconciliation = (query: string, user: TestUser = stack.staff) =>
+    requestJson(api(`/admin/reconciliation${query}`), { headers: user.headers });
+
+  test('the books of a customer who paid, was refunded and declined balance', async () => {
+    const { activities } = paymentActivities();
+    const user = await createTestUser(stack.deps);
+    await grantCredit(stack.deps.db, {
+      userId: user.user.id,
+      currency: 'usd',
+      amount: 700,
+      kind: 'goodwill',
+      idempotencyKey: `test/${randomUUID()}`,
+    });
+    const charge = await activities.chargePayment(chargeInput(user.user.id, { amount: 3000, applyCredit: true }));
+    await activities.refundPayment({ paymentId: charge.paymentId, amount: 1000, idempotencyKey: `test-refund-${randomUUID()}`, reason: 'Partly' });
+    await activities.chargePayment(chargeInput(user.user.id, { paymentMethod: 'pm_card_chargeDeclinedInsufficientFunds' }));
+
+    const res = await reconciliation(`?userId=${user.user.id}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.differences, []);
+    assert.deepEqual(res.body.checked, { customers: 1, payments: 3, invoices: 2 });
+    assert.equal((await reconciliation('', customer)).status, 403);
+    assert.equal((await reconciliation('?from=2026-02-01T00:00:00.000Z&to=2026-01-01T00:00:00.000Z')).status, 400);
+  });
+
+  test('a charge recorded succeeded without its invoice is named', async () => {
+    const user = await createTestUser(stack.deps);
+    const [row] = await stack.deps.db
+      .insert(payments)
+      .values({
+        kind: 'one_time',
+        userId: user.user.id,
+        amount: 900,
+        currency: 'usd',
+        status: 'succeeded',
+        idempotencyKey: `test-orphan-${randomUUID()}`,
+      })
+      .returning();
+    const res = await reconciliation(`?userId=${user.user.id}`);
+    assert.deepEqual(
+      res.body.differences.map((d: { kind: string; expected: number; objects: unknown }) => [d.kind, d.expected, d.objects]),
+      [
+        ['payment_without_invoice', 900, [{ type: 'payment', id: row.id }]],
+        ['totals_mismatch', 900, [{ type: 'payment', id: row.id }]],
+      ],
+    );
   });
 });
