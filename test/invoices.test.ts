@@ -333,3 +333,30 @@ describe('GET /api/v1/admin/reconciliation', () => {
     );
   });
 });
+
+describe('a plan’s tax rate', () => {
+  const createPlan = (body: Record<string, unknown>) =>
+    requestJson(api('/admin/plans'), {
+      body: { code: `taxed-${randomUUID().slice(0, 8)}`, name: 'Taxed', amount: 1000, currency: 'usd', interval: 'P1M', ...body },
+      headers: stack.staff.headers,
+    });
+
+  test('staff may give a plan a tax rate in basis points; none is null', async () => {
+    const taxed = await createPlan({ taxRate: 2000 });
+    assert.equal(taxed.status, 201, JSON.stringify(taxed.body));
+    assert.equal(taxed.body.plan.taxRate, 2000);
+    const untaxed = await createPlan({});
+    assert.equal(untaxed.body.plan.taxRate, null);
+  });
+
+  test('a rate outside 0–10000 or not whole is a 400 naming taxRate', async () => {
+    for (const taxRate of [-1, 10_001, 12.5, '2000']) {
+      const res = await createPlan({ taxRate });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.deepEqual(
+        res.body.invalidParams.map((p: { name: string }) => p.name),
+        ['taxRate'],
+      );
+    }
+  });
+});
