@@ -1,5 +1,13 @@
 import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
-import { buildInvoice, formatInvoiceNumber, invoiceYearOf, type InvoiceKind, type InvoiceLineInput, type InvoiceLineKind } from '../domain/invoice';
+import {
+  buildInvoice,
+  creditNoteLines,
+  formatInvoiceNumber,
+  invoiceYearOf,
+  type InvoiceKind,
+  type InvoiceLineInput,
+  type InvoiceLineKind,
+} from '../domain/invoice';
 import type { Database, Transaction } from './client';
 import type { PaymentRow } from './payments';
 import { invoiceSequences, invoices, payments, users, type BillingDetails } from './schema';
@@ -50,14 +58,14 @@ export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, issu
   const existing = await invoiceOfPayment(tx, payment.id);
   if (existing) return existing;
   const kind: InvoiceKind = payment.kind === 'refund' ? 'credit_note' : 'invoice';
-  const totals = buildInvoice({
-    lines: payment.invoiceLines ?? [defaultLineOf(payment)],
-    creditApplied: kind === 'invoice' ? payment.creditApplied : 0,
-  });
+  // A refund credits its charge's invoice: its lines (and tax) go back in proportion.
+  const credited = payment.refundOf ? await invoiceOfPayment(tx, payment.refundOf) : undefined;
+  const lines = payment.invoiceLines ?? (credited ? creditNoteLines(credited, payment.amount) : [defaultLineOf(payment)]);
+  const totals = buildInvoice({ lines, creditApplied: kind === 'invoice' ? payment.creditApplied : 0 });
   if (totals.total !== payment.amount) {
     throw new Error(`payment ${payment.id}'s invoice lines total ${totals.total}, not its amount ${payment.amount}`);
   }
-  const creditNoteOf = payment.refundOf ? ((await invoiceOfPayment(tx, payment.refundOf))?.id ?? null) : null;
+  const creditNoteOf = credited?.id ?? null;
   const billingDetails = await billingDetailsOf(tx, payment.userId);
   const year = invoiceYearOf(issuedAt);
   // The number is the last thing taken: its counter row stays locked for the shortest time.

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   buildInvoice,
+  creditNoteLines,
+  netBeforeTax,
   formatInvoiceNumber,
   InvalidInvoiceError,
   invoiceYearOf,
@@ -219,5 +221,55 @@ describe('invoice numbers', () => {
   test('the year is the UTC year of issue', () => {
     assert.equal(invoiceYearOf(new Date('2026-12-31T23:59:59.999Z')), 2026);
     assert.equal(invoiceYearOf(new Date('2027-01-01T00:00:00.000Z')), 2027);
+  });
+});
+
+describe('netBeforeTax', () => {
+  test('finds the net whose tax brings it to the gross', () => {
+    assert.equal(netBeforeTax(1200, 2000), 1000);
+    assert.equal(netBeforeTax(0, 2000), 0);
+    assert.equal(netBeforeTax(500, 0), 500);
+    for (let gross = 0; gross < 3000; gross += 1) {
+      const net = netBeforeTax(gross, 1950);
+      if (net !== undefined) assert.equal(net + taxOf(net, 1950), gross);
+    }
+  });
+  test('some grosses have no such net (rounding skips them)', () => {
+    // At 50 %: 1 → 1 (tax 0.5 → 0), 2 → 3 (tax 1): no net gives 2.
+    assert.equal(netBeforeTax(2, 5000), undefined);
+  });
+});
+
+describe('creditNoteLines', () => {
+  const invoice = buildInvoice({
+    lines: [
+      plan({ quantity: 2, unitAmount: 1500, discount: 300, taxRate: 2000, planId: 'p' }),
+      { kind: 'proration', description: 'Upgrade', quantity: 1, unitAmount: 500, taxRate: 2000 },
+    ],
+  });
+  const numbered = { number: 'INV-2026-000001', total: invoice.total, lines: invoice.lines };
+
+  test('a full refund mirrors the lines, tax included', () => {
+    const note = buildInvoice({ lines: creditNoteLines(numbered, invoice.total) });
+    assert.deepEqual([note.subtotal, note.discount, note.tax, note.total], [invoice.subtotal, invoice.discount, invoice.tax, invoice.total]);
+    assert.ok(note.lines.every((line) => line.kind === 'refund' && line.description.startsWith('Refund of INV-2026-000001: ')));
+    assert.equal(note.lines[0].planId, 'p');
+  });
+  test('a partial refund of a one-rate invoice gives its tax back in proportion', () => {
+    const note = buildInvoice({ lines: creditNoteLines(numbered, 1200) });
+    assert.deepEqual([note.subtotal, note.tax, note.total], [1000, 200, 1200]);
+  });
+  test('a partial refund with no exact net, or several rates, is one untaxed line', () => {
+    const oneRate = { number: 'INV-2026-000002', ...buildInvoice({ lines: [plan({ unitAmount: 10, taxRate: 5000 })] }) };
+    assert.deepEqual(creditNoteLines(oneRate, 2), [{ kind: 'refund', description: 'Refund of INV-2026-000002', quantity: 1, unitAmount: 2 }]);
+    const twoRates = { number: 'INV-2026-000003', ...buildInvoice({ lines: [plan({ taxRate: 1000 }), plan({ taxRate: 2000 })] }) };
+    assert.equal(buildInvoice({ lines: creditNoteLines(twoRates, 700) }).tax, 0);
+  });
+  test('an untaxed invoice credits one line for the refund', () => {
+    const untaxed = { number: 'INV-2026-000004', ...buildInvoice({ lines: [plan()] }) };
+    assert.deepEqual(buildInvoice({ lines: creditNoteLines(untaxed, 400) }).total, 400);
+  });
+  test('more than the invoice is refused', () => {
+    assert.throws(() => creditNoteLines(numbered, invoice.total + 1), InvalidInvoiceError);
   });
 });

@@ -126,6 +126,50 @@ export function buildInvoice({ lines, creditApplied = 0 }: { lines: readonly Inv
   return { lines: priced, subtotal, discount, tax, total, creditApplied, amountDue: total - creditApplied };
 }
 
+/**
+ * The lines of a credit note for `refund` minor units of an invoice, so its tax goes back with
+ * it: a full refund mirrors the invoice's lines (same amounts, discount and tax); a partial one is
+ * one line at the invoice's tax rate whose net plus (half-even rounded) tax is exactly the refund,
+ * when the invoice has one rate and such a net exists, else one untaxed line. Either way the
+ * credit note's total is the refund.
+ */
+export function creditNoteLines(invoice: { number: string; total: number; lines: readonly InvoiceLine[] }, refund: number): InvoiceLineInput[] {
+  assertMinorUnits(refund, 'refund');
+  if (refund > invoice.total) throw new InvalidInvoiceError(`a refund of ${refund} exceeds the invoice's total ${invoice.total}`);
+  const label = (description: string) => `Refund of ${invoice.number}: ${description}`;
+  if (refund === invoice.total) {
+    return invoice.lines.map((line) => ({
+      kind: 'refund',
+      description: label(line.description),
+      quantity: line.quantity,
+      unitAmount: line.unitAmount,
+      discount: line.discount,
+      taxRate: line.taxRate,
+      ...(line.planId ? { planId: line.planId } : {}),
+      ...(line.periodStart ? { periodStart: line.periodStart } : {}),
+      ...(line.periodEnd ? { periodEnd: line.periodEnd } : {}),
+    }));
+  }
+  const rates = new Set(invoice.lines.filter((line) => line.total > 0).map((line) => line.taxRate));
+  const [rate] = rates;
+  const net = rates.size === 1 && rate !== undefined && rate > 0 ? netBeforeTax(refund, rate) : undefined;
+  const description = `Refund of ${invoice.number}`;
+  return net === undefined
+    ? [{ kind: 'refund', description, quantity: 1, unitAmount: refund }]
+    : [{ kind: 'refund', description, quantity: 1, unitAmount: net, taxRate: rate }];
+}
+
+/** The net amount whose exclusive tax at `taxRateBps` brings it to exactly `gross`, if there is one. */
+export function netBeforeTax(gross: number, taxRateBps: number): number | undefined {
+  assertMinorUnits(gross, 'gross');
+  assertTaxRate(taxRateBps);
+  const estimate = Number(roundHalfEven(BigInt(gross) * BPS, BPS + BigInt(taxRateBps)));
+  for (const net of [estimate, estimate - 1, estimate + 1]) {
+    if (net >= 0 && net <= gross && net + taxOf(net, taxRateBps) === gross) return net;
+  }
+  return undefined;
+}
+
 const PREFIX: Record<InvoiceKind, string> = { invoice: 'INV', credit_note: 'CN' };
 const NUMBER_DIGITS = 6;
 const NUMBER_PATTERN = /^(INV|CN)-(\d{4})-(\d{6,})$/;

@@ -202,6 +202,27 @@ describe('credit notes of refunds', () => {
   });
 });
 
+describe('credit notes of taxed invoices', () => {
+  test('a refund gives the tax back with it, in proportion', async () => {
+    const { activities } = paymentActivities();
+    const invoiceLines = [{ kind: 'plan' as const, description: 'Pro', quantity: 1, unitAmount: 1000, taxRate: 2000 }];
+    const charge = await activities.chargePayment(chargeInput(customer.user.id, { amount: 1200, invoiceLines }));
+    const refund = async (amount: number) => {
+      const result = await activities.refundPayment({
+        paymentId: charge.paymentId,
+        amount,
+        idempotencyKey: `test-refund-${randomUUID()}`,
+        reason: 'r',
+      });
+      return (await invoiceOfPayment(stack.deps.db, result.refundPaymentId))!;
+    };
+    const partial = await refund(600);
+    assert.deepEqual([partial.subtotal, partial.tax, partial.total], [500, 100, 600]);
+    const rest = await refund(600);
+    assert.deepEqual([rest.subtotal, rest.tax, rest.total], [500, 100, 600]);
+  });
+});
+
 describe('numbering', () => {
   // A year no other test touches, so the numbers are exact.
   const privateYear = 9000 + Math.floor(Math.random() * 999);
