@@ -26,6 +26,7 @@ const differenceJsonSchema = z
       'invoice_without_payment_success',
       'invoice_kind_mismatch',
       'invoice_amount_mismatch',
+      'invoice_status_mismatch',
       'totals_mismatch',
       'refunded_amount_mismatch',
       'credit_balance_mismatch',

@@ -49,19 +49,33 @@ export async function takeInvoiceNumber(tx: Transaction, kind: InvoiceKind, year
   return row.lastNumber;
 }
 
+export interface IssueOptions {
+  /** `paid` (default): the charge succeeded. `uncollectible`: its last attempt failed and nothing more will be tried. */
+  status?: 'paid' | 'uncollectible';
+  issuedAt?: Date;
+}
+
 /**
  * Writes the invoice of a charge that has just succeeded, or the credit note of a refund that
- * has, inside the caller's transaction (status `paid`: both are settled when they are written).
- * Returns the one already written for the payment, if any. Called with no network call open.
+ * has, inside the caller's transaction (status `paid`: both are settled when they are written),
+ * or the `uncollectible` invoice of a charge given up (nothing paid). Returns the one already
+ * written for the payment, if any. Called with no network call open.
  */
-export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, issuedAt: Date = new Date()): Promise<InvoiceRow> {
+export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, options: IssueOptions = {}): Promise<InvoiceRow> {
+  const { status = 'paid', issuedAt = new Date() } = options;
   const existing = await invoiceOfPayment(tx, payment.id);
+  if (existing?.status === 'uncollectible' && status === 'paid') {
+    // Given up, then it succeeded after all (a late success): the same invoice, paid now.
+    const [paid] = await tx.update(invoices).set({ status: 'paid', amountPaid: existing.total }).where(eq(invoices.id, existing.id)).returning();
+    return paid;
+  }
   if (existing) return existing;
   const kind: InvoiceKind = payment.kind === 'refund' ? 'credit_note' : 'invoice';
   // A refund credits its charge's invoice: its lines (and tax) go back in proportion.
   const credited = payment.refundOf ? await invoiceOfPayment(tx, payment.refundOf) : undefined;
   const lines = payment.invoiceLines ?? (credited ? creditNoteLines(credited, payment.amount) : [defaultLineOf(payment)]);
-  const totals = buildInvoice({ lines, creditApplied: kind === 'invoice' ? payment.creditApplied : 0 });
+  // A charge given up gave its credit back (restoreCredit): nothing was applied.
+  const totals = buildInvoice({ lines, creditApplied: kind === 'invoice' && status === 'paid' ? payment.creditApplied : 0 });
   if (totals.total !== payment.amount) {
     throw new Error(`payment ${payment.id}'s invoice lines total ${totals.total}, not its amount ${payment.amount}`);
   }
@@ -81,14 +95,14 @@ export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, issu
       subscriptionId: payment.subscriptionId,
       bookingId: payment.bookingId,
       currency: payment.currency,
-      status: 'paid',
+      status,
       lines: totals.lines,
       subtotal: totals.subtotal,
       discount: totals.discount,
       tax: totals.tax,
       total: totals.total,
       creditApplied: totals.creditApplied,
-      amountPaid: totals.total,
+      amountPaid: status === 'paid' ? totals.total : 0,
       paymentId: payment.id,
       creditNoteOf,
       billingDetails,
@@ -97,6 +111,30 @@ export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, issu
     .returning();
   await tx.update(payments).set({ invoiceId: invoice.id }).where(eq(payments.id, payment.id));
   return invoice;
+}
+
+/**
+ * The last invoice of a subscription that expired unpaid: its last failed charge, invoiced
+ * `uncollectible` (amount paid 0) and numbered now, in this transaction. Once per charge (the
+ * unique payment_id): a retried activity answers the invoice written the first time. The charge
+ * is locked so a late success (recordLatePaymentSuccess) and this cannot both invoice it.
+ */
+export async function issueUncollectibleInvoice(db: Database, paymentId: string, issuedAt: Date = new Date()): Promise<InvoiceRow> {
+  return db.transaction(async (tx) => {
+    const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update');
+    if (!payment || payment.kind === 'refund') throw new InvoiceRefusedError(`no charge ${paymentId}`);
+    const existing = await invoiceOfPayment(tx, paymentId);
+    // A retry answers the invoice the first attempt wrote.
+    if (existing?.status === 'uncollectible') return existing;
+    if (payment.status !== 'failed' || existing) {
+      throw new InvoiceRefusedError(`charge ${paymentId} is ${payment.status}, not failed: it cannot be uncollectible`);
+    }
+    return issueInvoiceFor(tx, payment, { status: 'uncollectible', issuedAt });
+  });
+}
+
+export class InvoiceRefusedError extends Error {
+  override readonly name = 'InvoiceRefusedError';
 }
 
 /** The invoice or credit note of a payment, if it has one. */

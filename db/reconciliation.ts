@@ -33,6 +33,7 @@ export async function reconcileBooks(db: Database, query: ReconciliationQuery): 
           amount: payments.amount,
           invoiceId: invoices.id,
           invoiceKind: invoices.kind,
+          invoiceStatus: invoices.status,
           invoiceTotal: invoices.total,
         })
         .from(payments)
@@ -48,7 +49,7 @@ export async function reconcileBooks(db: Database, query: ReconciliationQuery): 
           kind: row.kind,
           status: row.status,
           amount: row.amount,
-          invoice: row.invoiceId ? { id: row.invoiceId, kind: row.invoiceKind!, total: row.invoiceTotal! } : null,
+          invoice: row.invoiceId ? { id: row.invoiceId, kind: row.invoiceKind!, status: row.invoiceStatus!, total: row.invoiceTotal! } : null,
         })),
         refunds: refundRows,
         credits,

@@ -9,11 +9,11 @@ const charge = (over: Partial<PaymentRecord> = {}): PaymentRecord => ({
   kind: 'one_time',
   status: 'succeeded',
   amount: 1000,
-  invoice: { id: 'i1', kind: 'invoice', total: 1000 },
+  invoice: { id: 'i1', kind: 'invoice', status: 'paid', total: 1000 },
   ...over,
 });
 const refund = (over: Partial<PaymentRecord> = {}): PaymentRecord =>
-  charge({ paymentId: 'r1', kind: 'refund', amount: 400, invoice: { id: 'c1', kind: 'credit_note', total: 400 }, ...over });
+  charge({ paymentId: 'r1', kind: 'refund', amount: 400, invoice: { id: 'c1', kind: 'credit_note', status: 'paid', total: 400 }, ...over });
 
 describe('shouldBeInvoiced', () => {
   test('charges that took money and refunds that succeeded', () => {
@@ -50,8 +50,8 @@ describe('reconcile', () => {
     const { differences } = reconcile({
       payments: [
         charge({ status: 'failed' }),
-        charge({ paymentId: 'p2', invoice: { id: 'i2', kind: 'invoice', total: 999 } }),
-        refund({ invoice: { id: 'i3', kind: 'invoice', total: 400 } }),
+        charge({ paymentId: 'p2', invoice: { id: 'i2', kind: 'invoice', status: 'paid', total: 999 } }),
+        refund({ invoice: { id: 'i3', kind: 'invoice', status: 'paid', total: 400 } }),
       ],
       refunds: [],
       credits: [],
@@ -92,6 +92,20 @@ describe('reconcile', () => {
     assert.deepEqual(
       differences.map((d) => [d.kind, d.expected, d.actual, d.objects]),
       [['credit_balance_mismatch', 50, 100, [{ type: 'credit_balance', id: 'u1/usd' }]]],
+    );
+  });
+});
+
+describe('uncollectible invoices', () => {
+  test('on a failed charge: no difference, and they count for nothing in the totals', () => {
+    const lost = charge({ paymentId: 'p9', status: 'failed', invoice: { id: 'i9', kind: 'invoice', status: 'uncollectible', total: 1000 } });
+    assert.deepEqual(reconcile({ payments: [charge(), lost], refunds: [], credits: [] }).differences, []);
+  });
+  test('on a charge that took money: named', () => {
+    const paidButMarked = charge({ invoice: { id: 'i1', kind: 'invoice', status: 'uncollectible', total: 1000 } });
+    assert.deepEqual(
+      reconcile({ payments: [paidButMarked], refunds: [], credits: [] }).differences.map((d) => d.kind),
+      ['invoice_status_mismatch', 'totals_mismatch'],
     );
   });
 });

@@ -8,7 +8,8 @@
  *   invoice, and every refund that succeeded one credit note, whose total is the payment's amount;
  *   nothing else has one;
  * - per customer and currency, payments recorded (charges less refunds) equal invoices less
- *   credit notes;
+ *   credit notes (an `uncollectible` invoice, the last charge of a subscription that expired
+ *   unpaid, belongs to a failed charge and counts for nothing);
  * - a charge's refunded amount equals its refunds (succeeded, or pending and so reserved);
  * - a credit balance equals its ledger (credits granted less credits spent).
  * (What the gateway itself took and refunded is not read here yet: see the invoices' notes.)
@@ -22,7 +23,7 @@ export interface PaymentRecord {
   kind: 'subscription' | 'one_time' | 'booking' | 'refund';
   status: 'pending' | 'succeeded' | 'failed' | 'refunded' | 'disputed';
   amount: number;
-  invoice: { id: string; kind: 'invoice' | 'credit_note'; total: number } | null;
+  invoice: { id: string; kind: 'invoice' | 'credit_note'; status: 'open' | 'paid' | 'void' | 'uncollectible'; total: number } | null;
 }
 
 /** A charge's refunded amount next to what its refund rows add up to. */
@@ -47,6 +48,7 @@ export type DifferenceKind =
   | 'invoice_without_payment_success'
   | 'invoice_kind_mismatch'
   | 'invoice_amount_mismatch'
+  | 'invoice_status_mismatch'
   | 'totals_mismatch'
   | 'refunded_amount_mismatch'
   | 'credit_balance_mismatch';
@@ -90,7 +92,8 @@ export function reconcile(input: {
     const entry = totals.get(key) ?? { userId: payment.userId, currency: payment.currency, payments: 0, invoices: 0, ids: [] };
     const sign = payment.kind === 'refund' ? -1 : 1;
     if (shouldBeInvoiced(payment)) entry.payments += sign * payment.amount;
-    if (payment.invoice) entry.invoices += (payment.invoice.kind === 'credit_note' ? -1 : 1) * payment.invoice.total;
+    if (payment.invoice && payment.invoice.status === 'paid')
+      entry.invoices += (payment.invoice.kind === 'credit_note' ? -1 : 1) * payment.invoice.total;
     entry.ids.push(payment.paymentId);
     totals.set(key, entry);
   }
@@ -142,9 +145,13 @@ function paymentDifferences(payment: PaymentRecord): Difference[] {
     ...(payment.invoice ? [{ type: 'invoice' as const, id: payment.invoice.id }] : []),
   ];
   if (!shouldBeInvoiced(payment)) {
-    return payment.invoice ? [{ ...base, kind: 'invoice_without_payment_success', expected: 0, actual: payment.invoice.total, objects }] : [];
+    const givenUp = payment.status === 'failed' && payment.invoice?.status === 'uncollectible' && payment.invoice.kind === 'invoice';
+    return payment.invoice && !givenUp
+      ? [{ ...base, kind: 'invoice_without_payment_success', expected: 0, actual: payment.invoice.total, objects }]
+      : [];
   }
   if (!payment.invoice) return [{ ...base, kind: 'payment_without_invoice', expected: payment.amount, actual: 0, objects }];
+  if (payment.invoice.status !== 'paid') return [{ ...base, kind: 'invoice_status_mismatch', expected: payment.amount, actual: 0, objects }];
   const differences: Difference[] = [];
   const expectedKind = payment.kind === 'refund' ? 'credit_note' : 'invoice';
   if (payment.invoice.kind !== expectedKind)

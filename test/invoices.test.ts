@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { and, eq, sql } from 'drizzle-orm';
+import { createInvoiceActivities } from '../activities/invoice';
 import { createPaymentActivities } from '../activities/payment';
 import { grantCredit } from '../db/credits';
 import { invoiceOfPayment, issueInvoiceFor, takeInvoiceNumber } from '../db/invoices';
@@ -260,7 +261,7 @@ describe('numbering', () => {
     const charge = await activities.chargePayment(chargeInput(customer.user.id));
     const payment = (await findPayment(stack.deps.db, charge.paymentId))!;
     const first = (await invoiceOfPayment(stack.deps.db, charge.paymentId))!;
-    const again = await stack.deps.db.transaction((tx) => issueInvoiceFor(tx, payment, new Date(`${privateYear + 1}-06-01T00:00:00Z`)));
+    const again = await stack.deps.db.transaction((tx) => issueInvoiceFor(tx, payment, { issuedAt: new Date(`${privateYear + 1}-06-01T00:00:00Z`) }));
     assert.equal(again.id, first.id);
     const [sequence] = await stack.deps.db
       .select()
@@ -379,5 +380,51 @@ describe('a plan’s tax rate', () => {
         ['taxRate'],
       );
     }
+  });
+});
+
+describe('uncollectible invoices', () => {
+  function invoiceActivities() {
+    return createInvoiceActivities({ db: stack.deps.db, logger: stack.deps.logger });
+  }
+
+  test('a charge given up is invoiced uncollectible once, numbered then; a late success makes it paid', async () => {
+    const { activities } = paymentActivities();
+    const user = await createTestUser(stack.deps);
+    const failed = await activities.chargePayment(chargeInput(user.user.id, { paymentMethod: 'pm_card_chargeDeclinedInsufficientFunds' }));
+    assert.equal(failed.status, 'failed');
+    const first = await invoiceActivities().recordUncollectibleInvoice({ paymentId: failed.paymentId });
+    const again = await invoiceActivities().recordUncollectibleInvoice({ paymentId: failed.paymentId });
+    assert.deepEqual(again, first);
+    assert.match(first.number, new RegExp(`^INV-${year}-\\d{6}$`));
+    const invoice = (await invoiceOfPayment(stack.deps.db, failed.paymentId))!;
+    assert.deepEqual([invoice.status, invoice.total, invoice.amountPaid, invoice.creditApplied], ['uncollectible', 2000, 0, 0]);
+    await assertGapFree('invoice');
+    const books = await requestJson(api(`/admin/reconciliation?userId=${user.user.id}`), { headers: stack.staff.headers });
+    assert.deepEqual(books.body.differences, []);
+
+    await activities.recordLatePaymentSuccess({ paymentId: failed.paymentId, gatewayPaymentId: 'pi_late' });
+    const paid = (await invoiceOfPayment(stack.deps.db, failed.paymentId))!;
+    assert.deepEqual([paid.id, paid.number, paid.status, paid.amountPaid], [invoice.id, invoice.number, 'paid', 2000]);
+  });
+
+  test('a charge that succeeded (or no charge) cannot be uncollectible', async () => {
+    const { activities } = paymentActivities();
+    const paid = await activities.chargePayment(chargeInput(customer.user.id));
+    const before = await invoiceOfPayment(stack.deps.db, paid.paymentId);
+    await assert.rejects(
+      invoiceActivities().recordUncollectibleInvoice({ paymentId: paid.paymentId }),
+      /InvoiceRefused|cannot be uncollectible|succeeded/,
+    );
+    // Its paid invoice is left as it was.
+    assert.equal((await invoiceOfPayment(stack.deps.db, paid.paymentId))!.status, before!.status);
+    const pendingUser = await createTestUser(stack.deps);
+    const pending = await activities.chargePayment(
+      chargeInput(pendingUser.user.id, { paymentMethod: 'pm_card_authenticationRequired', session: 'on_session' }),
+    );
+    if (pending.status === 'pending') {
+      await assert.rejects(invoiceActivities().recordUncollectibleInvoice({ paymentId: pending.paymentId }), /not failed/);
+    }
+    await assert.rejects(invoiceActivities().recordUncollectibleInvoice({ paymentId: randomUUID() }), /no charge/);
   });
 });
