@@ -181,7 +181,7 @@ export async function listInvoices(db: Database, query: InvoicePageQuery): Promi
 function defaultLineOf(payment: PaymentRow): InvoiceLineInput {
   return {
     kind: LINE_KIND_OF_PAYMENT[payment.kind],
-    description: payment.description ?? payment.kind.replace('_', ' '),
+    description: payment.description?.trim() || payment.kind.replace('_', ' '),
     quantity: 1,
     unitAmount: payment.amount,
   };

@@ -96,6 +96,14 @@ describe('priceLine', () => {
       total: 3000,
     });
   });
+  test('a line needs a known kind and a description', () => {
+    assert.throws(() => priceLine(plan({ kind: 'gift' as InvoiceLineInput['kind'] })), InvalidInvoiceError);
+    assert.throws(() => priceLine(plan({ description: '  ' })), InvalidInvoiceError);
+  });
+  test('keeps only the known fields', () => {
+    const line = priceLine({ ...plan(), extra: 'x' } as InvoiceLineInput);
+    assert.equal('extra' in line, false);
+  });
   test('defaults: no discount, no tax', () => {
     const line = priceLine(plan());
     assert.equal(line.discount, 0);

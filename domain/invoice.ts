@@ -94,6 +94,8 @@ export function taxOf(amount: number, taxRateBps: number): number {
 
 /** One line's amounts: its discount is capped by nothing, but checked to lie within the line. */
 export function priceLine(input: InvoiceLineInput): InvoiceLine {
+  if (!(INVOICE_LINE_KINDS as readonly string[]).includes(input.kind)) throw new InvalidInvoiceError(`unknown line kind ${String(input.kind)}`);
+  if (typeof input.description !== 'string' || input.description.trim() === '') throw new InvalidInvoiceError('a line needs a description');
   if (!Number.isSafeInteger(input.quantity) || input.quantity <= 0) {
     throw new InvalidInvoiceError(`a line's quantity must be a positive integer, got ${input.quantity}`);
   }
@@ -105,7 +107,22 @@ export function priceLine(input: InvoiceLineInput): InvoiceLine {
   const amount = toSafeNumber(BigInt(input.quantity) * BigInt(input.unitAmount));
   if (discount > amount) throw new InvalidInvoiceError(`a line's discount (${discount}) exceeds its amount (${amount})`);
   const tax = taxOf(amount - discount, taxRate);
-  return { ...input, amount, discount, taxRate, tax, total: amount - discount + tax };
+  // Only the known fields: the line is stored and shown as it is (an unknown key would be kept for ever).
+  const { kind, description, quantity, unitAmount, planId, periodStart, periodEnd } = input;
+  return {
+    kind,
+    description,
+    quantity,
+    unitAmount,
+    ...(planId !== undefined ? { planId } : {}),
+    ...(periodStart !== undefined ? { periodStart } : {}),
+    ...(periodEnd !== undefined ? { periodEnd } : {}),
+    amount,
+    discount,
+    taxRate,
+    tax,
+    total: amount - discount + tax,
+  };
 }
 
 /**
