@@ -7,6 +7,7 @@ import type { Logger } from '../platform/logger';
 import { createBookingActivities } from './booking';
 import { createCreditActivities } from './credits';
 import { createHoldActivities } from './hold';
+import { createInvoiceActivities } from './invoice';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
 import { createPaymentGateway } from './gateway';
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHoldActivities(deps),
     ...createBookingActivities(deps),
     ...createCreditActivities(deps),
+    ...createInvoiceActivities(deps),
     ...createRetentionActivities(deps),
   };
 }

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { restoreCredit, spendCredit } from '../db/credits';
+import { issueInvoiceFor } from '../db/invoices';
 import {
   addRefundedAmount,
   cardChargedAmount,
@@ -12,6 +13,7 @@ import {
   releaseRefundReservation,
   type PaymentRow,
 } from '../db/payments';
+import type { Transaction } from '../db/client';
 import { payments } from '../db/schema';
 import {
   PAYMENT_ID_METADATA_KEY,
@@ -26,6 +28,7 @@ import {
   type RefundInput,
   type RefundResult,
 } from '../domain/payment';
+import { buildInvoice, InvalidInvoiceError } from '../domain/invoice';
 import type { Logger } from '../platform/logger';
 import { ensureGatewayCustomer } from './customers';
 
@@ -133,6 +136,8 @@ async function recordChargeOutcome(db: Database, row: PaymentRow, outcome: Charg
       .where(and(eq(payments.id, row.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
       .returning();
     if (recorded?.status === 'failed') await restoreCredit(tx, recorded.id);
+    // Its invoice, numbered in this transaction: a rollback takes no number (db/invoices.ts).
+    if (recorded) await invoiceIfSucceeded(tx, recorded);
     return recorded;
   });
 }
@@ -144,6 +149,7 @@ async function recordChargeOutcome(db: Database, row: PaymentRow, outcome: Charg
  * activity never spends twice. A charge the credit covers in full is succeeded at once.
  */
 async function claimCharge(db: Database, input: ChargeInput): Promise<PaymentRow> {
+  assertInvoiceLines(input);
   const row = await db.transaction(async (tx) => {
     const [claimed] = await tx
       .insert(payments)
@@ -160,6 +166,7 @@ async function claimCharge(db: Database, input: ChargeInput): Promise<PaymentRow
         attempt: input.attempt,
         idempotencyKey: input.idempotencyKey,
         description: input.description,
+        invoiceLines: input.invoiceLines ?? null,
       })
       .onConflictDoNothing({ target: payments.idempotencyKey })
       .returning();
@@ -172,6 +179,8 @@ async function claimCharge(db: Database, input: ChargeInput): Promise<PaymentRow
       .set({ creditApplied, ...(covered ? { status: 'succeeded' as const } : {}), updatedAt: new Date() })
       .where(eq(payments.id, claimed.id))
       .returning();
+    // Covered by the credit: succeeded here, so invoiced here (once: only the inserting call gets here).
+    await invoiceIfSucceeded(tx, spent);
     return spent;
   });
   const claimed = row ?? (await paymentByKey(db, input.idempotencyKey));
@@ -205,9 +214,11 @@ async function refundPayment({ db, gateway, logger }: PaymentActivityDeps, input
       .update(payments)
       .set({ status: outcome.status, gatewayPaymentId: outcome.gatewayRefundId, updatedAt: new Date() })
       .where(and(eq(payments.id, refund.id), eq(payments.status, 'pending'), isNull(payments.gatewayPaymentId)))
-      .returning({ id: payments.id });
+      .returning();
     // Only the attempt that recorded the refusal gives the reservation back, and only once.
     if (recorded && outcome.status === 'failed') await releaseRefundReservation(tx, original.id, refund.amount);
+    // Only the attempt that recorded the success writes the credit note (one per refund row).
+    if (recorded) await invoiceIfSucceeded(tx, recorded);
   });
   logger.info({ paymentId: original.id, refundPaymentId: refund.id, status: outcome.status }, 'refund recorded');
   return { refundPaymentId: refund.id, status: outcome.status, refundedTotal: await refundedTotalOf(db, original.id) };
@@ -259,9 +270,11 @@ async function settlePayment({ db, logger }: PaymentActivityDeps, settlement: Pa
         updatedAt: new Date(),
       })
       .where(and(eq(payments.id, settlement.paymentId), eq(payments.status, 'pending')))
-      .returning({ id: payments.id });
-    // Only the settlement that moved it from pending gives a failed charge's credit back.
+      .returning();
+    // Only the settlement that moved it from pending gives a failed charge's credit back, or
+    // invoices a success.
     if (moved.length > 0 && settlement.status === 'failed') await restoreCredit(tx, settlement.paymentId);
+    for (const row of moved) await invoiceIfSucceeded(tx, row);
     return moved;
   });
   logger.info({ paymentId: settlement.paymentId, status: settlement.status, applied: settled.length > 0 }, 'payment settlement');
@@ -297,6 +310,7 @@ async function cancelPendingPayment({ db, gateway, logger }: PaymentActivityDeps
       .returning();
     // Only the update that recorded it failed gives its credit back.
     if (moved?.status === 'failed') await restoreCredit(tx, moved.id);
+    if (moved) await invoiceIfSucceeded(tx, moved);
     return moved;
   });
   const recorded = updated ?? (await findPayment(db, row.id))!;
@@ -313,14 +327,17 @@ async function recordLatePaymentSuccess(
   { paymentId, gatewayPaymentId }: OrphanedPayment,
 ): Promise<LatePaymentSuccess> {
   await db.transaction(async (tx) => {
-    await tx
+    const [moved] = await tx
       .update(payments)
       .set({
         status: 'succeeded',
         gatewayPaymentId: sql`coalesce(${payments.gatewayPaymentId}, ${gatewayPaymentId})`,
         updatedAt: new Date(),
       })
-      .where(and(eq(payments.id, paymentId), ne(payments.kind, 'refund'), inArray(payments.status, ['pending', 'failed'])));
+      .where(and(eq(payments.id, paymentId), ne(payments.kind, 'refund'), inArray(payments.status, ['pending', 'failed'])))
+      .returning();
+    // It took the money, so it has an invoice (the refund that follows gets its credit note).
+    if (moved) await invoiceIfSucceeded(tx, moved);
     // The charge is given back in full (its card part by the refund that follows): the credit it
     // spent goes back to the balance too, whether this call or an earlier one (a cancel that found
     // it succeeded) recorded the success. Once: a charge recorded failed gave it back already,
@@ -357,6 +374,26 @@ function assertRefundable(original: PaymentRow, amount: number): void {
       `refund of ${amount} exceeds the ${refundable} still refundable on payment ${original.id}`,
       'RefundExceedsPayment',
     );
+  }
+}
+
+/**
+ * The invoice of a charge (credit note of a refund) that this transaction recorded succeeded.
+ * Idempotent by the unique `invoices.payment_id` (db/invoices.ts): a second call writes nothing.
+ */
+async function invoiceIfSucceeded(tx: Transaction, row: PaymentRow): Promise<void> {
+  if (row.status === 'succeeded') await issueInvoiceFor(tx, row);
+}
+
+/** Lines a workflow priced must invoice exactly what it charges; refused before anything is written. */
+function assertInvoiceLines(input: ChargeInput): void {
+  if (!input.invoiceLines) return;
+  try {
+    const { total } = buildInvoice({ lines: input.invoiceLines });
+    if (total !== input.amount) throw new InvalidInvoiceError(`the invoice lines total ${total}, not the charge's ${input.amount}`);
+  } catch (error) {
+    if (error instanceof InvalidInvoiceError) throw ApplicationFailure.nonRetryable(error.message, 'InvalidInvoiceLines');
+    throw error;
   }
 }
 

@@ -5,11 +5,13 @@ import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { adminPaymentRoutes } from './admin-payments';
+import { adminReconciliationRoutes } from './admin-reconciliation';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
 import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
+import { invoiceRoutes } from './invoice';
 import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
@@ -41,6 +43,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   paymentRoutes,
   paymentMethodRoutes,
   creditRoutes,
+  invoiceRoutes,
   sandboxRoutes,
   webhookRoutes,
   // Before the subscription router, whose /{id} would otherwise claim "plans".
@@ -54,6 +57,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminSubscriptionRoutes,
   adminBookingRoutes,
   adminPaymentRoutes,
+  adminReconciliationRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

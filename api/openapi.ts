@@ -4,11 +4,13 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { adminApi } from './admin';
 import { adminPaymentApi } from './admin-payments';
+import { adminReconciliationApi } from './admin-reconciliation';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
 import { creditApi } from './credits';
 import { healthApi } from './health';
+import { invoiceApi } from './invoice';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
 import { paymentApi } from './payment';
@@ -62,12 +64,14 @@ export function apiOperations(): ApiOperation[] {
     paymentApi,
     paymentMethodApi,
     creditApi,
+    invoiceApi,
     sandboxApi,
     webhookApi,
     offeringApi,
     bookingApi,
     adminApi,
     adminPaymentApi,
+    adminReconciliationApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }

@@ -53,6 +53,7 @@ export const paymentJsonSchema = z
     subscriptionId: z.uuid().optional(),
     bookingId: z.uuid().optional(),
     refundOf: z.uuid().optional().meta({ description: 'For a refund: the payment it refunds.' }),
+    invoiceId: z.uuid().nullable().meta({ description: 'The invoice of a charge that succeeded, or the credit note of a refund; null until then.' }),
     nextAction: nextActionSchema
       .nullable()
       .meta({ description: 'While pending on the customer (3-D Secure): what the client app must do; null otherwise.' }),
@@ -79,6 +80,7 @@ export function toPaymentJson(row: PaymentRow, link: WorkflowLinker): PaymentJso
     ...(row.subscriptionId ? { subscriptionId: row.subscriptionId } : {}),
     ...(row.bookingId ? { bookingId: row.bookingId } : {}),
     ...(row.refundOf ? { refundOf: row.refundOf } : {}),
+    invoiceId: row.invoiceId,
     nextAction: row.status === 'pending' ? row.nextAction : null,
     createdAt: row.createdAt.toISOString(),
     ...link(paymentWorkflowId(row)),
@@ -231,6 +233,7 @@ async function paymentStillUnderWay({ deps, link }: PaymentHandlerContext, input
     failureCode: null,
     refundedAmount: 0,
     creditApplied: 0,
+    invoiceId: null,
     nextAction: null,
     createdAt: new Date().toISOString(),
     ...link(workflowId),

@@ -1,6 +1,7 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
+import { MAX_TAX_RATE_BPS } from '../domain/invoice';
 import { auditLog, plans } from '../db/schema';
 import { DEFAULT_DUNNING_POLICY, type PolicyProblem } from '../domain/dunning';
 import { formatMoney } from '../domain/money';
@@ -27,6 +28,12 @@ export const planJsonSchema = z
     trialPeriod: z.string().nullable(),
     dunning: z.strictObject({ retryOffsets: z.array(z.string()), reminderOffsets: z.array(z.string()), gracePeriod: z.string() }),
     active: z.boolean(),
+    taxRate: z
+      .int()
+      .min(0)
+      .max(MAX_TAX_RATE_BPS)
+      .nullable()
+      .meta({ description: "Exclusive tax in basis points (2000 = 20 %) on the plan's invoice lines; null: none." }),
     createdAt: isoDateTime,
   })
   .meta({ id: 'Plan' });
@@ -45,6 +52,7 @@ export function toPlanJson(row: PlanRow): PlanJson {
     trialPeriod: row.trialPeriod,
     dunning: { retryOffsets: row.retryOffsets, reminderOffsets: row.reminderOffsets, gracePeriod: row.gracePeriod },
     active: row.active,
+    taxRate: row.taxRate,
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -84,6 +92,12 @@ export const createPlanSchema = z.strictObject({
     })
     .optional()
     .transform((dunning) => dunning ?? { ...DEFAULT_DUNNING_POLICY }),
+  taxRate: z
+    .int()
+    .min(0)
+    .max(MAX_TAX_RATE_BPS)
+    .optional()
+    .meta({ description: 'Exclusive tax in basis points (2000 = 20 %); none when absent. Invoiced only once the charges carry it (see invoices).' }),
 });
 
 /** GET /api/v1/subscriptions/plans: the plans on sale, for anyone. */
@@ -123,7 +137,11 @@ export function adminPlanRoutes(deps: AppDeps): Router {
     if (problems.length > 0) throw invalidPlanTerms(problems);
 
     const created = await db.transaction(async (tx) => {
-      const [row] = await tx.insert(plans).values(planRowOf(terms)).onConflictDoNothing({ target: plans.code }).returning();
+      const [row] = await tx
+        .insert(plans)
+        .values({ ...planRowOf(terms), taxRate: input.taxRate ?? null })
+        .onConflictDoNothing({ target: plans.code })
+        .returning();
       if (!row) return undefined;
       await tx.insert(auditLog).values({
         actorId: currentUser(req).id,

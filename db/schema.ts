@@ -15,6 +15,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { CREDIT_KINDS } from '../domain/credit';
+import { INVOICE_KINDS, INVOICE_STATUSES, MAX_TAX_RATE_BPS, type InvoiceLine, type InvoiceLineInput } from '../domain/invoice';
 import type { NextAction } from '../domain/payment';
 import type { ScheduledChange } from '../domain/subscription';
 
@@ -79,9 +80,14 @@ export const plans = pgTable(
     reminderOffsets: text('reminder_offsets').array().notNull(),
     gracePeriod: text('grace_period').notNull(),
     active: boolean('active').notNull().default(true),
+    // Exclusive tax in basis points (2000 = 20 %) on each of the plan's invoice lines; none when null.
+    taxRate: integer('tax_rate'),
     createdAt: createdAt(),
   },
-  (t) => [check('plans_amount_positive', sql`${t.amount} > 0`)],
+  (t) => [
+    check('plans_amount_positive', sql`${t.amount} > 0`),
+    check('plans_tax_rate_range', sql`${t.taxRate} is null or (${t.taxRate} >= 0 and ${t.taxRate} <= ${sql.raw(String(MAX_TAX_RATE_BPS))})`),
+  ],
 );
 
 export const subscriptions = pgTable(
@@ -152,6 +158,11 @@ export const payments = pgTable(
     description: text('description'),
     // While pending on the customer (3-D Secure): what their app must do, from the gateway's answer.
     nextAction: jsonb('next_action').$type<NextAction>(),
+    // The lines the charge bills, priced by its workflow (their invoice total is `amount`); null for
+    // charges that carry none (one line for the whole amount is invoiced then).
+    invoiceLines: jsonb('invoice_lines').$type<InvoiceLineInput[]>(),
+    // The invoice (a charge) or credit note (a refund) written with the row's success; see `invoices`.
+    invoiceId: uuid('invoice_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -210,6 +221,83 @@ export const creditEntries = pgTable(
     index('credit_entries_payment_idx').on(t.paymentId),
     check('credit_entries_amount_non_zero', sql`${t.amount} <> 0`),
   ],
+);
+
+/** Who an invoice is made out to, as the customer's account read when it was issued. */
+export interface BillingDetails {
+  name: string;
+  email: string;
+}
+
+/**
+ * Invoices (one per charge that succeeded) and credit notes (one per refund that succeeded),
+ * written in the transaction that records that success: `payment_id` is unique, so a retried
+ * activity or a repeated settlement can never write a second one. The number comes from
+ * `invoice_sequences` in the same transaction, so a rolled-back charge takes none (gap-free) and
+ * none is ever used twice (`number` unique too).
+ */
+export const invoices = pgTable(
+  'invoices',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // INV-2026-000123 / CN-2026-000007 (domain/invoice.ts formatInvoiceNumber).
+    number: text('number').notNull().unique(),
+    kind: text('kind', { enum: INVOICE_KINDS }).notNull(),
+    year: integer('year').notNull(),
+    sequence: integer('sequence').notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    subscriptionId: uuid('subscription_id').references(() => subscriptions.id),
+    bookingId: uuid('booking_id').references(() => bookings.id),
+    currency: text('currency').notNull(),
+    status: text('status', { enum: INVOICE_STATUSES }).notNull(),
+    lines: jsonb('lines').$type<InvoiceLine[]>().notNull(),
+    subtotal: money('subtotal').notNull(),
+    discount: money('discount').notNull(),
+    tax: money('tax').notNull(),
+    total: money('total').notNull(),
+    // What the credit balance paid of the total (the card paid total - credit_applied).
+    creditApplied: money('credit_applied').notNull().default(0),
+    amountPaid: money('amount_paid').notNull(),
+    // The charge it invoices, or the refund it credits: one invoice per charge, one note per refund.
+    paymentId: uuid('payment_id')
+      .notNull()
+      .unique()
+      .references(() => payments.id),
+    // A credit note's invoice (the charge's), when the charge has one.
+    creditNoteOf: uuid('credit_note_of'),
+    billingDetails: jsonb('billing_details').$type<BillingDetails>().notNull(),
+    issuedAt: timestamp('issued_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('invoices_kind_year_sequence').on(t.kind, t.year, t.sequence),
+    // Keyset pages of a customer's invoices, newest first.
+    index('invoices_user_issued_idx').on(t.userId, t.issuedAt, t.id),
+    index('invoices_issued_idx').on(t.issuedAt, t.id),
+    check(
+      'invoices_amounts_non_negative',
+      sql`${t.subtotal} >= 0 and ${t.discount} >= 0 and ${t.tax} >= 0 and ${t.total} >= 0 and ${t.amountPaid} >= 0`,
+    ),
+    check('invoices_total_adds_up', sql`${t.total} = ${t.subtotal} - ${t.discount} + ${t.tax}`),
+    check('invoices_sequence_positive', sql`${t.sequence} > 0`),
+  ],
+);
+
+/**
+ * The last number given per kind and year. Taking one (INSERT … ON CONFLICT DO UPDATE … RETURNING)
+ * locks its row until the transaction ends, so numbers are handed out in commit order: a
+ * transaction that rolls back gives its number back to the next one.
+ */
+export const invoiceSequences = pgTable(
+  'invoice_sequences',
+  {
+    kind: text('kind', { enum: INVOICE_KINDS }).notNull(),
+    year: integer('year').notNull(),
+    lastNumber: integer('last_number').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.year] }), check('invoice_sequences_positive', sql`${t.lastNumber} > 0`)],
 );
 
 // Transactional outbox: a row is written with the state change, a sender delivers it later.

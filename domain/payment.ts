@@ -1,3 +1,5 @@
+import type { InvoiceLineInput } from './invoice';
+
 /**
  * The payment gateway seen by activities: Stripe in production, a sandbox that answers like
  * Stripe's test payment methods when no key is configured. Amounts are integer minor units.
@@ -214,6 +216,11 @@ export interface ChargeInput {
    * (workflows pass `patched(APPLY_CREDIT_PATCH)`): those charge the card for the whole amount.
    */
   applyCredit?: boolean;
+  /**
+   * What the charge bills, priced with domain/invoice.ts (its total must be `amount`: tax is
+   * included in what is charged). Absent: the invoice has one line for the whole amount.
+   */
+  invoiceLines?: InvoiceLineInput[];
 }
 
 export interface ChargeResult {

@@ -1,0 +1,77 @@
+/**
+ * GET /api/v1/admin/reconciliation (staff): whether the books balance for payments made in a
+ * window, read from one snapshot (db/reconciliation.ts, domain/reconciliation.ts). Read-only.
+ */
+import type { Router } from 'express';
+import { z } from 'zod';
+import { reconcileBooks } from '../db/reconciliation';
+import type { AppDeps } from './deps';
+import { isoDateTime, json, type ApiOperation } from './contract';
+import { HttpProblem } from './problem';
+import { apiRouter, type RouteHandler } from './route';
+import { parseQuery } from './validation';
+
+const reconciliationQuery = z.strictObject({
+  from: isoDateTime.optional().meta({ description: 'Payments created at or after this instant; the beginning of time when absent.' }),
+  to: isoDateTime.optional().meta({ description: 'Payments created before this instant; now when absent.' }),
+  userId: z.uuid().optional().meta({ description: 'One customer only.' }),
+});
+
+const objectRef = z.strictObject({ type: z.enum(['payment', 'invoice', 'credit_balance']), id: z.string() });
+
+const differenceJsonSchema = z
+  .strictObject({
+    kind: z.enum([
+      'payment_without_invoice',
+      'invoice_without_payment_success',
+      'invoice_kind_mismatch',
+      'invoice_amount_mismatch',
+      'invoice_status_mismatch',
+      'totals_mismatch',
+      'refunded_amount_mismatch',
+      'credit_balance_mismatch',
+    ]),
+    userId: z.uuid(),
+    currency: z.string(),
+    expected: z.int(),
+    actual: z.int(),
+    objects: z.array(objectRef),
+  })
+  .meta({ id: 'ReconciliationDifference' });
+
+const reconciliationAnswer = z.strictObject({
+  from: isoDateTime,
+  to: isoDateTime,
+  checked: z.strictObject({ customers: z.int().min(0), payments: z.int().min(0), invoices: z.int().min(0) }),
+  differences: z.array(differenceJsonSchema),
+});
+
+export function adminReconciliationRoutes(deps: AppDeps): Router {
+  const { router, route } = apiRouter(deps);
+  route(adminReconciliationApi.reconcile, reconcileHandler(deps));
+  return router;
+}
+
+function reconcileHandler({ db }: AppDeps): RouteHandler {
+  return async (req, res) => {
+    const query = parseQuery(reconciliationQuery, req.query);
+    const from = new Date(query.from ?? 0);
+    const to = query.to ? new Date(query.to) : new Date();
+    if (from >= to) {
+      throw new HttpProblem(400, 'Invalid request', 'to: Must be after from', { invalidParams: [{ name: 'to', reason: 'Must be after from' }] });
+    }
+    const result = await reconcileBooks(db, { from, to, userId: query.userId });
+    res.json({ from: from.toISOString(), to: to.toISOString(), ...result });
+  };
+}
+
+export const adminReconciliationApi = {
+  reconcile: {
+    method: 'get',
+    path: '/api/v1/admin/reconciliation',
+    summary: 'Staff: do the books balance? Payments against invoices and credit notes, refunds, credit ledgers',
+    auth: 'staff',
+    request: { query: reconciliationQuery },
+    responses: { 200: json('What was checked and every difference found (none: the books balance)', reconciliationAnswer) },
+  },
+} satisfies Record<string, ApiOperation>;
