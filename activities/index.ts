@@ -5,6 +5,7 @@ import type { PaymentGateway } from '../domain/payment';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import { createBookingActivities } from './booking';
+import { createCouponActivities } from './coupon';
 import { createCreditActivities } from './credits';
 import { createHoldActivities } from './hold';
 import { createMailer, createNotificationActivities } from './notification';
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHoldActivities(deps),
     ...createBookingActivities(deps),
     ...createCreditActivities(deps),
+    ...createCouponActivities(deps),
     ...createRetentionActivities(deps),
   };
 }
