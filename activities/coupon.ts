@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { couponById, redeemInDatabase, releaseInDatabase, type RedemptionOutcome, type RedemptionRequest } from '../db/coupons';
 import type { Logger } from '../platform/logger';
+import { createCouponCache, type CouponCache } from './coupon-cache';
 
 /**
  * Coupon redemptions: a Redis counter as the fast gate, PostgreSQL as the guarantee (the seat-hold
@@ -110,9 +111,10 @@ export interface CouponDeps {
  * and the workflow (or the API, when the subscribe is declined) calls `release`. Both are
  * idempotent by the redemption id (see db/coupons.ts), so they are safe as Temporal activities.
  */
-export function createCouponRedemptions(deps: CouponDeps) {
+export function createCouponRedemptions(deps: CouponDeps & { cache?: CouponCache }) {
   const { db, logger } = deps;
   const gate = createCouponGate(deps.redis, logger);
+  const cache = deps.cache ?? createCouponCache(deps);
 
   async function redeem(request: RedemptionRequest): Promise<RedemptionOutcome> {
     const coupon = await couponById(db, request.couponId);
@@ -136,11 +138,13 @@ export function createCouponRedemptions(deps: CouponDeps) {
     const couponId = await releaseInDatabase(db, input.redemptionId);
     if (couponId === null) return false;
     await gate.giveBack(couponId);
+    const coupon = await couponById(db, couponId);
+    if (coupon) await cache.invalidate(coupon.code);
     logger.info({ couponId, redemptionId: input.redemptionId }, 'coupon redemption released');
     return true;
   }
 
-  return { redeem, release, gate };
+  return { redeem, release, gate, cache };
 }
 
 /** The coupon activities the worker registers: releasing a place when a subscribe is declined. */

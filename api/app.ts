@@ -7,6 +7,7 @@ import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { adminPaymentRoutes } from './admin-payments';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
+import { couponRoutes } from './coupon';
 import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
@@ -54,6 +55,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminSubscriptionRoutes,
   adminBookingRoutes,
   adminPaymentRoutes,
+  couponRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

@@ -7,6 +7,7 @@ import { adminPaymentApi } from './admin-payments';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
+import { couponApi } from './coupon';
 import { creditApi } from './credits';
 import { healthApi } from './health';
 import { metricsApi } from './metrics';
@@ -68,6 +69,7 @@ export function apiOperations(): ApiOperation[] {
     bookingApi,
     adminApi,
     adminPaymentApi,
+    couponApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }
