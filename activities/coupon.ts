@@ -129,8 +129,11 @@ export function createCouponRedemptions(deps: CouponDeps & { cache?: CouponCache
     const outcome = await redeemInDatabase(db, request);
     // A refusal, or a repeat that found its earlier row, took no new place in PostgreSQL.
     if (gated === 'taken' && !(outcome.status === 'redeemed' && outcome.fresh)) await gate.giveBack(coupon.id);
-    if (outcome.status === 'redeemed')
+    if (outcome.status === 'redeemed' && outcome.fresh) {
+      // The validate route's cache counts redemptions: this one changed the count.
+      await cache.invalidate(coupon.code);
       logger.info({ couponId: coupon.id, userId: request.userId, redemptionId: request.redemptionId }, 'coupon redeemed');
+    }
     return outcome;
   }
 

@@ -237,8 +237,11 @@ function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
     const coupon = await cache.byCode(query.code);
     const ctx = { now: new Date(), plan, alreadyRedeemed: false, hasSubscribedBefore: false };
     let reason = couponRefusal(coupon, ctx);
-    // What depends on the customer, read only for a code that is valid so far.
-    if (reason === null && coupon) reason = couponRefusal(coupon, { ...ctx, ...(await customerFacts(db, coupon, currentUser(req).id)) });
+    // What depends on the customer is read only when it could change the answer: a code that is
+    // valid so far, or exhausted (a customer who holds one of its places hears already_redeemed).
+    if (coupon && (reason === null || reason === 'exhausted')) {
+      reason = couponRefusal(coupon, { ...ctx, ...(await customerFacts(db, coupon, currentUser(req).id)) });
+    }
     if (reason !== null || !coupon) {
       res.json({ valid: false, reason: reason ?? 'unknown' });
       return;
