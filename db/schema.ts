@@ -443,6 +443,36 @@ export const couponRedemptions = pgTable(
   ],
 );
 
+/** Every customer's referral code, made on first need (upper case; unique). */
+export const referralCodes = pgTable('referral_codes', {
+  userId: uuid('user_id')
+    .primaryKey()
+    .references(() => users.id),
+  code: text('code').notNull().unique(),
+  createdAt: createdAt(),
+});
+
+/**
+ * Who referred whom: written with the referred customer's signup, at most one referrer each (the
+ * primary key), never themselves (the CHECK). The reward is a credit ledger entry keyed
+ * `referral/<referred_user_id>` (unique), so it is granted once; `rewarded_at` mirrors it for reading.
+ */
+export const referrals = pgTable(
+  'referrals',
+  {
+    referredUserId: uuid('referred_user_id')
+      .primaryKey()
+      .references(() => users.id),
+    referrerId: uuid('referrer_id')
+      .notNull()
+      .references(() => users.id),
+    code: text('code').notNull(),
+    rewardedAt: timestamp('rewarded_at', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [index('referrals_referrer_idx').on(t.referrerId), check('referrals_not_self', sql`${t.referrerId} <> ${t.referredUserId}`)],
+);
+
 export const auditLog = pgTable(
   'audit_log',
   {
