@@ -15,6 +15,7 @@ import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
 import { paymentRoutes } from './payment';
+import { referralRoutes } from './referral';
 import { paymentMethodRoutes } from './payment-methods';
 import { sandboxRoutes } from './sandbox';
 import { adminPlanRoutes, planCatalogRoutes } from './plan';
@@ -56,6 +57,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminBookingRoutes,
   adminPaymentRoutes,
   couponRoutes,
+  referralRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

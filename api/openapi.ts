@@ -13,6 +13,7 @@ import { healthApi } from './health';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
 import { paymentApi } from './payment';
+import { referralApi } from './referral';
 import { paymentMethodApi } from './payment-methods';
 import { sandboxApi } from './sandbox';
 import { planApi } from './plan';
@@ -70,6 +71,7 @@ export function apiOperations(): ApiOperation[] {
     adminApi,
     adminPaymentApi,
     couponApi,
+    referralApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }
