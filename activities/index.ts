@@ -11,6 +11,7 @@ import { createHoldActivities } from './hold';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
 import { createPaymentGateway } from './gateway';
+import { createReferralActivities } from './referral';
 import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
 
@@ -33,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBookingActivities(deps),
     ...createCreditActivities(deps),
     ...createCouponActivities(deps),
+    ...createReferralActivities(deps),
     ...createRetentionActivities(deps),
   };
 }

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { grantCredit } from '../db/credits';
+import { createReferralActivities } from '../activities/referral';
 import { markReferralRewarded, referralOf } from '../db/referrals';
+import { payments } from '../db/schema';
 import { referralRewardKey } from '../domain/referral';
 import { requestJson, startTestApi, type TestApi } from './support/api';
 
@@ -92,5 +94,46 @@ describe('referrals', () => {
       /referrals_not_self/,
     );
     await assert.rejects(api.deps.sql`insert into referrals (referrer_id, referred_user_id, code) values (${c.id}, ${b.id}, 'X')`, /referrals_pkey/);
+  });
+
+  test('the reward step credits the referrer once, however often it runs; never for a refund in full', async () => {
+    const { rewardReferral } = createReferralActivities({ db: api.deps.db, logger: api.deps.logger });
+    const referrer = await signedUp();
+    const { code } = await me(referrer.headers);
+    const referred = await signedUp({ referralCode: code });
+    const payment = async (fields: Partial<typeof payments.$inferInsert> = {}) => {
+      const [row] = await api.deps.db
+        .insert(payments)
+        .values({
+          kind: 'subscription',
+          userId: referred.id,
+          amount: 1999,
+          currency: 'usd',
+          status: 'succeeded',
+          idempotencyKey: `test-${randomUUID()}`,
+          ...fields,
+        })
+        .returning();
+      return row.id;
+    };
+    const credit = { amount: 500, currency: 'usd' };
+
+    const refunded = await payment({ status: 'refunded', refundedAmount: 1999 });
+    assert.deepEqual(await rewardReferral({ referredUserId: referred.id, paymentId: refunded, credit }), {
+      status: 'skipped',
+      reason: 'refunded_in_full',
+    });
+
+    const paid = await payment();
+    const runs = await Promise.all([1, 2, 3].map(() => rewardReferral({ referredUserId: referred.id, paymentId: paid, credit })));
+    assert.deepEqual(
+      runs.map((r) => r.status),
+      ['rewarded', 'rewarded', 'rewarded'],
+    );
+    assert.equal(runs.filter((r) => r.status === 'rewarded' && r.granted).length, 1, 'granted by exactly one run');
+    assert.deepEqual((await me(referrer.headers)).creditEarned, [{ currency: 'usd', amount: 500 }]);
+
+    const stranger = await signedUp();
+    assert.deepEqual(await rewardReferral({ referredUserId: stranger.id, paymentId: paid, credit }), { status: 'skipped', reason: 'no_referral' });
   });
 });
