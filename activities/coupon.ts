@@ -1,6 +1,17 @@
 import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
-import { couponById, redeemInDatabase, releaseInDatabase, type RedemptionOutcome, type RedemptionRequest } from '../db/coupons';
+import {
+  couponById,
+  couponStateOf,
+  hasSubscribedBefore,
+  redeemInDatabase,
+  redemptionById,
+  releaseInDatabase,
+  type CouponRow,
+  type RedemptionOutcome,
+  type RedemptionRequest,
+} from '../db/coupons';
+import { couponRefusal } from '../domain/coupon';
 import type { Logger } from '../platform/logger';
 import { createCouponCache, type CouponCache } from './coupon-cache';
 
@@ -100,6 +111,11 @@ export function createCouponGate(redis: Redis | undefined, logger: Logger): Coup
   };
 }
 
+/** The plan a redemption is for: judges appliesToPlans and an amountOff's currency. */
+interface ForPlan {
+  plan?: { id: string; currency: string };
+}
+
 export interface CouponDeps {
   db: Database;
   logger: Logger;
@@ -116,9 +132,14 @@ export function createCouponRedemptions(deps: CouponDeps & { cache?: CouponCache
   const gate = createCouponGate(deps.redis, logger);
   const cache = deps.cache ?? createCouponCache(deps);
 
-  async function redeem(request: RedemptionRequest): Promise<RedemptionOutcome> {
+  async function redeem(request: RedemptionRequest & ForPlan): Promise<RedemptionOutcome> {
     const coupon = await couponById(db, request.couponId);
     if (!coupon) return { status: 'refused', reason: 'unknown' };
+    // A repeat goes straight to its row; a new redemption is first judged on what no constraint
+    // holds (the plan, its currency, a returning customer for firstTimeOnly).
+    if (!(await redemptionById(db, request.redemptionId)) && (await notApplicable(coupon, request))) {
+      return { status: 'refused', reason: 'not_applicable' };
+    }
     const max = coupon.maxRedemptions;
     const gated = max === null ? 'unavailable' : await gate.take(coupon.id, max, async () => (await couponById(db, coupon.id))?.redemptionCount ?? 0);
     if (gated === 'full') {
@@ -135,6 +156,12 @@ export function createCouponRedemptions(deps: CouponDeps & { cache?: CouponCache
       logger.info({ couponId: coupon.id, userId: request.userId, redemptionId: request.redemptionId }, 'coupon redeemed');
     }
     return outcome;
+  }
+
+  async function notApplicable(coupon: CouponRow, request: RedemptionRequest & ForPlan): Promise<boolean> {
+    const hasSubscribed = coupon.firstTimeOnly ? await hasSubscribedBefore(db, request.userId) : false;
+    const ctx = { now: new Date(), plan: request.plan, alreadyRedeemed: false, hasSubscribedBefore: hasSubscribed };
+    return couponRefusal({ ...couponStateOf(coupon), active: true, redeemBy: null, maxRedemptions: null }, ctx) === 'not_applicable';
   }
 
   async function release(input: { redemptionId: string }): Promise<boolean> {

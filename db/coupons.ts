@@ -185,7 +185,7 @@ async function refusalWithoutPlace(tx: Transaction, couponId: string): Promise<C
   return 'exhausted';
 }
 
-async function redemptionById(db: Database | Transaction, id: string): Promise<CouponRedemptionRow | undefined> {
+export async function redemptionById(db: Database | Transaction, id: string): Promise<CouponRedemptionRow | undefined> {
   const [row] = await db.select().from(couponRedemptions).where(eq(couponRedemptions.id, id)).limit(1);
   return row;
 }

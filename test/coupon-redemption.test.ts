@@ -151,6 +151,19 @@ describe('one customer, one redemption; releases give the place back once', () =
     assert.equal((await couponById(db, expired.id))!.redemptionCount, 0);
   });
 
+  test('not for another plan or currency; judged before any place is taken', async () => {
+    const planId = randomUUID();
+    const coupon = await newCoupon({ appliesToPlans: [planId] });
+    const eur = await newCoupon({ percentOff: null, amountOff: 500, currency: 'eur' });
+    const redemptions = createCouponRedemptions({ db, logger, redis });
+    const ask = (couponId: string, plan: { id: string; currency: string }) =>
+      redemptions.redeem({ redemptionId: randomUUID(), couponId, userId: customers[5], subscriptionId: null, plan });
+    assert.deepEqual(await ask(coupon.id, { id: randomUUID(), currency: 'usd' }), { status: 'refused', reason: 'not_applicable' });
+    assert.deepEqual(await ask(eur.id, { id: planId, currency: 'usd' }), { status: 'refused', reason: 'not_applicable' });
+    assert.equal((await couponById(db, coupon.id))!.redemptionCount, 0);
+    assert.equal((await ask(coupon.id, { id: planId, currency: 'usd' })).status, 'redeemed');
+  });
+
   test('the CHECK refuses a count above the maximum even without the conditional UPDATE', async () => {
     const coupon = await newCoupon({ maxRedemptions: 1 });
     await assert.rejects(database.sql`update coupons set redemption_count = 2 where id = ${coupon.id}`, /coupons_redemptions_within_max/);
