@@ -5,12 +5,14 @@ import type { PaymentGateway } from '../domain/payment';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import { createBookingActivities } from './booking';
+import { createCouponActivities } from './coupon';
 import { createCreditActivities } from './credits';
 import { createHoldActivities } from './hold';
 import { createInvoiceActivities } from './invoice';
 import { createMailer, createNotificationActivities } from './notification';
 import { createPaymentActivities } from './payment';
 import { createPaymentGateway } from './gateway';
+import { createReferralActivities } from './referral';
 import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
 
@@ -33,6 +35,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createBookingActivities(deps),
     ...createCreditActivities(deps),
     ...createInvoiceActivities(deps),
+    ...createCouponActivities(deps),
+    ...createReferralActivities(deps),
     ...createRetentionActivities(deps),
   };
 }

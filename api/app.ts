@@ -8,6 +8,7 @@ import { adminPaymentRoutes } from './admin-payments';
 import { adminReconciliationRoutes } from './admin-reconciliation';
 import { authRoutes } from './auth';
 import { bookingRoutes } from './booking';
+import { couponRoutes } from './coupon';
 import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
@@ -16,6 +17,7 @@ import { createMetrics } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
 import { paymentRoutes } from './payment';
+import { referralRoutes } from './referral';
 import { paymentMethodRoutes } from './payment-methods';
 import { sandboxRoutes } from './sandbox';
 import { adminPlanRoutes, planCatalogRoutes } from './plan';
@@ -58,6 +60,8 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminBookingRoutes,
   adminPaymentRoutes,
   adminReconciliationRoutes,
+  couponRoutes,
+  referralRoutes,
 ];
 
 export function createApp(deps: AppDeps): express.Express {

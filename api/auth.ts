@@ -4,7 +4,9 @@ import { eq } from 'drizzle-orm';
 import type { Request, RequestHandler, Router } from 'express';
 import { SignJWT, jwtVerify } from 'jose';
 import { z } from 'zod';
+import { recordReferral, referrerOfCode } from '../db/referrals';
 import { users } from '../db/schema';
+import { REFERRAL_CODE } from '../domain/referral';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role, type UserView } from '../domain/user';
 import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
@@ -38,6 +40,12 @@ const signupSchema = z.object({
   email: normalizedEmail,
   password: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
   name: nonBlankText(200),
+  referralCode: z
+    .string()
+    .trim()
+    .regex(REFERRAL_CODE, 'Must be a referral code such as AB9ASJEH')
+    .optional()
+    .meta({ description: "Another customer's referral code (any case): they earn credit when this account's first paid period succeeds." }),
 });
 
 const loginSchema = z.object({
@@ -79,6 +87,12 @@ export function issueToken(config: Pick<Config, 'JWT_SECRET' | 'JWT_TTL'>, user:
     .sign(signingKey(config));
 }
 
+function unknownReferralCode(): HttpProblem {
+  return new HttpProblem(400, 'Invalid request', 'referralCode: No customer has this referral code', {
+    invalidParams: [{ name: 'referralCode', reason: 'No customer has this referral code' }],
+  });
+}
+
 /** POST /signup, POST /login, GET /me. */
 export function authRoutes(deps: AppDeps): Router {
   const { db, config } = deps;
@@ -90,11 +104,19 @@ export function authRoutes(deps: AppDeps): Router {
 
   route(authApi.signup, async (req, res) => {
     const input = parseBody(signupSchema, req.body);
-    const [user] = await db
-      .insert(users)
-      .values({ email: input.email, name: input.name, passwordHash: await hashPassword(input.password) })
-      .onConflictDoNothing({ target: users.email })
-      .returning();
+    const referrerId = input.referralCode === undefined ? undefined : await referrerOfCode(db, input.referralCode);
+    if (input.referralCode !== undefined && !referrerId) throw unknownReferralCode();
+    const passwordHash = await hashPassword(input.password);
+    // The account and who referred it, together: a referral is never recorded for an account that failed.
+    const user = await db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(users)
+        .values({ email: input.email, name: input.name, passwordHash })
+        .onConflictDoNothing({ target: users.email })
+        .returning();
+      if (row && referrerId) await recordReferral(tx, { referrerId, referredUserId: row.id, code: input.referralCode! });
+      return row;
+    });
     if (!user) throw new HttpProblem(409, 'Email already registered', 'An account with this email already exists.');
     res.status(201).json({ user: toUserView(user), token: await issueToken(config, user) });
   });
@@ -213,7 +235,10 @@ export const authApi = {
     summary: 'Create a customer account; answers a token',
     auth: 'public',
     request: { body: signupSchema },
-    responses: { 201: json('The account and a token', signedIn), ...problems(400, [409, 'The email is already registered']) },
+    responses: {
+      201: json('The account and a token', signedIn),
+      ...problems([400, 'Bad input, or a referralCode no customer has'], [409, 'The email is already registered']),
+    },
   },
   login: {
     method: 'post',

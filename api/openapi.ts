@@ -8,12 +8,14 @@ import { adminReconciliationApi } from './admin-reconciliation';
 import { authApi } from './auth';
 import { bookingApi } from './booking';
 import { json, problems, type ApiOperation, type ApiResponse } from './contract';
+import { couponApi } from './coupon';
 import { creditApi } from './credits';
 import { healthApi } from './health';
 import { invoiceApi } from './invoice';
 import { metricsApi } from './metrics';
 import { offeringApi } from './offering';
 import { paymentApi } from './payment';
+import { referralApi } from './referral';
 import { paymentMethodApi } from './payment-methods';
 import { sandboxApi } from './sandbox';
 import { planApi } from './plan';
@@ -72,6 +74,8 @@ export function apiOperations(): ApiOperation[] {
     adminApi,
     adminPaymentApi,
     adminReconciliationApi,
+    couponApi,
+    referralApi,
   ];
   return tables.flatMap((table) => Object.values(table));
 }

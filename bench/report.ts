@@ -40,6 +40,8 @@ export interface BenchResults {
   subscribe?: SubscribeResult;
   holds?: HoldsResult;
   availability?: AvailabilityResult;
+  /** GET /coupons/validate of a cached code, same connections and duration as availability. */
+  couponValidation?: AvailabilityResult;
   storm?: StormResult;
   footprint?: FootprintResult;
   histories?: HistoryCounts;
@@ -110,6 +112,14 @@ export function toMarkdown(r: BenchResults): string {
       `5. Availability reads (autocannon, ${a.connections} connections, ${a.durationSeconds} s)`,
       `**${num(a.requestsPerSecond)} requests/s**, p95 **${ms(a.latencyMs.p95)}** (p50 ${ms(a.latencyMs.p50)}, p99 ${ms(a.latencyMs.p99)}); non-2xx ${a.non2xx}, errors ${a.errors}`,
       ratio(a.requestsPerSecond),
+    ]);
+  }
+  if (r.couponValidation) {
+    const c = r.couponValidation;
+    rows.push([
+      `5b. Coupon validation (autocannon, ${c.connections} connections, ${c.durationSeconds} s)`,
+      `**${num(c.requestsPerSecond)} requests/s**, p95 **${ms(c.latencyMs.p95)}** (p50 ${ms(c.latencyMs.p50)}, p99 ${ms(c.latencyMs.p99)}); non-2xx ${c.non2xx}, errors ${c.errors}`,
+      ratio(c.requestsPerSecond),
     ]);
   }
   if (r.footprint) {

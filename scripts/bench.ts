@@ -23,6 +23,7 @@ import { DEV_SERVER_DYNAMIC_CONFIG } from './services';
 import {
   countHistories,
   measureAvailability,
+  measureCouponValidation,
   measureCeiling,
   measureFootprint,
   measureHolds,
@@ -43,7 +44,7 @@ import { loadConfig } from '../platform/config';
 import { REPO_ROOT } from './tools';
 
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
-const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'storm', 'footprint', 'histories'] as const;
+const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'coupons', 'storm', 'footprint', 'histories'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const FULL: Sizes = {
@@ -173,6 +174,7 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
     results.holds = await step('holds', () => measureHolds(ctx));
     const offeringId = results.holds?.offeringId;
     results.availability = await step('availability', async () => measureAvailability(ctx, offeringId ?? (await contendedOffering(ctx))));
+    results.couponValidation = await step('coupons', () => measureCouponValidation(ctx));
     results.storm = await step('storm', () => measureStorm(ctx, ceilingPerSecond(results) || 50));
     results.footprint = await step('footprint', () => measureFootprint(ctx, rssIdle));
     results.histories = await step('histories', () => countHistories(ctx, results.subscribe?.sampleSubscriptionId, results.storm?.sample));
