@@ -3,7 +3,8 @@ import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import type { Database } from '../db/client';
 import { notifications, users } from '../db/schema';
-import type { Mailer, NotificationInput, OutgoingMail } from '../domain/notification';
+import { invoiceOfPayment } from '../db/invoices';
+import { withInvoiceNumber, type Mailer, type NotificationInput, type OutgoingMail } from '../domain/notification';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
 
@@ -99,6 +100,10 @@ export function createNotificationActivities({ db, mailer, logger }: Notificatio
 async function recordInOutbox(db: Database, input: NotificationInput): Promise<void> {
   const [user] = await db.select({ email: users.email }).from(users).where(eq(users.id, input.userId));
   if (!user) throw ApplicationFailure.nonRetryable(`no user ${input.userId} to notify`, 'UserNotFound');
+  // The invoice is written in the transaction that recorded the charge's outcome, before the
+  // workflow sends the notice, so it is there to name (a charge with none is told as it is).
+  const invoice = input.paymentId ? await invoiceOfPayment(db, input.paymentId) : undefined;
+  const named = invoice ? withInvoiceNumber(input, invoice.number) : input;
   await db
     .insert(notifications)
     .values({
@@ -107,8 +112,8 @@ async function recordInOutbox(db: Database, input: NotificationInput): Promise<v
       bookingId: input.bookingId,
       kind: input.kind,
       recipient: user.email,
-      subject: input.subject,
-      body: input.body,
+      subject: named.subject,
+      body: named.body,
       dedupeKey: input.dedupeKey,
     })
     .onConflictDoNothing({ target: notifications.dedupeKey });

@@ -170,7 +170,13 @@ async function claimCharge(db: Database, input: ChargeInput): Promise<PaymentRow
       })
       .onConflictDoNothing({ target: payments.idempotencyKey })
       .returning();
-    if (!claimed || !input.applyCredit || claimed.amount === 0) return claimed;
+    if (claimed?.amount === 0) {
+      // Nothing to take (a 100 % coupon, say): succeeded here with no gateway call, and invoiced.
+      const [free] = await tx.update(payments).set({ status: 'succeeded', updatedAt: new Date() }).where(eq(payments.id, claimed.id)).returning();
+      await invoiceIfSucceeded(tx, free);
+      return free;
+    }
+    if (!claimed || !input.applyCredit) return claimed;
     const creditApplied = await spendCredit(tx, { userId: claimed.userId, currency: claimed.currency, upTo: claimed.amount, paymentId: claimed.id });
     if (creditApplied === 0) return claimed;
     const covered = creditApplied === claimed.amount;

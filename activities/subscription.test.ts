@@ -46,6 +46,7 @@ async function projection(): Promise<SubscriptionProjection> {
     pauseAt: null,
     pausedAt: null,
     resumesAt: null,
+    discount: null,
   };
 }
 

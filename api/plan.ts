@@ -68,6 +68,7 @@ export function planTermsOf(row: PlanRow): PlanTerms {
     interval: row.interval,
     trialPeriod: row.trialPeriod,
     dunning: { retryOffsets: row.retryOffsets, reminderOffsets: row.reminderOffsets, gracePeriod: row.gracePeriod },
+    ...(row.taxRate ? { taxRate: row.taxRate } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
+import { COUPON_DURATIONS } from '../domain/coupon';
 import { MAX_QUANTITY } from '../domain/proration';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionWorkflowInput } from '../workflows/subscription';
@@ -55,6 +56,19 @@ export const subscriptionJsonSchema = z
     pauseAt: isoDateTime.nullable().meta({ description: 'A pause asked for begins at this instant, the paid period’s end.' }),
     pausedAt: isoDateTime.nullable().meta({ description: 'While paused: when the paid period ended and the pause began.' }),
     resumesAt: isoDateTime.nullable().meta({ description: 'When a pause (asked for or in effect) ends by itself.' }),
+    discount: z
+      .union([
+        z.strictObject({
+          couponCode: z.string(),
+          percentOff: z.int().min(1).max(100).nullable(),
+          amountOff: z.int().min(1).nullable(),
+          currency: z.string().nullable(),
+          duration: z.enum(COUPON_DURATIONS),
+          remainingCycles: z.int().min(0).nullable().meta({ description: 'Charges it still covers; null: forever.' }),
+        }),
+        z.null(),
+      ])
+      .meta({ description: 'The coupon applied: percentOff or amountOff off each period it covers.' }),
     ...workflowLinkFields,
     createdAt: isoDateTime,
   })
@@ -81,6 +95,7 @@ export function toSubscriptionJson(row: SubscriptionRow, link: WorkflowLinker): 
     pauseAt: isoOrNull(row.pauseAt),
     pausedAt: isoOrNull(row.pausedAt),
     resumesAt: isoOrNull(row.resumesAt),
+    discount: row.discount ?? null,
     ...link(row.workflowId),
     createdAt: row.createdAt.toISOString(),
   };
@@ -394,6 +409,7 @@ async function subscriptionStillStarting(
     pauseAt: null,
     pausedAt: null,
     resumesAt: null,
+    discount: null,
     ...link(workflowId),
     createdAt: new Date().toISOString(),
   };

@@ -138,5 +138,6 @@ function activeProjection(s: {
     pauseAt: null,
     pausedAt: null,
     resumesAt: null,
+    discount: null,
   };
 }

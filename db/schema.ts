@@ -18,7 +18,7 @@ import { COUPON_DURATIONS } from '../domain/coupon';
 import { CREDIT_KINDS } from '../domain/credit';
 import { INVOICE_KINDS, INVOICE_STATUSES, MAX_TAX_RATE_BPS, type InvoiceLine, type InvoiceLineInput } from '../domain/invoice';
 import type { NextAction } from '../domain/payment';
-import type { ScheduledChange } from '../domain/subscription';
+import type { DiscountSnapshot, ScheduledChange } from '../domain/subscription';
 
 // Money is always integer minor units; bigint in mode 'number' keeps it a JS number (safe to 2^53).
 const money = (name: string) => bigint(name, { mode: 'number' });
@@ -123,6 +123,8 @@ export const subscriptions = pgTable(
     pauseAt: timestamp('pause_at', { withTimezone: true }),
     pausedAt: timestamp('paused_at', { withTimezone: true }),
     resumesAt: timestamp('resumes_at', { withTimezone: true }),
+    // The coupon applied and the cycles it still covers, as the workflow last projected it.
+    discount: jsonb('discount').$type<DiscountSnapshot>(),
     workflowId: text('workflow_id').notNull(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

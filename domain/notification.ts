@@ -35,6 +35,8 @@ export interface NotificationInput {
   dedupeKey: string;
   subscriptionId?: string;
   bookingId?: string;
+  /** The charge the notice is about: its invoice number is added when the notice is recorded. */
+  paymentId?: string;
 }
 
 /**
@@ -44,4 +46,9 @@ export interface NotificationInput {
  */
 export function notificationDedupeKey(workflowId: string, event: string): string {
   return `${workflowId}/notify/${event}`;
+}
+
+/** A notice about a charge, naming its invoice: the number in the subject and on a line of its own. */
+export function withInvoiceNumber<T extends { subject: string; body: string }>(notice: T, number: string): T {
+  return { ...notice, subject: `${notice.subject} (${number})`, body: `${notice.body}\n\nInvoice: ${number}` };
 }

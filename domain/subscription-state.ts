@@ -3,6 +3,7 @@
  * PostgreSQL see of it (the `state` query's snapshot, the projected row). Pure: the workflow
  * passes in its plan and ids, and the clock is never read here.
  */
+import type { AppliedDiscount } from './coupon';
 import { dunningTimeline, type DunningEvent } from './dunning';
 import type { Proration } from './proration';
 import { formatMoney } from './money';
@@ -10,6 +11,7 @@ import type { NotificationInput } from './notification';
 import type { DeclineKind, PaymentSettlement } from './payment';
 import {
   billingPeriod,
+  type DiscountSnapshot,
   type DunningLogEntry,
   type DunningSnapshot,
   type PlanTerms,
@@ -61,6 +63,12 @@ export interface SubscriptionState {
   lastResume?: ResumeOutcome | null;
   /** Refunded so far of each of this subscription's payments (the refund workflow reports totals). */
   refunds?: Record<string, number>;
+  /** The coupon applied to the subscription, with the cycles it still covers; absent: none. */
+  discount?: AppliedDiscount | null;
+  /** The coupon that priced the period paid last (a change in that period is discounted by it). */
+  periodDiscount?: AppliedDiscount | null;
+  /** The referral reward step has run (it runs once, after the first paid period). */
+  referralChecked?: boolean;
 }
 
 export interface ChangeRequest {
@@ -144,6 +152,7 @@ export interface SubscriptionProjection {
   pauseAt: string | null;
   pausedAt: string | null;
   resumesAt: string | null;
+  discount: DiscountSnapshot | null;
 }
 
 /** Webhook answers kept while no charge claims them; older ones are dropped past this. */
@@ -257,6 +266,7 @@ export function subscriptionSnapshot(identity: SubscriptionIdentity, s: Subscrip
     pausedAt: s.pausedAt ?? null,
     resumesAt: s.pause?.resumesAt ?? null,
     refundedTotal: refundedTotalOf(s),
+    discount: discountSnapshot(s.discount),
     paymentMethod: s.paymentMethod,
     anchorDate: s.anchorDate,
     trialEnd: s.trialEnd,
@@ -315,7 +325,15 @@ export function subscriptionProjection(identity: SubscriptionIdentity, workflowI
     pauseAt: snapshot.pauseAt,
     pausedAt: snapshot.pausedAt,
     resumesAt: snapshot.resumesAt,
+    discount: snapshot.discount,
   };
+}
+
+/** The coupon as customers see it on their subscription: its code, what it takes off, and for how long. */
+export function discountSnapshot(discount: AppliedDiscount | null | undefined): DiscountSnapshot | null {
+  if (!discount) return null;
+  const { couponCode, percentOff, amountOff, currency, duration, remainingCycles } = discount;
+  return { couponCode, percentOff, amountOff, currency, duration, remainingCycles };
 }
 
 /** A payment method token as workflows accept it (`pm_…`, `tok_…`). */

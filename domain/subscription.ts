@@ -60,6 +60,8 @@ export interface PlanTerms {
   interval: string;
   trialPeriod: string | null;
   dunning: DunningPolicy;
+  /** Exclusive tax in basis points (2000 = 20 %), added to each charge; absent: none (and in runs from before taxes). */
+  taxRate?: number;
 }
 
 /** Why these terms cannot be sold, one problem per bad field; empty when they are valid. */
@@ -136,6 +138,16 @@ export interface DunningLogEntry {
 }
 
 /** The answer to the workflow's `state` query; dates are ISO-8601 UTC strings. */
+/** A coupon on a subscription: `percentOff` or `amountOff` (minor units of `currency`), for `remainingCycles` more periods (null: forever). */
+export interface DiscountSnapshot {
+  couponCode: string;
+  percentOff: number | null;
+  amountOff: number | null;
+  currency: string | null;
+  duration: 'once' | 'repeating' | 'forever';
+  remainingCycles: number | null;
+}
+
 export interface SubscriptionSnapshot {
   subscriptionId: string;
   userId: string;
@@ -155,6 +167,8 @@ export interface SubscriptionSnapshot {
   resumesAt: string | null;
   /** All refunds made of this subscription's payments so far, in minor units. */
   refundedTotal: number;
+  /** The coupon applied, while it still takes something off; null when none. */
+  discount: DiscountSnapshot | null;
   paymentMethod: string;
   anchorDate: string;
   trialEnd: string | null;

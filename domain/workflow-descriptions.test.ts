@@ -27,6 +27,7 @@ function snapshot(overrides: Partial<SubscriptionSnapshot> = {}): SubscriptionSn
     pausedAt: null,
     resumesAt: null,
     refundedTotal: 0,
+    discount: null,
     paymentMethod: 'pm_card_visa',
     anchorDate: '2026-11-25T00:00:00.000Z',
     trialEnd: null,

@@ -87,6 +87,7 @@ CREATE TABLE "referrals" (
 ALTER TABLE "payments" ADD COLUMN "invoice_lines" jsonb;--> statement-breakpoint
 ALTER TABLE "payments" ADD COLUMN "invoice_id" uuid;--> statement-breakpoint
 ALTER TABLE "plans" ADD COLUMN "tax_rate" integer;--> statement-breakpoint
+ALTER TABLE "subscriptions" ADD COLUMN "discount" jsonb;--> statement-breakpoint
 ALTER TABLE "coupon_redemptions" ADD CONSTRAINT "coupon_redemptions_coupon_id_coupons_id_fk" FOREIGN KEY ("coupon_id") REFERENCES "public"."coupons"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "coupon_redemptions" ADD CONSTRAINT "coupon_redemptions_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "coupons" ADD CONSTRAINT "coupons_created_by_users_id_fk" FOREIGN KEY ("created_by") REFERENCES "public"."users"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint

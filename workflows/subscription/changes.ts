@@ -22,6 +22,7 @@ import {
 } from '../../domain/subscription';
 import { pausedNotice, planChangedNotice } from '../../domain/subscription-notices';
 import { MAX_REFUND_RECORDS, periodOfCycle, quantityOf, type ChangeOutcome, type ResumeOutcome } from '../../domain/subscription-state';
+import { priceProration, prorationCredit } from '../../domain/subscription-pricing';
 import { grantCredit } from '../activity-options';
 import { now } from '../clock';
 import { gatewayRefundRecordedSignal } from '../payment';
@@ -70,11 +71,13 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
       await this.project();
       return;
     }
-    if (proration && proration.net < 0) {
+    // What the customer paid for the unused part: a percentage coupon on the period shrinks it too.
+    const credit = proration && proration.net < 0 ? prorationCredit(-proration.net, this.state.periodDiscount, proration.currency) : 0;
+    if (proration && credit > 0) {
       await grantCredit({
         userId: this.input.userId,
         currency: proration.currency,
-        amount: -proration.net,
+        amount: credit,
         kind: 'proration',
         reason: `${this.terms().name} → ${request.plan.name} × ${request.quantity}, rest of the period to ${proration.periodEnd}`,
         idempotencyKey: prorationCreditKey(this.workflowId, `change-${request.id}`),
@@ -139,16 +142,11 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
     const request = this.state.resumeRequest!;
     const cycle = this.state.cycle + 1;
     const from = now().toISOString();
-    const billed = this.billedTerms();
     const outcome = await this.attemptCharge(cycle, 1, 'on_session', {
       onAnswered: (charge) => {
         request.paymentId = charge.paymentId;
       },
-      purpose: {
-        amount: billed.amount,
-        idempotencyKey: `${this.workflowId}/resume-${request.id}`,
-        description: `${billed.name}, period ${cycle} (resumed)`,
-      },
+      purpose: { charge: this.pricePeriodOf(cycle, { resumed: true }), idempotencyKey: `${this.workflowId}/resume-${request.id}`, period: true },
     });
     this.state.resumeRequest = null;
     if (outcome.status !== 'succeeded') {
@@ -205,9 +203,14 @@ export abstract class SubscriptionChanges extends SubscriptionCharging {
         request.paymentId = charge.paymentId;
       },
       purpose: {
-        amount: proration.net,
+        charge: priceProration({
+          plan,
+          net: proration.net,
+          discount: this.state.periodDiscount,
+          description: `${plan.name} × ${quantity}, prorated to ${proration.periodEnd}`,
+          period: { start: now().toISOString(), end: proration.periodEnd },
+        }),
         idempotencyKey: `${this.workflowId}/change-${id}`,
-        description: `${plan.name} × ${quantity}, prorated to ${proration.periodEnd}`,
       },
     });
   }

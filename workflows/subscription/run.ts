@@ -34,6 +34,8 @@ export abstract class SubscriptionRun {
   protected readonly state: SubscriptionState;
   protected readonly workflowId = workflowInfo().workflowId;
   protected readonly gateway: GatewayActivities;
+  /** What the last charge asked for (coupon and tax included), for the notice that follows it. */
+  protected chargedAmount: number | null = null;
   /** Bumped by every handler that gives the main loop something to look at. */
   protected wakeups = 0;
   protected projections: Promise<void> = Promise.resolve();
@@ -52,6 +54,12 @@ export abstract class SubscriptionRun {
   protected billedTerms(): PlanTerms {
     const plan = this.terms();
     return { ...plan, amount: plan.amount * quantityOf(this.state) };
+  }
+
+  /** The terms in force with what the last charge asked for (coupon and tax included), as its notice states it. */
+  protected chargedTerms(): PlanTerms {
+    const billed = this.billedTerms();
+    return { ...billed, amount: this.chargedAmount ?? billed.amount };
   }
 
   protected failed(paymentId: string, failureCode: string | null): AttemptOutcome {
@@ -112,9 +120,11 @@ export abstract class SubscriptionRun {
    * outbox, so a run that continues as new sends it again (the dedupe key makes that one notice).
    * The outbox is capped: past OUTBOX_LIMIT the oldest notice is dropped, with a log line.
    */
-  protected send({ kind, event, subject, body }: SubscriptionNotice): void {
+  protected send({ kind, event, subject, body }: SubscriptionNotice, about: { paymentId?: string } = {}): void {
     const { userId, subscriptionId } = this.input;
-    const notification: NotificationInput = { userId, subscriptionId, kind, subject, body, dedupeKey: notificationDedupeKey(this.workflowId, event) };
+    const dedupeKey = notificationDedupeKey(this.workflowId, event);
+    // A notice about a charge names its invoice: the notification activity looks it up by the payment.
+    const notification: NotificationInput = { userId, subscriptionId, kind, subject, body, dedupeKey, ...(about.paymentId ? { paymentId: about.paymentId } : {}) };
     this.state.outbox.push(notification);
     for (const dropped of this.state.outbox.splice(0, Math.max(0, this.state.outbox.length - OUTBOX_LIMIT))) {
       log.warn('notification dropped: outbox full', { dedupeKey: dropped.dedupeKey });

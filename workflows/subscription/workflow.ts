@@ -178,9 +178,11 @@ class Subscription extends SubscriptionChanges {
     this.state.cycle = cycle;
     this.state.dunning = null;
     await this.project();
-    const billed = this.billedTerms();
+    const billed = this.chargedTerms();
     const period = periodOfCycle(billed, this.state, cycle);
-    this.send(resumed ? resumedNotice(billed, cycle, period, billed.amount) : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd));
+    const paymentId = this.state.lastPayment?.paymentId;
+    const notice = resumed ? resumedNotice(billed, cycle, period, billed.amount) : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd);
+    this.send(notice, { paymentId });
   }
 
   protected async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
@@ -204,7 +206,7 @@ class Subscription extends SubscriptionChanges {
     };
     await this.project();
     const nextRetry = upcomingDunningEvent(this.terms(), this.state.dunning, 'retry');
-    this.send(renewalFailedNotice(this.billedTerms(), cycle, failure, nextRetry?.at, graceEndsAt));
+    this.send(renewalFailedNotice(this.chargedTerms(), cycle, failure, nextRetry?.at, graceEndsAt), { paymentId: failure.paymentId });
   }
 
   /**
