@@ -31,7 +31,7 @@ import { HttpProblem } from './problem';
 import { apiRouter, type RouteHandler } from './route';
 import { chargeableAmount, currencyCode, parseBody, parseParams, parseQuery, queryInteger, WITHOUT_NUL } from './validation';
 
-const couponCode = z.string().trim().regex(COUPON_CODE, 'Must be 1 to 64 letters, digits, "-" or "_"');
+export const couponCode = z.string().trim().regex(COUPON_CODE, 'Must be 1 to 64 letters, digits, "-" or "_"');
 
 /** A coupon as staff see it. */
 export const couponJsonSchema = z

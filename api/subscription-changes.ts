@@ -7,13 +7,17 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { Database } from '../db/client';
+import { plans } from '../db/schema';
 import { chargedPayment } from '../db/payments';
 import { prorate } from '../domain/proration';
 import { planChangeRefusal, planChangeStatusRefusal, type PlanTerms, type SubscriptionSnapshot } from '../domain/subscription';
 import {
+  applyCouponUpdate,
   cancelScheduledChangeUpdate,
   changeSubscriptionUpdate,
   pauseSubscriptionUpdate,
@@ -22,6 +26,7 @@ import {
   SUBSCRIPTION_FAILURES,
 } from '../workflows/subscription';
 import { currentUser } from './auth';
+import { couponCode } from './coupon';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotencyScope, idFromIdempotencyKey } from './derived-ids';
 import type { AppDeps } from './deps';
@@ -32,6 +37,7 @@ import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
 import { getSubscriptionState, subscriptionHandle } from './subscription-client';
+import { subscriptionCoupons } from './subscription-coupon';
 import {
   changeableSubscription,
   planOnSale,
@@ -77,6 +83,8 @@ const prorationSchema = z
   })
   .meta({ id: 'Proration' });
 
+const applyCouponSchema = z.strictObject({ couponCode });
+
 const paymentOrNull = z.union([paymentJsonSchema, z.null()]);
 const changeAnswer = z.strictObject({
   subscription: subscriptionJsonSchema,
@@ -117,6 +125,7 @@ export function subscriptionChangeRoutes(deps: AppDeps): Router {
       handle.executeUpdate(resumeSubscriptionUpdate, updateId ? { updateId } : {}),
     ),
   );
+  route(subscriptionChangeApi.applyCoupon, applyCouponHandler(deps));
   route(
     subscriptionChangeApi.reactivate,
     updateHandler(deps, subscriptionChangeApi.reactivate, ({ handle }) => handle.executeUpdate(reactivateSubscriptionUpdate)),
@@ -157,6 +166,27 @@ function updateHandler(deps: AppDeps, operation: ApiOperation, update: (request:
     const proration = 'proration' in answer ? { proration: answer.proration } : {};
     res.status(answer.payment?.status === 'pending' ? 202 : 200).json({ subscription, ...proration, payment });
   };
+}
+
+/**
+ * A coupon on a live subscription, from its next charge: redeemed first (its place taken), then
+ * handed to the workflow; a workflow that refuses it (the subscription ended meanwhile) gives
+ * the place back. The redemption id derives from the Idempotency-Key, so a retry redeems once.
+ */
+function applyCouponHandler(deps: AppDeps): RouteHandler {
+  const coupons = subscriptionCoupons(deps);
+  return updateHandler(deps, subscriptionChangeApi.applyCoupon, async ({ req, row, handle, updateId }) => {
+    const { couponCode } = parseBody(applyCouponSchema, req.body);
+    const [plan] = await deps.db.select({ id: plans.id, currency: plans.currency }).from(plans).where(eq(plans.id, row.planId));
+    const redemptionId = updateId ?? randomUUID();
+    const coupon = await coupons.redeem({ code: couponCode, userId: row.userId, redemptionId, subscriptionId: row.id, plan });
+    try {
+      return await handle.executeUpdate(applyCouponUpdate, { args: [{ discount: coupon.discount }], ...(updateId ? { updateId } : {}) });
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) await coupons.release(coupon.redemptionId);
+      throw error;
+    }
+  });
 }
 
 /** What a change would cost now, from the workflow's own state; nothing is changed. */
@@ -239,6 +269,18 @@ function problemOf(cause: unknown): HttpProblem {
 }
 
 export const subscriptionChangeApi = {
+  applyCoupon: {
+    method: 'post',
+    path: '/api/v1/subscriptions/{id}/coupon',
+    summary: "Apply a coupon to the owner's subscription from its next charge (it replaces one applied before)",
+    auth: 'user',
+    idempotent: 'converges',
+    request: { params: subscriptionIdParams, body: applyCouponSchema },
+    responses: {
+      200: json('Applied: `subscription.discount` shows it', z.strictObject({ subscription: subscriptionJsonSchema })),
+      ...problems(400, 404, [409, 'The coupon cannot be redeemed (`reason`), or the subscription has ended']),
+    },
+  },
   change: {
     method: 'post',
     path: '/api/v1/subscriptions/{id}/change',

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
+import { referralOf } from '../db/referrals';
 import { COUPON_DURATIONS } from '../domain/coupon';
 import { MAX_QUANTITY } from '../domain/proration';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
@@ -17,6 +18,7 @@ import type { SubscriptionWorkflowInput } from '../workflows/subscription';
 import { cancelSubscription, changePaymentMethod, startSubscription } from './subscription-client';
 import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
+import { couponCode } from './coupon';
 import { activationAsItStands, type ActivationOutcome } from './closed-workflow-answers';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { idempotencyScope, idForRequest, idFromIdempotencyKey } from './derived-ids';
@@ -27,6 +29,7 @@ import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
+import { subscriptionCoupons } from './subscription-coupon';
 import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
 import { ANSWER_WITHIN_MS, answerDeadline, type AnswerDeadline, type WorkflowRouteOptions } from './workflow-answer';
@@ -129,6 +132,9 @@ export const subscribeSchema = z.strictObject({
   planId: z.uuid(),
   quantity: seatQuantity.default(1),
   paymentMethod: chosenPaymentMethod,
+  couponCode: couponCode
+    .optional()
+    .meta({ description: 'A coupon to apply from the first charge (check it first with GET /api/v1/coupons/validate).' }),
 });
 
 export const cancelSchema = z.strictObject({
@@ -186,20 +192,35 @@ export interface SubscriptionHandlerContext {
 function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
   const { deps, withinAnswerTime, taskQueue, link, toJson } = context;
   const { db, temporal, config } = deps;
+  const coupons = subscriptionCoupons(deps);
   return async (req, res) => {
     const body = parseBody(subscribeSchema, req.body);
     const userId = currentUser(req).id;
     const plan = planTermsOf(await planOnSale(db, body.planId));
+    // Derived from an Idempotency-Key: a retry reaches the first attempt's workflow, charge and coupon redemption.
+    const subscriptionId = idForRequest(req, userId, subscriptionApi.subscribe);
+    const paymentMethod = await chargeablePaymentMethod(deps, userId, body.paymentMethod);
+    const coupon =
+      body.couponCode === undefined
+        ? undefined
+        : await coupons.redeem({
+            code: body.couponCode,
+            userId,
+            redemptionId: subscriptionId,
+            subscriptionId,
+            plan: { id: plan.planId, currency: plan.currency },
+          });
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
-      // Derived from an Idempotency-Key: a retry reaches the first attempt's workflow and charge.
-      subscriptionId: idForRequest(req, userId, subscriptionApi.subscribe),
+      subscriptionId,
       userId,
       plan,
       ...(body.quantity === 1 ? {} : { quantity: body.quantity }),
-      paymentMethod: await chargeablePaymentMethod(deps, userId, body.paymentMethod),
+      paymentMethod,
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentActionUrl: config.PAYMENT_ACTION_URL,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
+      ...(coupon ? { coupon } : {}),
+      ...((await awaitsReferralReward(db, userId)) ? { referralCredit: config.REFERRAL_CREDIT } : {}),
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
 
@@ -207,6 +228,11 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
     try {
       activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input, { customerEmail: currentUser(req).email }));
     } catch (error) {
+      // Nothing started (Temporal refused or was down): the coupon's place goes back. Once the
+      // workflow exists (a timeout may hide that it started) the workflow owns the redemption.
+      if (coupon && !(error instanceof WorkflowExecutionAlreadyStartedError) && !(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) {
+        await coupons.release(coupon.redemptionId).catch(() => undefined);
+      }
       // A retry with the key after the workflow has closed (declined, say): nothing starts again.
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
         activation = await activationAsItStands(db, input.subscriptionId);
@@ -239,6 +265,12 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
       }
     }
   };
+}
+
+/** A referred customer whose referrer has not been rewarded yet: their subscription's first paid period rewards it. */
+async function awaitsReferralReward(db: Database, userId: string): Promise<boolean> {
+  const referral = await referralOf(db, userId);
+  return referral !== undefined && referral.rewardedAt === null;
 }
 
 /** The caller's subscriptions, newest first. */
@@ -446,6 +478,7 @@ export const subscriptionApi = {
       ...problems(
         400,
         [402, 'The first payment was declined; the problem carries the subscription and payment'],
+        [409, 'The coupon cannot be redeemed (`reason`: expired, exhausted, not_applicable, already_redeemed)'],
         [422, 'No plan on sale has this id (or the Idempotency-Key was used with another body)'],
       ),
     },

@@ -6,6 +6,8 @@ import {
   invoiceYearOf,
   type InvoiceKind,
   type InvoiceLineInput,
+  type InvoiceStatus,
+  type UnpaidInvoiceStatus,
   type InvoiceLineKind,
 } from '../domain/invoice';
 import type { Database, Transaction } from './client';
@@ -50,8 +52,12 @@ export async function takeInvoiceNumber(tx: Transaction, kind: InvoiceKind, year
 }
 
 export interface IssueOptions {
-  /** `paid` (default): the charge succeeded. `uncollectible`: its last attempt failed and nothing more will be tried. */
-  status?: 'paid' | 'uncollectible';
+  /**
+   * `paid` (default): the charge succeeded. For a failed renewal: `open` while dunning retries the
+   * period, `void` once another attempt paid it (or the subscription was canceled), `uncollectible`
+   * when it expired with nothing more to try.
+   */
+  status?: InvoiceStatus;
   issuedAt?: Date;
 }
 
@@ -64,7 +70,7 @@ export interface IssueOptions {
 export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, options: IssueOptions = {}): Promise<InvoiceRow> {
   const { status = 'paid', issuedAt = new Date() } = options;
   const existing = await invoiceOfPayment(tx, payment.id);
-  if (existing?.status === 'uncollectible' && status === 'paid') {
+  if (existing && existing.status !== 'paid' && status === 'paid') {
     // Given up, then it succeeded after all (a late success): the same invoice, paid now.
     const [paid] = await tx.update(invoices).set({ status: 'paid', amountPaid: existing.total }).where(eq(invoices.id, existing.id)).returning();
     return paid;
@@ -113,24 +119,39 @@ export async function issueInvoiceFor(tx: Transaction, payment: PaymentRow, opti
   return invoice;
 }
 
+const UNPAID_MOVES: Record<UnpaidInvoiceStatus, readonly InvoiceStatus[]> = { open: [], void: ['open'], uncollectible: ['open'] };
+
 /**
- * The last invoice of a subscription that expired unpaid: its last failed charge, invoiced
- * `uncollectible` (amount paid 0) and numbered now, in this transaction. Once per charge (the
- * unique payment_id): a retried activity answers the invoice written the first time. The charge
- * is locked so a late success (recordLatePaymentSuccess) and this cannot both invoice it.
+ * The invoice of a failed charge, in `status`: numbered now (amount paid 0) when it has none, or
+ * moved from `open`. Idempotent: an invoice already in `status` is answered as it is, and one
+ * that a late success made `paid` stays paid (answered, never overwritten). The charge is locked
+ * so a late success (recordLatePaymentSuccess) and this cannot both write it.
  */
-export async function issueUncollectibleInvoice(db: Database, paymentId: string, issuedAt: Date = new Date()): Promise<InvoiceRow> {
+export async function recordUnpaidInvoice(
+  db: Database,
+  paymentId: string,
+  status: UnpaidInvoiceStatus,
+  issuedAt: Date = new Date(),
+): Promise<InvoiceRow> {
   return db.transaction(async (tx) => {
     const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update');
     if (!payment || payment.kind === 'refund') throw new InvoiceRefusedError(`no charge ${paymentId}`);
     const existing = await invoiceOfPayment(tx, paymentId);
-    // A retry answers the invoice the first attempt wrote.
-    if (existing?.status === 'uncollectible') return existing;
-    if (payment.status !== 'failed' || existing) {
-      throw new InvoiceRefusedError(`charge ${paymentId} is ${payment.status}, not failed: it cannot be uncollectible`);
+    if (existing?.status === status || existing?.status === 'paid') return existing;
+    if (existing) {
+      if (!UNPAID_MOVES[status].includes(existing.status))
+        throw new InvoiceRefusedError(`invoice ${existing.number} is ${existing.status}, it cannot become ${status}`);
+      const [moved] = await tx.update(invoices).set({ status }).where(eq(invoices.id, existing.id)).returning();
+      return moved;
     }
-    return issueInvoiceFor(tx, payment, { status: 'uncollectible', issuedAt });
+    if (payment.status !== 'failed') throw new InvoiceRefusedError(`charge ${paymentId} is ${payment.status}, not failed`);
+    return issueInvoiceFor(tx, payment, { status, issuedAt });
   });
+}
+
+/** The last invoice of a subscription that expired unpaid (see recordUnpaidInvoice). */
+export function issueUncollectibleInvoice(db: Database, paymentId: string, issuedAt: Date = new Date()): Promise<InvoiceRow> {
+  return recordUnpaidInvoice(db, paymentId, 'uncollectible', issuedAt);
 }
 
 export class InvoiceRefusedError extends Error {

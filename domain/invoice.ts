@@ -10,6 +10,8 @@ export type InvoiceKind = (typeof INVOICE_KINDS)[number];
 
 export const INVOICE_STATUSES = ['open', 'paid', 'void', 'uncollectible'] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
+/** The states of a failed charge's invoice: open while it is retried, then void or uncollectible. */
+export type UnpaidInvoiceStatus = Exclude<InvoiceStatus, 'paid'>;
 
 /** What a line bills: a plan's period, a proration of a change, a one-time payment, a booking, a refund. */
 export const INVOICE_LINE_KINDS = ['plan', 'proration', 'one_time', 'booking', 'refund'] as const;

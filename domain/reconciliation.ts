@@ -8,7 +8,7 @@
  *   invoice, and every refund that succeeded one credit note, whose total is the payment's amount;
  *   nothing else has one;
  * - per customer and currency, payments recorded (charges less refunds) equal invoices less
- *   credit notes (an `uncollectible` invoice, the last charge of a subscription that expired
+ *   credit notes (an unpaid invoice of a failed renewal: open, void or `uncollectible`, the last charge of a subscription that expired
  *   unpaid, belongs to a failed charge and counts for nothing);
  * - a charge's refunded amount equals its refunds (succeeded, or pending and so reserved);
  * - a credit balance equals its ledger (credits granted less credits spent).
@@ -145,7 +145,8 @@ function paymentDifferences(payment: PaymentRecord): Difference[] {
     ...(payment.invoice ? [{ type: 'invoice' as const, id: payment.invoice.id }] : []),
   ];
   if (!shouldBeInvoiced(payment)) {
-    const givenUp = payment.status === 'failed' && payment.invoice?.status === 'uncollectible' && payment.invoice.kind === 'invoice';
+    // A failed renewal's invoice is unpaid (open while retried, void or uncollectible after): it took nothing.
+    const givenUp = payment.status === 'failed' && payment.invoice?.status !== 'paid' && payment.invoice?.kind === 'invoice';
     return payment.invoice && !givenUp
       ? [{ ...base, kind: 'invoice_without_payment_success', expected: 0, actual: payment.invoice.total, objects }]
       : [];

@@ -117,6 +117,8 @@ export interface DunningState {
   retryRequests: number;
   retryRequestsServed: number;
   log: DunningLogEntry[];
+  /** The failed charge whose invoice is open while dunning (void once paid, uncollectible at expiry); absent in runs from before. */
+  invoicePaymentId?: string;
 }
 
 /** Who the subscription is and on what terms: the fixed part of the workflow's input. */

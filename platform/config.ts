@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseReferralCredit } from '../domain/referral';
 
 /**
  * Every environment variable the processes read, validated once at start-up.
@@ -63,6 +64,15 @@ const envSchema = z.object({
   // Across every worker of the `payments` queue (the server enforces it), so a renewal storm stays
   // under the gateway's request limit: every gateway call, of any workflow, is one activity there.
   GATEWAY_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(100),
+  // What a referrer earns on their credit balance when a customer they referred pays a first period.
+  REFERRAL_CREDIT: z
+    .string()
+    .default('500 usd')
+    .transform((text, ctx) => {
+      const credit = parseReferralCredit(text);
+      if (!credit) ctx.addIssue({ code: 'custom', message: 'minor units and a currency, such as 500 usd' });
+      return credit ?? { amount: 0, currency: 'usd' };
+    }),
 });
 
 type Environment = z.infer<typeof envSchema>;

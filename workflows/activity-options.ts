@@ -21,10 +21,13 @@
  */
 import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { BookingActivities } from '../activities/booking';
+import type { CouponActivities } from '../activities/coupon';
 import type { CreditActivities } from '../activities/credits';
 import type { HoldActivities } from '../activities/hold';
+import type { InvoiceActivities } from '../activities/invoice';
 import type { NotificationActivities } from '../activities/notification';
 import type { PaymentActivities } from '../activities/payment';
+import type { ReferralActivities } from '../activities/referral';
 import type { SubscriptionActivities } from '../activities/subscription';
 import { TASK_QUEUES } from '../platform/task-queues';
 
@@ -76,6 +79,15 @@ export const { settlePayment, recordLatePaymentSuccess } = proxyActivities<Payme
 export const { recordSubscription } = proxyActivities<SubscriptionActivities>(PROJECTION);
 /** Credit for a customer's balance, once per idempotency key (a proration, the credit part of a refund). */
 export const { grantCredit } = proxyActivities<CreditActivities>(PROJECTION);
+/** A coupon's place given back when the subscribe it was redeemed for is declined (idempotent by redemption id). */
+export const { releaseCouponRedemption } = proxyActivities<CouponActivities>(PROJECTION);
+/** The referrer's credit once the referred customer's first period is paid (once per referred customer). */
+export const { rewardReferral } = proxyActivities<ReferralActivities>(PROJECTION);
+/** A failed renewal's invoice: open while dunning, then void (paid by a retry) or uncollectible (expired). */
+export const { recordChargeInvoice } = proxyActivities<InvoiceActivities>({
+  ...PROJECTION,
+  retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: ['InvoiceRefused'] },
+});
 export const { claimUnits, releaseHold } = proxyActivities<HoldActivities>(PROJECTION);
 export const bookingSteps = proxyActivities<BookingActivities>({
   ...PROJECTION,

@@ -26,7 +26,7 @@ import { priceProration, prorationCredit } from '../../domain/subscription-prici
 import { grantCredit } from '../activity-options';
 import { now } from '../clock';
 import { gatewayRefundRecordedSignal } from '../payment';
-import { SubscriptionCharging } from './charging';
+import { SubscriptionAccounts } from './accounts';
 import {
   cancelScheduledChangeUpdate,
   changeSubscriptionUpdate,
@@ -46,7 +46,7 @@ const LONGEST_PAUSE_MS = 2 * 366 * 24 * 3600_000;
 
 type Failed = Extract<AttemptOutcome, { status: 'failed' }>;
 
-export abstract class SubscriptionChanges extends SubscriptionCharging {
+export abstract class SubscriptionChanges extends SubscriptionAccounts {
   protected abstract startPaidPeriod(cycle: number, resumed?: boolean): Promise<void>;
   protected abstract startDunning(cycle: number, failure: Failed): Promise<void>;
   protected abstract cancelNow(at?: string): Promise<void>;

@@ -47,7 +47,11 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
   protected async attemptCharge(cycle: number, attempt: number, session: ChargeSession, options: ChargeOptions = {}): Promise<AttemptOutcome> {
     const { subscriptionId, userId } = this.input;
     const billed = this.billedTerms();
-    const purpose = options.purpose ?? { charge: this.pricePeriodOf(cycle), idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt), period: true };
+    const purpose = options.purpose ?? {
+      charge: this.pricePeriodOf(cycle),
+      idempotencyKey: chargeIdempotencyKey(this.workflowId, cycle, attempt),
+      period: true,
+    };
     const priced = purpose.charge;
     // The coupon that priced this charge: a period's success uses one of its cycles.
     const coupon = purpose.period && coversNextCycle(this.state.discount ?? null) ? this.state.discount! : null;
@@ -71,7 +75,12 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
     });
     this.state.lastPayment = { paymentId: charge.paymentId, cycle, attempt, status: charge.status, at: now().toISOString() };
     options.onAnswered?.(charge);
-    const outcome = await this.outcomeOf(charge, cycle, attempt, options.purpose ? { event: purpose.idempotencyKey.slice(this.workflowId.length + 1), amount: priced.amount } : undefined);
+    const outcome = await this.outcomeOf(
+      charge,
+      cycle,
+      attempt,
+      options.purpose ? { event: purpose.idempotencyKey.slice(this.workflowId.length + 1), amount: priced.amount } : undefined,
+    );
     if (outcome.status === 'succeeded' && purpose.period) this.periodPaidWith(coupon);
     return outcome;
   }
@@ -95,7 +104,12 @@ export abstract class SubscriptionCharging extends SubscriptionRun {
     if (coupon && this.state.discount?.couponId === coupon.couponId) this.state.discount = afterCycleCharged(this.state.discount);
   }
 
-  private outcomeOf(charge: ChargeResult, cycle: number, attempt: number, notice?: { event: string; amount: number }): Promise<AttemptOutcome> | AttemptOutcome {
+  private outcomeOf(
+    charge: ChargeResult,
+    cycle: number,
+    attempt: number,
+    notice?: { event: string; amount: number },
+  ): Promise<AttemptOutcome> | AttemptOutcome {
     if (charge.status === 'succeeded') return { status: 'succeeded', paymentId: charge.paymentId };
     if (charge.status === 'failed') return this.failed(charge.paymentId, charge.failureCode);
     // A change's or resume's charge is told apart from the period's own in the notice's key and amount.

@@ -3,7 +3,9 @@
  * and answers. Imported by ordinary Node code too, so nothing here runs workflow code.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AppliedDiscount } from '../../domain/coupon';
 import type { DeclineKind } from '../../domain/payment';
+import type { ReferralCredit } from '../../domain/referral';
 import type { SubscriptionState } from '../../domain/subscription-state';
 import type { Proration } from '../../domain/proration';
 import type { PlanTerms, SubscriptionSnapshot } from '../../domain/subscription';
@@ -25,6 +27,10 @@ export interface SubscriptionWorkflowInput {
   paymentsTaskQueue?: string;
   /** Seats; 1 when absent (and in runs from before seats). */
   quantity?: number;
+  /** A coupon redeemed at subscribe: its terms (frozen then) and its redemption, given back if the first charge is declined. */
+  coupon?: { discount: AppliedDiscount; redemptionId: string };
+  /** The customer was referred: once the first period is paid, the referrer gets this credit (REFERRAL_CREDIT at subscribe). */
+  referralCredit?: ReferralCredit;
   /** Set by the workflow when it continues as new; starters leave it out. */
   carried?: SubscriptionState;
 }
@@ -74,6 +80,11 @@ export interface SubscriptionChangeResult {
   payment: { paymentId: string; status: 'succeeded' | 'pending' | 'failed' } | null;
 }
 
+export interface CouponApplication {
+  /** The coupon's terms as redeemed (domain/coupon.ts appliedDiscountOf). */
+  discount: AppliedDiscount;
+}
+
 export interface PauseRequest {
   /** ISO-8601 instant at which the pause ends by itself; absent: until the customer resumes. */
   resumesAt?: string | null;
@@ -120,5 +131,7 @@ export const pauseSubscriptionUpdate = defineUpdate<SubscriptionSnapshot, [Pause
 export const resumeSubscriptionUpdate = defineUpdate<ResumeResult>('resume');
 /** Withdraws a cancel-at-period-end before the period ends. */
 export const reactivateSubscriptionUpdate = defineUpdate<SubscriptionSnapshot>('reactivate');
+/** Applies a redeemed coupon from the next charge on (it replaces one already applied). */
+export const applyCouponUpdate = defineUpdate<SubscriptionSnapshot, [CouponApplication]>('applyCoupon');
 /** Everything a person needs to know about the subscription right now. */
 export const subscriptionStateQuery = defineQuery<SubscriptionSnapshot>('state');

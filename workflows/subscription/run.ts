@@ -124,7 +124,15 @@ export abstract class SubscriptionRun {
     const { userId, subscriptionId } = this.input;
     const dedupeKey = notificationDedupeKey(this.workflowId, event);
     // A notice about a charge names its invoice: the notification activity looks it up by the payment.
-    const notification: NotificationInput = { userId, subscriptionId, kind, subject, body, dedupeKey, ...(about.paymentId ? { paymentId: about.paymentId } : {}) };
+    const notification: NotificationInput = {
+      userId,
+      subscriptionId,
+      kind,
+      subject,
+      body,
+      dedupeKey,
+      ...(about.paymentId ? { paymentId: about.paymentId } : {}),
+    };
     this.state.outbox.push(notification);
     for (const dropped of this.state.outbox.splice(0, Math.max(0, this.state.outbox.length - OUTBOX_LIMIT))) {
       log.warn('notification dropped: outbox full', { dedupeKey: dropped.dedupeKey });

@@ -62,12 +62,14 @@ class Subscription extends SubscriptionChanges {
     // Updates first, then signals: buffered messages are applied in the order they were registered.
     this.registerHandlers();
     this.registerChangeHandlers();
+    this.registerCouponHandler();
     this.registerSignals();
     this.publish();
     for (const notification of this.state.outbox) this.deliver(notification);
     if (this.input.carried) {
       this.activation = { outcome: activationOutcomeOf(this.state.status), subscription: this.snapshot(), payment: null };
     } else {
+      this.applyCouponFromInput();
       await this.begin();
     }
     while (this.state.status !== 'incomplete' && !isFinalStatus(this.state.status)) {
@@ -108,6 +110,7 @@ class Subscription extends SubscriptionChanges {
     } else {
       this.state.endedAt = now().toISOString();
       await this.project();
+      await this.releaseUnusedCoupon();
     }
     this.activation ??= {
       outcome: outcome.status === 'succeeded' ? 'active' : 'declined',
@@ -181,8 +184,11 @@ class Subscription extends SubscriptionChanges {
     const billed = this.chargedTerms();
     const period = periodOfCycle(billed, this.state, cycle);
     const paymentId = this.state.lastPayment?.paymentId;
-    const notice = resumed ? resumedNotice(billed, cycle, period, billed.amount) : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd);
+    const notice = resumed
+      ? resumedNotice(billed, cycle, period, billed.amount)
+      : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd);
     this.send(notice, { paymentId });
+    await this.rewardReferralOnce(paymentId);
   }
 
   protected async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
@@ -205,6 +211,7 @@ class Subscription extends SubscriptionChanges {
       log: [{ at: failedAt.toISOString(), kind: 'failed', attempt: 1, outcome: 'failed', failureCode: failure.failureCode }],
     };
     await this.project();
+    await this.openDunningInvoice(failure.paymentId);
     const nextRetry = upcomingDunningEvent(this.terms(), this.state.dunning, 'retry');
     this.send(renewalFailedNotice(this.chargedTerms(), cycle, failure, nextRetry?.at, graceEndsAt), { paymentId: failure.paymentId });
   }
@@ -256,6 +263,8 @@ class Subscription extends SubscriptionChanges {
     dunning.attempts = attempt;
     if (outcome.status === 'succeeded') {
       this.log({ kind, attempt, outcome: 'succeeded' });
+      // This attempt's own invoice is paid; the one opened for the first failure is void.
+      await this.closeDunningInvoice('void');
       await this.startPaidPeriod(dunning.cycle);
       return true;
     }
@@ -276,7 +285,8 @@ class Subscription extends SubscriptionChanges {
     this.log({ kind: 'reminder', detail: `reminder ${event.reminder} of ${event.of}: ${timeLeft} left` });
     await this.project();
     this.send(
-      graceReminderNotice(this.billedTerms(), dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)),
+      graceReminderNotice(this.chargedTerms(), dunning.cycle, event.reminder, timeLeft, dunning.lastFailureCode, new Date(dunning.graceEndsAt)),
+      { paymentId: dunning.invoicePaymentId },
     );
   }
 
@@ -286,17 +296,22 @@ class Subscription extends SubscriptionChanges {
     this.state.endedAt = now().toISOString();
     this.log({ kind: 'expired' });
     await this.project();
-    this.send(expiredNotice(this.billedTerms()));
+    await this.closeDunningInvoice('uncollectible');
+    this.send(expiredNotice(this.chargedTerms()), { paymentId: this.state.dunning?.invoicePaymentId });
   }
 
   /** Ends the subscription; `at` is the period end for a cancel-at-period-end. */
   protected async cancelNow(at = now().toISOString()): Promise<void> {
     this.refusePendingRequests();
+    const firstChargeWithdrawn = this.state.status === 'incomplete';
     this.state.status = transition(this.state.status, 'canceled');
     this.state.cancelNowRequested = false;
     this.state.canceledAt ??= at;
     this.state.endedAt = at;
     await this.project();
+    // Canceled while past due: the unpaid period's invoice is void; before any payment, the coupon goes back.
+    await this.closeDunningInvoice('void');
+    if (firstChargeWithdrawn) await this.releaseUnusedCoupon();
     this.send(canceledNotice(this.terms(), new Date(at)));
     if (this.chargeToRefund) await refundOrphanedCharge(this.gateway, this.chargeToRefund);
   }

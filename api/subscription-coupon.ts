@@ -1,0 +1,76 @@
+/**
+ * A coupon redeemed for a subscription, at subscribe or on a live one: the code is looked up,
+ * one of its places taken for the customer (activities/coupon.ts: the Redis gate, then the
+ * PostgreSQL guarantee), and its terms frozen for the subscription's workflow. A refusal changes
+ * nothing and names the field: 400 for a code no coupon has, 409 with the reason otherwise.
+ */
+import type { Redis } from 'ioredis';
+import { createCouponRedemptions } from '../activities/coupon';
+import type { Database } from '../db/client';
+import { couponByCode, couponStateOf, redemptionById } from '../db/coupons';
+import { appliedDiscountOf, type AppliedDiscount, type CouponRefusal } from '../domain/coupon';
+import type { Logger } from '../platform/logger';
+import { HttpProblem } from './problem';
+
+export interface RedeemedCoupon {
+  discount: AppliedDiscount;
+  redemptionId: string;
+}
+
+export interface CouponRedemptionRequest {
+  code: string;
+  userId: string;
+  /** Chosen by the caller, derived from the request's Idempotency-Key when it has one: a retry finds its redemption. */
+  redemptionId: string;
+  subscriptionId: string;
+  plan: { id: string; currency: string };
+}
+
+const REFUSALS: Record<Exclude<CouponRefusal, 'unknown'>, string> = {
+  expired: 'This coupon has expired',
+  exhausted: 'Every redemption of this coupon is taken',
+  not_applicable: 'This coupon does not apply to this plan or customer',
+  already_redeemed: 'You have redeemed this coupon already',
+};
+
+export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?: Redis }) {
+  const redemptions = createCouponRedemptions(deps);
+  const { db } = deps;
+
+  /** Takes a place of the coupon for the subscription, or throws the refusal as a problem. */
+  async function redeem(request: CouponRedemptionRequest): Promise<RedeemedCoupon> {
+    // A retry of a request that redeemed already (even one declined since, its place given back) answers that redemption.
+    const earlier = await redemptionById(db, request.redemptionId);
+    const coupon = await couponByCode(db, request.code);
+    if (!coupon) throw couponProblem(400, 'No coupon has this code', 'unknown');
+    if (earlier && earlier.couponId === coupon.id) return { discount: appliedDiscountOf(couponStateOf(coupon)), redemptionId: earlier.id };
+    const outcome = await redemptions.redeem({
+      redemptionId: request.redemptionId,
+      couponId: coupon.id,
+      userId: request.userId,
+      subscriptionId: request.subscriptionId,
+      plan: request.plan,
+    });
+    if (outcome.status === 'refused') {
+      if (outcome.reason === 'unknown') throw couponProblem(400, 'No coupon has this code', 'unknown');
+      throw couponProblem(409, REFUSALS[outcome.reason], outcome.reason);
+    }
+    return { discount: appliedDiscountOf(couponStateOf(outcome.coupon)), redemptionId: outcome.redemption.id };
+  }
+
+  /** Gives the place back when what it was taken for did not happen (the workflow never started, or refused it). */
+  async function release(redemptionId: string): Promise<void> {
+    await redemptions.release({ redemptionId });
+  }
+
+  return { redeem, release };
+}
+
+export type SubscriptionCoupons = ReturnType<typeof subscriptionCoupons>;
+
+function couponProblem(status: 400 | 409, reason: string, code: CouponRefusal): HttpProblem {
+  return new HttpProblem(status, status === 400 ? 'Invalid request' : 'Coupon not available', `couponCode: ${reason}`, {
+    reason: code,
+    invalidParams: [{ name: 'couponCode', reason }],
+  });
+}
