@@ -26,11 +26,13 @@ import type { Scenario } from './record-histories/recorder';
 import { RETENTION_SCENARIOS } from './record-histories/retention';
 import { STAFF_ALERT_SCENARIOS } from './record-histories/staff-alert';
 import { SUBSCRIPTION_SCENARIOS } from './record-histories/subscription';
+import { SUBSCRIPTION_ACCOUNTS_SCENARIOS } from './record-histories/subscription-accounts';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'test', 'histories');
 
 const SCENARIOS: Record<string, Scenario> = {
   ...SUBSCRIPTION_SCENARIOS,
+  ...SUBSCRIPTION_ACCOUNTS_SCENARIOS,
   ...PAYMENT_SCENARIOS,
   ...PAYMENT_REFUND_SCENARIOS,
   ...BOOKING_SCENARIOS,

@@ -64,6 +64,7 @@ const activities = stubActivities(calls, {
   }),
   refundPayment: ({ paymentId }: RefundInput): RefundResult => ({ refundPaymentId: `re_${paymentId}`, status: 'succeeded' }),
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
+  recordChargeInvoice: ({ status }: { paymentId: string; status: string }) => ({ invoiceId: randomUUID(), number: 'INV-2026-000001', status }),
 });
 
 const stubbed = runStubbedWorker(taskQueue, activities);

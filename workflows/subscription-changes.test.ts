@@ -57,6 +57,7 @@ const activities = stubActivities(calls, {
   settlePayment: (_: PaymentSettlement): void => undefined,
   grantCredit: (grant: CreditGrant): CreditBalance => ({ currency: grant.currency, amount: grant.amount }),
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
+  recordChargeInvoice: ({ status }: { paymentId: string; status: string }) => ({ invoiceId: randomUUID(), number: 'INV-2026-000001', status }),
 });
 
 const stubbed = runStubbedWorker(taskQueue, activities, { perTest: true });

@@ -40,11 +40,30 @@ export abstract class SubscriptionAccounts extends SubscriptionCharging {
     this.state.referralChecked = true;
   }
 
+  // Each step below is awaited only when it has work to do (callers ask first): an await that
+  // does nothing still yields, and would let a handler's commands overtake the loop's on replay.
+
   /** A renewal failed and dunning begins: its invoice is numbered now, open, so the notice can name it. */
   protected async openDunningInvoice(paymentId: string): Promise<void> {
-    if (!patched(DUNNING_INVOICES_PATCH)) return;
     await recordChargeInvoice({ paymentId, status: 'open' });
     this.state.dunning!.invoicePaymentId = paymentId;
+  }
+
+  /** Whether dunning opens an invoice (runs from before it leave a failed renewal uninvoiced, as their histories say). */
+  protected opensDunningInvoice(): boolean {
+    return patched(DUNNING_INVOICES_PATCH);
+  }
+
+  protected hasDunningInvoice(): boolean {
+    return this.state.dunning?.invoicePaymentId !== undefined;
+  }
+
+  protected hasUnusedCoupon(): boolean {
+    return this.input.coupon !== undefined && this.state.cycle === 0;
+  }
+
+  protected awaitsReferralReward(): boolean {
+    return this.input.referralCredit !== undefined && !this.state.referralChecked;
   }
 
   /** Dunning ended: the open invoice is void (another attempt paid the period, or it was canceled) or uncollectible (expired). */

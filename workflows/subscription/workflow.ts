@@ -110,7 +110,7 @@ class Subscription extends SubscriptionChanges {
     } else {
       this.state.endedAt = now().toISOString();
       await this.project();
-      await this.releaseUnusedCoupon();
+      if (this.hasUnusedCoupon()) await this.releaseUnusedCoupon();
     }
     this.activation ??= {
       outcome: outcome.status === 'succeeded' ? 'active' : 'declined',
@@ -188,7 +188,7 @@ class Subscription extends SubscriptionChanges {
       ? resumedNotice(billed, cycle, period, billed.amount)
       : periodPaidNotice(billed, cycle, period, this.state.cancelAtPeriodEnd);
     this.send(notice, { paymentId });
-    await this.rewardReferralOnce(paymentId);
+    if (this.awaitsReferralReward()) await this.rewardReferralOnce(paymentId);
   }
 
   protected async startDunning(cycle: number, failure: Extract<AttemptOutcome, { status: 'failed' }>): Promise<void> {
@@ -211,7 +211,7 @@ class Subscription extends SubscriptionChanges {
       log: [{ at: failedAt.toISOString(), kind: 'failed', attempt: 1, outcome: 'failed', failureCode: failure.failureCode }],
     };
     await this.project();
-    await this.openDunningInvoice(failure.paymentId);
+    if (this.opensDunningInvoice()) await this.openDunningInvoice(failure.paymentId);
     const nextRetry = upcomingDunningEvent(this.terms(), this.state.dunning, 'retry');
     this.send(renewalFailedNotice(this.chargedTerms(), cycle, failure, nextRetry?.at, graceEndsAt), { paymentId: failure.paymentId });
   }
@@ -264,7 +264,7 @@ class Subscription extends SubscriptionChanges {
     if (outcome.status === 'succeeded') {
       this.log({ kind, attempt, outcome: 'succeeded' });
       // This attempt's own invoice is paid; the one opened for the first failure is void.
-      await this.closeDunningInvoice('void');
+      if (this.hasDunningInvoice()) await this.closeDunningInvoice('void');
       await this.startPaidPeriod(dunning.cycle);
       return true;
     }
@@ -296,7 +296,7 @@ class Subscription extends SubscriptionChanges {
     this.state.endedAt = now().toISOString();
     this.log({ kind: 'expired' });
     await this.project();
-    await this.closeDunningInvoice('uncollectible');
+    if (this.hasDunningInvoice()) await this.closeDunningInvoice('uncollectible');
     this.send(expiredNotice(this.chargedTerms()), { paymentId: this.state.dunning?.invoicePaymentId });
   }
 
@@ -310,8 +310,8 @@ class Subscription extends SubscriptionChanges {
     this.state.endedAt = at;
     await this.project();
     // Canceled while past due: the unpaid period's invoice is void; before any payment, the coupon goes back.
-    await this.closeDunningInvoice('void');
-    if (firstChargeWithdrawn) await this.releaseUnusedCoupon();
+    if (this.hasDunningInvoice()) await this.closeDunningInvoice('void');
+    if (firstChargeWithdrawn && this.hasUnusedCoupon()) await this.releaseUnusedCoupon();
     this.send(canceledNotice(this.terms(), new Date(at)));
     if (this.chargeToRefund) await refundOrphanedCharge(this.gateway, this.chargeToRefund);
   }
