@@ -15,6 +15,12 @@ describe('formatMoney', () => {
     assert.equal(formatMoney(1234, 'sek'), 'SEK 12.34');
   });
 
+  test('prints the code instead of the symbol when asked', () => {
+    assert.equal(formatMoney(150000, 'inr', { symbol: false }), 'INR 1,500.00');
+    assert.equal(formatMoney(-250, 'usd', { symbol: false }), '-USD 2.50');
+    assert.equal(formatMoney(150000, 'inr'), '₹1,500.00');
+  });
+
   test('groups thousands', () => {
     assert.equal(formatMoney(123456789, 'usd'), '$1,234,567.89');
     assert.equal(formatMoney(100000, 'usd'), '$1,000.00');

@@ -46,8 +46,10 @@ export function isChargeableAmount(amount: number): boolean {
 /**
  * Formats an amount for a human-readable message: `formatMoney(1999, 'usd')` → "$19.99",
  * `formatMoney(150000, 'chf')` → "CHF 1,500.00". Deterministic (no Intl), so workflows may call it.
+ * `symbol: false` writes the code even where there is a symbol ("USD 19.99"), for output that
+ * cannot draw every symbol (a PDF's built-in fonts have no ₹).
  */
-export function formatMoney(amount: number, currency: string): string {
+export function formatMoney(amount: number, currency: string, { symbol: useSymbol = true }: { symbol?: boolean } = {}): string {
   if (!Number.isSafeInteger(amount)) throw new InvalidMoneyError(`${amount} is not a whole number of minor units`);
   const code = normalizeCurrency(currency);
   const digits = minorUnitDigits(code);
@@ -55,7 +57,7 @@ export function formatMoney(amount: number, currency: string): string {
   const divisor = 10 ** digits;
   const whole = groupThousands(String(Math.floor(magnitude / divisor)));
   const fraction = digits > 0 ? `.${String(magnitude % divisor).padStart(digits, '0')}` : '';
-  const symbol = SYMBOLS[code];
+  const symbol = useSymbol ? SYMBOLS[code] : undefined;
   const number = `${whole}${fraction}`;
   const sign = amount < 0 ? '-' : '';
   return symbol ? `${sign}${symbol}${number}` : `${sign}${code.toUpperCase()} ${number}`;
