@@ -40,9 +40,18 @@ export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 export interface ApiResponse {
   description: string;
+  /** The body's schema; absent with a `contentType`, the body is bytes of that type (a PDF). */
   schema?: z.ZodType;
   /** Defaults to application/json, or application/problem+json for 4xx and 5xx. */
   contentType?: string;
+  /** Headers the answer carries, by name. */
+  headers?: Record<string, ResponseHeader>;
+}
+
+export interface ResponseHeader {
+  description: string;
+  required?: boolean;
+  schema: { type: 'string' | 'integer' };
 }
 
 /** An ISO-8601 UTC timestamp as the API writes it (`Date#toISOString`). */

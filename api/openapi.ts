@@ -201,10 +201,13 @@ function commonResponses(operation: ApiOperation): Record<number, ApiResponse> {
 
 function responseConfig(status: number, response: ApiResponse) {
   const contentType = response.contentType ?? (status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json');
+  const headers = { ...(status === 429 || status === 503 ? retryAfter : {}), ...response.headers };
+  // A body of bytes (a PDF) has a media type and no schema, as OpenAPI 3.1 describes binary content.
+  const content = response.schema ? { [contentType]: { schema: response.schema } } : response.contentType ? { [contentType]: {} } : undefined;
   return {
     description: response.description,
-    ...(status === 429 || status === 503 ? { headers: retryAfter } : {}),
-    ...(response.schema ? { content: { [contentType]: { schema: response.schema } } } : {}),
+    ...(Object.keys(headers).length > 0 ? { headers } : {}),
+    ...(content ? { content } : {}),
   };
 }
 
