@@ -1,15 +1,18 @@
 /**
  * Invoices and credit notes, read-only: GET /api/v1/invoices (the caller's, or for staff any
- * customer's, newest first in keyset pages) and GET /api/v1/invoices/{id}. They are written by
+ * customer's, newest first in keyset pages), GET /api/v1/invoices/{id} and its PDF,
+ * GET /api/v1/invoices/{id}/pdf (api/invoice-pdf.ts draws it). They are written by
  * the payment activities in the transaction that records a payment's success (db/invoices.ts).
  */
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
+import type { Database } from '../db/client';
 import { findInvoice, listInvoices, type InvoiceRow } from '../db/invoices';
 import { INVOICE_KINDS, INVOICE_LINE_KINDS, INVOICE_STATUSES } from '../domain/invoice';
 import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
+import { renderInvoicePdf } from './invoice-pdf';
 import { HttpProblem } from './problem';
 import { apiRouter, type RouteHandler } from './route';
 import { parseParams, parseQuery, queryInteger } from './validation';
@@ -78,6 +81,8 @@ const listInvoicesQuery = z.strictObject({
 
 const idParamsSchema = z.strictObject({ id: z.uuid() });
 
+const PDF_CONTENT_TYPE = 'application/pdf';
+
 export function toInvoiceJson(row: InvoiceRow): InvoiceJson {
   return {
     id: row.id,
@@ -102,11 +107,12 @@ export function toInvoiceJson(row: InvoiceRow): InvoiceJson {
   };
 }
 
-/** GET /api/v1/invoices and GET /api/v1/invoices/{id}. */
+/** GET /api/v1/invoices, GET /api/v1/invoices/{id} and GET /api/v1/invoices/{id}/pdf. */
 export function invoiceRoutes(deps: AppDeps): Router {
   const { router, route } = apiRouter(deps);
   route(invoiceApi.list, listHandler(deps));
   route(invoiceApi.read, readHandler(deps));
+  route(invoiceApi.pdf, pdfHandler(deps));
   return router;
 }
 
@@ -131,12 +137,29 @@ function listHandler({ db }: AppDeps): RouteHandler {
 /** The invoice, to its customer or staff; anyone else gets the 404 a missing one gets. */
 function readHandler({ db }: AppDeps): RouteHandler {
   return async (req, res) => {
-    const { id } = parseParams(idParamsSchema, req.params);
-    const user = currentUser(req);
-    const row = await findInvoice(db, id);
-    if (!row || (row.userId !== user.id && user.role !== 'staff')) throw new HttpProblem(404, 'Not Found', 'No such invoice.');
+    const row = await readableInvoice(db, req);
     res.json({ invoice: toInvoiceJson(row) });
   };
+}
+
+/** The same invoice as a PDF, under the same rule; a credit note names the invoice it credits. */
+function pdfHandler({ db }: AppDeps): RouteHandler {
+  return async (req, res) => {
+    const row = await readableInvoice(db, req);
+    const credited = row.creditNoteOf ? await findInvoice(db, row.creditNoteOf) : undefined;
+    const pdf = await renderInvoicePdf(row, { creditedNumber: credited?.number });
+    // The number is letters, digits and dashes (formatInvoiceNumber): safe in a quoted filename.
+    res.type(PDF_CONTENT_TYPE).set('Content-Disposition', `inline; filename="${row.number}.pdf"`).send(pdf);
+  };
+}
+
+/** The invoice `{id}` names if the caller may read it: its customer's or, for staff, anyone's. */
+async function readableInvoice(db: Database, req: Request): Promise<InvoiceRow> {
+  const { id } = parseParams(idParamsSchema, req.params);
+  const user = currentUser(req);
+  const row = await findInvoice(db, id);
+  if (!row || (row.userId !== user.id && user.role !== 'staff')) throw new HttpProblem(404, 'Not Found', 'No such invoice.');
+  return row;
 }
 
 function unknownCursor(): HttpProblem {
@@ -165,6 +188,27 @@ export const invoiceApi = {
     request: { params: idParamsSchema },
     responses: {
       200: json('The invoice', z.strictObject({ invoice: invoiceJsonSchema })),
+      ...problems([404, 'No such invoice (or not the caller’s)']),
+    },
+  },
+  pdf: {
+    method: 'get',
+    path: '/api/v1/invoices/{id}/pdf',
+    summary: 'One invoice or credit note as a PDF',
+    auth: 'user',
+    request: { params: idParamsSchema },
+    responses: {
+      200: {
+        description: 'The invoice as a PDF',
+        contentType: PDF_CONTENT_TYPE,
+        headers: {
+          'Content-Disposition': {
+            description: 'Shown inline, saved as its number: `inline; filename="INV-2026-000123.pdf"`',
+            required: true,
+            schema: { type: 'string' },
+          },
+        },
+      },
       ...problems([404, 'No such invoice (or not the caller’s)']),
     },
   },
