@@ -278,7 +278,7 @@ export const subscriptionChangeApi = {
     request: { params: subscriptionIdParams, body: applyCouponSchema },
     responses: {
       200: json('Applied: `subscription.discount` shows it', z.strictObject({ subscription: subscriptionJsonSchema })),
-      ...problems(400, 404, [409, 'The coupon cannot be redeemed (`reason`), or the subscription has ended']),
+      ...problems(400, 404, [409, 'The coupon cannot be redeemed (`reason`), or the subscription has ended'], [422, 'No coupon has this code']),
     },
   },
   change: {

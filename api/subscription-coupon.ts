@@ -2,7 +2,8 @@
  * A coupon redeemed for a subscription, at subscribe or on a live one: the code is looked up,
  * one of its places taken for the customer (activities/coupon.ts: the Redis gate, then the
  * PostgreSQL guarantee), and its terms frozen for the subscription's workflow. A refusal changes
- * nothing and names the field: 400 for a code no coupon has, 409 with the reason otherwise.
+ * nothing and names the field: 422 for a well-formed code no coupon has (as for a planId that
+ * names no plan on sale), 409 with the reason otherwise.
  */
 import type { Redis } from 'ioredis';
 import { createCouponRedemptions } from '../activities/coupon';
@@ -42,7 +43,7 @@ export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?
     // A retry of a request that redeemed already (even one declined since, its place given back) answers that redemption.
     const earlier = await redemptionById(db, request.redemptionId);
     const coupon = await couponByCode(db, request.code);
-    if (!coupon) throw couponProblem(400, 'No coupon has this code', 'unknown');
+    if (!coupon) throw couponProblem(422, 'No coupon has this code', 'unknown');
     if (earlier && earlier.couponId === coupon.id) return { discount: appliedDiscountOf(couponStateOf(coupon)), redemptionId: earlier.id };
     const outcome = await redemptions.redeem({
       redemptionId: request.redemptionId,
@@ -52,7 +53,7 @@ export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?
       plan: request.plan,
     });
     if (outcome.status === 'refused') {
-      if (outcome.reason === 'unknown') throw couponProblem(400, 'No coupon has this code', 'unknown');
+      if (outcome.reason === 'unknown') throw couponProblem(422, 'No coupon has this code', 'unknown');
       throw couponProblem(409, REFUSALS[outcome.reason], outcome.reason);
     }
     return { discount: appliedDiscountOf(couponStateOf(outcome.coupon)), redemptionId: outcome.redemption.id };
@@ -68,8 +69,8 @@ export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?
 
 export type SubscriptionCoupons = ReturnType<typeof subscriptionCoupons>;
 
-function couponProblem(status: 400 | 409, reason: string, code: CouponRefusal): HttpProblem {
-  return new HttpProblem(status, status === 400 ? 'Invalid request' : 'Coupon not available', `couponCode: ${reason}`, {
+function couponProblem(status: 422 | 409, reason: string, code: CouponRefusal): HttpProblem {
+  return new HttpProblem(status, status === 422 ? 'Unknown coupon' : 'Coupon not available', `couponCode: ${reason}`, {
     reason: code,
     invalidParams: [{ name: 'couponCode', reason }],
   });

@@ -479,7 +479,7 @@ export const subscriptionApi = {
         400,
         [402, 'The first payment was declined; the problem carries the subscription and payment'],
         [409, 'The coupon cannot be redeemed (`reason`: expired, exhausted, not_applicable, already_redeemed)'],
-        [422, 'No plan on sale has this id (or the Idempotency-Key was used with another body)'],
+        [422, 'No plan on sale has this id, no coupon this couponCode (or the Idempotency-Key was used with another body)'],
       ),
     },
   },

@@ -65,7 +65,9 @@ export function queryInteger(min: number, max: number) {
 
 /** Text to store: trimmed, something visible in it, no NUL, at most `max` characters. */
 export function nonBlankText(max: number) {
-  return z.string().trim().min(1).max(max).regex(VISIBLE_TEXT, 'Must not be blank nor contain NUL characters');
+  // The length is checked before trimming: the documented maxLength holds for what is sent, so
+  // text padded past it with spaces is refused rather than silently trimmed into range.
+  return z.string().max(max).trim().min(1).regex(VISIBLE_TEXT, 'Must not be blank nor contain NUL characters');
 }
 
 const AMOUNT_MESSAGE = 'Must be a positive whole number of minor units';
