@@ -115,7 +115,10 @@ export class Booking {
       await condition(allHandlersFinished);
       return this.state;
     }
-    await notifyQuietly(this.notice('booking_confirmed', 'confirmed', `Booking confirmed: ${terms.offeringName}`, this.confirmationText(terms)));
+    // The confirmation is the booking's receipt: it names the invoice of the charge that paid it.
+    const receipt = this.notice('booking_confirmed', 'confirmed', `Booking confirmed: ${terms.offeringName}`, this.confirmationText(terms));
+    const paidBy = this.state.charges[0]?.paymentId;
+    await notifyQuietly(paidBy ? { ...receipt, paymentId: paidBy } : receipt);
     await condition(() => this.state.status === 'canceled', Math.max(1, msUntil(terms.endsAt)));
     await condition(allHandlersFinished);
     return this.state;
