@@ -31,12 +31,14 @@ export abstract class SubscriptionAccounts extends SubscriptionCharging {
 
   /**
    * After a paid period: the first one earns the referrer their credit, once (the ledger key);
-   * the step is skipped by the activity for a self-referral, a free period or a refund in full.
+   * the activity skips a self-referral or a refund in full for good, a free period until one is paid.
    */
   protected async rewardReferralOnce(paymentId: string | undefined): Promise<void> {
     const credit = this.input.referralCredit;
     if (!credit || !paymentId || this.state.referralChecked) return;
-    await rewardReferral({ referredUserId: this.input.userId, paymentId, credit });
+    const reward = await rewardReferral({ referredUserId: this.input.userId, paymentId, credit });
+    // A period a coupon made free is not paid: the first one that is earns the reward.
+    if (reward.status === 'skipped' && reward.reason === 'not_paid') return;
     this.state.referralChecked = true;
   }
 
