@@ -333,7 +333,8 @@ export function subscriptionProjection(identity: SubscriptionIdentity, workflowI
 
 /** The coupon as customers see it on their subscription: its code, what it takes off, and for how long. */
 export function discountSnapshot(discount: AppliedDiscount | null | undefined): DiscountSnapshot | null {
-  if (!discount) return null;
+  // Used up: nothing more comes off, so there is nothing to show.
+  if (!discount || discount.remainingCycles === 0) return null;
   const { couponCode, percentOff, amountOff, currency, duration, remainingCycles } = discount;
   return { couponCode, percentOff, amountOff, currency, duration, remainingCycles };
 }
