@@ -104,7 +104,11 @@ describe('README walk-through', () => {
 
   test('the subscription, 3-D Secure, webhook and booking blocks run as printed and do what they say', async () => {
     const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
-    assert.equal(blocks.length, 5, 'the subscription walk-through, 3-D Secure, the webhook, the credit balance and the bookings');
+    assert.equal(
+      blocks.length,
+      6,
+      'the subscription walk-through, 3-D Secure, the webhook, the credit balance, coupons and invoices, and the bookings',
+    );
     // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
     writeFileSync(
       path.join(dataDir, 'secrets.json'),
@@ -131,6 +135,12 @@ describe('README walk-through', () => {
     assert.match(output, /^confirmed$/m, 'the booking was confirmed');
     assert.match(output, /\{"status":"succeeded","creditApplied":300,"gatewayPaymentId":null\}/, 'the credit paid for the payment');
     assert.match(output, /\{"balances":\[\{"currency":"eur","amount":200\}\]\}/, 'what the credit left');
+    assert.match(output, /^\{"valid":true,"discount":\{"amount":500,"currency":"usd"\}\}$/m, 'the coupon validated');
+    assert.match(output, /^\{"discount":2,"paid":1499\}$/m, 'the first period charged 25 % off, two periods left');
+    assert.match(output, /^\{"referredCount":1,"creditEarned":\[\{"currency":"usd","amount":500\}\]\}$/m, 'the referrer earned the credit');
+    assert.match(output, /^\{"number":"INV-\d{4}-\d{6}","status":"paid","subtotal":1999,"discount":500,"tax":0,"total":1499\}$/m, 'the invoice');
+    assert.match(output, /^%PDF-$/m, 'the invoice as a PDF');
+    assert.match(output, /"differences":\[\]\}$/m, 'the books balance');
 
     const get = async (route: string) => {
       const response = await fetch(`${apiUrl}/api/v1${route}`, { headers: { authorization: `Bearer ${vars.customer}` } });
