@@ -27,24 +27,24 @@ import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
 import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
 import { workflowLinker, type WorkflowLinker } from './temporal-ui';
-import { chargeableAmount, nonBlankText, parseBody, parseParams, parseQuery, queryInteger, WITHOUT_NUL } from './validation';
+import {
+  chargeableAmount,
+  cursorOf,
+  nonBlankText,
+  pageCursor,
+  parseBody,
+  parseParams,
+  parseQuery,
+  queryInteger,
+  unknownCursor,
+  WITHOUT_NUL,
+} from './validation';
 import { answerDeadline, type AnswerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
 
 const reason = nonBlankText(1000).meta({ description: 'Why staff take the action; kept in the audit log.' });
 const idParamsSchema = z.strictObject({ id: z.uuid() });
-
-const cursor = z
-  .string()
-  .max(100)
-  .transform((text, ctx) => {
-    const id = Buffer.from(text, 'base64url').toString('utf8');
-    if (z.uuid().safeParse(id).success) return id;
-    ctx.addIssue({ code: 'custom', message: 'Must be a nextCursor from an earlier page' });
-    return z.NEVER;
-  })
-  .meta({ description: 'The `nextCursor` of the page before; absent for the first page.' });
 
 const listSubscriptionsQuery = z.strictObject({
   status: z.enum(subscriptions.status.enumValues).optional(),
@@ -56,7 +56,7 @@ const listSubscriptionsQuery = z.strictObject({
     .optional()
     .meta({ description: "The customer's email (any case)." }),
   limit: queryInteger(1, 200).default(50),
-  cursor: cursor.optional(),
+  cursor: pageCursor.optional(),
 });
 
 const retryPaymentSchema = z.strictObject({ reason });
@@ -148,7 +148,7 @@ function listSubscriptionsHandler({ deps, link }: AdminSubscriptionContext): Rou
         subscription: toSubscriptionJson(row.subscription, link),
         customer: { id: row.subscription.userId, email: row.email },
       })),
-      nextCursor: rows.length > query.limit ? Buffer.from(page.at(-1)!.subscription.id).toString('base64url') : null,
+      nextCursor: rows.length > query.limit ? cursorOf(page.at(-1)!.subscription.id) : null,
     });
   };
 }
@@ -313,12 +313,6 @@ function refundRefused(error: unknown, booking: BookingRow): unknown {
 
 function subscriptionEnded(row: SubscriptionRow): HttpProblem {
   return new HttpProblem(409, 'Subscription has ended', `Subscription ${row.id} is ${row.status} and can no longer be changed.`);
-}
-
-function unknownCursor(): HttpProblem {
-  return new HttpProblem(400, 'Invalid request', 'cursor: Must be a nextCursor from an earlier page', {
-    invalidParams: [{ name: 'cursor', reason: 'Must be a nextCursor from an earlier page' }],
-  });
 }
 
 export const adminApi = {

@@ -9,7 +9,16 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { createCouponCache, type CouponCache } from '../activities/coupon-cache';
 import type { Database } from '../db/client';
-import { couponById, deactivateCoupon, hasSubscribedBefore, insertCoupon, listCoupons, liveRedemption, type CouponRow } from '../db/coupons';
+import {
+  couponById,
+  couponStateOf,
+  deactivateCoupon,
+  hasSubscribedBefore,
+  insertCoupon,
+  listCoupons,
+  liveRedemption,
+  type CouponRow,
+} from '../db/coupons';
 import { auditLog, plans } from '../db/schema';
 import {
   COUPON_CODE,
@@ -29,7 +38,18 @@ import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { apiRouter, type RouteHandler } from './route';
-import { chargeableAmount, currencyCode, parseBody, parseParams, parseQuery, queryInteger, WITHOUT_NUL } from './validation';
+import {
+  chargeableAmount,
+  currencyCode,
+  cursorOf,
+  pageCursor,
+  parseBody,
+  parseParams,
+  parseQuery,
+  queryInteger,
+  unknownCursor,
+  WITHOUT_NUL,
+} from './validation';
 
 export const couponCode = z.string().trim().regex(COUPON_CODE, 'Must be 1 to 64 letters, digits, "-" or "_"');
 
@@ -66,22 +86,7 @@ export const customerCouponJsonSchema = z
   .meta({ id: 'CouponTerms' });
 
 export function toCouponJson(row: CouponRow): z.infer<typeof couponJsonSchema> {
-  return {
-    id: row.id,
-    code: row.code,
-    percentOff: row.percentOff,
-    amountOff: row.amountOff,
-    currency: row.currency,
-    duration: row.duration,
-    durationInCycles: row.durationInCycles,
-    maxRedemptions: row.maxRedemptions,
-    redeemBy: row.redeemBy?.toISOString() ?? null,
-    appliesToPlans: row.appliesToPlans,
-    firstTimeOnly: row.firstTimeOnly,
-    active: row.active,
-    redemptionCount: row.redemptionCount,
-    createdAt: row.createdAt.toISOString(),
-  };
+  return { ...couponStateOf(row), createdAt: row.createdAt.toISOString() };
 }
 
 function toCustomerCouponJson(coupon: CouponState): z.infer<typeof customerCouponJsonSchema> {
@@ -103,21 +108,10 @@ export const createCouponSchema = z.strictObject({
   firstTimeOnly: z.boolean().default(false),
 });
 
-const cursor = z
-  .string()
-  .max(100)
-  .transform((text, ctx) => {
-    const id = Buffer.from(text, 'base64url').toString('utf8');
-    if (z.uuid().safeParse(id).success) return id;
-    ctx.addIssue({ code: 'custom', message: 'Must be a nextCursor from an earlier page' });
-    return z.NEVER;
-  })
-  .meta({ description: 'The `nextCursor` of the page before; absent for the first page.' });
-
 const listCouponsQuery = z.strictObject({
   active: z.enum(['true', 'false']).optional().meta({ description: 'Only active (true) or deactivated (false) coupons.' }),
   limit: queryInteger(1, 200).default(50),
-  cursor: cursor.optional(),
+  cursor: pageCursor.optional(),
 });
 
 const couponIdParams = z.strictObject({ id: z.uuid() });
@@ -193,17 +187,13 @@ function createHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
 function listHandler({ db }: AppDeps): RouteHandler {
   return async (req, res) => {
     const query = parseQuery(listCouponsQuery, req.query);
-    if (query.cursor && !(await couponById(db, query.cursor))) {
-      throw new HttpProblem(400, 'Invalid request', 'cursor: Must be a nextCursor from an earlier page', {
-        invalidParams: [{ name: 'cursor', reason: 'Must be a nextCursor from an earlier page' }],
-      });
-    }
+    if (query.cursor && !(await couponById(db, query.cursor))) throw unknownCursor();
     const active = query.active === undefined ? undefined : query.active === 'true';
     const rows = await listCoupons(db, { limit: query.limit, after: query.cursor, active });
     const page = rows.slice(0, query.limit);
     res.json({
       items: page.map(toCouponJson),
-      nextCursor: rows.length > query.limit ? Buffer.from(page.at(-1)!.id).toString('base64url') : null,
+      nextCursor: rows.length > query.limit ? cursorOf(page.at(-1)!.id) : null,
     });
   };
 }

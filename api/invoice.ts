@@ -15,7 +15,7 @@ import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { renderInvoicePdf } from './invoice-pdf';
 import { HttpProblem } from './problem';
 import { apiRouter, type RouteHandler } from './route';
-import { parseParams, parseQuery, queryInteger } from './validation';
+import { cursorOf, pageCursor, parseParams, parseQuery, queryInteger, unknownCursor } from './validation';
 
 const minor = z.int().min(0);
 
@@ -62,21 +62,10 @@ export const invoiceJsonSchema = z
 
 export type InvoiceJson = z.infer<typeof invoiceJsonSchema>;
 
-const cursor = z
-  .string()
-  .max(100)
-  .transform((text, ctx) => {
-    const id = Buffer.from(text, 'base64url').toString('utf8');
-    if (z.uuid().safeParse(id).success) return id;
-    ctx.addIssue({ code: 'custom', message: 'Must be a nextCursor from an earlier page' });
-    return z.NEVER;
-  })
-  .meta({ description: 'The `nextCursor` of the page before; absent for the first page.' });
-
 const listInvoicesQuery = z.strictObject({
   userId: z.uuid().optional().meta({ description: "Staff: that customer's invoices (all customers' when absent). Customers: their own id only." }),
   limit: queryInteger(1, 200).default(50),
-  cursor: cursor.optional(),
+  cursor: pageCursor.optional(),
 });
 
 const idParamsSchema = z.strictObject({ id: z.uuid() });
@@ -129,7 +118,7 @@ function listHandler({ db }: AppDeps): RouteHandler {
     const page = await listInvoices(db, { userId, cursor: query.cursor, limit: query.limit });
     res.json({
       invoices: page.invoices.map(toInvoiceJson),
-      nextCursor: page.nextCursor ? Buffer.from(page.nextCursor, 'utf8').toString('base64url') : null,
+      nextCursor: page.nextCursor ? cursorOf(page.nextCursor) : null,
     });
   };
 }
@@ -160,12 +149,6 @@ async function readableInvoice(db: Database, req: Request): Promise<InvoiceRow> 
   const row = await findInvoice(db, id);
   if (!row || (row.userId !== user.id && user.role !== 'staff')) throw new HttpProblem(404, 'Not Found', 'No such invoice.');
   return row;
-}
-
-function unknownCursor(): HttpProblem {
-  return new HttpProblem(400, 'Invalid request', 'cursor: Must be a nextCursor from an earlier page', {
-    invalidParams: [{ name: 'cursor', reason: 'Must be a nextCursor from an earlier page' }],
-  });
 }
 
 export const invoiceApi = {

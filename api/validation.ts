@@ -92,3 +92,28 @@ export const paymentMethodToken = z
   .string()
   .regex(PAYMENT_METHOD_TOKEN, 'Must be a payment method token such as pm_card_visa, never card data')
   .meta({ description: 'A payment method token from the gateway (pm_…, tok_…, card_…, src_…); card numbers are refused.', example: 'pm_card_visa' });
+
+/**
+ * A keyset page's cursor: the last row's id, base64url-encoded so clients treat it as opaque.
+ * `cursorOf` writes one; the schema reads it back; `unknownCursor` answers one naming no row.
+ */
+export const pageCursor = z
+  .string()
+  .max(100)
+  .transform((text, ctx) => {
+    const id = Buffer.from(text, 'base64url').toString('utf8');
+    if (z.uuid().safeParse(id).success) return id;
+    ctx.addIssue({ code: 'custom', message: CURSOR_REASON });
+    return z.NEVER;
+  })
+  .meta({ description: 'The `nextCursor` of the page before; absent for the first page.' });
+
+const CURSOR_REASON = 'Must be a nextCursor from an earlier page';
+
+export function cursorOf(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+export function unknownCursor(): HttpProblem {
+  return new HttpProblem(400, 'Invalid request', `cursor: ${CURSOR_REASON}`, { invalidParams: [{ name: 'cursor', reason: CURSOR_REASON }] });
+}
