@@ -4,6 +4,7 @@ import {
   couponById,
   couponStateOf,
   hasSubscribedBefore,
+  liveRedemption,
   redeemInDatabase,
   redemptionById,
   releaseInDatabase,
@@ -145,7 +146,11 @@ export function createCouponRedemptions(deps: CouponDeps & { cache?: CouponCache
     if (gated === 'full') {
       // Double-checked against the guarantee: a counter left high never refuses a free place.
       const now = await couponById(db, coupon.id);
-      if (now && max !== null && now.redemptionCount >= max) return { status: 'refused', reason: 'exhausted' };
+      if (now && max !== null && now.redemptionCount >= max) {
+        // The customer holding one of the places is told so, as the validate route tells them.
+        const held = await liveRedemption(db, coupon.id, request.userId);
+        return { status: 'refused', reason: held ? 'already_redeemed' : 'exhausted' };
+      }
     }
     const outcome = await redeemInDatabase(db, request);
     // A refusal, or a repeat that found its earlier row, took no new place in PostgreSQL.

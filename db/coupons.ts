@@ -150,7 +150,7 @@ export async function redeemInDatabase(db: Database, request: RedemptionRequest)
           ),
         )
         .returning();
-      if (!coupon) return { status: 'refused', reason: await refusalWithoutPlace(tx, request.couponId) } as const;
+      if (!coupon) return { status: 'refused', reason: await refusalWithoutPlace(tx, request.couponId, request.userId) } as const;
       const [redemption] = await tx
         .insert(couponRedemptions)
         .values({ id: request.redemptionId, couponId: request.couponId, userId: request.userId, subscriptionId: request.subscriptionId })
@@ -177,12 +177,15 @@ async function repeatOutcome(db: Database, row: CouponRedemptionRow, request: Re
   return { status: 'redeemed', redemption: row, coupon: (await couponById(db, row.couponId))!, fresh: false };
 }
 
-/** Why the conditional UPDATE took no place: no coupon, inactive or past its date, or no place left. */
-async function refusalWithoutPlace(tx: Transaction, couponId: string): Promise<CouponRefusal> {
+/**
+ * Why the conditional UPDATE took no place: no coupon, inactive or past its date, or no place
+ * left: `already_redeemed` when one of them is the customer's own (domain/coupon.ts's order).
+ */
+async function refusalWithoutPlace(tx: Transaction, couponId: string, userId: string): Promise<CouponRefusal> {
   const row = await couponById(tx, couponId);
   if (!row) return 'unknown';
   if (!row.active || (row.redeemBy && row.redeemBy.getTime() <= Date.now())) return 'expired';
-  return 'exhausted';
+  return (await liveRedemption(tx, couponId, userId)) ? 'already_redeemed' : 'exhausted';
 }
 
 export async function redemptionById(db: Database | Transaction, id: string): Promise<CouponRedemptionRow | undefined> {

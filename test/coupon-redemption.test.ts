@@ -125,6 +125,18 @@ describe('one customer, one redemption; releases give the place back once', () =
     assert.equal(await redis.get(couponGateKey(coupon.id)), '1');
   });
 
+  test('the customer holding the last place is told already_redeemed, not exhausted, with Redis or without', async () => {
+    const coupon = await newCoupon({ maxRedemptions: 1 });
+    const request = { redemptionId: randomUUID(), couponId: coupon.id, userId: customers[4], subscriptionId: null };
+    assert.equal((await createCouponRedemptions({ db, logger, redis }).redeem(request)).status, 'redeemed');
+    for (const gate of [redis, deadRedis]) {
+      const again = await createCouponRedemptions({ db, logger, redis: gate }).redeem({ ...request, redemptionId: randomUUID() });
+      assert.deepEqual(again, { status: 'refused', reason: 'already_redeemed' });
+    }
+    const other = { ...request, userId: customers[5], redemptionId: randomUUID() };
+    assert.deepEqual(await createCouponRedemptions({ db, logger, redis }).redeem(other), { status: 'refused', reason: 'exhausted' });
+  });
+
   test('a release gives the place back once, and the customer may redeem again', async () => {
     const coupon = await newCoupon({ maxRedemptions: 1 });
     const redemptions = createCouponRedemptions({ db, logger, redis });
