@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { asc, eq } from 'drizzle-orm';
-import { coupons, idempotencyRecords, notifications, payments, subscriptions } from '../db/schema';
+import { coupons, idempotencyRecords, notifications, paymentMethods, payments, subscriptions } from '../db/schema';
 import { createTestUser, requestJson, type TestUser } from './support/api';
 import { DECLINED, VISA } from './support/staff-fixtures';
 import {
@@ -179,10 +179,10 @@ describe('a coupon at subscribe', () => {
 });
 
 describe('coupons refused at subscribe', () => {
-  test('an unknown code is a 400 naming couponCode; an exhausted one a 409; neither creates a subscription or a payment', async () => {
+  test('an unknown code is a 422 naming couponCode (a malformed one a 400); an exhausted one a 409; none creates a subscription, a payment or a saved card', async () => {
     const user = await createTestUser(stack.deps);
     const unknown = await subscribe(stack, user, { planId: slowPlanId, paymentMethod: VISA, couponCode: uniqueCode('NOPE') });
-    assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
+    assert.equal(unknown.status, 422, JSON.stringify(unknown.body));
     assert.deepEqual(invalidNames(unknown.body), ['couponCode']);
     const malformed = await subscribe(stack, user, { planId: slowPlanId, paymentMethod: VISA, couponCode: 'no spaces' });
     assert.equal(malformed.status, 400);
@@ -205,6 +205,7 @@ describe('coupons refused at subscribe', () => {
 
     assert.deepEqual(await stack.deps.db.select().from(subscriptions).where(eq(subscriptions.userId, user.user.id)), []);
     assert.deepEqual(await stack.deps.db.select().from(payments).where(eq(payments.userId, user.user.id)), []);
+    assert.deepEqual(await stack.deps.db.select().from(paymentMethods).where(eq(paymentMethods.userId, user.user.id)), [], 'no card saved');
     assert.equal((await stack.deps.db.select().from(payments).where(eq(payments.userId, first.user.id))).length, 1);
     assert.equal(await redemptionCount(coupon.id), 1);
     await cancelNow(first, taken.body.subscription.id);
@@ -250,7 +251,7 @@ describe('POST /api/v1/subscriptions/{id}/coupon', () => {
   const applyCoupon = (user: TestUser, id: string, couponCode: string) =>
     requestJson(api(`/subscriptions/${id}/coupon`), { body: { couponCode }, headers: user.headers });
 
-  test('applies from the next renewal; an unknown code is a 400, another customer’s subscription a 404', async () => {
+  test('applies from the next renewal; an unknown code is a 422, another customer’s subscription a 404', async () => {
     const coupon = await createCoupon({ amountOff: 300, currency: 'usd', duration: 'forever' });
     const user = await createTestUser(stack.deps);
     const subscribed = await subscribe(stack, user, { planId: taxedPlanId, paymentMethod: VISA });
@@ -267,7 +268,7 @@ describe('POST /api/v1/subscriptions/{id}/coupon', () => {
     assert.equal((await paymentRows(id)).length, 1, 'nothing charged now');
 
     const unknown = await applyCoupon(user, id, uniqueCode('NOPE'));
-    assert.equal(unknown.status, 400);
+    assert.equal(unknown.status, 422);
     assert.deepEqual(invalidNames(unknown.body), ['couponCode']);
     const stranger = await createTestUser(stack.deps);
     const other = await createCoupon({ percentOff: 50, duration: 'once' });
