@@ -199,7 +199,7 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
     const plan = planTermsOf(await planOnSale(db, body.planId));
     // Derived from an Idempotency-Key: a retry reaches the first attempt's workflow, charge and coupon redemption.
     const subscriptionId = idForRequest(req, userId, subscriptionApi.subscribe);
-    const paymentMethod = await chargeablePaymentMethod(deps, userId, body.paymentMethod);
+    // The coupon first: a refused code saves no card. A card refused after it gives the place back.
     const coupon =
       body.couponCode === undefined
         ? undefined
@@ -210,6 +210,10 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
             subscriptionId,
             plan: { id: plan.planId, currency: plan.currency },
           });
+    const paymentMethod = await chargeablePaymentMethod(deps, userId, body.paymentMethod).catch(async (error: unknown) => {
+      if (coupon) await coupons.release(coupon.redemptionId);
+      throw error;
+    });
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
       subscriptionId,
       userId,
