@@ -7,7 +7,6 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
@@ -171,19 +170,19 @@ function updateHandler(deps: AppDeps, operation: ApiOperation, update: (request:
 /**
  * A coupon on a live subscription, from its next charge: redeemed first (its place taken), then
  * handed to the workflow; a workflow that refuses it (the subscription ended meanwhile) gives
- * the place back. The redemption id derives from the Idempotency-Key, so a retry redeems once.
+ * the place back. A retry finds the redemption made for this subscription and takes no other.
  */
 function applyCouponHandler(deps: AppDeps): RouteHandler {
   const coupons = subscriptionCoupons(deps);
   return updateHandler(deps, subscriptionChangeApi.applyCoupon, async ({ req, row, handle, updateId }) => {
     const { couponCode } = parseBody(applyCouponSchema, req.body);
     const [plan] = await deps.db.select({ id: plans.id, currency: plans.currency }).from(plans).where(eq(plans.id, row.planId));
-    const redemptionId = updateId ?? randomUUID();
-    const coupon = await coupons.redeem({ code: couponCode, userId: row.userId, redemptionId, subscriptionId: row.id, plan });
+    const coupon = await coupons.redeem({ code: couponCode, userId: row.userId, subscriptionId: row.id, plan });
     try {
       return await handle.executeUpdate(applyCouponUpdate, { args: [{ discount: coupon.discount }], ...(updateId ? { updateId } : {}) });
     } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) await coupons.release(coupon.redemptionId);
+      if (coupon.fresh && (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError))
+        await coupons.release(coupon.redemptionId);
       throw error;
     }
   });

@@ -5,10 +5,11 @@
  * nothing and names the field: 422 for a well-formed code no coupon has (as for a planId that
  * names no plan on sale), 409 with the reason otherwise.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createCouponRedemptions } from '../activities/coupon';
 import type { Database } from '../db/client';
-import { couponByCode, couponStateOf, redemptionById } from '../db/coupons';
+import { couponByCode, couponStateOf, liveRedemption } from '../db/coupons';
 import { appliedDiscountOf, type AppliedDiscount, type CouponRefusal } from '../domain/coupon';
 import type { Logger } from '../platform/logger';
 import { HttpProblem } from './problem';
@@ -16,13 +17,13 @@ import { HttpProblem } from './problem';
 export interface RedeemedCoupon {
   discount: AppliedDiscount;
   redemptionId: string;
+  /** This request took the place (false: a retry found its redemption for this subscription). */
+  fresh: boolean;
 }
 
 export interface CouponRedemptionRequest {
   code: string;
   userId: string;
-  /** Chosen by the caller, derived from the request's Idempotency-Key when it has one: a retry finds its redemption. */
-  redemptionId: string;
   subscriptionId: string;
   plan: { id: string; currency: string };
 }
@@ -38,15 +39,22 @@ export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?
   const redemptions = createCouponRedemptions(deps);
   const { db } = deps;
 
-  /** Takes a place of the coupon for the subscription, or throws the refusal as a problem. */
+  /**
+   * Takes a place of the coupon for the subscription, or throws the refusal as a problem.
+   * Idempotency: the customer holds at most one live redemption of a coupon (a unique index), and
+   * a retry finds the one it made by its subscription; a redemption given back since (a declined
+   * subscribe) is not reused, so a retry takes a fresh place, which the caller gives back when the
+   * workflow turns out to exist already (`fresh`).
+   */
   async function redeem(request: CouponRedemptionRequest): Promise<RedeemedCoupon> {
-    // A retry of a request that redeemed already (even one declined since, its place given back) answers that redemption.
-    const earlier = await redemptionById(db, request.redemptionId);
     const coupon = await couponByCode(db, request.code);
     if (!coupon) throw couponProblem(422, 'No coupon has this code', 'unknown');
-    if (earlier && earlier.couponId === coupon.id) return { discount: appliedDiscountOf(couponStateOf(coupon)), redemptionId: earlier.id };
+    const held = await liveRedemption(db, coupon.id, request.userId);
+    if (held?.subscriptionId === request.subscriptionId) {
+      return { discount: appliedDiscountOf(couponStateOf(coupon)), redemptionId: held.id, fresh: false };
+    }
     const outcome = await redemptions.redeem({
-      redemptionId: request.redemptionId,
+      redemptionId: randomUUID(),
       couponId: coupon.id,
       userId: request.userId,
       subscriptionId: request.subscriptionId,
@@ -56,7 +64,7 @@ export function subscriptionCoupons(deps: { db: Database; logger: Logger; redis?
       if (outcome.reason === 'unknown') throw couponProblem(422, 'No coupon has this code', 'unknown');
       throw couponProblem(409, REFUSALS[outcome.reason], outcome.reason);
     }
-    return { discount: appliedDiscountOf(couponStateOf(outcome.coupon)), redemptionId: outcome.redemption.id };
+    return { discount: appliedDiscountOf(couponStateOf(outcome.coupon)), redemptionId: outcome.redemption.id, fresh: true };
   }
 
   /** Gives the place back when what it was taken for did not happen (the workflow never started, or refused it). */

@@ -206,12 +206,11 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
         : await coupons.redeem({
             code: body.couponCode,
             userId,
-            redemptionId: subscriptionId,
             subscriptionId,
             plan: { id: plan.planId, currency: plan.currency },
           });
     const paymentMethod = await chargeablePaymentMethod(deps, userId, body.paymentMethod).catch(async (error: unknown) => {
-      if (coupon) await coupons.release(coupon.redemptionId);
+      if (coupon?.fresh) await coupons.release(coupon.redemptionId);
       throw error;
     });
     const input: Omit<SubscriptionWorkflowInput, 'carried'> = {
@@ -223,7 +222,7 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentActionUrl: config.PAYMENT_ACTION_URL,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
-      ...(coupon ? { coupon } : {}),
+      ...(coupon ? { coupon: { discount: coupon.discount, redemptionId: coupon.redemptionId } } : {}),
       ...((await awaitsReferralReward(db, userId)) ? { referralCredit: config.REFERRAL_CREDIT } : {}),
     };
     logWorkflow(req, res, subscriptionWorkflowId(input.subscriptionId));
@@ -232,9 +231,10 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
     try {
       activation = await withinAnswerTime(() => startSubscription(temporal, taskQueue, input, { customerEmail: currentUser(req).email }));
     } catch (error) {
-      // Nothing started (Temporal refused or was down): the coupon's place goes back. Once the
-      // workflow exists (a timeout may hide that it started) the workflow owns the redemption.
-      if (coupon && !(error instanceof WorkflowExecutionAlreadyStartedError) && !(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) {
+      // Nothing started (Temporal refused or was down), or a retry found the workflow started by
+      // the first attempt (which owns its own redemption): the place this request took goes back.
+      // After a timeout the workflow may have started with it, so it stays.
+      if (coupon?.fresh && !(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) {
         await coupons.release(coupon.redemptionId).catch(() => undefined);
       }
       // A retry with the key after the workflow has closed (declined, say): nothing starts again.
