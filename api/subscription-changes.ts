@@ -13,11 +13,11 @@ import { z } from 'zod';
 import type { Database } from '../db/client';
 import { plans } from '../db/schema';
 import { chargedPayment } from '../db/payments';
-import { prorate } from '../domain/proration';
-import { planChangeRefusal, planChangeStatusRefusal, type PlanTerms, type SubscriptionSnapshot } from '../domain/subscription';
+import type { PlanTerms, SubscriptionSnapshot } from '../domain/subscription';
 import {
   applyCouponUpdate,
   cancelScheduledChangeUpdate,
+  changeQuoteQuery,
   changeSubscriptionUpdate,
   pauseSubscriptionUpdate,
   reactivateSubscriptionUpdate,
@@ -35,7 +35,7 @@ import { HttpProblem } from './problem';
 import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
-import { getSubscriptionState, subscriptionHandle } from './subscription-client';
+import { subscriptionHandle } from './subscription-client';
 import { subscriptionCoupons } from './subscription-coupon';
 import {
   changeableSubscription,
@@ -188,34 +188,21 @@ function applyCouponHandler(deps: AppDeps): RouteHandler {
   });
 }
 
-/** What a change would cost now, from the workflow's own state; nothing is changed. */
+/**
+ * What a change would cost now, priced by the workflow itself (the changeQuote query runs the
+ * same pure functions its change charges with: proration, the period's coupon, tax); nothing is
+ * changed and nothing is written to the history.
+ */
 function previewHandler(deps: AppDeps): RouteHandler {
   const { db, temporal } = deps;
   return async (req, res) => {
     const row = await visibleSubscription(db, req, req.params.id);
     const query = parseQuery(previewQuery, req.query);
     const plan = query.planId ? await planForChange(db, query.planId) : undefined;
-    const snapshot = await askWorkflow(answerDeadline(temporal), () => getSubscriptionState(temporal, row.id));
-    const current = { plan: snapshot.plan, quantity: snapshot.quantity };
-    const next = { plan: plan ?? current.plan, quantity: query.quantity ?? snapshot.quantity };
-    const refusal = planChangeRefusal(current, next);
-    if (refusal) throw new HttpProblem(409, 'Change not possible', refusal);
-    const statusRefusal = planChangeStatusRefusal(snapshot.status);
-    if (statusRefusal) throw new HttpProblem(409, 'Change not possible', statusRefusal);
-    const periodEnd = snapshot.currentPeriodEnd ?? snapshot.trialEnd!;
-    // In a trial nothing was paid, so nothing is prorated: the new terms apply from the trial's end.
-    const proration =
-      snapshot.status === 'trialing' || !snapshot.currentPeriodStart
-        ? { credit: 0, charge: 0, net: 0, currency: snapshot.plan.currency, periodEnd }
-        : prorate({
-            periodStart: new Date(snapshot.currentPeriodStart),
-            periodEnd: new Date(periodEnd),
-            at: new Date(),
-            from: { amount: snapshot.plan.amount, quantity: snapshot.quantity },
-            to: { amount: next.plan.amount, quantity: next.quantity },
-            currency: snapshot.plan.currency,
-          });
-    res.json({ proration });
+    const request = { ...(plan ? { plan } : {}), ...(query.quantity ? { quantity: query.quantity } : {}), at: new Date().toISOString() };
+    const quote = await askWorkflow(answerDeadline(temporal), () => subscriptionHandle(temporal, row.id).query(changeQuoteQuery, request));
+    if (quote.refusal !== null || !quote.proration) throw new HttpProblem(409, 'Change not possible', quote.refusal ?? 'not possible now');
+    res.json({ proration: quote.proration, amountDue: quote.amountDue, credit: quote.credit });
   };
 }
 
@@ -302,7 +289,17 @@ export const subscriptionChangeApi = {
     summary: 'What a change of plan or seats would credit and charge now; changes nothing',
     auth: 'user',
     request: { params: subscriptionIdParams, query: previewQuery },
-    responses: { 200: json('The proration', z.strictObject({ proration: prorationSchema })), ...problems(400, 404, 409) },
+    responses: {
+      200: json(
+        'The proration, and what it would charge (discount and tax in) or credit',
+        z.strictObject({
+          proration: prorationSchema,
+          amountDue: z.int().min(0).meta({ description: "Charged at once: the positive net, less the period's percentage coupon, plus tax." }),
+          credit: z.int().min(0).meta({ description: 'Added to the credit balance: a negative net, as much as the customer paid for it.' }),
+        }),
+      ),
+      ...problems(400, 404, 409),
+    },
   },
   cancelScheduledChange: {
     method: 'delete',

@@ -6,6 +6,7 @@
  */
 import { discountedCharge, discountFor, type AppliedDiscount } from './coupon';
 import { priceLine, type InvoiceLineInput } from './invoice';
+import type { Proration } from './proration';
 import type { PlanTerms } from './subscription';
 
 export interface PricedCharge {
@@ -79,6 +80,47 @@ export function priceProration({
  */
 export function prorationCredit(credit: number, discount: AppliedDiscount | null | undefined, currency: string): number {
   return credit - prorationDiscount(discount, credit, currency);
+}
+
+/** What a change now costs: the prorated net's charge (discount and tax in), or what it credits to the balance. */
+export interface ChangeQuote {
+  proration: Proration;
+  /** Charged at once when the net is positive; null otherwise. */
+  due: PricedCharge | null;
+  /** Added to the credit balance when the net is negative; 0 otherwise. */
+  credit: number;
+}
+
+/**
+ * A change's proration priced as the workflow charges it and as the preview shows it: one function,
+ * so what a customer is quoted is what they pay. `periodDiscount` is the coupon that priced the
+ * current period; `at` is the instant of the change.
+ */
+export function quoteChange({
+  proration,
+  plan,
+  quantity,
+  periodDiscount,
+  at,
+}: {
+  proration: Proration;
+  plan: PlanTerms;
+  quantity: number;
+  periodDiscount?: AppliedDiscount | null;
+  at: Date;
+}): ChangeQuote {
+  const due =
+    proration.net > 0
+      ? priceProration({
+          plan,
+          net: proration.net,
+          discount: periodDiscount,
+          description: `${plan.name} × ${quantity}, prorated to ${proration.periodEnd}`,
+          period: { start: at.toISOString(), end: proration.periodEnd },
+        })
+      : null;
+  const credit = proration.net < 0 ? prorationCredit(-proration.net, periodDiscount, proration.currency) : 0;
+  return { proration, due, credit };
 }
 
 function prorationDiscount(discount: AppliedDiscount | null | undefined, amount: number, currency: string): number {

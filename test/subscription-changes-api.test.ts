@@ -120,6 +120,8 @@ describe('a plan change now', () => {
     assert.equal(preview.status, 200, JSON.stringify(preview.body));
     assertProration(preview.body.proration, { from: 1000, to: 3000, periodEnd });
     assert.ok(preview.body.proration.net > 0);
+    // No coupon, no tax: what is due is the net itself, and nothing is credited.
+    assert.deepEqual([preview.body.amountDue, preview.body.credit], [preview.body.proration.net, 0]);
     assert.equal((await paymentRows(id)).length, 1, 'the preview charged nothing');
     assert.deepEqual(await readSubscription(user, id), subscription, 'the preview changed nothing');
 

@@ -22,18 +22,21 @@ import {
 } from '../../domain/subscription';
 import { pausedNotice, planChangedNotice } from '../../domain/subscription-notices';
 import { MAX_REFUND_RECORDS, periodOfCycle, quantityOf, type ChangeOutcome, type ResumeOutcome } from '../../domain/subscription-state';
-import { priceProration, prorationCredit } from '../../domain/subscription-pricing';
+import { quoteChange, type PricedCharge } from '../../domain/subscription-pricing';
 import { grantCredit } from '../activity-options';
 import { now } from '../clock';
 import { gatewayRefundRecordedSignal } from '../payment';
 import { SubscriptionAccounts } from './accounts';
 import {
   cancelScheduledChangeUpdate,
+  changeQuoteQuery,
   changeSubscriptionUpdate,
   pauseSubscriptionUpdate,
   reactivateSubscriptionUpdate,
   resumeSubscriptionUpdate,
   SUBSCRIPTION_FAILURES,
+  type ChangeQuoteAnswer,
+  type ChangeQuoteRequest,
   type PauseRequest,
   type ResumeResult,
   type SubscriptionChange,
@@ -64,7 +67,9 @@ export abstract class SubscriptionChanges extends SubscriptionAccounts {
     const request = this.state.changeRequest!;
     const proration = this.prorationOf(request.plan, request.quantity);
     request.proration = proration;
-    const charge = proration && proration.net > 0 ? await this.chargeProration(request.id, request.plan, request.quantity, proration) : null;
+    const quote =
+      proration && quoteChange({ proration, plan: request.plan, quantity: request.quantity, periodDiscount: this.state.periodDiscount, at: now() });
+    const charge = quote?.due ? await this.chargeProration(request.id, quote.due) : null;
     this.state.changeRequest = null;
     if (charge && charge.status !== 'succeeded') {
       this.state.lastChange = declinedChange(request.id, proration, charge);
@@ -72,7 +77,7 @@ export abstract class SubscriptionChanges extends SubscriptionAccounts {
       return;
     }
     // What the customer paid for the unused part: a percentage coupon on the period shrinks it too.
-    const credit = proration && proration.net < 0 ? prorationCredit(-proration.net, this.state.periodDiscount, proration.currency) : 0;
+    const credit = quote?.credit ?? 0;
     if (proration && credit > 0) {
       await grantCredit({
         userId: this.input.userId,
@@ -181,7 +186,7 @@ export abstract class SubscriptionChanges extends SubscriptionAccounts {
     this.state.pausedAt = null;
   }
 
-  private prorationOf(plan: PlanTerms, quantity: number): Proration | null {
+  private prorationOf(plan: PlanTerms, quantity: number, at: Date = now()): Proration | null {
     // In a trial nothing was paid, so nothing is prorated: the new terms apply from the trial's end.
     if (this.state.status !== 'active' || this.state.cycle === 0) return null;
     const current = this.terms();
@@ -189,30 +194,38 @@ export abstract class SubscriptionChanges extends SubscriptionAccounts {
     return prorate({
       periodStart: period.start,
       periodEnd: period.end,
-      at: now(),
+      at,
       from: { amount: current.amount, quantity: quantityOf(this.state) },
       to: { amount: plan.amount, quantity },
       currency: current.currency,
     });
   }
 
-  private chargeProration(id: number, plan: PlanTerms, quantity: number, proration: Proration): Promise<AttemptOutcome> {
+  private chargeProration(id: number, due: PricedCharge): Promise<AttemptOutcome> {
     const request = this.state.changeRequest!;
     return this.attemptCharge(this.state.cycle, 1, 'on_session', {
       onAnswered: (charge) => {
         request.paymentId = charge.paymentId;
       },
-      purpose: {
-        charge: priceProration({
-          plan,
-          net: proration.net,
-          discount: this.state.periodDiscount,
-          description: `${plan.name} × ${quantity}, prorated to ${proration.periodEnd}`,
-          period: { start: now().toISOString(), end: proration.periodEnd },
-        }),
-        idempotencyKey: `${this.workflowId}/change-${id}`,
-      },
+      purpose: { charge: due, idempotencyKey: `${this.workflowId}/change-${id}` },
     });
+  }
+
+  /** What a change would cost at `at`, as applyRequestedChange would charge it: the preview's answer. */
+  private quote({ plan, quantity, at }: ChangeQuoteRequest): ChangeQuoteAnswer {
+    const next = { plan: plan ?? this.terms(), quantity: quantity ?? quantityOf(this.state) };
+    const refusal = planChangeStatusRefusal(this.state.status) ?? planChangeRefusal({ plan: this.terms(), quantity: quantityOf(this.state) }, next);
+    if (refusal) return { refusal, proration: null, amountDue: 0, credit: 0 };
+    const when = new Date(at);
+    const proration = this.prorationOf(next.plan, next.quantity, when) ?? {
+      credit: 0,
+      charge: 0,
+      net: 0,
+      currency: this.terms().currency,
+      periodEnd: this.periodEnd(),
+    };
+    const quote = quoteChange({ proration, plan: next.plan, quantity: next.quantity, periodDiscount: this.state.periodDiscount, at: when });
+    return { refusal: null, proration, amountDue: quote.due?.amount ?? 0, credit: quote.credit };
   }
 
   private switchTerms(id: number, plan: PlanTerms, quantity: number, proration: Proration | null): void {
@@ -233,6 +246,7 @@ export abstract class SubscriptionChanges extends SubscriptionAccounts {
 
   protected registerChangeHandlers(): void {
     setHandler(changeSubscriptionUpdate, (change) => this.change(change), { validator: (change) => this.validateChange(change) });
+    setHandler(changeQuoteQuery, (request) => this.quote(request));
 
     setHandler(
       cancelScheduledChangeUpdate,

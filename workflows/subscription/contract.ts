@@ -85,6 +85,25 @@ export interface CouponApplication {
   discount: AppliedDiscount;
 }
 
+export interface ChangeQuoteRequest {
+  /** Absent: the plan in force. */
+  plan?: PlanTerms;
+  /** Absent: the seats in force. */
+  quantity?: number;
+  /** ISO-8601: the instant to prorate at (a query runs on the workflow's last clock reading, so the caller says when). */
+  at: string;
+}
+
+export interface ChangeQuoteAnswer {
+  /** Why the change is not possible now (another currency, the same terms, past due…); null when it is. */
+  refusal: string | null;
+  proration: Proration | null;
+  /** What would be charged now: the positive net, less a percentage coupon, plus tax. */
+  amountDue: number;
+  /** What would be added to the credit balance (a negative net, as the customer paid for it). */
+  credit: number;
+}
+
 export interface PauseRequest {
   /** ISO-8601 instant at which the pause ends by itself; absent: until the customer resumes. */
   resumesAt?: string | null;
@@ -133,5 +152,7 @@ export const resumeSubscriptionUpdate = defineUpdate<ResumeResult>('resume');
 export const reactivateSubscriptionUpdate = defineUpdate<SubscriptionSnapshot>('reactivate');
 /** Applies a redeemed coupon from the next charge on (it replaces one already applied). */
 export const applyCouponUpdate = defineUpdate<SubscriptionSnapshot, [CouponApplication]>('applyCoupon');
+/** What a change would cost at `at` (the API's preview), priced as the change would be charged. */
+export const changeQuoteQuery = defineQuery<ChangeQuoteAnswer, [ChangeQuoteRequest]>('changeQuote');
 /** Everything a person needs to know about the subscription right now. */
 export const subscriptionStateQuery = defineQuery<SubscriptionSnapshot>('state');
