@@ -133,8 +133,11 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       TEMPORAL_NAMESPACE: 'default',
       JWT_SECRET: randomBytes(48).toString('base64url'),
       STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64url')}`,
-      // Empty counts as unset: payments go to the sandbox gateway.
+      // NODE_ENV=production must name its gateway: the sandbox, which takes no money.
+      PAYMENT_GATEWAY: 'sandbox',
       STRIPE_SECRET_KEY: '',
+      // Required in production; nobody follows it here (the stack's charges never await a customer).
+      PAYMENT_ACTION_URL: 'https://app.example.test/pay/{paymentId}',
       RATE_LIMIT_IP_PER_MINUTE: UNLIMITED,
       RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE: UNLIMITED,
       ...options.env,
