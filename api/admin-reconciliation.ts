@@ -1,6 +1,12 @@
 /**
  * GET /api/v1/admin/reconciliation (staff): whether the books balance for payments made in a
  * window, read from one snapshot (db/reconciliation.ts, domain/reconciliation.ts). Read-only.
+ *
+ * It compares what PostgreSQL holds: payments, invoices and credit notes, refunded amounts and
+ * credit ledgers. The gateway's own record of what it took and refunded is not read here (the
+ * API keeps none; with Stripe it would mean listing every PaymentIntent and Refund of the
+ * window), and the operation's description says so. The same comparison with the gateway's record
+ * runs after every drill and benchmark, which keep one (bench/recording-gateway.ts).
  */
 import type { Router } from 'express';
 import { z } from 'zod';
@@ -60,7 +66,7 @@ function reconcileHandler({ db }: AppDeps): RouteHandler {
     if (from >= to) {
       throw new HttpProblem(400, 'Invalid request', 'to: Must be after from', { invalidParams: [{ name: 'to', reason: 'Must be after from' }] });
     }
-    const result = await reconcileBooks(db, { from, to, userId: query.userId });
+    const result = await reconcileBooks(db, { from, to, userIds: query.userId ? [query.userId] : undefined });
     res.json({ from: from.toISOString(), to: to.toISOString(), ...result });
   };
 }
@@ -70,6 +76,12 @@ export const adminReconciliationApi = {
     method: 'get',
     path: '/api/v1/admin/reconciliation',
     summary: 'Staff: do the books balance? Payments against invoices and credit notes, refunds, credit ledgers',
+    description:
+      'Per customer and currency, to the minor unit: payments recorded (charges less refunds) equal invoices paid less credit notes, ' +
+      'every charge that took money has one invoice and every refund that succeeded one credit note of its amount, a charge’s ' +
+      'refunded amount equals its refunds, and a credit balance equals its ledger (granted less spent). Compared from PostgreSQL ' +
+      'alone: the gateway’s own record of what it took and refunded is not read by this route (the drills and the benchmarks, ' +
+      'which keep one, compare it too).',
     auth: 'staff',
     request: { query: reconciliationQuery },
     responses: { 200: json('What was checked and every difference found (none: the books balance)', reconciliationAnswer) },

@@ -1,6 +1,13 @@
-import { and, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
-import { reconcile, type CreditRecord, type PaymentRecord, type Reconciliation, type RefundRecord } from '../domain/reconciliation';
+import {
+  reconcile,
+  type CreditRecord,
+  type GatewayRecord,
+  type PaymentRecord,
+  type Reconciliation,
+  type RefundRecord,
+} from '../domain/reconciliation';
 import type { Database, Transaction } from './client';
 import { creditBalances, creditEntries, invoices, payments } from './schema';
 
@@ -8,8 +15,8 @@ export interface ReconciliationQuery {
   /** Payments created in [from, to). */
   from: Date;
   to: Date;
-  /** One customer only; everyone when absent. */
-  userId?: string;
+  /** These customers only; everyone when absent. */
+  userIds?: readonly string[];
 }
 
 /**
@@ -17,12 +24,16 @@ export interface ReconciliationQuery {
  * REPEATABLE READ transaction, so every figure comes from the same snapshot however much is
  * being charged meanwhile, and compares them (domain/reconciliation.ts). Credit balances are
  * all-time (a balance has no window).
+ *
+ * `gateway`, when given, is the gateway's own record of the same customers and period, compared
+ * too; PostgreSQL holds only what we recorded of the gateway's answers, never its own record, so
+ * the caller brings it (the drills and the bench: bench/recording-gateway.ts).
  */
-export async function reconcileBooks(db: Database, query: ReconciliationQuery): Promise<Reconciliation> {
+export async function reconcileBooks(db: Database, query: ReconciliationQuery, gateway?: GatewayRecord): Promise<Reconciliation> {
   return db.transaction(
     async (tx) => {
       const window: SQL[] = [gte(payments.createdAt, query.from), lt(payments.createdAt, query.to)];
-      if (query.userId) window.push(eq(payments.userId, query.userId));
+      if (query.userIds) window.push(query.userIds.length > 0 ? inArray(payments.userId, [...query.userIds]) : sql`false`);
       const paymentRows = await tx
         .select({
           paymentId: payments.id,
@@ -31,6 +42,8 @@ export async function reconcileBooks(db: Database, query: ReconciliationQuery): 
           kind: payments.kind,
           status: payments.status,
           amount: payments.amount,
+          creditApplied: payments.creditApplied,
+          idempotencyKey: payments.idempotencyKey,
           invoiceId: invoices.id,
           invoiceKind: invoices.kind,
           invoiceStatus: invoices.status,
@@ -40,7 +53,7 @@ export async function reconcileBooks(db: Database, query: ReconciliationQuery): 
         .leftJoin(invoices, eq(invoices.paymentId, payments.id))
         .where(and(...window));
       const refundRows = await refundRecords(tx, window);
-      const credits = await creditRecords(tx, query.userId);
+      const credits = await creditRecords(tx, query.userIds);
       return reconcile({
         payments: paymentRows.map((row): PaymentRecord => ({
           paymentId: row.paymentId,
@@ -49,10 +62,13 @@ export async function reconcileBooks(db: Database, query: ReconciliationQuery): 
           kind: row.kind,
           status: row.status,
           amount: row.amount,
+          creditApplied: row.creditApplied,
+          idempotencyKey: row.idempotencyKey,
           invoice: row.invoiceId ? { id: row.invoiceId, kind: row.invoiceKind!, status: row.invoiceStatus!, total: row.invoiceTotal! } : null,
         })),
         refunds: refundRows,
         credits,
+        gateway,
       });
     },
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
@@ -77,7 +93,7 @@ async function refundRecords(tx: Transaction, window: SQL[]): Promise<RefundReco
   return rows.map((row) => ({ ...row, refundsTotal: Number(row.refundsTotal) }));
 }
 
-async function creditRecords(tx: Transaction, userId: string | undefined): Promise<CreditRecord[]> {
+async function creditRecords(tx: Transaction, userIds: readonly string[] | undefined): Promise<CreditRecord[]> {
   const rows = await tx
     .select({
       userId: creditBalances.userId,
@@ -87,7 +103,7 @@ async function creditRecords(tx: Transaction, userId: string | undefined): Promi
     })
     .from(creditBalances)
     .leftJoin(creditEntries, and(eq(creditEntries.userId, creditBalances.userId), eq(creditEntries.currency, creditBalances.currency)))
-    .where(userId ? eq(creditBalances.userId, userId) : undefined)
+    .where(userIds ? (userIds.length > 0 ? inArray(creditBalances.userId, [...userIds]) : sql`false`) : undefined)
     .groupBy(creditBalances.userId, creditBalances.currency);
   return rows.map((row) => ({ ...row, ledger: Number(row.ledger) }));
 }
