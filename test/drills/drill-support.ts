@@ -1,7 +1,8 @@
 /**
  * What the fault drills share: a stack of their own (bench/stack.ts) whose processes they may
  * kill and restart, and the audits that say nothing was lost and nothing done twice, from
- * PostgreSQL and from the gateway's own record (bench/recording-gateway.ts).
+ * PostgreSQL and from the gateway's own record (bench/recording-gateway.ts). Each drill ends with
+ * the reconciliation of its stack's books against that record (test/support/reconciliation.ts).
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -15,7 +15,8 @@ import { idFromIdempotencyKey } from '../../api/derived-ids';
 import { connectDatabase, type DatabaseHandle } from '../../db/client';
 import { subscriptionWorkflowId } from '../../domain/subscription';
 import { TASK_QUEUES } from '../../platform/task-queues';
-import { createTestUser, requestJson } from '../support/api';
+import { createTestUser, requestJson, type TestUser } from '../support/api';
+import { assertBooksBalance } from '../support/reconciliation';
 import { startTestStack, type TestStack } from '../support/stack';
 import { createPlan, getSubscription, requestPaymentMethodChange, subscribe, waitFor } from '../support/subscription-stack';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
@@ -25,6 +26,14 @@ const SUBSCRIBE_SCOPE = 'POST /api/v1/subscriptions/subscribe';
 const ticket = { amount: 1250, currency: 'EUR', paymentMethod: 'pm_card_visa', description: 'Retried ticket' };
 
 let direct: DatabaseHandle;
+// Every customer charged here: the books the drill ends by reconciling (the database is shared).
+const customers: string[] = [];
+
+async function newCustomer(stack: TestStack): Promise<TestUser> {
+  const user = await createTestUser(stack.deps);
+  customers.push(user.user.id);
+  return user;
+}
 
 before(() => {
   direct = connectDatabase(requiredEnv('DATABASE_URL'), { max: 2 });
@@ -69,7 +78,7 @@ describe("the API's PostgreSQL link cut right after the charge", () => {
   });
 
   test('a subscribe retried with its key: the same subscription, active, charged once', async () => {
-    const user = await createTestUser(stack.deps);
+    const user = await newCustomer(stack);
     const planId = await createPlan(stack, { interval: 'P1M' });
     const key = randomUUID();
     const body = { planId, paymentMethod: 'pm_card_visa' };
@@ -93,7 +102,7 @@ describe("the API's PostgreSQL link cut right after the charge", () => {
   });
 
   test('a declined subscribe retried with its key: its workflow has closed, so its rows answer the same 402', async () => {
-    const user = await createTestUser(stack.deps);
+    const user = await newCustomer(stack);
     const planId = await createPlan(stack, { interval: 'P1M' });
     const key = randomUUID();
     const body = { planId, paymentMethod: 'pm_card_chargeDeclined' };
@@ -115,7 +124,7 @@ describe("the API's PostgreSQL link cut right after the charge", () => {
   });
 
   test('a one-time payment retried with its key: the same payment, succeeded, charged once', async () => {
-    const user = await createTestUser(stack.deps);
+    const user = await newCustomer(stack);
     const key = randomUUID();
     const pay = () => requestJson(`${stack.url}/api/v1/payments/process`, { body: ticket, headers: { ...user.headers, 'idempotency-key': key } });
 
@@ -133,7 +142,7 @@ describe("the API's PostgreSQL link cut right after the charge", () => {
   });
 
   test('a payment-method change while past due, sent twice with one key, charges once', async () => {
-    const user = await createTestUser(stack.deps);
+    const user = await newCustomer(stack);
     const planId = await createPlan(stack);
     const subscribed = await subscribe(stack, user, { planId, paymentMethod: 'pm_card_visa' });
     assert.equal(subscribed.status, 201);
@@ -180,7 +189,7 @@ describe('the API process killed in the middle of a subscribe', () => {
   });
 
   test('a retry on a new process: the same subscription, active, charged once', async () => {
-    const user = await createTestUser(stack.deps);
+    const user = await newCustomer(stack);
     const planId = await createPlan(stack, { interval: 'P1M' });
     const key = randomUUID();
     const body = { planId, paymentMethod: 'pm_card_visa' };
@@ -212,6 +221,11 @@ describe('the API process killed in the middle of a subscribe', () => {
     assert.equal(retried.body.subscription.status, 'active');
     assert.deepEqual(await chargesOfSubscription(id), { rows: 1, keys: 1 });
   });
+});
+
+// After both stacks have stopped (their workflows ended, their activities finished): books at rest.
+test('the books of every customer charged here balance', async () => {
+  await assertBooksBalance(direct.db, { customers });
 });
 
 /** The subscription's charges: payments rows, and the distinct idempotency keys sent to the gateway. */

@@ -17,6 +17,7 @@ import { seedDueSubscriptions } from '../../bench/seed';
 import { tally } from '../../bench/stats';
 import { createTestUser, type TestUser } from '../support/api';
 import { insertTestOffering } from '../support/booking-fixtures';
+import { assertBooksBalance } from '../support/reconciliation';
 import { insertTestPlan } from '../support/subscription-fixtures';
 import { waitFor } from '../support/subscription-stack';
 import {
@@ -90,6 +91,7 @@ test('PostgreSQL down for 10 s during renewals: every renewal lands once, the AP
       `charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key`,
     );
     assert.equal((await probe('GET /readyz', `${api}/readyz`)).status, 200, 'ready again');
+    await assertBooksBalance(deps.db, { gatewayLog: stack.gatewayLogFile });
   }),
 );
 

@@ -11,6 +11,7 @@ import { findDoubleBookings } from '../../bench/invariants';
 import { tally } from '../../bench/stats';
 import { createTestUser } from '../support/api';
 import { createOffering, startBookingStack, type BookingStack } from '../support/booking-stack';
+import { assertBooksBalance } from '../support/reconciliation';
 import { runHoldTraffic } from './hold-traffic';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
@@ -66,4 +67,5 @@ test('Redis cut off during hold traffic: holds go on through PostgreSQL, no doub
     unitsInTwoLiveHolds: 0,
     unitsInTwoConfirmedBookings: 0,
   });
+  await assertBooksBalance(stack.deps.db, { customers: customers.map((c) => c.user.id) });
 });

@@ -8,6 +8,7 @@ import { findDoubleBookings } from '../../bench/invariants';
 import { tally } from '../../bench/stats';
 import { createTestUser } from '../support/api';
 import { insertTestOffering } from '../support/booking-fixtures';
+import { assertBooksBalance } from '../support/reconciliation';
 import { withDrill } from './drill-support';
 import { runHoldTraffic } from './hold-traffic';
 
@@ -49,5 +50,6 @@ test('Redis stopped during hold traffic: no double booking, no 500', { timeout: 
       unitsInTwoLiveHolds: 0,
       unitsInTwoConfirmedBookings: 0,
     });
+    await assertBooksBalance(deps.db, { gatewayLog: stack.gatewayLogFile });
   }),
 );

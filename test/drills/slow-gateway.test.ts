@@ -17,6 +17,7 @@ import { payments } from '../../db/schema';
 import { loadConfig } from '../../platform/config';
 import { createTestUser, requestJson, type TestUser } from '../support/api';
 import { createOffering, placeHold, type BookingStack } from '../support/booking-stack';
+import { assertBooksBalance } from '../support/reconciliation';
 import { startTestStack } from '../support/stack';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
@@ -88,4 +89,5 @@ test('50 holds while 20 charges wait 15 s for the gateway: none answers 503', as
   proxy.setLatency(0);
   const booked = await Promise.all(bookings);
   for (const answer of booked) assert.notEqual(answer.status, 503, JSON.stringify(answer.body));
+  await assertBooksBalance(stack.deps.db, { customers: [payer.user.id, ...customers.map((c) => c.user.id)] });
 });

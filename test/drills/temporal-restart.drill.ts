@@ -15,6 +15,7 @@ import { seedDueSubscriptions } from '../../bench/seed';
 import { summarise } from '../../bench/stats';
 import { notifications } from '../../db/schema';
 import type { SubscriptionSnapshot } from '../../domain/subscription';
+import { assertBooksBalance } from '../support/reconciliation';
 import { insertTestPlan } from '../support/subscription-fixtures';
 import { waitFor } from '../support/subscription-stack';
 import { answeredCharges, chargesOfCycle, insertUsers, secondsFromNow, withDrill } from './drill-support';
@@ -109,5 +110,6 @@ test('Temporal restarted mid-dunning: reminders, retries and expiry once each, a
     console.log(`${SUBSCRIPTIONS} timelines complete, every event once and none early.`);
     console.log(`  due while the server was down: ${describe(happened.filter((e) => e.dueMs < restartedAt))}`);
     console.log(`  due after it was back: ${describe(happened.filter((e) => e.dueMs >= restartedAt))}`);
+    await assertBooksBalance(deps.db, { gatewayLog: stack.gatewayLogFile });
   }),
 );

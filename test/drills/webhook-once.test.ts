@@ -10,6 +10,7 @@ import { notifications, payments, webhookEvents } from '../../db/schema';
 import { subscriptionWorkflowId } from '../../domain/subscription';
 import { paymentSettledSignal } from '../../workflows/payment';
 import { createTestUser } from '../support/api';
+import { assertBooksBalance } from '../support/reconciliation';
 import {
   createPlan,
   deliverWebhook,
@@ -78,4 +79,5 @@ test(`the same webhook ${DELIVERIES} times at once: one state change`, async () 
   const history = await temporal.workflow.getHandle(subscriptionWorkflowId(subscription.id)).fetchHistory();
   const settlements = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === paymentSettledSignal.name);
   assert.equal(settlements.length, 1, 'the workflow was signalled once');
+  await assertBooksBalance(db, { customers: [customer.user.id] });
 });

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedDueSubscriptions } from '../../bench/seed';
+import { assertBooksBalance } from '../support/reconciliation';
 import { insertTestPlan } from '../support/subscription-fixtures';
 import { waitFor } from '../support/subscription-stack';
 import { answeredCharges, auditChargedOnce, chargesOfCycle, insertUsers, projectedCycles, secondsFromNow, withDrill } from './drill-support';
@@ -62,5 +63,6 @@ test('SIGKILL of the worker during a renewal storm: every subscription renewed o
       `charged once each: ${audit.subscriptions} subscriptions, ${audit.gatewayCalls} gateway calls, ${audit.repeatedCalls} repeated a key after the kill`,
     );
     assert.ok(audit.repeatedCalls > 0, 'the kill caught charges the gateway had made and PostgreSQL had not recorded');
+    await assertBooksBalance(deps.db, { gatewayLog: stack.gatewayLogFile });
   }),
 );
