@@ -46,6 +46,14 @@ export interface BenchResults {
   footprint?: FootprintResult;
   histories?: HistoryCounts;
   profiles?: Record<string, ProfileSummary>;
+  /** The books after the runs, against the gateway's record (scripts/bench.ts): differences must be 0. */
+  reconciliation?: {
+    customers: number;
+    payments: number;
+    invoices: number;
+    gateway: { source: string; charges: number; refunds: number } | null;
+    differences: number;
+  };
   errors: Record<string, string>;
 }
 
@@ -181,9 +189,17 @@ export function toMarkdown(r: BenchResults): string {
   if (r.profiles) {
     for (const [name, profile] of Object.entries(r.profiles)) lines.push('', profileTable(name, profile));
   }
+  if (r.reconciliation) lines.push('', reconciliationLine(r.reconciliation));
   const errors = Object.entries(r.errors);
   if (errors.length > 0) lines.push('', 'Benchmarks that failed this run:', '', ...errors.map(([name, message]) => `- ${name}: ${message}`));
   return `${lines.join('\n')}\n`;
+}
+
+function reconciliationLine(books: NonNullable<BenchResults['reconciliation']>): string {
+  const against = books.gateway
+    ? `against ${books.gateway.source} (${books.gateway.charges} charges, ${books.gateway.refunds} refunds)`
+    : 'in PostgreSQL alone';
+  return `Reconciliation after the runs: ${books.customers} customers, ${books.payments} payments, ${books.invoices} invoices, ${against}: **${books.differences} differences**.`;
 }
 
 export function machineLine(m: Machine): string {

@@ -13,6 +13,10 @@
  * Tuning variables set in the environment (e.g. WORKER_MAX_CACHED_WORKFLOWS=500 npm run bench)
  * reach the worker and the API. `--profile` runs both under `node --cpu-prof` and adds where
  * their CPU time went; profiling slows them, so compare such runs only with each other.
+ *
+ * After its runs the bench reconciles the stack's books against the gateway's record (the worker
+ * records every gateway call, bench/recording-gateway.ts): a difference fails the run (exit 1),
+ * its results still written.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -40,6 +44,7 @@ import { residentBytes, startLocalStack, type LocalStack } from '../bench/stack'
 import { runBounded } from '../bench/stats';
 import { createTestUser, type TestUser } from '../test/support/api';
 import { insertTestOffering } from '../test/support/booking-fixtures';
+import { reconcileScope } from '../test/support/reconciliation';
 import { loadConfig } from '../platform/config';
 import { REPO_ROOT } from './tools';
 
@@ -81,7 +86,7 @@ const TUNING_VARIABLES = [
   'LOG_LEVEL',
 ] as const;
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const { values: args } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
     ...(args['temporal-defaults'] ? { temporalDynamicConfig: {} } : {}),
     apiNodeArgs: profileArgs('api'),
     workerNodeArgs: profileArgs('worker'),
+    recordGateway: true,
   });
   let failed = false;
   try {
@@ -137,6 +143,7 @@ async function main(): Promise<void> {
     }
     if (!failed) report(results, fullRun);
   }
+  return results.errors.reconciliation ? 1 : 0;
 }
 
 async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benchmark>, results: BenchResults): Promise<void> {
@@ -179,9 +186,24 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
     results.footprint = await step('footprint', () => measureFootprint(ctx, rssIdle));
     results.histories = await step('histories', () => countHistories(ctx, results.subscribe?.sampleSubscriptionId, results.storm?.sample));
     results.ceilingAfter = await step('ceilingAfter', () => measureCeiling(ctx));
+    results.reconciliation = await reconcileAfterRuns(stack, ctx, results);
   } finally {
     await close();
   }
+}
+
+/**
+ * Every payment the runs made, against the gateway's record: what it took less what it refunded is
+ * the payments recorded, which are the invoices less credit notes, and credit balances are their
+ * ledgers. A difference is reported as the run's error (and fails it).
+ */
+async function reconcileAfterRuns(stack: LocalStack, ctx: BenchContext, results: BenchResults): Promise<BenchResults['reconciliation']> {
+  const { result, summary } = await reconcileScope(ctx.deps.db, { gatewayLog: stack.gatewayLogFile });
+  log(summary);
+  if (result.differences.length > 0) {
+    results.errors.reconciliation = `${result.differences.length} differences; the first: ${JSON.stringify(result.differences.slice(0, 3))}`;
+  }
+  return { ...result.checked, gateway: result.gateway ?? null, differences: result.differences.length };
 }
 
 /** Users with tokens; argon2 hashing is the slow part, so a few at a time. */
@@ -236,7 +258,7 @@ function log(message: string): void {
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (error: unknown) => {
     console.error('[bench] failed:', error);
     process.exit(1);
