@@ -70,7 +70,10 @@ export interface LocalStack {
   temporalAddress: string;
   /** e.g. http://127.0.0.1:41234 when the API runs. */
   apiUrl?: string;
-  /** The worker's and the API's environment (secrets, URLs, knobs). */
+  /**
+   * The worker's and the API's environment (secrets, URLs, knobs), read at every start: a drill
+   * may change it (send the worker to PostgreSQL through a proxy, say) and restart the process.
+   */
   env: NodeJS.ProcessEnv;
   gatewayLogFile?: string;
   /** What the running worker reported at start-up: its pid and effective per-queue settings. */
