@@ -63,8 +63,11 @@ function reconcileHandler({ db }: AppDeps): RouteHandler {
     const query = parseQuery(reconciliationQuery, req.query);
     const from = new Date(query.from ?? 0);
     const to = query.to ? new Date(query.to) : new Date();
-    if (from >= to) {
-      throw new HttpProblem(400, 'Invalid request', 'to: Must be after from', { invalidParams: [{ name: 'to', reason: 'Must be after from' }] });
+    // An empty window (from = to) checks nothing and finds nothing; only a reversed one is wrong.
+    if (from > to) {
+      throw new HttpProblem(400, 'Invalid request', 'to: Must not be before from', {
+        invalidParams: [{ name: 'to', reason: 'Must not be before from' }],
+      });
     }
     const result = await reconcileBooks(db, { from, to, userIds: query.userId ? [query.userId] : undefined });
     res.json({ from: from.toISOString(), to: to.toISOString(), ...result });

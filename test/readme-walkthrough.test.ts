@@ -140,7 +140,7 @@ describe('README walk-through', () => {
     assert.match(output, /^\{"referredCount":1,"creditEarned":\[\{"currency":"usd","amount":500\}\]\}$/m, 'the referrer earned the credit');
     assert.match(output, /^\{"number":"INV-\d{4}-\d{6}","status":"paid","subtotal":1999,"discount":500,"tax":0,"total":1499\}$/m, 'the invoice');
     assert.match(output, /^%PDF-$/m, 'the invoice as a PDF');
-    assert.match(output, /"differences":\[\]\}$/m, 'the books balance');
+    assert.match(output, /^\{"checked":\{"customers":1,"payments":1,"invoices":1\},"differences":\[\]\}$/m, "Grace's books balance");
 
     const get = async (route: string) => {
       const response = await fetch(`${apiUrl}/api/v1${route}`, { headers: { authorization: `Bearer ${vars.customer}` } });
