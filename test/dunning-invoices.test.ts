@@ -13,10 +13,11 @@ import { createTestUser, requestJson, type TestUser } from './support/api';
 import { activeSubscription, DECLINED, pastDueSubscription, VISA } from './support/staff-fixtures';
 import {
   createPlan,
-  getSubscription,
+  readInvoice,
   requestCancel,
   requestPaymentMethodChange,
   startSubscriptionStack,
+  subscriptionDetail,
   waitFor,
   type SubscriptionStack,
 } from './support/subscription-stack';
@@ -42,17 +43,9 @@ after(() => stack?.close());
 const api = (path: string) => `${stack.url}/api/v1${path}`;
 const year = new Date().getUTCFullYear();
 
-async function detail(user: TestUser, id: string) {
-  const res = await getSubscription(stack, user, id);
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body as { subscription: Record<string, any>; payments: Record<string, any>[]; notifications: Record<string, any>[] };
-}
+const detail = (user: TestUser, id: string) => subscriptionDetail(stack, user, id);
 
-async function invoice(user: TestUser, id: string): Promise<Record<string, any>> {
-  const res = await requestJson(api(`/invoices/${id}`), { headers: user.headers });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body.invoice;
-}
+const invoice = (user: TestUser, id: string) => readInvoice(stack, user, id);
 
 /** The failed renewal's charge (cycle 2, attempt 1) once its invoice is written. */
 async function failedRenewal(user: TestUser, id: string): Promise<Record<string, any>> {

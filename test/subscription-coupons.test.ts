@@ -16,9 +16,10 @@ import { createTestUser, requestJson, type TestUser } from './support/api';
 import { DECLINED, VISA } from './support/staff-fixtures';
 import {
   createPlan,
-  getSubscription,
+  readInvoice,
   requestCancel,
   startSubscriptionStack,
+  subscriptionDetail,
   subscribe,
   waitFor,
   type SubscriptionStack,
@@ -51,17 +52,9 @@ async function createCoupon(terms: Record<string, unknown>): Promise<{ id: strin
   return res.body.coupon;
 }
 
-async function detail(user: TestUser, id: string) {
-  const res = await getSubscription(stack, user, id);
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body as { subscription: Record<string, any>; payments: Record<string, any>[]; notifications: Record<string, any>[] };
-}
+const detail = (user: TestUser, id: string) => subscriptionDetail(stack, user, id);
 
-async function invoice(user: TestUser, id: string): Promise<Record<string, any>> {
-  const res = await requestJson(api(`/invoices/${id}`), { headers: user.headers });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body.invoice;
-}
+const invoice = (user: TestUser, id: string) => readInvoice(stack, user, id);
 
 function paymentRows(subscriptionId: string) {
   return stack.deps.db.select().from(payments).where(eq(payments.subscriptionId, subscriptionId)).orderBy(asc(payments.createdAt));

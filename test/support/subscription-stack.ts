@@ -45,6 +45,20 @@ export function getSubscription(stack: SubscriptionStack, user: TestUser, id: st
   return requestJson(`${stack.url}/api/v1/subscriptions/${id}`, { headers: user.headers });
 }
 
+/** A subscription with its payments and notifications, as its owner reads it (200 asserted). */
+export async function subscriptionDetail(stack: SubscriptionStack, user: TestUser, id: string) {
+  const res = await getSubscription(stack, user, id);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body as { subscription: Record<string, any>; payments: Record<string, any>[]; notifications: Record<string, any>[] };
+}
+
+/** An invoice as its owner reads it (200 asserted). */
+export async function readInvoice(stack: SubscriptionStack, user: TestUser, id: string): Promise<Record<string, any>> {
+  const res = await requestJson(`${stack.url}/api/v1/invoices/${id}`, { headers: user.headers });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.invoice;
+}
+
 export function requestPaymentMethodChange(stack: SubscriptionStack, user: TestUser, id: string, paymentMethod: unknown) {
   return requestJson(`${stack.url}/api/v1/subscriptions/${id}/payment-method`, { body: { paymentMethod }, headers: user.headers });
 }
