@@ -25,7 +25,7 @@ import { paymentJsonSchema, toPaymentJson } from './payment';
 import { HttpProblem } from './problem';
 import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
-import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription';
+import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription-json';
 import { workflowLinker, type WorkflowLinker } from './temporal-ui';
 import {
   chargeableAmount,

@@ -43,12 +43,10 @@ import {
   seatQuantity,
   subscriptionAnswer,
   subscriptionIdParams,
-  subscriptionJsonSchema,
   subscriptionRow,
-  toSubscriptionJson,
   visibleSubscription,
-  type SubscriptionRow,
 } from './subscription';
+import { subscriptionJsonSchema, toSubscriptionJson, type SubscriptionRow } from './subscription-json';
 import { workflowLinker } from './temporal-ui';
 import { parseBody, parseQuery, queryInteger } from './validation';
 import { answerDeadline } from './workflow-answer';

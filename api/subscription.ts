@@ -11,7 +11,6 @@ import type { Database } from '../db/client';
 import { chargedPayment } from '../db/payments';
 import { notifications, payments, plans, subscriptions } from '../db/schema';
 import { referralOf } from '../db/referrals';
-import { COUPON_DURATIONS } from '../domain/coupon';
 import { MAX_QUANTITY } from '../domain/proration';
 import { isFinalStatus, subscriptionWorkflowId } from '../domain/subscription';
 import type { SubscriptionWorkflowInput } from '../workflows/subscription';
@@ -20,7 +19,7 @@ import { taskQueuesOf, type AppDeps } from './deps';
 import { currentUser } from './auth';
 import { couponCode } from './coupon';
 import { activationAsItStands, type ActivationOutcome } from './closed-workflow-answers';
-import { isoDateTime, json, problems, type ApiOperation } from './contract';
+import { json, problems, type ApiOperation } from './contract';
 import { idempotencyScope, idForRequest, idFromIdempotencyKey } from './derived-ids';
 import { paymentJsonSchema, toPaymentJson } from './payment';
 import { chargeablePaymentMethod } from './payment-method-choice';
@@ -30,96 +29,17 @@ import { paymentRateLimit } from './rate-limit';
 import { logWorkflow } from './request-context';
 import { apiRouter, type RouteHandler } from './route';
 import { subscriptionCoupons } from './subscription-coupon';
-import { workflowLinkFields, workflowLinker, type WorkflowLinker } from './temporal-ui';
+import {
+  notificationJsonSchema,
+  subscriptionJsonSchema,
+  toNotificationJson,
+  toSubscriptionJson,
+  type SubscriptionJson,
+  type SubscriptionRow,
+} from './subscription-json';
+import { workflowLinker, type WorkflowLinker } from './temporal-ui';
 import { parseBody, paymentMethodToken } from './validation';
 import { ANSWER_WITHIN_MS, answerDeadline, type AnswerDeadline, type WorkflowRouteOptions } from './workflow-answer';
-
-export type SubscriptionRow = typeof subscriptions.$inferSelect;
-export type NotificationRow = typeof notifications.$inferSelect;
-
-/** A subscription as the API shows it: its projection row, dates as ISO-8601 UTC strings. */
-export const subscriptionJsonSchema = z
-  .strictObject({
-    id: z.uuid(),
-    userId: z.uuid(),
-    planId: z.uuid(),
-    status: z.enum(subscriptions.status.enumValues),
-    currentPeriodStart: isoDateTime.nullable(),
-    currentPeriodEnd: isoDateTime.nullable(),
-    nextBillingDate: isoDateTime.nullable(),
-    cancelAtPeriodEnd: z.boolean(),
-    canceledAt: isoDateTime.nullable(),
-    trialEnd: isoDateTime.nullable(),
-    graceEndsAt: isoDateTime.nullable().meta({ description: 'While past due: when the subscription expires unless a payment succeeds.' }),
-    attemptCount: z.int().min(0).meta({ description: 'While past due: charges made for the unpaid period so far.' }),
-    quantity: z.int().min(1).max(MAX_QUANTITY).meta({ description: 'Seats: each period costs the plan amount × quantity.' }),
-    scheduledChange: z
-      .union([z.strictObject({ planId: z.uuid(), quantity: z.int().min(1).max(MAX_QUANTITY), at: isoDateTime }), z.null()])
-      .meta({ description: 'A plan change that applies at the next renewal (`at`); withdraw it with DELETE …/scheduled-change.' }),
-    pauseAt: isoDateTime.nullable().meta({ description: 'A pause asked for begins at this instant, the paid period’s end.' }),
-    pausedAt: isoDateTime.nullable().meta({ description: 'While paused: when the paid period ended and the pause began.' }),
-    resumesAt: isoDateTime.nullable().meta({ description: 'When a pause (asked for or in effect) ends by itself.' }),
-    discount: z
-      .union([
-        z.strictObject({
-          couponCode: z.string(),
-          percentOff: z.int().min(1).max(100).nullable(),
-          amountOff: z.int().min(1).nullable(),
-          currency: z.string().nullable(),
-          duration: z.enum(COUPON_DURATIONS),
-          remainingCycles: z.int().min(0).nullable().meta({ description: 'Charges it still covers; null: forever.' }),
-        }),
-        z.null(),
-      ])
-      .meta({ description: 'The coupon applied: percentOff or amountOff off each period it covers.' }),
-    ...workflowLinkFields,
-    createdAt: isoDateTime,
-  })
-  .meta({ id: 'Subscription' });
-
-export type SubscriptionJson = z.infer<typeof subscriptionJsonSchema>;
-
-export function toSubscriptionJson(row: SubscriptionRow, link: WorkflowLinker): SubscriptionJson {
-  return {
-    id: row.id,
-    userId: row.userId,
-    planId: row.planId,
-    status: row.status,
-    currentPeriodStart: isoOrNull(row.currentPeriodStart),
-    currentPeriodEnd: isoOrNull(row.currentPeriodEnd),
-    nextBillingDate: isoOrNull(row.nextBillingDate),
-    cancelAtPeriodEnd: row.cancelAtPeriodEnd,
-    canceledAt: isoOrNull(row.canceledAt),
-    trialEnd: isoOrNull(row.trialEnd),
-    graceEndsAt: isoOrNull(row.graceEndsAt),
-    attemptCount: row.attemptCount,
-    quantity: row.quantity,
-    scheduledChange: row.scheduledChange ?? null,
-    pauseAt: isoOrNull(row.pauseAt),
-    pausedAt: isoOrNull(row.pausedAt),
-    resumesAt: isoOrNull(row.resumesAt),
-    discount: row.discount ?? null,
-    ...link(row.workflowId),
-    createdAt: row.createdAt.toISOString(),
-  };
-}
-
-/** A notification as the API shows it: what was said and when, not to whom. */
-export const notificationJsonSchema = z
-  .strictObject({
-    id: z.uuid(),
-    kind: z.string(),
-    subject: z.string(),
-    createdAt: isoDateTime,
-    sentAt: isoDateTime.nullable(),
-  })
-  .meta({ id: 'Notification' });
-
-export type NotificationJson = z.infer<typeof notificationJsonSchema>;
-
-export function toNotificationJson(row: NotificationRow): NotificationJson {
-  return { id: row.id, kind: row.kind, subject: row.subject, createdAt: row.createdAt.toISOString(), sentAt: isoOrNull(row.sentAt) };
-}
 
 const chosenPaymentMethod = paymentMethodToken
   .optional()
@@ -457,10 +377,6 @@ function subscriptionNotFound(): HttpProblem {
 
 function subscriptionEnded(status: SubscriptionRow['status']): HttpProblem {
   return new HttpProblem(409, 'Subscription has ended', `This subscription is ${status} and can no longer be changed.`);
-}
-
-function isoOrNull(date: Date | null): string | null {
-  return date === null ? null : date.toISOString();
 }
 
 export const subscriptionAnswer = z.strictObject({ subscription: subscriptionJsonSchema });
