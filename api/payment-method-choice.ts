@@ -21,7 +21,9 @@ export async function chargeablePaymentMethod(deps: ChoiceDeps, userId: string, 
   if (given === undefined) {
     const card = await defaultCard(deps.db, userId);
     if (!card) {
-      throw new HttpProblem(400, 'Invalid request', `${field}: Required: you have no default payment method`, {
+      // Well-formed (the field is optional) but nothing to charge: a 422 naming it, like a plan
+      // that is not on sale, so the answer says it is the customer's state, not the request's shape.
+      throw new HttpProblem(422, 'No payment method', `${field}: Required: you have no default payment method`, {
         invalidParams: [{ name: field, reason: 'Required: you have no default payment method; save one (POST /api/v1/payment-methods) or give one' }],
       });
     }

@@ -85,10 +85,10 @@ describe('saved cards', () => {
 });
 
 describe('the default card', () => {
-  test('subscribing without a card and without a default is a 400 naming paymentMethod, and creates nothing', async () => {
+  test('subscribing without a card and without a default is a 422 naming paymentMethod, and creates nothing', async () => {
     const user = await createTestUser(stack.deps);
     const res = await subscribe(stack, user, { planId });
-    assert.equal(res.status, 400);
+    assert.equal(res.status, 422);
     assert.equal(res.body.invalidParams[0].name, 'paymentMethod');
     const rows = await stack.deps.db.select().from(subscriptions).where(eq(subscriptions.userId, user.user.id));
     assert.equal(rows.length, 0);
