@@ -1,24 +1,17 @@
 /**
  * Coupons: staff create, list and deactivate them (audited); customers validate a code before
- * paying. Validation reads the coupon from the Redis cache (activities/coupon-cache.ts), which
- * every change invalidates; only what depends on the customer (a live redemption of theirs, a
- * first-time-only coupon) is read from PostgreSQL, and only for a code that is otherwise valid.
+ * paying. Validation reads the coupon from the coupon cache (activities/coupon-cache.ts: this
+ * process's copy, kept fresh by Redis, which every change invalidates) and the plan's price from a
+ * copy of its own (plans never change); only what depends on the customer (a live redemption of
+ * theirs, a subscription before for a first-time-only coupon) is read from PostgreSQL, in one
+ * prepared statement, and only for a code that is otherwise valid.
  */
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
 import { createCouponCache, type CouponCache } from '../activities/coupon-cache';
 import type { Database } from '../db/client';
-import {
-  couponById,
-  couponStateOf,
-  deactivateCoupon,
-  hasSubscribedBefore,
-  insertCoupon,
-  listCoupons,
-  liveRedemption,
-  type CouponRow,
-} from '../db/coupons';
+import { couponById, couponStateOf, deactivateCoupon, insertCoupon, listCoupons, prepareCustomerFacts, type CouponRow } from '../db/coupons';
 import { auditLog, plans } from '../db/schema';
 import {
   COUPON_CODE,
@@ -33,6 +26,7 @@ import {
   type CouponTerms,
 } from '../domain/coupon';
 import type { PolicyProblem } from '../domain/dunning';
+import { LruMap } from '../platform/lru-map';
 import type { AppDeps } from './deps';
 import { currentUser } from './auth';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -218,11 +212,11 @@ function deactivateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
 }
 
 function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
+  const planById = planPrices(db);
+  const customerFacts = prepareCustomerFacts(db);
   return async (req, res) => {
     const query = parseQuery(validateQuery, req.query);
-    const [plan] = query.planId
-      ? await db.select({ id: plans.id, amount: plans.amount, currency: plans.currency }).from(plans).where(eq(plans.id, query.planId)).limit(1)
-      : [];
+    const plan = query.planId ? await planById(query.planId) : undefined;
     if (query.planId && !plan) throw new HttpProblem(404, 'Plan not found', `There is no plan ${query.planId}.`);
     const coupon = await cache.byCode(query.code);
     const ctx = { now: new Date(), plan, alreadyRedeemed: false, hasSubscribedBefore: false };
@@ -230,7 +224,12 @@ function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
     // What depends on the customer is read only when it could change the answer: a code that is
     // valid so far, or exhausted (a customer who holds one of its places hears already_redeemed).
     if (coupon && (reason === null || reason === 'exhausted')) {
-      reason = couponRefusal(coupon, { ...ctx, ...(await customerFacts(db, coupon, currentUser(req).id)) });
+      const facts = await customerFacts(coupon.id, currentUser(req).id);
+      reason = couponRefusal(coupon, {
+        ...ctx,
+        alreadyRedeemed: facts.alreadyRedeemed,
+        hasSubscribedBefore: coupon.firstTimeOnly && facts.hasSubscribedBefore,
+      });
     }
     if (reason !== null || !coupon) {
       res.json({ valid: false, reason: reason ?? 'unknown' });
@@ -241,10 +240,30 @@ function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
   };
 }
 
-async function customerFacts(db: Database, coupon: CouponState, userId: string) {
-  return {
-    alreadyRedeemed: (await liveRedemption(db, coupon.id, userId)) !== undefined,
-    hasSubscribedBefore: coupon.firstTimeOnly ? await hasSubscribedBefore(db, userId) : false,
+interface PlanPrice {
+  id: string;
+  amount: number;
+  currency: string;
+}
+
+// Plans are only ever inserted (a new price is a new plan; nothing updates or deletes one), so a
+// copy of a plan's price never goes stale. An unknown id is not kept: the plan may come next.
+const PLAN_PRICES_KEPT = 1000;
+
+/** A plan's price by id: from this process's copy, else one prepared query. */
+function planPrices(db: Database): (id: string) => Promise<PlanPrice | undefined> {
+  const byId = db
+    .select({ id: plans.id, amount: plans.amount, currency: plans.currency })
+    .from(plans)
+    .where(eq(plans.id, sql.placeholder('id')))
+    .prepare('plan_price_by_id');
+  const kept = new LruMap<string, PlanPrice>(PLAN_PRICES_KEPT);
+  return async (id) => {
+    const copy = kept.get(id);
+    if (copy) return copy;
+    const [plan] = await byId.execute({ id });
+    if (plan) kept.set(id, plan);
+    return plan;
   };
 }
 

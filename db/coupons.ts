@@ -1,7 +1,7 @@
 import { and, desc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import { normalizeCouponCode, type CouponRefusal, type CouponState, type CouponTerms } from '../domain/coupon';
 import type { Database, Transaction } from './client';
-import { couponRedemptions, coupons, subscriptions } from './schema';
+import { couponRedemptions, coupons, subscriptions, users } from './schema';
 
 /**
  * Coupons and their redemptions in PostgreSQL: the guarantee behind the Redis gate. A redemption
@@ -96,7 +96,7 @@ export async function deactivateCoupon(db: Database | Transaction, id: string): 
   return row && { row, changed: false };
 }
 
-/** The customer's live redemption of the coupon, if any. */
+/** The customer's live redemption of the coupon, if any (a redemption's repeat, the redeem route's retry). */
 export async function liveRedemption(db: Database | Transaction, couponId: string, userId: string): Promise<CouponRedemptionRow | undefined> {
   const [row] = await db
     .select()
@@ -104,6 +104,36 @@ export async function liveRedemption(db: Database | Transaction, couponId: strin
     .where(and(eq(couponRedemptions.couponId, couponId), eq(couponRedemptions.userId, userId), isNull(couponRedemptions.releasedAt)))
     .limit(1);
   return row;
+}
+
+/** What a customer's answer from the validate route depends on besides the coupon. */
+export interface CustomerCouponFacts {
+  /** A live redemption of the coupon by the customer. */
+  alreadyRedeemed: boolean;
+  /** Any subscription row of the customer, whatever its status (for `firstTimeOnly`). */
+  hasSubscribedBefore: boolean;
+}
+
+/**
+ * Both customer facts in one statement, prepared once per caller (the validate route reads them
+ * for nearly every answer): two index probes, the partial unique index of live redemptions and
+ * subscriptions_user_idx, behind the user's primary key. An unknown user has neither.
+ */
+export function prepareCustomerFacts(db: Database): (couponId: string, userId: string) => Promise<CustomerCouponFacts> {
+  const query = db
+    .select({
+      // Not correlated with users.id: drizzle writes a one-table query's columns unqualified,
+      // and inside the subquery "id" would name the subquery's own column.
+      alreadyRedeemed: sql<boolean>`exists (select 1 from ${couponRedemptions} where ${couponRedemptions.couponId} = ${sql.placeholder('couponId')} and ${couponRedemptions.userId} = ${sql.placeholder('userId')} and ${couponRedemptions.releasedAt} is null)`,
+      hasSubscribedBefore: sql<boolean>`exists (select 1 from ${subscriptions} where ${subscriptions.userId} = ${sql.placeholder('userId')})`,
+    })
+    .from(users)
+    .where(eq(users.id, sql.placeholder('userId')))
+    .prepare('customer_coupon_facts');
+  return async (couponId, userId) => {
+    const [row] = await query.execute({ couponId, userId });
+    return row ?? { alreadyRedeemed: false, hasSubscribedBefore: false };
+  };
 }
 
 /** Whether the customer ever subscribed (for `firstTimeOnly`): any subscription row, whatever its status. */

@@ -1,17 +1,21 @@
 /**
  * The coupon routes over HTTP on real PostgreSQL and Redis: staff create (400 naming the field,
  * 409 for a code in use in any case), list a page at a time and deactivate; customers are refused
- * them; validation answers every reason, through the Redis cache that every change invalidates.
+ * them; validation answers every reason, through the coupon cache that every change invalidates:
+ * at once in the process that made the change, soon after in another (a Redis connection of its own).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
+import { Redis } from 'ioredis';
 import { createCouponRedemptions } from '../activities/coupon';
 import { planRowOf } from '../api/plan';
-import { auditLog, plans } from '../db/schema';
+import { deactivateCoupon } from '../db/coupons';
+import { auditLog, plans, subscriptions } from '../db/schema';
 import { DEFAULT_DUNNING_POLICY } from '../domain/dunning';
 import { createTestUser, requestJson, startTestApi, type TestApi, type TestUser } from './support/api';
+import { eventually } from './support/subscription-fixtures';
 
 let api: TestApi;
 let staff: TestUser;
@@ -188,6 +192,44 @@ describe('customer: GET /api/v1/coupons/validate', () => {
 
     const firstTime = await created({ code: uniqueCode(), percentOff: 10, duration: 'once', firstTimeOnly: true });
     assert.equal((await validate({ code: firstTime.code })).body.valid, true);
+  });
+
+  test('first-time-only: not applicable to a customer who subscribed before, whatever became of it', async () => {
+    const coupon = await created({ code: uniqueCode(), percentOff: 10, duration: 'once', firstTimeOnly: true });
+    const returning = await createTestUser(api.deps);
+    assert.equal((await validate({ code: coupon.code }, returning)).body.valid, true);
+    await api.deps.db.insert(subscriptions).values({
+      userId: returning.user.id,
+      planId: usdPlan,
+      status: 'canceled',
+      paymentMethod: 'pm_card_visa',
+      anchorDate: new Date(),
+      workflowId: `subscription-${randomUUID()}`,
+    });
+    assert.deepEqual((await validate({ code: coupon.code }, returning)).body, { valid: false, reason: 'not_applicable' });
+    assert.equal((await validate({ code: coupon.code })).body.valid, true, 'a customer who never subscribed may use it');
+  });
+
+  test("another process's changes (its own Redis connection) are seen: a redemption, then a deactivation", async () => {
+    const coupon = await created({ code: uniqueCode(), percentOff: 10, duration: 'once', maxRedemptions: 1 });
+    const holder = await createTestUser(api.deps);
+    for (const user of [holder, customer]) assert.equal((await validate({ code: coupon.code }, user)).body.valid, true);
+    const redis = new Redis(api.deps.config.REDIS_URL);
+    try {
+      const elsewhere = createCouponRedemptions({ db: api.deps.db, redis, logger: api.deps.logger });
+      const outcome = await elsewhere.redeem({ redemptionId: randomUUID(), couponId: coupon.id, userId: holder.user.id, subscriptionId: null });
+      assert.equal(outcome.status, 'redeemed');
+      await eventually(async () =>
+        assert.deepEqual((await validate({ code: coupon.code }, holder)).body, { valid: false, reason: 'already_redeemed' }),
+      );
+      await eventually(async () => assert.deepEqual((await validate({ code: coupon.code })).body, { valid: false, reason: 'exhausted' }));
+
+      await deactivateCoupon(api.deps.db, coupon.id);
+      await elsewhere.cache.invalidate(coupon.code);
+      await eventually(async () => assert.deepEqual((await validate({ code: coupon.code })).body, { valid: false, reason: 'expired' }));
+    } finally {
+      await redis.quit();
+    }
   });
 
   test('unknown code, bad query (400 naming it) and unknown plan (404)', async () => {
