@@ -12,6 +12,7 @@ import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
+import { addLogBindings } from './request-context';
 import { apiRouter } from './route';
 import { nonBlankText, parseBody } from './validation';
 
@@ -156,8 +157,7 @@ export function requireAuth(deps: Pick<AppDeps, 'config'>): RequestHandler {
     const user = await verifyToken(match[1], key);
     if (!user) throw unauthorized('The bearer token is invalid or has expired.');
     authenticatedUsers.set(req, user);
-    // Routers mounted without the request logger (some tests) have no req.log to extend.
-    if (req.log) req.log = req.log.child({ userId: user.id });
+    addLogBindings(req, { userId: user.id });
     next();
   };
 }

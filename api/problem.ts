@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { isGrpcServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 // Types `req.id` and `req.log`, which the request logger sets on every request.
-import type {} from 'pino-http';
+import type {} from './request-context';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger';
 

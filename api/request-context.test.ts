@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DrizzleQueryError } from 'drizzle-orm';
 import express from 'express';
 import { createLogger } from '../platform/logger';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestDeps, type TestServer, type TestUser } from '../test/support/api';
@@ -29,6 +30,9 @@ describe('request logging', () => {
     app.post('/echo', requireAuth(services.deps), (req, res) => {
       req.log.info({ body: req.body, headers: req.headers }, 'received');
       res.json({ ok: true });
+    });
+    app.get('/failed-query', () => {
+      throw new DrizzleQueryError('select id from users where password_hash = $1', ['hash-param-do-not-log'], new Error('query failed'));
     });
     app.use(problemHandler(logger));
     careless = await listen(app);
@@ -71,5 +75,14 @@ describe('request logging', () => {
     const lines = entries().filter((entry) => entry.reqId === 'trace-logging-1');
     assert.deepEqual(lines.map((entry) => entry.msg).sort(), ['received', 'request completed']);
     for (const line of lines) assert.equal(line.userId, user.user.id);
+  });
+
+  test("an error logged through the request's logger keeps a failed query's parameters out", async () => {
+    const answer = await requestJson(`${careless.url}/failed-query`, { headers: { 'x-request-id': 'trace-logging-2' } });
+    assert.equal(answer.status, 500);
+    const logged = entries().find((entry) => entry.reqId === 'trace-logging-2' && entry.msg === 'unhandled error');
+    assert.ok(logged, 'the error was logged with the request id');
+    assert.match(logged.err.query, /password_hash/);
+    assert.ok(!output.join('').includes('hash-param-do-not-log'), 'the log contains the query parameter');
   });
 });
