@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, webcrypto } from 'node:crypto';
 import { hash, verify, type Algorithm } from '@node-rs/argon2';
 import { eq } from 'drizzle-orm';
 import type { Request, RequestHandler, Router } from 'express';
@@ -150,11 +150,12 @@ const authenticatedUsers = new WeakMap<Request, AuthUser>();
 
 /** Accepts `Authorization: Bearer <token>`; anything else is a 401. Adds `userId` to the request's log lines. */
 export function requireAuth(deps: Pick<AppDeps, 'config'>): RequestHandler {
-  const key = signingKey(deps.config);
+  // Imported once: given the secret's bytes, jose imports a WebCrypto key on every verify.
+  const key = verificationKey(deps.config);
   return async (req, _res, next) => {
     const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
     if (!match) throw unauthorized('A bearer token is required.');
-    const user = await verifyToken(match[1], key);
+    const user = await verifyToken(match[1], await key);
     if (!user) throw unauthorized('The bearer token is invalid or has expired.');
     authenticatedUsers.set(req, user);
     addLogBindings(req, { userId: user.id });
@@ -183,7 +184,7 @@ export function findCurrentUser(req: Request): AuthUser | undefined {
   return authenticatedUsers.get(req);
 }
 
-async function verifyToken(token: string, key: Uint8Array): Promise<AuthUser | undefined> {
+async function verifyToken(token: string, key: webcrypto.CryptoKey): Promise<AuthUser | undefined> {
   try {
     const { payload } = await jwtVerify(token, key, {
       algorithms: ['HS256'],
@@ -203,6 +204,11 @@ function unauthorized(detail: string): HttpProblem {
 
 function signingKey(config: Pick<Config, 'JWT_SECRET'>): Uint8Array {
   return new TextEncoder().encode(config.JWT_SECRET);
+}
+
+/** The HS256 key that checks tokens, usable for nothing else. */
+function verificationKey(config: Pick<Config, 'JWT_SECRET'>): Promise<webcrypto.CryptoKey> {
+  return webcrypto.subtle.importKey('raw', signingKey(config), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
 }
 
 const FIXED_DURATION_UNITS_SECONDS = { W: 604_800, D: 86_400, H: 3_600, M: 60, S: 1 } as const;
