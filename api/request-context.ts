@@ -19,11 +19,36 @@ declare module 'http' {
 
 /** What the request's log lines say about it, and its logger once one was asked for. */
 interface RequestLog {
+  /** The logger the request's loggers are children of. */
+  parent: Logger;
   bindings: Record<string, string>;
   logger?: Logger;
+  started: number;
+  logged: boolean;
 }
 
 const requestLogs = new WeakMap<Request, RequestLog>();
+
+// One accessor and two listeners shared by every request, rather than closures made for each.
+const LOG_ACCESSOR: PropertyDescriptor = {
+  configurable: true,
+  enumerable: true,
+  get(this: Request): Logger {
+    const log = requestLogs.get(this)!;
+    return (log.logger ??= log.parent.child(log.bindings));
+  },
+  set(this: Request, value: Logger) {
+    requestLogs.get(this)!.logger = value;
+  },
+};
+
+function onResponseClose(this: Response): void {
+  logResponse(this);
+}
+
+function onResponseError(this: Response, err: Error): void {
+  logResponse(this, err);
+}
 
 /**
  * Gives every request an id (the caller's `X-Request-Id` when it is sane, else a UUID), echoes
@@ -40,47 +65,36 @@ const requestLogs = new WeakMap<Request, RequestLog>();
  * which writes a failed query's parameters; these children keep the logger's own.
  */
 export function requestLogger(logger: Logger): RequestHandler {
-  const withRequest = logger.child({}, { serializers: { req: pino.stdSerializers.req, res: pino.stdSerializers.res } });
+  const parent = logger.child({}, { serializers: { req: pino.stdSerializers.req, res: pino.stdSerializers.res } });
   return (req, res, next) => {
     const offered = req.headers['x-request-id'];
     const id = typeof offered === 'string' && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, id);
     req.id = id;
-    const log: RequestLog = { bindings: { reqId: id } };
-    requestLogs.set(req, log);
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      enumerable: true,
-      get: () => (log.logger ??= withRequest.child(log.bindings)),
-      set: (value: Logger) => {
-        log.logger = value;
-      },
-    });
-    const started = Date.now();
-    let logged = false;
-    const onDone = (err?: Error) => {
-      if (logged) return;
-      logged = true;
-      logResponse(withRequest, req, res, { bindings: log.bindings, responseTime: Date.now() - started, err });
-    };
-    res.once('finish', () => onDone());
-    res.once('close', () => onDone());
-    res.once('error', onDone);
+    requestLogs.set(req, { parent, bindings: { reqId: id }, started: Date.now(), logged: false });
+    Object.defineProperty(req, 'log', LOG_ACCESSOR);
+    // `close` comes after `finish`, and alone when the client went away first.
+    res.once('close', onResponseClose);
+    res.once('error', onResponseError);
     next();
   };
 }
 
-function logResponse(logger: Logger, req: Request, res: Response, done: { bindings: Record<string, string>; responseTime: number; err?: Error }) {
-  const { err, responseTime } = done;
+function logResponse(res: Response, err?: Error): void {
+  const { req } = res;
+  const log = requestLogs.get(req);
+  if (!log || log.logged) return;
+  log.logged = true;
   const level =
     err || res.statusCode >= 500 ? 'error' : PROBE_PATHS.has(req.originalUrl.split('?')[0]) ? 'silent' : res.statusCode >= 400 ? 'warn' : 'info';
-  if (level === 'silent' || !logger.isLevelEnabled(level)) return;
-  const log = logger.child({ ...done.bindings, req });
+  if (level === 'silent' || !log.parent.isLevelEnabled(level)) return;
+  const responseTime = Date.now() - log.started;
+  const logger = log.parent.child({ ...log.bindings, req });
   if (level === 'error') {
-    log.error({ res, err: err ?? new Error(`failed with status code ${res.statusCode}`), responseTime }, 'request errored');
+    logger.error({ res, err: err ?? new Error(`failed with status code ${res.statusCode}`), responseTime }, 'request errored');
     return;
   }
-  log[level]({ res, responseTime }, !req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted');
+  logger[level]({ res, responseTime }, !req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted');
 }
 
 /**
