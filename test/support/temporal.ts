@@ -13,13 +13,27 @@ import { registerSearchAttributes } from '../../platform/search-attributes';
 /** A fresh time-skipping server: timers fire as soon as no worker has work to do. */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   useQuietRuntime();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: requiredEnv('TEMPORAL_TEST_SERVER') } },
-    plugins: [pingRarely],
-  });
+  const env = await startTimeSkippingServer();
   // Workflows set custom search attributes, which a server refuses unless they are registered.
   await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   return env;
+}
+
+/**
+ * The SDK gives the Java server 5 s to listen, which a loaded two-core machine (a JVM starting
+ * beside other test files) sometimes misses; a second start is given the same chance.
+ */
+async function startTimeSkippingServer(attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: requiredEnv('TEMPORAL_TEST_SERVER') } },
+        plugins: [pingRarely],
+      });
+    } catch (error) {
+      if (attempt >= attempts || !String(error).includes('did not start within')) throw error;
+    }
+  }
 }
 
 /**
