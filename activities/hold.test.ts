@@ -107,6 +107,63 @@ describe('hold activities (PostgreSQL + Redis)', () => {
     assert.equal(await activities.releaseHold({ holdId: randomUUID(), reason: 'released' }), null, 'a hold never claimed');
   });
 
+  describe('fair-use limits', () => {
+    test('a claim past maxUnitsPerCustomer is refused, writes nothing and gives its gate keys back', async () => {
+      const user = await insertTestUser(database.db);
+      const offering = await insertTestOffering(database.db, { unitCount: 6, maxUnitsPerCustomer: 3 });
+      const claim = (unitIds: string[]) => {
+        const holdId = randomUUID();
+        return activities.claimUnits({
+          holdId,
+          userId: user.id,
+          offeringId: offering.id,
+          unitIds,
+          expiresAt: new Date(Date.now() + 60_000).toISOString(),
+          workflowId: `hold-${holdId}`,
+          holdsPerCustomerMax: 20,
+        });
+      };
+      assert.equal((await claim(offering.unitIds.slice(0, 2))).status, 'held');
+      const refused = await claim(offering.unitIds.slice(2, 4));
+      assert.deepEqual(refused.status === 'limited' && refused.refusal, {
+        limit: 'maxUnitsPerCustomer',
+        max: 3,
+        current: 2,
+        detail: 'maxUnitsPerCustomer: at most 3 units of this offering per customer (2 held or booked, 2 more asked for)',
+      });
+      assert.deepEqual(await liveClaims(database.db, offering.unitIds.slice(2, 4)), []);
+      // Its keys are gone: another customer's hold on those units is admitted at once.
+      const gate = createUnitGate(redis, logger);
+      const other = { holdId: randomUUID(), offeringId: offering.id, unitIds: offering.unitIds.slice(2, 4) };
+      assert.deepEqual(await admitHoldRequest({ db: database.db, gate }, other), { status: 'admitted' });
+    });
+
+    test('parallel claims of one customer stop exactly at HOLDS_PER_CUSTOMER_MAX; a retried claim that committed still answers held', async () => {
+      const user = await insertTestUser(database.db);
+      const offering = await insertTestOffering(database.db, { unitCount: 30, maxUnitsPerCustomer: 30 });
+      const inputs = offering.unitIds.map((unitId): ClaimUnitsInput => {
+        const holdId = randomUUID();
+        const expiresAt = new Date(Date.now() + 60_000).toISOString();
+        return {
+          holdId,
+          userId: user.id,
+          offeringId: offering.id,
+          unitIds: [unitId],
+          expiresAt,
+          workflowId: `hold-${holdId}`,
+          holdsPerCustomerMax: 7,
+        };
+      });
+      const outcomes = await Promise.all(inputs.map((input) => activities.claimUnits(input)));
+      assert.equal(outcomes.filter((o) => o.status === 'held').length, 7);
+      for (const outcome of outcomes) if (outcome.status !== 'held') assert.equal(outcome.status === 'limited' && outcome.refusal.current, 7);
+      assert.equal((await liveClaims(database.db, offering.unitIds)).length, 7);
+
+      const retried = inputs[outcomes.findIndex((o) => o.status === 'held')];
+      assert.equal((await activities.claimUnits(retried)).status, 'held', 'its own hold is not counted against it');
+    });
+  });
+
   describe('admission in front of the workflow', () => {
     test('a unit claimed in PostgreSQL is refused, naming it', async () => {
       const input = await claimInput(2);

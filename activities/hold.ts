@@ -2,10 +2,10 @@ import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { createUnitGate, holdGateOwner, liveClaimsOf, type UnitGate } from '../availability/unit-gate';
-import type { Database } from '../db/client';
-import { holdView } from '../db/holds';
-import { holds, unitClaims, units } from '../db/schema';
-import type { ClaimOutcome, HoldStatus } from '../domain/hold';
+import type { Database, Transaction } from '../db/client';
+import { customerHoldCounts, holdView, lockCustomerForClaims } from '../db/holds';
+import { holds, offerings, unitClaims, units } from '../db/schema';
+import { holdLimitRefusal, type ClaimOutcome, type HoldLimitRefusal, type HoldStatus } from '../domain/hold';
 import type { Logger } from '../platform/logger';
 
 export interface ClaimUnitsInput {
@@ -17,6 +17,10 @@ export interface ClaimUnitsInput {
   expiresAt: string;
   /** The workflow that releases these claims: the hold's own, or a booking's during a reschedule. */
   workflowId: string;
+  /** HOLDS_PER_CUSTOMER_MAX as the hold was asked for; absent when the claim is a booking's reschedule, which is no hold of the customer's. */
+  holdsPerCustomerMax?: number;
+  /** A reschedule's units that the booking lets go once these are its: they do not count toward `maxUnitsPerCustomer`. */
+  releasingUnitIds?: string[];
 }
 
 export interface ReleaseHoldInput {
@@ -54,8 +58,9 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
 export type HoldActivities = ReturnType<typeof createHoldActivities>;
 
 /**
- * Claims every unit for the hold or none. The gate keys the API set for this request are
- * this hold's already (same owner) and are extended to its TTL; a claim nobody gated (a
+ * Claims every unit for the hold or none, within the customer's fair-use limits (a refusal,
+ * `limited`, leaves nothing behind). The gate keys the API set for this request are this
+ * hold's already (same owner) and are extended to its TTL; a claim nobody gated (a
  * reschedule) is gated here. A unit Redis calls taken is double-checked against PostgreSQL,
  * so a key left behind by a crash or an outage never blocks a unit that is actually free.
  */
@@ -121,7 +126,9 @@ async function unknownUnits(db: Database, offeringId: string, unitIds: string[])
 }
 
 /**
- * The hold row and one claim per unit in one transaction: all or nothing. Claims go in
+ * The hold row and one claim per unit in one transaction: all or nothing. The customer's row is
+ * locked first, so their claims take turns and the fair-use counts read after the lock are
+ * exact: a refusal writes nothing, and 50 claims at once never pass a limit. Claims go in
  * sorted by unit id so two overlapping claims wait for each other instead of deadlocking;
  * `ON CONFLICT DO NOTHING` on the partial unique index names exactly the units taken.
  * A retry after a commit whose answer was lost finds the hold row and answers the same.
@@ -130,6 +137,11 @@ async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<Claim
   const sortedUnitIds = [...input.unitIds].sort();
   try {
     return await db.transaction(async (tx) => {
+      await lockCustomerForClaims(tx, input.userId);
+      const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
+      if (existing) return { status: 'held', hold: holdView(existing) };
+      const refusal = await fairUseRefusal(tx, input);
+      if (refusal) return { status: 'limited', refusal };
       const [created] = await tx
         .insert(holds)
         .values({
@@ -141,12 +153,7 @@ async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<Claim
           expiresAt: new Date(input.expiresAt),
           workflowId: input.workflowId,
         })
-        .onConflictDoNothing({ target: holds.id })
         .returning();
-      if (!created) {
-        const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
-        return { status: 'held', hold: holdView(existing) };
-      }
       const claimed = await tx
         .insert(unitClaims)
         .values(sortedUnitIds.map((unitId) => ({ unitId, offeringId: input.offeringId, holdId: input.holdId })))
@@ -162,4 +169,19 @@ async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<Claim
     if (err instanceof ClaimConflict) return { status: 'conflict', unavailableUnitIds: err.unitIds };
     throw err;
   }
+}
+
+/** Whether this claim would take its customer past a fair-use limit; read under the customer's lock. */
+async function fairUseRefusal(tx: Transaction, input: ClaimUnitsInput): Promise<HoldLimitRefusal | undefined> {
+  const [offering] = await tx
+    .select({ maxUnitsPerCustomer: offerings.maxUnitsPerCustomer })
+    .from(offerings)
+    .where(eq(offerings.id, input.offeringId));
+  const counts = await customerHoldCounts(tx, input);
+  return holdLimitRefusal({
+    ...counts,
+    requested: input.unitIds.length - (input.releasingUnitIds?.length ?? 0),
+    maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
+    holdsPerCustomerMax: input.holdsPerCustomerMax,
+  });
 }

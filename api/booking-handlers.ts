@@ -19,10 +19,10 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { admitHoldRequest, holdGateOwner, type UnitGate } from '../availability/unit-gate';
 import type { Database } from '../db/client';
-import { holdView } from '../db/holds';
+import { customerHoldCounts, holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, type BookingFailureReason } from '../domain/booking';
-import { duplicateIds, holdTtlMilliseconds, holdWorkflowId } from '../domain/hold';
+import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import {
   bookingDecisionUpdate,
@@ -102,7 +102,8 @@ export interface BookingHandlerContext {
  * up waiting tells the workflow to let go at once.
  */
 export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }: BookingHandlerContext): RouteHandler {
-  const { db, temporal } = deps;
+  const { db, temporal, config } = deps;
+  const holdsPerCustomerMax = config.HOLDS_PER_CUSTOMER_MAX;
   return async (req, res) => {
     const input = parseBody(holdSchema, req.body);
     const user = currentUser(req);
@@ -112,6 +113,16 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
       throw new HttpProblem(409, 'Offering has started', `Offering ${offering.id} started at ${offering.startsAt.toISOString()}.`);
     }
     await assertUnitsOfOffering(db, offering.id, input.unitIds);
+    // A customer already at a limit is answered here, without a workflow; the claim's own check,
+    // under the customer's lock, is the one that is exact when their requests race.
+    const counts = await customerHoldCounts(db, { userId: user.id, offeringId: offering.id });
+    const refusal = holdLimitRefusal({
+      ...counts,
+      requested: input.unitIds.length,
+      maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
+      holdsPerCustomerMax,
+    });
+    if (refusal) throw holdLimitReached(refusal);
 
     const holdId = randomUUID();
     const admission = await admitHoldRequest({ db, gate }, { holdId, offeringId: offering.id, unitIds: input.unitIds });
@@ -122,7 +133,16 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     const start = new WithStartWorkflowOperation(holdWorkflow, {
       workflowId,
       taskQueue,
-      args: [{ holdId, userId: user.id, offeringId: offering.id, unitIds: input.unitIds, ttlMs: holdTtlMilliseconds(offering.holdTtl) }],
+      args: [
+        {
+          holdId,
+          userId: user.id,
+          offeringId: offering.id,
+          unitIds: input.unitIds,
+          ttlMs: holdTtlMilliseconds(offering.holdTtl),
+          holdsPerCustomerMax,
+        },
+      ],
       workflowIdConflictPolicy: 'FAIL',
       typedSearchAttributes: [...customerAttributes({ userId: user.id, email: user.email }), { key: OfferingIdAttribute, value: offering.id }],
       staticSummary: `Hold of ${bookingSummary(input.unitIds.length, offering.name, { userId: user.id, email: user.email })}`,
@@ -143,6 +163,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     }
     if (outcome.status === 'conflict') throw unitsNotAvailable(outcome.unavailableUnitIds);
     if (outcome.status === 'rejected') throw unknownUnitsProblem(outcome.unknownUnitIds);
+    if (outcome.status === 'limited') throw holdLimitReached(outcome.refusal);
     res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
   };
 }
@@ -273,6 +294,8 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
         throw unitsNotAvailable(result.unavailableUnitIds);
       case 'rejected':
         throw unknownUnitsProblem(result.unknownUnitIds);
+      case 'limited':
+        throw holdLimitReached(result.refusal);
       case 'declined':
         throw new HttpProblem(402, 'Payment declined', `The price difference was declined (${result.failureCode}); the booking is unchanged.`, {
           failureCode: result.failureCode,
@@ -397,6 +420,10 @@ async function letGoOfHold(temporal: Client, workflowId: string): Promise<void> 
 
 function unitsNotAvailable(unitIds: string[]): HttpProblem {
   return new HttpProblem(409, 'Units not available', `Not available: ${unitIds.join(', ')}.`, { unavailableUnitIds: unitIds });
+}
+
+function holdLimitReached({ limit, max, current, detail }: HoldLimitRefusal): HttpProblem {
+  return new HttpProblem(409, 'Hold limit reached', detail, { limit, max, current });
 }
 
 function unknownUnitsProblem(unknownUnitIds: string[]): HttpProblem {

@@ -122,7 +122,11 @@ export const bookingApi = {
       ...problems(
         400,
         [404, 'No such offering'],
-        [409, 'Units not available, or the offering has started'],
+        [
+          409,
+          'Units not available, the offering has started, or a fair-use limit is reached: `limit` names it ' +
+            '(maxUnitsPerCustomer of the offering, or HOLDS_PER_CUSTOMER_MAX), with its `max` and the customer’s `current`',
+        ],
         [422, 'Units that are not part of this offering'],
         [503, 'The hold could not be placed in time; retry'],
       ),
@@ -188,7 +192,7 @@ export const bookingApi = {
         [402, 'The price difference was declined'],
         [403, "Only the booking's owner may reschedule it"],
         404,
-        [409, 'Units not available, or the booking cannot be changed now'],
+        [409, 'Units not available, the booking cannot be changed now, or more units would pass the offering’s maxUnitsPerCustomer (`limit`)'],
         [422, 'Units that are not part of this offering'],
         [502, 'The reschedule failed; the booking is unchanged'],
       ),

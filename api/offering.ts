@@ -5,7 +5,7 @@ import { createLiveHub } from '../availability/live-hub';
 import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
 import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
-import { DEFAULT_HOLD_TTL, holdTtlProblem, unitStatusOf, type UnitStatus } from '../domain/hold';
+import { DEFAULT_HOLD_TTL, DEFAULT_MAX_UNITS_PER_CUSTOMER, holdTtlProblem, unitStatusOf, type UnitStatus } from '../domain/hold';
 import { isIsoDuration } from '../domain/period';
 import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -36,6 +36,7 @@ export const offeringJsonSchema = z
     requiresSubscription: z.boolean(),
     holdTtl: z.string(),
     cancellation: z.strictObject({ freeUntil: z.string().nullable(), lateRefundPercent: z.int().min(0).max(100) }),
+    maxUnitsPerCustomer: z.int().min(1).meta({ description: 'Units of this offering one customer may hold and book at once.' }),
     units: z.array(unitJsonSchema),
     createdAt: isoDateTime,
   })
@@ -78,6 +79,13 @@ const createOfferingSchema = z
         lateRefundPercent: z.number().int().min(0).max(100),
       })
       .optional(),
+    maxUnitsPerCustomer: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_UNITS_PER_OFFERING)
+      .default(DEFAULT_MAX_UNITS_PER_CUSTOMER)
+      .meta({ description: 'Units of this offering one customer may hold and book at once (fair use); more asked for is a 409.' }),
     units: z.array(unitSchema).min(1).max(MAX_UNITS_PER_OFFERING),
   })
   .superRefine(
@@ -132,6 +140,7 @@ export function adminOfferingRoutes(deps: AppDeps): Router {
           holdTtl: input.holdTtl,
           freeCancellationUntil: input.cancellation?.freeUntil ?? null,
           lateRefundPercent: input.cancellation?.lateRefundPercent ?? 0,
+          maxUnitsPerCustomer: input.maxUnitsPerCustomer,
         })
         .returning();
       const unitRows = await tx
@@ -295,6 +304,7 @@ export function toOfferingJson(offering: OfferingRow, unitJson: UnitJson[]): Off
     requiresSubscription: offering.requiresSubscription,
     holdTtl: offering.holdTtl,
     cancellation: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
+    maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
     units: unitJson,
     createdAt: offering.createdAt.toISOString(),
   };

@@ -280,7 +280,9 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
 
 /** One customer at a time: hold a free unit, then book it; and read availability. */
 async function holdsAndBookingsAlone(ctx: BenchContext): Promise<HoldsResult['alone']> {
-  const offering = await insertTestOffering(ctx.deps.db, { unitCount: ALONE, holdTtl: 'PT10M' });
+  // One customer holds all ALONE units before booking them: the offering lets them (and ALONE
+  // stays within HOLDS_PER_CUSTOMER_MAX's default of 20 live holds).
+  const offering = await insertTestOffering(ctx.deps.db, { unitCount: ALONE, holdTtl: 'PT10M', maxUnitsPerCustomer: ALONE });
   const customer = ctx.users[0];
   const holdIds: string[] = [];
   const holdLatencyMs = await latencyAlone(ALONE, async (i) => {

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { CREDIT_KINDS } from '../domain/credit';
+import { DEFAULT_MAX_UNITS_PER_CUSTOMER } from '../domain/hold';
 import { INVOICE_KINDS, INVOICE_STATUSES, MAX_TAX_RATE_BPS, type InvoiceLine, type InvoiceLineInput } from '../domain/invoice';
 import type { NextAction } from '../domain/payment';
 import { createdAt, money, updatedAt } from './columns';
@@ -341,18 +342,24 @@ export const webhookEvents = pgTable(
   (t) => [index('webhook_events_received_idx').on(t.receivedAt)],
 );
 
-export const offerings = pgTable('offerings', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  name: text('name').notNull(),
-  kind: text('kind', { enum: ['appointment', 'seating', 'parking'] }).notNull(),
-  startsAt: timestamp('starts_at', { withTimezone: true }).notNull(),
-  endsAt: timestamp('ends_at', { withTimezone: true }).notNull(),
-  requiresSubscription: boolean('requires_subscription').notNull().default(false),
-  holdTtl: text('hold_ttl').notNull().default('PT5M'),
-  freeCancellationUntil: text('free_cancellation_until'),
-  lateRefundPercent: integer('late_refund_percent').notNull().default(0),
-  createdAt: createdAt(),
-});
+export const offerings = pgTable(
+  'offerings',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: ['appointment', 'seating', 'parking'] }).notNull(),
+    startsAt: timestamp('starts_at', { withTimezone: true }).notNull(),
+    endsAt: timestamp('ends_at', { withTimezone: true }).notNull(),
+    requiresSubscription: boolean('requires_subscription').notNull().default(false),
+    holdTtl: text('hold_ttl').notNull().default('PT5M'),
+    freeCancellationUntil: text('free_cancellation_until'),
+    lateRefundPercent: integer('late_refund_percent').notNull().default(0),
+    // Fair use: units of this offering one customer may hold and book at once.
+    maxUnitsPerCustomer: integer('max_units_per_customer').notNull().default(DEFAULT_MAX_UNITS_PER_CUSTOMER),
+    createdAt: createdAt(),
+  },
+  (t) => [check('offerings_max_units_per_customer_positive', sql`${t.maxUnitsPerCustomer} >= 1`)],
+);
 
 export const units = pgTable(
   'units',

@@ -23,10 +23,69 @@ export interface HoldView {
 
 /**
  * What claiming units for a hold came to: all of them held, or none of them because some are
- * taken (`unavailableUnitIds`) or are not units of the offering (`unknownUnitIds`).
+ * taken (`unavailableUnitIds`), are not units of the offering (`unknownUnitIds`), or would take
+ * the customer past a fair-use limit (`refusal`).
  */
 export type ClaimOutcome =
-  { status: 'held'; hold: HoldView } | { status: 'conflict'; unavailableUnitIds: string[] } | { status: 'rejected'; unknownUnitIds: string[] };
+  | { status: 'held'; hold: HoldView }
+  | { status: 'conflict'; unavailableUnitIds: string[] }
+  | { status: 'rejected'; unknownUnitIds: string[] }
+  | { status: 'limited'; refusal: HoldLimitRefusal };
+
+/** How many units of an offering one customer may hold and book at once, unless staff say otherwise. */
+export const DEFAULT_MAX_UNITS_PER_CUSTOMER = 10;
+
+/** The fair-use limit a claim ran into, named as staff and operators set it. */
+export type HoldLimit = 'maxUnitsPerCustomer' | 'HOLDS_PER_CUSTOMER_MAX';
+
+export interface HoldLimitRefusal {
+  limit: HoldLimit;
+  max: number;
+  /** What the customer has now: units of the offering held or booked, or live holds. */
+  current: number;
+  detail: string;
+}
+
+export interface HoldLimitQuestion {
+  /** Units the claim adds to what the customer has of the offering: net of the units a reschedule lets go, so it may be 0 or less. */
+  requested: number;
+  /** Units of the offering the customer has now, held by live holds or booked. */
+  heldOrBookedOfOffering: number;
+  /** The customer's live holds, across every offering. */
+  liveHolds: number;
+  /** The offering's `maxUnitsPerCustomer`. */
+  maxUnitsPerCustomer: number;
+  /** HOLDS_PER_CUSTOMER_MAX; absent when the claim is no new hold of the customer's (a booking's reschedule). */
+  holdsPerCustomerMax?: number;
+}
+
+/**
+ * Why a claim may not go ahead under the customer's fair-use limits, or undefined when it may.
+ * A claim that adds no units is never refused for units, so a customer over a limit that staff
+ * lowered can still move a booking to as many units or fewer.
+ */
+export function holdLimitRefusal(q: HoldLimitQuestion): HoldLimitRefusal | undefined {
+  if (q.requested > 0 && q.heldOrBookedOfOffering + q.requested > q.maxUnitsPerCustomer) {
+    const max = q.maxUnitsPerCustomer;
+    const current = q.heldOrBookedOfOffering;
+    return {
+      limit: 'maxUnitsPerCustomer',
+      max,
+      current,
+      detail: `maxUnitsPerCustomer: at most ${max} units of this offering per customer (${current} held or booked, ${q.requested} more asked for)`,
+    };
+  }
+  if (q.holdsPerCustomerMax !== undefined && q.liveHolds >= q.holdsPerCustomerMax) {
+    const max = q.holdsPerCustomerMax;
+    return {
+      limit: 'HOLDS_PER_CUSTOMER_MAX',
+      max,
+      current: q.liveHolds,
+      detail: `HOLDS_PER_CUSTOMER_MAX: at most ${max} live holds per customer, across offerings (${q.liveHolds} live)`,
+    };
+  }
+  return undefined;
+}
 
 /** Why a hold TTL is unacceptable, or undefined when it is fine (a positive fixed length up to a day). */
 export function holdTtlProblem(ttl: string): string | undefined {

@@ -66,3 +66,15 @@ describe('payment settings', () => {
     assert.deepEqual(problemsOf({ ...REQUIRED, PAYMENT_GATEWAY: 'paypal' }).length, 1);
   });
 });
+
+test('HOLDS_PER_CUSTOMER_MAX is 20 unless set, and a whole number of at least 1', () => {
+  assert.equal(loadConfig(REQUIRED).HOLDS_PER_CUSTOMER_MAX, 20);
+  assert.equal(loadConfig({ ...REQUIRED, HOLDS_PER_CUSTOMER_MAX: '3' }).HOLDS_PER_CUSTOMER_MAX, 3);
+  for (const bad of ['0', '2.5', 'many']) {
+    const problems = problemsOf({ ...REQUIRED, HOLDS_PER_CUSTOMER_MAX: bad });
+    assert.ok(
+      problems.some((p) => p.startsWith('HOLDS_PER_CUSTOMER_MAX:')),
+      `${bad}: ${problems.join('\n')}`,
+    );
+  }
+});

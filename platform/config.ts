@@ -64,6 +64,9 @@ const envSchema = z.object({
   // Across every worker of the `payments` queue (the server enforces it), so a renewal storm stays
   // under the gateway's request limit: every gateway call, of any workflow, is one activity there.
   GATEWAY_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(100),
+  // Live holds one customer may have at once, across offerings (fair use; each offering also caps
+  // its units per customer). Checked in the transaction that claims a hold's units.
+  HOLDS_PER_CUSTOMER_MAX: z.coerce.number().int().min(1).default(20),
   // What a referrer earns on their credit balance when a customer they referred pays a first period.
   REFERRAL_CREDIT: z
     .string()

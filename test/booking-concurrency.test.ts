@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { holds, unitClaims } from '../db/schema';
-import { createTestUser, type TestUser } from './support/api';
+import { createTestUser, testConfig, type TestUser } from './support/api';
 import { createOffering, placeHold, startBookingStack, unitStatuses, type BookingStack } from './support/booking-stack';
 
 describe('holds under concurrency (HTTP, dev server)', () => {
@@ -10,7 +10,8 @@ describe('holds under concurrency (HTTP, dev server)', () => {
   let customers: TestUser[];
 
   before(async () => {
-    stack = await startBookingStack();
+    // These tests are about units: limits per customer high enough never to refuse (test/booking-fair-use.test.ts has those).
+    stack = await startBookingStack({ config: testConfig({ HOLDS_PER_CUSTOMER_MAX: '500' }) });
     customers = await Promise.all(Array.from({ length: 10 }, () => createTestUser(stack.deps)));
   });
 
@@ -43,7 +44,7 @@ describe('holds under concurrency (HTTP, dev server)', () => {
   });
 
   test('500 concurrent overlapping holds over 50 units: no unit twice, every 201 backed by its rows', async () => {
-    const offering = await createOffering(stack, {}, 50);
+    const offering = await createOffering(stack, { maxUnitsPerCustomer: 50 }, 50);
     const requests = Array.from({ length: 500 }, (_, i) => pickUnits(offering.unitIds, 1 + (i % 4), i));
     const answers = await Promise.all(requests.map((unitIds, i) => placeHold(stack, customer(i), offering.id, unitIds)));
 

@@ -117,6 +117,21 @@ describe('hold workflow (time-skipping)', () => {
     await again.handle.executeUpdate(releaseHoldUpdate);
   });
 
+  test("a hold past the customer's limit is refused and ends, leaving nothing", async () => {
+    const user = await insertTestUser(database.db);
+    const offering = await insertTestOffering(database.db, { maxUnitsPerCustomer: 2 });
+    const first = await startHold({ userId: user.id, offeringId: offering.id, unitIds: offering.unitIds.slice(0, 2), holdsPerCustomerMax: 20 });
+    const second = await startHold({ userId: user.id, offeringId: offering.id, unitIds: [offering.unitIds[2]], holdsPerCustomerMax: 20 });
+
+    assert.equal(first.outcome.status, 'held');
+    assert.equal(second.outcome.status === 'limited' && second.outcome.refusal.limit, 'maxUnitsPerCustomer');
+    assert.equal(await second.handle.result(), 'limited');
+    assert.equal((await second.handle.query(holdStateQuery)).phase, 'limited');
+    assert.equal((await database.db.select().from(holds).where(eq(holds.id, second.holdId))).length, 0);
+    assert.deepEqual(await liveClaims(database.db, [offering.unitIds[2]]), []);
+    await first.handle.executeUpdate(releaseHoldUpdate);
+  });
+
   test('units of another offering are rejected and nothing is claimed', async () => {
     const user = await insertTestUser(database.db);
     const offering = await insertTestOffering(database.db);

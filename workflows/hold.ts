@@ -21,9 +21,11 @@ export interface HoldWorkflowInput {
   offeringId: string;
   unitIds: string[];
   ttlMs: number;
+  /** HOLDS_PER_CUSTOMER_MAX when the hold was asked for (absent in holds started before the limit). */
+  holdsPerCustomerMax?: number;
 }
 
-export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'failed' | HoldStatus;
+export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'failed' | HoldStatus;
 
 export interface HoldState {
   holdId: string;
@@ -116,6 +118,7 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
       unitIds: input.unitIds,
       expiresAt: expiresAt.toISOString(),
       workflowId: workflowInfo().workflowId,
+      holdsPerCustomerMax: input.holdsPerCustomerMax,
     });
   } catch (err) {
     // The last attempt may have committed before its answer was lost: give back whatever it took.

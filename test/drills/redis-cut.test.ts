@@ -38,7 +38,8 @@ after(async () => {
 });
 
 test('Redis cut off during hold traffic: holds go on through PostgreSQL, no double booking, no 500', async () => {
-  const offering = await createOffering(stack, {}, 30);
+  // Bookings stay for the whole drill: no customer may run into their units limit before the units run out.
+  const offering = await createOffering(stack, { maxUnitsPerCustomer: 30 }, 30);
   const customers = await Promise.all(Array.from({ length: 4 }, () => createTestUser(stack.deps)));
   const answers = await runHoldTraffic({
     apiUrl: stack.url,

@@ -18,7 +18,8 @@ const TRAFFIC_MS = 20_000;
 
 test('Redis stopped during hold traffic: no double booking, no 500', { timeout: 5 * 60_000 }, () =>
   withDrill({ api: true }, async ({ stack, deps }) => {
-    const offering = await insertTestOffering(deps.db, { unitCount: 60 });
+    // Bookings stay for the whole drill: no customer may run into their units limit before the units run out.
+    const offering = await insertTestOffering(deps.db, { unitCount: 60, maxUnitsPerCustomer: 60 });
     const customers = await Promise.all(Array.from({ length: 6 }, () => createTestUser(deps)));
 
     const answers = await runHoldTraffic({

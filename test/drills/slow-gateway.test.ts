@@ -53,7 +53,8 @@ async function bookWithDefaultCard(user: TestUser, holdId: string) {
 }
 
 test('50 holds while 20 charges wait 15 s for the gateway: none answers 503', async () => {
-  const offering = await createOffering(stack, {}, SLOW_CHARGES + HOLDS);
+  // The payer holds SLOW_CHARGES units of it at once, more than the default units limit per customer.
+  const offering = await createOffering(stack, { maxUnitsPerCustomer: SLOW_CHARGES }, SLOW_CHARGES + HOLDS);
   const payer = await createTestUser(stack.deps);
   // Saved while the gateway is quick: the bookings below charge it without asking the gateway first.
   // A payment method id of its own: stripe-mock answers an attach with the id it was given, and

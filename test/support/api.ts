@@ -9,7 +9,7 @@ import { hashPassword, issueToken } from '../../api/auth';
 import { connectDatabase, migrateDatabase } from '../../db/client';
 import { users } from '../../db/schema';
 import { toUserView, type Role, type UserView } from '../../domain/user';
-import { loadConfig } from '../../platform/config';
+import { loadConfig, type Config } from '../../platform/config';
 import { createLogger } from '../../platform/logger';
 import { connectTemporal } from '../../platform/temporal-connection';
 
@@ -24,11 +24,16 @@ export interface TestDeps {
 const TEST_RATE_LIMITS = { RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE: '1000000' };
 
 /**
- * Real connections to the services named by the environment. Logs are silent unless
+ * The configuration the environment gives tests, with `settings` on top. Logs are silent unless
  * LOG_LEVEL is set, so test output stays readable. Rate limits are generous unless set.
  */
+export function testConfig(settings: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', ...TEST_RATE_LIMITS, ...process.env, ...settings });
+}
+
+/** Real connections to the services named by the environment, configured by `testConfig()` unless told. */
 export async function connectTestDeps(overrides: Partial<AppDeps> = {}): Promise<TestDeps> {
-  const config = overrides.config ?? loadConfig({ LOG_LEVEL: 'silent', ...TEST_RATE_LIMITS, ...process.env });
+  const config = overrides.config ?? testConfig();
   await migrateDatabase(config.DATABASE_URL);
   const closers: Array<() => Promise<unknown>> = [];
   const own = <T>(value: T, close: (value: T) => Promise<unknown>): T => {

@@ -25,6 +25,7 @@ export async function insertTestOffering(
     requiresSubscription?: boolean;
     freeCancellationUntil?: string | null;
     lateRefundPercent?: number;
+    maxUnitsPerCustomer?: number;
   } = {},
 ): Promise<TestOffering> {
   const startsAt = options.startsAt ?? new Date(Date.now() + 10 * DAY);
@@ -40,6 +41,7 @@ export async function insertTestOffering(
       holdTtl: options.holdTtl ?? 'PT5M',
       freeCancellationUntil: options.freeCancellationUntil === undefined ? 'P1D' : options.freeCancellationUntil,
       lateRefundPercent: options.lateRefundPercent ?? 50,
+      maxUnitsPerCustomer: options.maxUnitsPerCustomer,
     })
     .returning();
   const rows = await db

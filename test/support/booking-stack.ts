@@ -2,14 +2,13 @@
  * The whole booking path for HTTP tests (test/support/stack.ts serving the bookings queue) and
  * its fixtures. Real time: use short hold TTLs.
  */
-import type { Redis } from 'ioredis';
 import { requestJson, type TestUser } from './api';
-import { startTestStack, type TestStack } from './stack';
+import { startTestStack, type TestStack, type TestStackOptions } from './stack';
 
 export type BookingStack = TestStack;
 
-/** `redis` replaces the Redis of both the API and the worker (an unreachable one, say). */
-export function startBookingStack(options: { redis?: Redis } = {}): Promise<BookingStack> {
+/** `redis` replaces the Redis of both the API and the worker (an unreachable one, say); `config` the environment's. */
+export function startBookingStack(options: Pick<TestStackOptions, 'redis' | 'config'> = {}): Promise<BookingStack> {
   return startTestStack({ serves: ['bookings'], ...options });
 }
 

@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BookingCharge, BookingFailureReason, BookingStatus, RefundTier } from '../../domain/booking';
+import type { HoldLimitRefusal } from '../../domain/hold';
 
 export interface BookingWorkflowInput {
   bookingId: string;
@@ -49,6 +50,7 @@ export type RescheduleResult =
   | { status: 'rescheduled'; amount: number; difference: number }
   | { status: 'unavailable'; unavailableUnitIds: string[] }
   | { status: 'rejected'; unknownUnitIds: string[] }
+  | { status: 'limited'; refusal: HoldLimitRefusal }
   | { status: 'declined'; failureCode: string | null }
   | { status: 'conflict' };
 

@@ -37,9 +37,12 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
         unitIds: added,
         expiresAt: new Date(now().getTime() + RESCHEDULE_CLAIM_MS).toISOString(),
         workflowId,
+        // The units the booking lets go make room under maxUnitsPerCustomer for the ones it gains.
+        releasingUnitIds: expectedUnitIds.filter((id) => !request.unitIds.includes(id)),
       });
       if (claim.status === 'conflict') return { status: 'unavailable', unavailableUnitIds: claim.unavailableUnitIds };
       if (claim.status === 'rejected') return { status: 'rejected', unknownUnitIds: claim.unknownUnitIds };
+      if (claim.status === 'limited') return { status: 'limited', refusal: claim.refusal };
       undo.add(async () => void (await releaseHold({ holdId: newHoldId, reason: 'released' })));
     }
 

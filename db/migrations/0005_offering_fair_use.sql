@@ -1,0 +1,2 @@
+ALTER TABLE "offerings" ADD COLUMN "max_units_per_customer" integer DEFAULT 10 NOT NULL;--> statement-breakpoint
+ALTER TABLE "offerings" ADD CONSTRAINT "offerings_max_units_per_customer_positive" CHECK ("offerings"."max_units_per_customer" >= 1);
