@@ -10,6 +10,7 @@ import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { createLogger } from '../platform/logger';
 import { admitHoldRequest, createUnitGate, holdGateOwner, PROVISIONAL_GATE_MS } from '../availability/unit-gate';
+import { parseLiveMessage } from '../availability/unit-event-log';
 import { createHoldActivities, type ClaimUnitsInput } from './hold';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
@@ -91,7 +92,9 @@ describe('hold activities (PostgreSQL + Redis)', () => {
     const input = await claimInput(2);
     await activities.claimUnits(input);
     const subscriber = redis.duplicate();
-    const received = new Promise<UnitStatusEvent>((resolve) => subscriber.on('message', (_channel, message) => resolve(JSON.parse(message))));
+    const received = new Promise<UnitStatusEvent>((resolve) =>
+      subscriber.on('message', (_channel, message) => resolve(JSON.parse(parseLiveMessage(message)!.data) as UnitStatusEvent)),
+    );
     await subscriber.subscribe(unitEventsChannel(input.offeringId));
 
     assert.equal(await activities.releaseHold({ holdId: input.holdId, reason: 'expired' }), 'expired');

@@ -105,7 +105,8 @@ function securityHeaders(): RequestHandler {
 function corsFrom(config: Pick<Config, 'CORS_ORIGINS'>): RequestHandler {
   return cors({
     origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false,
-    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+    // Last-Event-ID: a fetch-based event stream client resuming (EventSource sends it without asking).
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id', 'Last-Event-ID'],
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'Idempotent-Replayed', 'Location'],
     maxAge: 600,
   });

@@ -38,6 +38,24 @@ export function countWebhookMismatch(reason: string): void {
   webhookMismatches.inc({ reason });
 }
 
+/** Live availability streams open in this process, and those dropped for not reading (api/event-stream.ts). */
+const sseStreamsOpen = new Gauge({ name: 'sse_streams_open', help: 'Server-Sent Event streams open in this process', registers: [] });
+const sseSlowClientsDropped = new Counter({
+  name: 'sse_slow_clients_dropped_total',
+  help: 'Server-Sent Event streams ended because the client left too many bytes unread',
+  registers: [],
+});
+
+/** Counts a stream as open; the answer counts it closed. */
+export function countSseStream(): () => void {
+  sseStreamsOpen.inc();
+  return () => sseStreamsOpen.dec();
+}
+
+export function countSlowSseClientDropped(): void {
+  sseSlowClientsDropped.inc();
+}
+
 export interface AppMetrics {
   registry: Registry;
   /** Times every request; label `route` is its declared path template, so cardinality stays bounded. */
@@ -64,6 +82,8 @@ export function createMetrics(deps: Pick<AppDeps, 'sql' | 'logger'>, routes: Rou
   });
   registerBusinessMetrics(registry, deps);
   registry.registerMetric(webhookMismatches);
+  registry.registerMetric(sseStreamsOpen);
+  registry.registerMetric(sseSlowClientsDropped);
 
   const middleware: RequestHandler = (req, res, next) => {
     const route = routes.match(req.path)?.path ?? UNMATCHED_ROUTE;

@@ -1,7 +1,6 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
-import type { Response, Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
-import { createLiveHub } from '../availability/live-hub';
 import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
 import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
@@ -9,6 +8,7 @@ import { DEFAULT_HOLD_TTL, DEFAULT_MAX_UNITS_PER_CUSTOMER, holdTtlProblem, unitS
 import { isIsoDuration } from '../domain/period';
 import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
+import { availabilityStreams, eventsQuerySchema } from './offering-events';
 import { HttpProblem } from './problem';
 import { apiRouter } from './route';
 import { currencyCode, nonBlankText, parseBody, parseParams, parseQuery, queryInteger } from './validation';
@@ -47,8 +47,6 @@ export type OfferingJson = z.infer<typeof offeringJsonSchema>;
 type OfferingRow = typeof offerings.$inferSelect;
 
 const MAX_UNITS_PER_OFFERING = 2000;
-// Comments keep proxies from closing an idle stream; well under the usual 60 s idle timeouts.
-const SSE_HEARTBEAT_MS = 15_000;
 
 const instant = z.iso.datetime({ offset: true, message: 'Must be an ISO-8601 date-time such as 2030-06-15T18:00:00Z' }).transform((s) => new Date(s));
 
@@ -168,8 +166,11 @@ export function adminOfferingRoutes(deps: AppDeps): Router {
 export function offeringRoutes(deps: AppDeps): Router {
   const { db } = deps;
   const { router, route } = apiRouter();
-  const hub = createLiveHub(deps.redis, deps.logger);
   const { findOffering, unitsOf } = prepareOfferingQueries(db);
+  const streamAvailability = availabilityStreams(deps, {
+    findOffering,
+    snapshot: async (offeringId) => availabilityOf(offeringId, await unitsOf(offeringId)),
+  });
 
   route(offeringApi.list, async (req, res) => {
     const query = parseQuery(listQuerySchema, req.query);
@@ -197,37 +198,12 @@ export function offeringRoutes(deps: AppDeps): Router {
     res.json(availabilityOf(offering.id, await unitsOf(offering.id)));
   });
 
-  /**
-   * `snapshot` first (every unit's status), then `units` events as statuses change, each with the
-   * database time it was read at: keep the newest per unit, as events from several processes
-   * may arrive out of order. Subscribing before the snapshot is read means no change is missed.
-   */
   route(offeringApi.events, async (req, res) => {
-    const offering = await findOffering(parseParams(idParamsSchema, req.params).id);
-    if (deps.redis.status !== 'ready') {
-      throw new HttpProblem(503, 'Service Unavailable', 'Live availability is unavailable right now; poll /availability instead.');
-    }
-    const unsubscribe = await hub.subscribe(offering.id, (message) => writeEvent(res, 'units', message));
-    if (res.closed) return unsubscribe();
-    res.on('close', unsubscribe);
-    res.status(200).set({
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.flushHeaders();
-    const snapshot = availabilityOf(offering.id, await unitsOf(offering.id));
-    writeEvent(res, 'snapshot', JSON.stringify(snapshot));
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
-    res.on('close', () => clearInterval(heartbeat));
+    const { id } = parseParams(idParamsSchema, req.params);
+    await streamAvailability(req, res, id, parseQuery(eventsQuerySchema, req.query).lastEventId);
   });
 
   return router;
-}
-
-function writeEvent(res: Response, event: string, data: string): void {
-  res.write(`event: ${event}\ndata: ${data}\n\n`);
 }
 
 /**
@@ -357,11 +333,20 @@ export const offeringApi = {
     method: 'get',
     path: '/api/v1/offerings/{id}/events',
     summary: 'Live availability as Server-Sent Events: a `snapshot`, then `units` events as statuses change',
+    description:
+      'Every event has an `id`. Reconnecting with `Last-Event-ID` (or `lastEventId`) resumes after it: the `units` events missed, ' +
+      'or a fresh `snapshot` when they are no longer kept. The server ends a stream after SSE_STREAM_MAX_AGE (after a `retry:` hint) ' +
+      'and drops a client that stops reading; either way the client reconnects and misses nothing.',
     auth: 'public',
-    request: { params: idParamsSchema },
+    request: { params: idParamsSchema, query: eventsQuerySchema },
     responses: {
       200: { description: 'An event stream that stays open', contentType: 'text/event-stream', schema: z.string() },
-      ...problems(400, 404, [503, 'Live events are unavailable (Redis unreachable); poll /availability']),
+      ...problems(
+        400,
+        404,
+        [429, 'Rate limited, or SSE_STREAMS_PER_IP streams are already open from this address; see Retry-After'],
+        [503, 'Live events are unavailable (Redis unreachable) or this server has SSE_STREAMS_MAX streams open; see Retry-After'],
+      ),
     },
   },
 } satisfies Record<string, ApiOperation>;

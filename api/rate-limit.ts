@@ -49,6 +49,11 @@ function rateLimiter(deps: Pick<AppDeps, 'redis' | 'logger'>, limit: Limit, keyO
   };
 }
 
+/** The client's address: the connection's peer, or whom a proxy trusted by TRUST_PROXY names. */
+export function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
 /**
  * RATE_LIMIT_IP_PER_MINUTE requests per client address. Operations declared `unlimited` (webhooks,
  * whose sender retries on its own schedule, health probes and /metrics) are not counted.
@@ -57,7 +62,7 @@ export function ipRateLimit(deps: Pick<AppDeps, 'redis' | 'logger' | 'config'>, 
   const limit = rateLimiter(
     deps,
     { name: 'ip', perMinute: deps.config.RATE_LIMIT_IP_PER_MINUTE, what: 'requests per client address' },
-    (req) => req.ip ?? req.socket.remoteAddress ?? 'unknown',
+    clientAddress,
   );
   return (req, res, next) => {
     const method = req.method === 'HEAD' ? 'get' : req.method.toLowerCase();

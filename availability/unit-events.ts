@@ -2,14 +2,16 @@ import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { unitClaims, units } from '../db/schema';
-import { unitEventsChannel, unitStatusOf, type UnitStatusEvent } from '../domain/hold';
+import { unitStatusOf, type UnitStatusEvent } from '../domain/hold';
 import type { Logger } from '../platform/logger';
+import { appendUnitEvent } from './unit-event-log';
 
 export interface UnitEvents {
   /**
    * Publishes the units' statuses as PostgreSQL has them now (read after the change committed),
    * stamped with the database clock: a subscriber keeps, per unit, the newest `at`, so events
-   * from several processes arriving out of order still converge on the truth.
+   * from several processes arriving out of order still converge on the truth. Each event is
+   * numbered and kept for replay (`unit-event-log.ts`) as it is published.
    */
   publish(offeringId: string, unitIds: string[]): Promise<void>;
 }
@@ -37,7 +39,7 @@ export function createUnitEvents(deps: { db: Database; redis?: Redis; logger: Lo
           at: new Date(Math.max(...rows.map((r) => Number(r.atMs)))).toISOString(),
         };
         if (redis.status !== 'ready') throw new Error(`redis is ${redis.status}`);
-        await redis.publish(unitEventsChannel(offeringId), JSON.stringify(event));
+        await appendUnitEvent(redis, offeringId, JSON.stringify(event));
       } catch (err) {
         // Live availability is a convenience; the change itself is committed and readable.
         logger.warn({ err, offeringId }, 'could not publish unit status event');

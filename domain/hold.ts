@@ -131,7 +131,11 @@ export interface UnitStatusEvent {
   at: string;
 }
 
-/** The pub/sub channel that carries an offering's `UnitStatusEvent`s. */
+/**
+ * The pub/sub channel that carries an offering's `UnitStatusEvent`s, each as `<id> <json>`. Named
+ * apart from the channel that carried bare JSON, so that during a rolling deploy no process reads
+ * a message in the other format as its own.
+ */
 export function unitEventsChannel(offeringId: string): string {
-  return `offering-units:${offeringId}`;
+  return `unit-events:{${offeringId}}:live`;
 }

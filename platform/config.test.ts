@@ -78,3 +78,21 @@ test('HOLDS_PER_CUSTOMER_MAX is 20 unless set, and a whole number of at least 1'
     );
   }
 });
+
+describe('live availability streams', () => {
+  test('limits default to 20 per address and 1000 per process, for 30 minutes each', () => {
+    const config = loadConfig(REQUIRED);
+    assert.deepEqual([config.SSE_STREAMS_PER_IP, config.SSE_STREAMS_MAX, config.SSE_STREAM_MAX_AGE], [20, 1000, 'PT30M']);
+  });
+
+  test('a maximum age is a fixed length longer than zero', () => {
+    for (const bad of ['P1M', 'PT0S', '30m']) {
+      const problems = problemsOf({ ...REQUIRED, SSE_STREAM_MAX_AGE: bad });
+      assert.ok(
+        problems.some((p) => p.startsWith('SSE_STREAM_MAX_AGE:')),
+        `${bad}: ${problems.join('\n')}`,
+      );
+    }
+    assert.equal(loadConfig({ ...REQUIRED, SSE_STREAM_MAX_AGE: 'PT2S' }).SSE_STREAM_MAX_AGE, 'PT2S');
+  });
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { durationToMilliseconds } from '../domain/period';
 import { parseReferralCredit } from '../domain/referral';
 
 /**
@@ -8,6 +9,17 @@ import { parseReferralCredit } from '../domain/referral';
 const isoDuration = z
   .string()
   .regex(/^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/, 'an ISO-8601 duration such as PT30S or P1D');
+/** A duration of fixed length (no months or years), longer than zero: a timeout or an age. */
+const fixedDuration = isoDuration.refine(
+  (text) => {
+    try {
+      return durationToMilliseconds(text) > 0;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'a duration longer than zero without months or years, such as PT30M' },
+);
 const commaList = z.string().transform((s) =>
   s
     .split(',')
@@ -51,6 +63,11 @@ const envSchema = z.object({
   RATE_LIMIT_PAYMENTS_PER_USER_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(100),
   TRUST_PROXY: z.string().optional().transform(trustProxySetting),
+  // Live availability streams (Server-Sent Events): open at once per client address, per API
+  // process, and how long one lasts before the server ends it and the client reconnects.
+  SSE_STREAMS_PER_IP: z.coerce.number().int().min(1).default(20),
+  SSE_STREAMS_MAX: z.coerce.number().int().min(1).default(1000),
+  SSE_STREAM_MAX_AGE: fixedDuration.default('PT30M'),
   // host:port where the worker serves Temporal's own metrics for Prometheus; unset serves none.
   WORKER_METRICS_ADDRESS: z
     .string()
