@@ -47,6 +47,9 @@ export type OfferingJson = z.infer<typeof offeringJsonSchema>;
 type OfferingRow = typeof offerings.$inferSelect;
 
 const MAX_UNITS_PER_OFFERING = 2000;
+// Offerings inline their units, so a page of GET /offerings is bounded by units too: offerings
+// are added while their units fit, and a page always has at least one (which fits: see above).
+const MAX_UNITS_PER_PAGE = 2000;
 
 const instant = z.iso.datetime({ offset: true, message: 'Must be an ISO-8601 date-time such as 2030-06-15T18:00:00Z' }).transform((s) => new Date(s));
 
@@ -174,18 +177,23 @@ export function offeringRoutes(deps: AppDeps): Router {
 
   route(offeringApi.list, async (req, res) => {
     const query = parseQuery(listQuerySchema, req.query);
+    // One more than asked, to tell whether another page follows.
     const rows = await db
-      .select()
+      .select({ offering: offerings, unitCount: unitCountOfOffering })
       .from(offerings)
       .where(and(gt(offerings.endsAt, sql`now()`), query.kind ? eq(offerings.kind, query.kind) : undefined))
       .orderBy(asc(offerings.startsAt), asc(offerings.id))
-      .limit(query.limit)
+      .limit(query.limit + 1)
       .offset(query.offset);
+    const page = pageWithinUnits(rows, query.limit).map((row) => row.offering);
     const unitsByOffering = await readUnits(
       db,
-      rows.map((o) => o.id),
+      page.map((o) => o.id),
     );
-    res.json({ offerings: rows.map((o) => toOfferingJson(o, unitsByOffering.get(o.id) ?? [])) });
+    res.json({
+      offerings: page.map((o) => toOfferingJson(o, unitsByOffering.get(o.id) ?? [])),
+      nextOffset: rows.length > page.length ? query.offset + page.length : null,
+    });
   });
 
   route(offeringApi.read, async (req, res) => {
@@ -204,6 +212,22 @@ export function offeringRoutes(deps: AppDeps): Router {
   });
 
   return router;
+}
+
+// The outer row's id is named with its table: drizzle leaves columns unqualified in a one-table
+// select, and a bare "id" inside the subquery would be the unit's.
+const unitCountOfOffering = sql<number>`(select count(*) from ${units} where ${units.offeringId} = ${offerings}.${sql.identifier(offerings.id.name)})::int`;
+
+/** The first rows, up to `limit`, whose units add up to MAX_UNITS_PER_PAGE at most; never none. */
+function pageWithinUnits<T extends { unitCount: number }>(rows: T[], limit: number): T[] {
+  const page: T[] = [];
+  let unitTotal = 0;
+  for (const row of rows) {
+    if (page.length === limit || (page.length > 0 && unitTotal + row.unitCount > MAX_UNITS_PER_PAGE)) break;
+    page.push(row);
+    unitTotal += row.unitCount;
+  }
+  return page;
 }
 
 /**
@@ -309,9 +333,15 @@ export const offeringApi = {
     method: 'get',
     path: '/api/v1/offerings',
     summary: 'Offerings that have not ended, soonest first',
+    description:
+      'A page holds up to `limit` offerings and at most 2,000 units in all (offerings are added while their units fit; ' +
+      'always at least one). `nextOffset` is the `offset` of the next page, null after the last.',
     auth: 'public',
     request: { query: listQuerySchema },
-    responses: { 200: json('Offerings', z.strictObject({ offerings: z.array(offeringJsonSchema) })), ...problems(400) },
+    responses: {
+      200: json('Offerings', z.strictObject({ offerings: z.array(offeringJsonSchema), nextOffset: z.int().min(0).nullable() })),
+      ...problems(400),
+    },
   },
   read: {
     method: 'get',

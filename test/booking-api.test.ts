@@ -3,7 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { createTestUser, requestJson, type TestUser } from './support/api';
+import { insertTestOffering } from './support/booking-fixtures';
 import { createBooking, createOffering, offeringBody, placeHold, startBookingStack, unitStatuses, type BookingStack } from './support/booking-stack';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+interface ListedOffering {
+  id: string;
+  units: unknown[];
+}
 
 describe('bookings over HTTP (dev server)', () => {
   let stack: BookingStack;
@@ -20,6 +28,17 @@ describe('bookings over HTTP (dev server)', () => {
   });
 
   const api = (path: string) => `${stack.url}/api/v1${path}`;
+
+  /** Every offering of `kind` listed, following `nextOffset` from the first page; each page goes into `pages`. */
+  async function listedOfferings(kind: string, pages: ListedOffering[][] = []): Promise<ListedOffering[]> {
+    for (let offset: number | null = 0; offset !== null;) {
+      const page = await requestJson(api(`/offerings?kind=${kind}&limit=100&offset=${offset}`));
+      assert.equal(page.status, 200, JSON.stringify(page.body));
+      pages.push(page.body.offerings);
+      offset = page.body.nextOffset;
+    }
+    return pages.flat();
+  }
 
   /** A confirmed booking of the first `count` units of a new offering. */
   async function confirmedBooking(user: TestUser, overrides: Record<string, unknown> = {}, count = 2) {
@@ -51,9 +70,37 @@ describe('bookings over HTTP (dev server)', () => {
       const availability = await requestJson(api(`/offerings/${offering.id}/availability`));
       assert.equal(availability.status, 200);
       assert.deepEqual(availability.body.counts, { available: 3, held: 0, booked: 0 });
-      const listed = await requestJson(api('/offerings?kind=parking&limit=100'));
-      assert.ok(listed.body.offerings.some((o: { id: string }) => o.id === offering.id));
+      const listed = await listedOfferings('parking');
+      assert.ok(listed.some((o) => o.id === offering.id));
       assert.equal((await requestJson(api(`/offerings/${offering.id}`))).body.offering.id, offering.id);
+    });
+
+    test('a page holds at most 2,000 units (always one offering); nextOffset leads to the next', async () => {
+      const far = Date.now() + 50 * 365 * DAY;
+      const [a, b, c] = [
+        await insertTestOffering(stack.deps.db, { kind: 'appointment', unitCount: 800, startsAt: new Date(far) }),
+        await insertTestOffering(stack.deps.db, { kind: 'appointment', unitCount: 800, startsAt: new Date(far + 60_000) }),
+        await insertTestOffering(stack.deps.db, { kind: 'appointment', unitCount: 2000, startsAt: new Date(far + 120_000) }),
+      ];
+      const pages: ListedOffering[][] = [];
+      const ids = (await listedOfferings('appointment', pages)).map((o) => o.id);
+      for (const page of pages) {
+        const unitCount = page.reduce((total, o) => total + o.units.length, 0);
+        assert.ok(page.length === 1 || unitCount <= 2000, `${page.length} offerings, ${unitCount} units`);
+      }
+      assert.equal(new Set(ids).size, ids.length, 'no offering on two pages');
+      const at = ids.indexOf(a.id);
+      assert.deepEqual(ids.slice(at, at + 3), [a.id, b.id, c.id]);
+
+      const fromA = (await requestJson(api(`/offerings?kind=appointment&limit=100&offset=${at}`))).body;
+      assert.deepEqual([fromA.offerings.map((o: ListedOffering) => o.id), fromA.nextOffset], [[a.id, b.id], at + 2]);
+      const fromC = (await requestJson(api(`/offerings?kind=appointment&limit=100&offset=${at + 2}`))).body;
+      assert.deepEqual(
+        fromC.offerings.map((o: ListedOffering) => [o.id, o.units.length]),
+        [[c.id, 2000]],
+      );
+      const lastTwo = (await requestJson(api(`/offerings?kind=appointment&limit=2&offset=${at}`))).body;
+      assert.equal(lastTwo.nextOffset, at + 2, 'a page cut by `limit` leads on too');
     });
 
     test('an empty number in the query is a 400 naming it, not read as 0', async () => {

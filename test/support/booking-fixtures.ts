@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Database } from '../../db/client';
 import { offerings, unitClaims, units } from '../../db/schema';
+import type { OfferingKind } from '../../domain/booking';
 
 export interface TestOffering {
   id: string;
@@ -26,6 +27,7 @@ export async function insertTestOffering(
     freeCancellationUntil?: string | null;
     lateRefundPercent?: number;
     maxUnitsPerCustomer?: number;
+    kind?: OfferingKind;
   } = {},
 ): Promise<TestOffering> {
   const startsAt = options.startsAt ?? new Date(Date.now() + 10 * DAY);
@@ -34,7 +36,7 @@ export async function insertTestOffering(
     .insert(offerings)
     .values({
       name: `Test show ${randomUUID()}`,
-      kind: 'seating',
+      kind: options.kind ?? 'seating',
       startsAt,
       endsAt,
       requiresSubscription: options.requiresSubscription ?? false,
