@@ -127,7 +127,11 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
     await condition(allHandlersFinished);
     throw err;
   }
-  if (outcome.status !== 'held') return outcome.status;
+  if (outcome.status !== 'held') {
+    // The start's update answers with this outcome: let it be delivered before the run ends.
+    await condition(allHandlersFinished);
+    return outcome.status;
+  }
 
   setCurrentDetails(`Holding ${input.unitIds.length} unit(s) until ${expiresAt.toISOString()}`);
   const endedEarly = await condition(() => releaseRequested || settled, msUntil(expiresAt));
