@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, isNull, sql, TransactionRollbackError } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
-import { totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
+import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
@@ -71,6 +72,8 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
     priceUnits: (input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> => priceUnits(ctx, input),
     swapBookingUnits: (input: SwapUnitsInput): Promise<boolean> => swapBookingUnits(ctx, input),
     cancelBooking: (input: { bookingId: string; refundedAmount: number }): Promise<void> => cancelBooking(ctx, input),
+    checkInBooking: (input: { bookingId: string; checkedInAt: string }): Promise<void> => checkInBooking(ctx, input),
+    markNoShow: (input: { bookingId: string }): Promise<void> => markNoShow(ctx, input),
   };
 }
 
@@ -88,20 +91,24 @@ async function beginBooking({ db }: BookingContext, input: BeginBookingInput): P
   }
   const { hold, offering } = row;
   const price = totalPrice(await db.select({ amount: units.amount, currency: units.currency }).from(units).where(inArray(units.id, hold.unitIds)));
-  await db
-    .insert(bookings)
-    .values({
-      id: input.bookingId,
-      userId: input.userId,
-      offeringId: hold.offeringId,
-      holdId: hold.id,
-      unitIds: hold.unitIds,
-      status: 'pending',
-      amount: price.amount,
-      currency: price.currency,
-      workflowId: input.workflowId,
-    })
-    .onConflictDoNothing({ target: bookings.id });
+  // A retry finds its row (the id conflicts) and keeps the code it was given the first time.
+  await withFreshConfirmationCode((confirmationCode) =>
+    db
+      .insert(bookings)
+      .values({
+        id: input.bookingId,
+        userId: input.userId,
+        offeringId: hold.offeringId,
+        holdId: hold.id,
+        unitIds: hold.unitIds,
+        status: 'pending',
+        amount: price.amount,
+        currency: price.currency,
+        workflowId: input.workflowId,
+        confirmationCode,
+      })
+      .onConflictDoNothing({ target: bookings.id }),
+  );
   return {
     offeringId: offering.id,
     offeringName: offering.name,
@@ -239,6 +246,64 @@ async function cancelBooking({ db, logger, gate, events }: BookingContext, input
   await gate.release(result.offeringId, result.unitIds, bookingGateOwner(result.id));
   await events.publish(result.offeringId, result.unitIds);
   logger.info({ bookingId: input.bookingId, refundedAmount: input.refundedAmount }, 'booking canceled');
+}
+
+const CONFIRMATION_CODE_ATTEMPTS = 5;
+
+/**
+ * Runs `insert` with a random confirmation code, and again with another while the unique index
+ * says the code is taken (31^8 codes make that rare; five misses in a row mean something else).
+ */
+async function withFreshConfirmationCode(insert: (code: string) => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await insert(confirmationCodeFrom(randomBytes(CONFIRMATION_CODE_LENGTH)));
+      return;
+    } catch (err) {
+      if (attempt >= CONFIRMATION_CODE_ATTEMPTS || !isConfirmationCodeCollision(err)) throw err;
+    }
+  }
+}
+
+/** A unique violation of the code's index, as postgres.js reports it (drizzle may wrap it as the cause). */
+function isConfirmationCodeCollision(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 3 && typeof e === 'object' && e !== null; depth++) {
+    const { code, constraint_name, cause } = e as { code?: unknown; constraint_name?: unknown; cause?: unknown };
+    if (code === '23505' && constraint_name === 'bookings_confirmation_code_idx') return true;
+    e = cause;
+  }
+  return false;
+}
+
+/**
+ * Staff admitted the booking's holder: a confirmed booking becomes checked_in at `checkedInAt`
+ * (the workflow's clock). Repeating it changes nothing; the workflow has already refused any
+ * other status, so the row disagreeing is a bug worth failing loudly.
+ */
+async function checkInBooking({ db, logger }: BookingContext, input: { bookingId: string; checkedInAt: string }): Promise<void> {
+  const [booking] = await db.select({ status: bookings.status }).from(bookings).where(eq(bookings.id, input.bookingId));
+  if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
+  if (booking.status === 'checked_in') return;
+  const updated = await db
+    .update(bookings)
+    .set({ status: 'checked_in', checkedInAt: new Date(input.checkedInAt), updatedAt: sql`now()` })
+    .where(and(eq(bookings.id, input.bookingId), eq(bookings.status, 'confirmed')))
+    .returning({ id: bookings.id });
+  if (updated.length === 0) {
+    throw ApplicationFailure.nonRetryable(`booking ${input.bookingId} is ${booking.status}`, 'BookingNotConfirmed');
+  }
+  logger.info({ bookingId: input.bookingId }, 'booking checked in');
+}
+
+/** The offering ended and nobody checked the booking in: a confirmed booking becomes no_show (once). */
+async function markNoShow({ db, logger }: BookingContext, input: { bookingId: string }): Promise<void> {
+  const updated = await db
+    .update(bookings)
+    .set({ status: 'no_show', updatedAt: sql`now()` })
+    .where(and(eq(bookings.id, input.bookingId), eq(bookings.status, 'confirmed')))
+    .returning({ id: bookings.id });
+  if (updated.length > 0) logger.info({ bookingId: input.bookingId }, 'booking no-show');
 }
 
 async function lockHold(tx: Transaction, holdId: string) {

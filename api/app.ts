@@ -4,6 +4,7 @@ import helmet from 'helmet';
 import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
+import { adminCheckInRoutes } from './admin-check-in';
 import { adminPaymentRoutes } from './admin-payments';
 import { adminReconciliationRoutes } from './admin-reconciliation';
 import { authRoutes } from './auth';
@@ -58,6 +59,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   bookingRoutes,
   adminSubscriptionRoutes,
   adminBookingRoutes,
+  adminCheckInRoutes,
   adminPaymentRoutes,
   adminReconciliationRoutes,
   couponRoutes,

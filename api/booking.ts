@@ -71,6 +71,11 @@ export const bookingJsonSchema = z
     ...workflowLinkFields,
     createdAt: isoDateTime,
     failureReason: z.string().nullable(),
+    confirmationCode: z
+      .string()
+      .nullable()
+      .meta({ description: 'What the customer shows at the door for staff to check in; null for bookings made before codes.' }),
+    checkedInAt: isoDateTime.nullable().meta({ description: 'When staff checked the booking in; null until then.' }),
   })
   .meta({ id: 'Booking' }) satisfies z.ZodType<BookingView & { failureReason: string | null }>;
 
@@ -103,6 +108,8 @@ export function toBookingJson(booking: BookingRow, link: WorkflowLinker): Bookin
     ...link(booking.workflowId),
     createdAt: booking.createdAt.toISOString(),
     failureReason: booking.failureReason,
+    confirmationCode: booking.confirmationCode,
+    checkedInAt: booking.checkedInAt?.toISOString() ?? null,
   };
 }
 

@@ -3,6 +3,7 @@ import { OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from '@asteaso
 import type { Router } from 'express';
 import { z } from 'zod';
 import { adminApi } from './admin';
+import { adminCheckInApi } from './admin-check-in';
 import { adminPaymentApi } from './admin-payments';
 import { adminReconciliationApi } from './admin-reconciliation';
 import { authApi } from './auth';
@@ -72,6 +73,7 @@ export function apiOperations(): ApiOperation[] {
     offeringApi,
     bookingApi,
     adminApi,
+    adminCheckInApi,
     adminPaymentApi,
     adminReconciliationApi,
     couponApi,

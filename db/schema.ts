@@ -408,16 +408,19 @@ export const bookings = pgTable(
       .references(() => offerings.id),
     holdId: uuid('hold_id').references(() => holds.id),
     unitIds: uuid('unit_ids').array().notNull(),
-    status: text('status', { enum: ['pending', 'confirmed', 'failed', 'canceled'] }).notNull(),
+    status: text('status', { enum: ['pending', 'confirmed', 'failed', 'canceled', 'checked_in', 'no_show'] }).notNull(),
     amount: money('amount').notNull(),
     currency: text('currency').notNull(),
     refundedAmount: money('refunded_amount').notNull().default(0),
     failureReason: text('failure_reason'),
     workflowId: text('workflow_id').notNull(),
+    /** What the customer shows at the door (domain/booking.ts); null for bookings from before codes. */
+    confirmationCode: text('confirmation_code'),
+    checkedInAt: timestamp('checked_in_at', { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index('bookings_user_idx').on(t.userId)],
+  (t) => [index('bookings_user_idx').on(t.userId), uniqueIndex('bookings_confirmation_code_idx').on(t.confirmationCode)],
 );
 
 /**

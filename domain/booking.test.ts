@@ -5,8 +5,13 @@ import {
   applyRefund,
   cancellationPolicyProblem,
   cancellationRefund,
+  checkInRefusal,
+  CONFIRMATION_CODE_ALPHABET,
+  confirmationCodeFrom,
   freeCancellationEndsAt,
+  isConfirmationCode,
   MixedCurrencyError,
+  normalizeConfirmationCode,
   RefundExceedsChargesError,
   refundTier,
   totalPrice,
@@ -121,5 +126,31 @@ describe('allocateRefund', () => {
 
   test('never refunds more than was charged', () => {
     assert.throws(() => allocateRefund(charges, 5001), RefundExceedsChargesError);
+  });
+});
+
+describe('confirmation codes', () => {
+  test('eight characters of an alphabet without look-alikes, from random bytes', () => {
+    assert.doesNotMatch(CONFIRMATION_CODE_ALPHABET, /[01OIL]/);
+    const code = confirmationCodeFrom(Uint8Array.from([0, 1, 30, 31, 62, 255, 100, 7]));
+    assert.equal(code, '23Z22999');
+    assert.ok(isConfirmationCode(code));
+    assert.throws(() => confirmationCodeFrom(new Uint8Array(7)), RangeError);
+  });
+
+  test('typed by people: case, spaces and dashes do not matter; look-alikes and other lengths are not codes', () => {
+    assert.equal(normalizeConfirmationCode(' 23z2-2x69 '), '23Z22X69');
+    for (const bad of ['23Z22X6', '23Z22X690', '0OZ22X69', '1IZ22X69', '23z22x69']) assert.ok(!isConfirmationCode(bad), bad);
+  });
+});
+
+describe('checkInRefusal', () => {
+  test('only a confirmed booking can be checked in; the others say why', () => {
+    assert.equal(checkInRefusal('confirmed', null), null);
+    assert.equal(checkInRefusal('checked_in', '2030-06-15T18:05:00.000Z'), 'the booking was already checked in at 2030-06-15T18:05:00.000Z');
+    assert.equal(checkInRefusal('canceled', null), 'the booking was canceled');
+    assert.equal(checkInRefusal('no_show', null), 'the offering has ended: the booking is a no-show');
+    assert.equal(checkInRefusal('pending', null), 'the booking is not confirmed yet');
+    assert.equal(checkInRefusal('failed', null), 'the booking failed and was never confirmed');
   });
 });

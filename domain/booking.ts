@@ -6,7 +6,12 @@
 import type { ChargeResult } from './payment';
 import { addPeriods, isIsoDuration } from './period';
 
-export type BookingStatus = 'pending' | 'confirmed' | 'failed' | 'canceled';
+/**
+ * A booking's life: `pending` while its saga runs, then `failed` or `confirmed`; a confirmed
+ * booking may be `canceled`, is `checked_in` when staff admit its holder, and is a `no_show`
+ * when its offering ends before that. `failed`, `canceled`, `checked_in` and `no_show` are final.
+ */
+export type BookingStatus = 'pending' | 'confirmed' | 'failed' | 'canceled' | 'checked_in' | 'no_show';
 
 export type OfferingKind = 'appointment' | 'seating' | 'parking';
 export const OFFERING_KINDS: readonly OfferingKind[] = ['appointment', 'seating', 'parking'];
@@ -27,6 +32,10 @@ export interface BookingView {
   refundedAmount: number;
   workflowId: string;
   createdAt: string;
+  /** What the customer shows at the door (CONFIRMATION_CODE_LENGTH characters); null for bookings from before codes. */
+  confirmationCode: string | null;
+  /** When staff checked the booking in; null until then. */
+  checkedInAt: string | null;
 }
 
 export function bookingWorkflowId(bookingId: string): string {
@@ -181,4 +190,52 @@ export function totalRefunded(charges: readonly BookingCharge[]): number {
 /** What is left to refund over the booking's charges. */
 export function refundableAmount(charges: readonly BookingCharge[]): number {
   return charges.reduce((sum, c) => sum + c.amount - c.refunded, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmation codes and check-in
+// ---------------------------------------------------------------------------------------------
+
+/** Letters and digits that cannot be misread for one another: no 0/O, no 1/I/L. */
+export const CONFIRMATION_CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
+export const CONFIRMATION_CODE_LENGTH = 8;
+const CONFIRMATION_CODE_PATTERN = new RegExp(`^[${CONFIRMATION_CODE_ALPHABET}]{${CONFIRMATION_CODE_LENGTH}}$`);
+
+/**
+ * A confirmation code from random bytes (at least CONFIRMATION_CODE_LENGTH of them); each byte
+ * picks one character. The small bias of `byte % 31` does not matter for a code that is unique
+ * by index, not by chance alone.
+ */
+export function confirmationCodeFrom(bytes: Uint8Array): string {
+  if (bytes.length < CONFIRMATION_CODE_LENGTH) throw new RangeError(`a confirmation code needs ${CONFIRMATION_CODE_LENGTH} random bytes`);
+  let code = '';
+  for (let i = 0; i < CONFIRMATION_CODE_LENGTH; i++) code += CONFIRMATION_CODE_ALPHABET[bytes[i] % CONFIRMATION_CODE_ALPHABET.length];
+  return code;
+}
+
+/** A code as people type it: case and spaces or dashes between groups do not matter. */
+export function normalizeConfirmationCode(input: string): string {
+  return input.replace(/[\s-]/g, '').toUpperCase();
+}
+
+export function isConfirmationCode(code: string): boolean {
+  return CONFIRMATION_CODE_PATTERN.test(code);
+}
+
+/** Why a booking in `status` cannot be checked in (null when it can): staff read it at the door. */
+export function checkInRefusal(status: BookingStatus, checkedInAt: string | null): string | null {
+  switch (status) {
+    case 'confirmed':
+      return null;
+    case 'checked_in':
+      return checkedInAt ? `the booking was already checked in at ${checkedInAt}` : 'the booking was already checked in';
+    case 'canceled':
+      return 'the booking was canceled';
+    case 'no_show':
+      return 'the offering has ended: the booking is a no-show';
+    case 'failed':
+      return 'the booking failed and was never confirmed';
+    case 'pending':
+      return 'the booking is not confirmed yet';
+  }
 }

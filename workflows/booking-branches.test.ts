@@ -28,6 +28,7 @@ import {
   bookingStateQuery,
   bookingWorkflow,
   cancelBookingUpdate,
+  checkInBookingUpdate,
   rescheduleBookingUpdate,
   type BookingWorkflowInput,
 } from './booking';
@@ -103,6 +104,8 @@ const activities = stubActivities(calls, {
   priceUnits: ({ unitIds }: { offeringId: string; unitIds: string[] }) => ({ amount: unitIds.length * UNIT_PRICE, currency: 'usd' }),
   swapBookingUnits: ({ bookingId }: SwapUnitsInput): boolean => scriptOf(bookingId).swap ?? true,
   cancelBooking: (_: { bookingId: string; refundedAmount: number }): void => undefined,
+  checkInBooking: (_: { bookingId: string; checkedInAt: string }): void => undefined,
+  markNoShow: (_: { bookingId: string }): void => undefined,
   notify: (_: NotificationInput) => ({ notificationId: randomUUID(), sent: true }),
 });
 
@@ -201,9 +204,16 @@ describe('bookingWorkflow branches (stubbed activities)', () => {
     const [charge] = calls.inputs<ChargeInput>(handle.workflowId, 'chargePayment');
     const paymentId = `${charge.bookingId}-${charge.cycle}`;
     await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: `pi_${paymentId}`, status: 'succeeded', failureCode: null });
-    const state = await handle.result(); // ends with its offering, on the skipped clock
-    assert.deepEqual([state.status, state.charges.map((c) => c.paymentId)], ['confirmed', [paymentId]]);
-    assert.deepEqual(steps(handle.workflowId), ['beginBooking', 'chargePayment', 'settlePayment', 'confirmBooking', 'notify:booking_confirmed']);
+    const state = await handle.result(); // ends with its offering, on the skipped clock, nobody having checked in
+    assert.deepEqual([state.status, state.charges.map((c) => c.paymentId)], ['no_show', [paymentId]]);
+    assert.deepEqual(steps(handle.workflowId), [
+      'beginBooking',
+      'chargePayment',
+      'settlePayment',
+      'confirmBooking',
+      'notify:booking_confirmed',
+      'markNoShow',
+    ]);
   });
 
   test('a pending charge past its timeout is canceled at the gateway and the saga compensates', async () => {
@@ -257,4 +267,41 @@ describe('bookingWorkflow branches (stubbed activities)', () => {
     await handle.executeUpdate(cancelBookingUpdate);
     await handle.result();
   });
+
+  test('a check-in: checked_in at the workflow clock, projected once, and the booking ends checked in, not a no-show', async () => {
+    const { handle, input } = await startBooking({});
+    const { checkedInAt } = await handle.executeUpdate(checkInBookingUpdate);
+    assert.deepEqual(calls.inputs(handle.workflowId, 'checkInBooking'), [{ bookingId: input.bookingId, checkedInAt }]);
+    const state = await handle.result();
+    assert.deepEqual([state.status, state.checkedInAt], ['checked_in', checkedInAt]);
+    assert.ok(!calls.names(handle.workflowId).includes('markNoShow'));
+  });
+
+  test('check-in refusals say why: a second check-in is refused, and so are changes after a check-in', async () => {
+    const { handle } = await startBooking({});
+    const { checkedInAt } = await handle.executeUpdate(checkInBookingUpdate);
+    await assert.rejects(
+      handle.executeUpdate(checkInBookingUpdate),
+      refusal('BookingCheckInRefused', `the booking was already checked in at ${checkedInAt}`),
+    );
+    await assert.rejects(handle.executeUpdate(cancelBookingUpdate), refusal('BookingNotConfirmed', 'the booking is checked_in'));
+    assert.equal(calls.inputs(handle.workflowId, 'checkInBooking').length, 1);
+    await handle.result();
+  });
+
+  test('a booking that never confirmed cannot be checked in', async () => {
+    const { handle, decision } = await startBooking({ charges: ['pending'], cancel: 'failed' });
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
+    await assert.rejects(handle.executeUpdate(checkInBookingUpdate), refusal('BookingCheckInRefused', 'the booking is not confirmed yet'));
+    assert.equal((await handle.result()).status, 'failed');
+  });
 });
+
+/** An update the workflow's validator refused with `type` and `message`. */
+function refusal(type: string, message: string) {
+  return (error: unknown) => {
+    const cause = (error as { cause?: { type?: string; message?: string } }).cause;
+    assert.deepEqual([cause?.type, cause?.message], [type, message]);
+    return true;
+  };
+}

@@ -15,6 +15,7 @@ import {
   bookingStateQuery,
   bookingWorkflow,
   cancelBookingUpdate,
+  checkInBookingUpdate,
   rescheduleBookingUpdate,
   staffRefundUpdate,
 } from '../../workflows/booking';
@@ -55,6 +56,24 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
     await booking.executeUpdate(staffRefundUpdate, { args: [{ amount: 500, reason: 'Late start' }] });
     assert.equal((await booking.result()).status, 'confirmed');
     return [run('booking-rescheduled-refunded-completed', booking)];
+  },
+
+  // Staff check the customer in at the door; the booking ends with its offering, checked in.
+  'booking-checked-in': async (r) => {
+    const { booking, decision } = await bookedSetup(r, 'pm_card_visa');
+    assert.deepEqual(decision, { status: 'confirmed' });
+    const { checkedInAt } = await booking.executeUpdate(checkInBookingUpdate);
+    const state = await booking.result();
+    assert.deepEqual([state.status, state.checkedInAt], ['checked_in', checkedInAt]);
+    return [run('booking-checked-in', booking)];
+  },
+
+  // Nobody checks the customer in: at the offering's end the booking is a no-show.
+  'booking-no-show': async (r) => {
+    const { booking, decision } = await bookedSetup(r, 'pm_card_visa');
+    assert.deepEqual(decision, { status: 'confirmed' });
+    assert.equal((await booking.result()).status, 'no_show');
+    return [run('booking-no-show', booking)];
   },
 
   // The card is declined: the saga compensates (hold released, booking failed, customer told).

@@ -31,6 +31,8 @@ export interface BookingState {
   currency: string;
   refundedAmount: number;
   charges: BookingCharge[];
+  /** When staff checked the booking in (the workflow's clock); absent until then. */
+  checkedInAt?: string;
   /** A cancel, reschedule or staff refund being carried out; others wait until it is done. */
   operation: 'cancel' | 'reschedule' | 'refund' | null;
 }
@@ -77,3 +79,13 @@ export interface StaffRefundResult {
  * through the payments that paid for it and never more than they left to refund.
  */
 export const staffRefundUpdate = defineUpdate<StaffRefundResult, [StaffRefundRequest]>('staffRefund');
+
+export interface CheckInResult {
+  checkedInAt: string;
+}
+
+/**
+ * Staff: the booking's holder is at the door. Refused (`BookingCheckInRefused`, saying why) unless
+ * the booking is confirmed and its offering has not ended; the booking is then `checked_in`.
+ */
+export const checkInBookingUpdate = defineUpdate<CheckInResult>('checkIn');

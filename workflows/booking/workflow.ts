@@ -62,6 +62,7 @@ import {
   type StaffRefundRequest,
   type StaffRefundResult,
 } from './contract';
+import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
 import { reschedule } from './reschedule';
 
@@ -88,6 +89,8 @@ export class Booking {
   private cancelAttempts = 0;
   private cancellation: (CancelResult & { refundedBefore: number }) | undefined;
   private staffRefunds = 0;
+  /** The offering's end has come: nobody checks in any more. */
+  offeringEnded = false;
 
   constructor(readonly input: BookingWorkflowInput) {
     this.gateway = gatewayActivities(input.paymentsTaskQueue);
@@ -120,7 +123,9 @@ export class Booking {
     const paidBy = this.state.charges[0]?.paymentId;
     await notifyQuietly(paidBy ? { ...receipt, paymentId: paidBy } : receipt);
     await condition(() => this.state.status === 'canceled', Math.max(1, msUntil(terms.endsAt)));
+    this.offeringEnded = true;
     await condition(allHandlersFinished);
+    await recordNoShow(this);
     return this.state;
   }
 
@@ -136,6 +141,7 @@ export class Booking {
       }
     });
     setHandler(bookingStateQuery, () => this.state);
+    registerCheckIn(this);
     setHandler(bookingDecisionUpdate, async () => {
       await condition(() => this.state.status !== 'pending' || this.state.awaitingPayment);
       return decisionOf(this.state);
