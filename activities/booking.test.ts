@@ -7,6 +7,7 @@ import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/cli
 import { bookings, holds } from '../db/schema';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
+import { isConfirmationCode } from '../domain/booking';
 import { createLogger } from '../platform/logger';
 import { createBookingActivities } from './booking';
 import { createHoldActivities } from './hold';
@@ -128,5 +129,31 @@ describe('booking activities (PostgreSQL + Redis)', () => {
     const row = await bookingRow(bookingId);
     assert.deepEqual([row.status, row.refundedAmount], ['canceled', 2500]);
     assert.deepEqual(await liveClaims(database.db, unitIds), []);
+  });
+
+  test('begin gives the booking a confirmation code, kept when begin runs again', async () => {
+    const { bookingId, holdId, user } = await pendingBooking();
+    const code = (await bookingRow(bookingId)).confirmationCode;
+    assert.ok(code && isConfirmationCode(code), String(code));
+    await bookingSteps.beginBooking({ bookingId, holdId, userId: user.id, workflowId: `booking-${bookingId}` });
+    assert.equal((await bookingRow(bookingId)).confirmationCode, code);
+  });
+
+  test('check-in and no-show project onto a confirmed booking once; a no-show never overwrites a check-in', async () => {
+    const checkedIn = await pendingBooking();
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: checkedIn.bookingId, holdId: checkedIn.holdId }), 'confirmed');
+    const checkedInAt = '2030-01-01T10:00:00.000Z';
+    await bookingSteps.checkInBooking({ bookingId: checkedIn.bookingId, checkedInAt });
+    await bookingSteps.checkInBooking({ bookingId: checkedIn.bookingId, checkedInAt });
+    await bookingSteps.markNoShow({ bookingId: checkedIn.bookingId });
+    const row = await bookingRow(checkedIn.bookingId);
+    assert.deepEqual([row.status, row.checkedInAt?.toISOString()], ['checked_in', checkedInAt]);
+
+    const absent = await pendingBooking();
+    await assert.rejects(bookingSteps.checkInBooking({ bookingId: absent.bookingId, checkedInAt }), /is pending/);
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: absent.bookingId, holdId: absent.holdId }), 'confirmed');
+    await bookingSteps.markNoShow({ bookingId: absent.bookingId });
+    await bookingSteps.markNoShow({ bookingId: absent.bookingId });
+    assert.deepEqual([(await bookingRow(absent.bookingId)).status, (await bookingRow(absent.bookingId)).checkedInAt], ['no_show', null]);
   });
 });
