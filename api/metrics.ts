@@ -110,6 +110,8 @@ interface ProjectionCounts {
 
 // A charge counts as paid whether or not it was refunded later.
 const PAID = new Set(['succeeded', 'refunded']);
+/** Booking statuses only a confirmed booking reaches. */
+const CONFIRMED_ONCE = new Set(['confirmed', 'canceled', 'checked_in', 'no_show']);
 
 /**
  * Every metric is labelled, so none is exposed before the tables were read once: a counter
@@ -142,7 +144,7 @@ function registerBusinessMetrics(registry: Registry, deps: Pick<AppDeps, 'sql' |
     help:
       'Business events so far: renewal_succeeded and renewal_failed (charges for a second or later period), ' +
       'dunning_recovery (a period paid on a retry or a new payment method), subscription_expired, hold_expired, ' +
-      'booking_confirmed (including bookings canceled since), refund (paid back)',
+      'booking_confirmed (including bookings canceled, checked in or no-shows since), refund (paid back)',
     labelNames: ['event'] as const,
     registers: [registry],
     collect: fromCounts(function (this: Counter<'event'>, { payments, subscriptions, holds, bookings }) {
@@ -153,8 +155,8 @@ function registerBusinessMetrics(registry: Registry, deps: Pick<AppDeps, 'sql' |
         dunning_recovery: sum(subscriptionCharges.filter((p) => p.retry && PAID.has(p.status))),
         subscription_expired: sum(subscriptions.filter((s) => s.status === 'expired')),
         hold_expired: sum(holds.filter((h) => h.status === 'expired')),
-        // Only a confirmed booking can be canceled.
-        booking_confirmed: sum(bookings.filter((b) => b.status === 'confirmed' || b.status === 'canceled')),
+        // Only a confirmed booking can be canceled, checked in or a no-show: a counter never goes down.
+        booking_confirmed: sum(bookings.filter((b) => CONFIRMED_ONCE.has(b.status))),
         refund: sum(payments.filter((p) => p.kind === 'refund' && p.status === 'succeeded')),
       };
       for (const [event, count] of Object.entries(events)) this.inc({ event }, count);

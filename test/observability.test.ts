@@ -70,7 +70,7 @@ describe('GET /metrics', () => {
       dunning_recovery: 1,
       subscription_expired: 1,
       hold_expired: 1,
-      booking_confirmed: 2,
+      booking_confirmed: 4,
       refund: 1,
     };
     const counter = (event: string) => `billing_events_total{event="${event}"}`;
@@ -123,7 +123,7 @@ describe('GET /metrics', () => {
       workflowId: `hold-${holdId}`,
     });
     await db.insert(bookings).values(
-      (['confirmed', 'canceled', 'failed'] as const).map((status) => ({
+      (['confirmed', 'canceled', 'checked_in', 'no_show', 'failed'] as const).map((status) => ({
         userId: user.user.id,
         offeringId: offering.id,
         unitIds: [randomUUID()],
