@@ -21,7 +21,7 @@ import { admitHoldRequest, holdGateOwner, type UnitGate } from '../availability/
 import type { Database } from '../db/client';
 import { customerHoldCounts, holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
-import { bookingWorkflowId, describeBookingFailure, type BookingFailureReason } from '../domain/booking';
+import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import {
@@ -379,6 +379,15 @@ async function changeRefused(err: unknown, booking: BookingRow, failedDetail: st
   }
   if (!(err instanceof WorkflowUpdateFailedError)) throw err;
   const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.type === 'RescheduleLimitReached') {
+    // Named like the hold limits' 409: which limit, its max and what the booking has used.
+    const [counts] = (cause.details ?? []) as { current?: number }[];
+    return new HttpProblem(409, 'Reschedule limit reached', cause.message, {
+      limit: 'MAX_RESCHEDULES',
+      max: MAX_RESCHEDULES,
+      current: counts?.current ?? MAX_RESCHEDULES,
+    });
+  }
   if (cause instanceof ApplicationFailure && ['BookingNotConfirmed', 'BookingBusy', 'OfferingStarted'].includes(cause.type ?? '')) {
     return new HttpProblem(409, 'Booking cannot be changed now', cause.message);
   }

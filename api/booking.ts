@@ -199,7 +199,10 @@ export const bookingApi = {
         [402, 'The price difference was declined'],
         [403, "Only the booking's owner may reschedule it"],
         404,
-        [409, 'Units not available, the booking cannot be changed now, or more units would pass the offering’s maxUnitsPerCustomer (`limit`)'],
+        [
+          409,
+          'Units not available, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it)',
+        ],
         [422, 'Units that are not part of this offering'],
         [502, 'The reschedule failed; the booking is unchanged'],
       ),

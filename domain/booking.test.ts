@@ -10,10 +10,12 @@ import {
   confirmationCodeFrom,
   freeCancellationEndsAt,
   isConfirmationCode,
+  MAX_RESCHEDULES,
   MixedCurrencyError,
   normalizeConfirmationCode,
   RefundExceedsChargesError,
   refundTier,
+  rescheduleLimitRefusal,
   totalPrice,
   type CancellationPolicy,
 } from './booking';
@@ -152,5 +154,14 @@ describe('checkInRefusal', () => {
     assert.equal(checkInRefusal('no_show', null), 'the offering has ended: the booking is a no-show');
     assert.equal(checkInRefusal('pending', null), 'the booking is not confirmed yet');
     assert.equal(checkInRefusal('failed', null), 'the booking failed and was never confirmed');
+  });
+});
+
+describe('rescheduleLimitRefusal', () => {
+  test(`allows up to MAX_RESCHEDULES (${MAX_RESCHEDULES}) and refuses after, naming the limit`, () => {
+    assert.equal(rescheduleLimitRefusal(0), undefined);
+    assert.equal(rescheduleLimitRefusal(MAX_RESCHEDULES - 1), undefined);
+    assert.match(rescheduleLimitRefusal(MAX_RESCHEDULES)!, /at most 10 times \(MAX_RESCHEDULES\)/);
+    assert.ok(rescheduleLimitRefusal(MAX_RESCHEDULES + 1));
   });
 });

@@ -239,3 +239,16 @@ export function checkInRefusal(status: BookingStatus, checkedInAt: string | null
       return 'the booking is not confirmed yet';
   }
 }
+
+/**
+ * Reschedules a booking accepts in its life. Each one is an update of the booking's workflow,
+ * whose history has a budget of updates: the cap keeps a customer from spending it and locking
+ * out the cancel and the staff refunds that must still get through.
+ */
+export const MAX_RESCHEDULES = 10;
+
+/** Why one more reschedule is refused after `done` of them (each accepted one counts), or undefined. */
+export function rescheduleLimitRefusal(done: number): string | undefined {
+  if (done < MAX_RESCHEDULES) return undefined;
+  return `a booking can be rescheduled at most ${MAX_RESCHEDULES} times (MAX_RESCHEDULES); cancel it and book again instead`;
+}

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { and, eq, isNull } from 'drizzle-orm';
 import { holds, unitClaims } from '../db/schema';
+import { MAX_RESCHEDULES } from '../domain/booking';
 import { createTestUser, requestJson, testConfig, type TestUser } from './support/api';
 import { createBooking, createOffering, offeringBody, placeHold, startBookingStack, type BookingStack } from './support/booking-stack';
 
@@ -140,6 +141,27 @@ describe('fair use: limits per customer on holds (HTTP, dev server)', () => {
     const moved = await reschedule(units.slice(3, 6));
     assert.equal(moved.status, 200, JSON.stringify(moved.body));
     assert.deepEqual(await liveUnitsOf(customer, offering.id), [...units.slice(3, 6)].sort());
+  });
+
+  test('a booking takes MAX_RESCHEDULES reschedules, then answers 409 naming the limit, and can still be canceled', async () => {
+    const offering = await createOffering(stack, {}, 2);
+    const customer = await newCustomer();
+    const units = offering.unitIds;
+    const bookingId = await book(customer, offering.id, [units[0]]);
+    const reschedule = (unitIds: string[]) => requestJson(api(`/bookings/${bookingId}/reschedule`), { body: { unitIds }, headers: customer.headers });
+    for (let i = 1; i <= MAX_RESCHEDULES; i++) {
+      const moved = await reschedule([units[i % 2]]);
+      assert.equal(moved.status, 200, JSON.stringify(moved.body));
+    }
+    const refused = await reschedule([units[1]]);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    const { title, limit, max, current } = refused.body;
+    assert.deepEqual({ title, limit, max, current }, { title: 'Reschedule limit reached', limit: 'MAX_RESCHEDULES', max: 10, current: 10 });
+    assert.deepEqual(await liveUnitsOf(customer, offering.id), [units[0]], 'the refused reschedule claimed nothing');
+
+    const canceled = await requestJson(api('/bookings/cancel'), { body: { bookingId }, headers: customer.headers });
+    assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
+    assert.equal(canceled.body.booking.status, 'canceled');
   });
 
   test('HOLDS_PER_CUSTOMER_MAX live holds across offerings, exact under concurrency; a booking or a release frees a place', async () => {

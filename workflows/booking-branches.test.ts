@@ -7,10 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { describe, test } from 'node:test';
 import type { BookingTerms, ConfirmOutcome, SwapUnitsInput } from '../activities/booking';
 import type { ClaimUnitsInput, ReleaseHoldInput } from '../activities/hold';
-import { bookingWorkflowId, type BookingFailureReason } from '../domain/booking';
+import { bookingWorkflowId, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import type { ClaimOutcome } from '../domain/hold';
 import type { NotificationInput } from '../domain/notification';
 import {
@@ -295,6 +297,26 @@ describe('bookingWorkflow branches (stubbed activities)', () => {
     await assert.rejects(handle.executeUpdate(checkInBookingUpdate), refusal('BookingCheckInRefused', 'the booking is not confirmed yet'));
     assert.equal((await handle.result()).status, 'failed');
   });
+
+  test('past MAX_RESCHEDULES a reschedule is refused before acceptance, leaving no event, and a cancel still goes through', async () => {
+    const { handle } = await startBooking({});
+    for (let i = 0; i < MAX_RESCHEDULES; i++) {
+      const result = await handle.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: ['u1', 'u2'] }] });
+      assert.equal(result.status, 'rescheduled');
+    }
+    const refused = await handle.executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: ['u1', 'u2'] }] }).then(
+      () => assert.fail('the reschedule past the limit was accepted'),
+      (err: unknown) => err,
+    );
+    assert.ok(refused instanceof WorkflowUpdateFailedError);
+    assert.ok(refused.cause instanceof ApplicationFailure);
+    assert.equal(refused.cause.type, 'RescheduleLimitReached');
+    assert.match(refused.cause.message, new RegExp(`at most ${MAX_RESCHEDULES} times`));
+    assert.equal(await acceptedUpdates(handle, 'rescheduleBooking'), MAX_RESCHEDULES);
+
+    assert.equal((await handle.executeUpdate(cancelBookingUpdate)).tier, 'full');
+    assert.equal((await handle.result()).status, 'canceled');
+  });
 });
 
 /** An update the workflow's validator refused with `type` and `message`. */
@@ -304,4 +326,10 @@ function refusal(type: string, message: string) {
     assert.deepEqual([cause?.type, cause?.message], [type, message]);
     return true;
   };
+}
+
+/** The updates of `name` the workflow accepted: each one is an event in its history. */
+async function acceptedUpdates(handle: WorkflowHandle, name: string): Promise<number> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === name).length;
 }

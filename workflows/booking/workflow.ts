@@ -24,7 +24,9 @@ import {
   bookingChargeOf,
   cancellationRefund,
   describeBookingFailure,
+  MAX_RESCHEDULES,
   refundableAmount,
+  rescheduleLimitRefusal,
   totalRefunded,
   type BookingCharge,
   type BookingFailureReason,
@@ -84,7 +86,11 @@ export class Booking {
   private readonly settlements = new Map<string, PaymentSettlement>();
   /** What the gateway last reported refunded in all of each charge (the `charge.refunded` webhook). */
   private readonly gatewayRefundTotals = new Map<string, number>();
-  /** Reschedules so far: each one's number keys its charge and refunds. */
+  /**
+   * Reschedules accepted so far (refused ones in the saga count too): each one's number keys its
+   * charge and refunds, and MAX_RESCHEDULES caps it. Rebuilt by replay, so runs from before the
+   * cap count the reschedules they already took.
+   */
   reschedules = 0;
   private cancelAttempts = 0;
   private cancellation: (CancelResult & { refundedBefore: number }) | undefined;
@@ -151,6 +157,9 @@ export class Booking {
       validator: (request) => {
         this.assertChangeable();
         if (request.unitIds.length === 0) throw ApplicationFailure.nonRetryable('unitIds must not be empty', 'InvalidReschedule');
+        // Refused before acceptance, so past the limit a reschedule leaves no event in the history.
+        const refusal = rescheduleLimitRefusal(this.reschedules);
+        if (refusal) throw ApplicationFailure.nonRetryable(refusal, 'RescheduleLimitReached', { max: MAX_RESCHEDULES, current: this.reschedules });
         if (this.terms && msUntil(this.terms.startsAt) <= 0) {
           throw ApplicationFailure.nonRetryable('the offering has already started', 'OfferingStarted');
         }
