@@ -23,6 +23,12 @@ export interface ClaimUnitsInput {
   releasingUnitIds?: string[];
 }
 
+export interface ExtendHoldInput {
+  holdId: string;
+  /** ISO-8601: the hold's later expiry, computed by its workflow from its clock. */
+  expiresAt: string;
+}
+
 export interface ReleaseHoldInput {
   holdId: string;
   /** `released` when its owner or a failed booking gives it back, `expired` when its TTL passed. */
@@ -52,6 +58,7 @@ export function createHoldActivities(deps: { db: Database; redis?: Redis; logger
   return {
     claimUnits: (input: ClaimUnitsInput): Promise<ClaimOutcome> => claimUnits(ctx, input),
     releaseHold: (input: ReleaseHoldInput): Promise<HoldStatus | null> => releaseHold(ctx, input),
+    extendHold: (input: ExtendHoldInput): Promise<void> => extendHold(ctx, input),
   };
 }
 
@@ -114,6 +121,21 @@ async function releaseHold({ db, logger, gate, events }: HoldContext, input: Rel
     logger.info({ holdId: input.holdId, reason: input.reason, units: result.freed.length }, 'hold ended');
   }
   return result.status;
+}
+
+/**
+ * Projects a kept hold's later expiry onto its row (an active hold only: one already ended keeps
+ * its row as it is) and onto its Redis gate keys, so both show what the workflow's timer now does.
+ */
+async function extendHold({ db, gate }: HoldContext, input: ExtendHoldInput): Promise<void> {
+  const expiresAt = new Date(input.expiresAt);
+  const [hold] = await db
+    .update(holds)
+    .set({ expiresAt, updatedAt: sql`now()` })
+    .where(and(eq(holds.id, input.holdId), eq(holds.status, 'active')))
+    .returning({ offeringId: holds.offeringId, unitIds: holds.unitIds });
+  if (!hold) return;
+  await gate.assign(hold.offeringId, hold.unitIds, holdGateOwner(input.holdId), Math.max(1, expiresAt.getTime() - Date.now()));
 }
 
 async function unknownUnits(db: Database, offeringId: string, unitIds: string[]): Promise<string[]> {

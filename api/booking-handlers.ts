@@ -23,6 +23,7 @@ import { customerHoldCounts, holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
+import { durationToMilliseconds } from '../domain/period';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import {
   bookingDecisionUpdate,
@@ -141,6 +142,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
           unitIds: input.unitIds,
           ttlMs: holdTtlMilliseconds(offering.holdTtl),
           holdsPerCustomerMax,
+          maxExtensionMs: durationToMilliseconds(config.HOLD_MAX_EXTENSION),
         },
       ],
       workflowIdConflictPolicy: 'FAIL',

@@ -96,3 +96,15 @@ describe('live availability streams', () => {
     assert.equal(loadConfig({ ...REQUIRED, SSE_STREAM_MAX_AGE: 'PT2S' }).SSE_STREAM_MAX_AGE, 'PT2S');
   });
 });
+
+test('HOLD_MAX_EXTENSION is PT15M unless set, and a fixed duration longer than zero', () => {
+  assert.equal(loadConfig(REQUIRED).HOLD_MAX_EXTENSION, 'PT15M');
+  assert.equal(loadConfig({ ...REQUIRED, HOLD_MAX_EXTENSION: 'PT5M' }).HOLD_MAX_EXTENSION, 'PT5M');
+  for (const bad of ['15m', 'P1M', 'PT0S']) {
+    const problems = problemsOf({ ...REQUIRED, HOLD_MAX_EXTENSION: bad });
+    assert.ok(
+      problems.some((p) => p.startsWith('HOLD_MAX_EXTENSION:')),
+      `${bad}: ${problems.join('\n')}`,
+    );
+  }
+});

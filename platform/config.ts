@@ -84,6 +84,8 @@ const envSchema = z.object({
   // Live holds one customer may have at once, across offerings (fair use; each offering also caps
   // its units per customer). Checked in the transaction that claims a hold's units.
   HOLDS_PER_CUSTOMER_MAX: z.coerce.number().int().min(1).default(20),
+  // How far past its TTL a hold is kept while its booking's charge waits for 3-D Secure.
+  HOLD_MAX_EXTENSION: fixedDuration.default('PT15M'),
   // What a referrer earns on their credit balance when a customer they referred pays a first period.
   REFERRAL_CREDIT: z
     .string()

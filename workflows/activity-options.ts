@@ -88,7 +88,7 @@ export const { recordChargeInvoice } = proxyActivities<InvoiceActivities>({
   ...PROJECTION,
   retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: ['InvoiceRefused'] },
 });
-export const { claimUnits, releaseHold } = proxyActivities<HoldActivities>(PROJECTION);
+export const { claimUnits, releaseHold, extendHold } = proxyActivities<HoldActivities>(PROJECTION);
 export const bookingSteps = proxyActivities<BookingActivities>({
   ...PROJECTION,
   retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },

@@ -11,8 +11,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { describe, test } from 'node:test';
 import type { BookingTerms, ConfirmOutcome, SwapUnitsInput } from '../activities/booking';
-import type { ClaimUnitsInput, ReleaseHoldInput } from '../activities/hold';
+import type { ClaimUnitsInput, ExtendHoldInput, ReleaseHoldInput } from '../activities/hold';
 import { bookingWorkflowId, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
+import { holdWorkflowId } from '../domain/hold';
 import type { ClaimOutcome } from '../domain/hold';
 import type { NotificationInput } from '../domain/notification';
 import {
@@ -34,6 +35,7 @@ import {
   rescheduleBookingUpdate,
   type BookingWorkflowInput,
 } from './booking';
+import { claimHoldUpdate, holdStateQuery, holdWorkflow } from './hold';
 import { paymentSettledSignal } from './payment';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -90,7 +92,8 @@ const activities = stubActivities(calls, {
   refundPayment: ({ paymentId }: RefundInput): RefundResult => ({ refundPaymentId: `re_${paymentId}`, status: 'succeeded' }),
   confirmBooking: ({ bookingId }: { bookingId: string; holdId: string }): ConfirmOutcome => scriptOf(bookingId).confirm ?? 'confirmed',
   failBooking: (_: { bookingId: string; reason: BookingFailureReason }): void => undefined,
-  releaseHold: (_: ReleaseHoldInput) => 'released' as const,
+  releaseHold: ({ reason }: ReleaseHoldInput) => reason,
+  extendHold: (_: ExtendHoldInput): void => undefined,
   claimUnits: (input: ClaimUnitsInput): ClaimOutcome =>
     ({
       status: 'held',
@@ -113,10 +116,10 @@ const activities = stubActivities(calls, {
 
 const stubbed = runStubbedWorker(taskQueue, activities);
 
-async function startBooking(script: Script) {
+async function startBooking(script: Script, holdId: string = randomUUID()) {
   const input: BookingWorkflowInput = {
     bookingId: randomUUID(),
-    holdId: randomUUID(),
+    holdId,
     userId: 'user-1',
     paymentMethod: 'pm_test',
     pendingPaymentTimeout: 'PT1H',
@@ -317,6 +320,35 @@ describe('bookingWorkflow branches (stubbed activities)', () => {
     assert.equal((await handle.executeUpdate(cancelBookingUpdate)).tier, 'full');
     assert.equal((await handle.result()).status, 'canceled');
   });
+
+  test('while the checkout charge awaits 3-D Secure the hold is kept past its TTL, and ends when the booking settles it', async () => {
+    const hold = await startHold();
+    const { handle, decision } = await startBooking({ charges: ['pending'] }, hold.holdId);
+    assert.deepEqual(decision, { status: 'awaiting_payment' });
+    await stubbed.env.sleep(HOLD_TTL_MS + HOLD_EXTENSION_MS / 2);
+    const kept = await hold.handle.query(holdStateQuery);
+    assert.deepEqual([kept.phase, kept.expiresAt], ['active', new Date(hold.expiresAt + HOLD_EXTENSION_MS).toISOString()]);
+    assert.deepEqual(calls.inputs<ExtendHoldInput>(hold.handle.workflowId, 'extendHold'), [{ holdId: hold.holdId, expiresAt: kept.expiresAt }]);
+    assert.deepEqual(calls.inputs(hold.handle.workflowId, 'releaseHold'), [], 'the units are still held');
+
+    const [charge] = calls.inputs<ChargeInput>(handle.workflowId, 'chargePayment');
+    const paymentId = `${charge.bookingId}-${charge.cycle}`;
+    await handle.signal(paymentSettledSignal, { paymentId, gatewayPaymentId: `pi_${paymentId}`, status: 'succeeded', failureCode: null });
+    assert.equal(await hold.handle.result(), 'released', 'settled by the booking, not expired');
+    assert.equal((await handle.result()).status, 'confirmed');
+  });
+
+  test('a hold kept for a charge that never settles is released at its TTL plus HOLD_MAX_EXTENSION', async () => {
+    const hold = await startHold();
+    const { handle } = await startBooking({ charges: ['pending'], cancel: 'failed' }, hold.holdId);
+    await stubbed.env.sleep(HOLD_TTL_MS + HOLD_EXTENSION_MS - 60_000);
+    assert.equal((await hold.handle.query(holdStateQuery)).phase, 'active');
+    assert.deepEqual(calls.inputs(hold.handle.workflowId, 'releaseHold'), []);
+    assert.equal(await hold.handle.result(), 'expired');
+    assert.ok((await stubbed.env.currentTimeMs()) >= hold.expiresAt + HOLD_EXTENSION_MS);
+    const state = await handle.result();
+    assert.deepEqual([state.status, state.failureReason], ['failed', 'payment_timeout']);
+  });
 });
 
 /** An update the workflow's validator refused with `type` and `message`. */
@@ -326,6 +358,23 @@ function refusal(type: string, message: string) {
     assert.deepEqual([cause?.type, cause?.message], [type, message]);
     return true;
   };
+}
+
+const HOLD_TTL_MS = 5 * 60 * 1000;
+const HOLD_EXTENSION_MS = 15 * 60 * 1000;
+
+/** A hold's own workflow, as the API starts it, for a booking to consume. */
+async function startHold() {
+  const holdId = randomUUID();
+  const handle = await stubbed.env.client.workflow.start(holdWorkflow, {
+    taskQueue,
+    workflowId: holdWorkflowId(holdId),
+    args: [{ holdId, userId: 'user-1', offeringId: 'offering-1', unitIds: ['u1', 'u2'], ttlMs: HOLD_TTL_MS, maxExtensionMs: HOLD_EXTENSION_MS }],
+  });
+  assert.equal((await handle.executeUpdate(claimHoldUpdate)).status, 'held');
+  // Its TTL's end on the workflow's clock.
+  const expiresAt = new Date((await handle.query(holdStateQuery)).expiresAt).getTime();
+  return { holdId, handle, expiresAt };
 }
 
 /** The updates of `name` the workflow accepted: each one is an event in its history. */

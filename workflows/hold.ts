@@ -5,6 +5,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -12,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { HoldActivities } from '../activities/hold';
 import type { ClaimOutcome, HoldStatus } from '../domain/hold';
-import { releaseHold } from './activity-options';
+import { extendHold, releaseHold } from './activity-options';
 import { msUntil, now } from './clock';
 
 export interface HoldWorkflowInput {
@@ -23,6 +24,8 @@ export interface HoldWorkflowInput {
   ttlMs: number;
   /** HOLDS_PER_CUSTOMER_MAX when the hold was asked for (absent in holds started before the limit). */
   holdsPerCustomerMax?: number;
+  /** HOLD_MAX_EXTENSION in ms when the hold was asked for: how far past its TTL a booking may keep it (absent in holds from before: none). */
+  maxExtensionMs?: number;
 }
 
 export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'failed' | HoldStatus;
@@ -43,6 +46,14 @@ export const claimHoldUpdate = defineUpdate<ClaimOutcome>('claimHold');
 export const releaseHoldUpdate = defineUpdate<HoldStatus | null>('releaseHold');
 /** A booking consumed the hold or gave it back itself: stop waiting for the TTL. */
 export const holdSettledSignal = defineSignal('holdSettled');
+/**
+ * The booking of this hold is waiting for its customer (a charge needing 3-D Secure): keep the
+ * units past the TTL, up to `maxExtensionMs` beyond it, until the booking settles the hold.
+ */
+export const holdKeptSignal = defineSignal('holdKept');
+
+/** Guards the kept hold's commands (the projection of its later expiry, its later timer). */
+export const HOLD_KEPT_PATCH = 'hold-kept-while-authenticating';
 export const holdStateQuery = defineQuery<HoldState>('state');
 
 // Claiming is one short transaction the API is waiting for: a local activity saves a round trip.
@@ -62,7 +73,10 @@ const { claimUnits } = proxyLocalActivities<HoldActivities>({
  * settled by whichever commits first: the booking's consume or this release.
  */
 export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase> {
-  const expiresAt = new Date(now().getTime() + input.ttlMs);
+  const startedAt = now().getTime();
+  let expiresAt = new Date(startedAt + input.ttlMs);
+  const maxExtensionMs = input.maxExtensionMs ?? 0;
+  let keepAsked = false;
   let outcome: ClaimOutcome | undefined;
   let claimError: unknown;
   let releaseRequested = false;
@@ -109,6 +123,9 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
   setHandler(holdSettledSignal, () => {
     settled = true;
   });
+  setHandler(holdKeptSignal, () => {
+    keepAsked = true;
+  });
 
   try {
     outcome = await claimUnits({
@@ -134,7 +151,15 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
   }
 
   setCurrentDetails(`Holding ${input.unitIds.length} unit(s) until ${expiresAt.toISOString()}`);
-  const endedEarly = await condition(() => releaseRequested || settled, msUntil(expiresAt));
+  const ended = () => releaseRequested || settled;
+  // Only a hold that may be kept wakes for the ask; the others wait exactly as before.
+  let endedEarly = await condition(() => ended() || (keepAsked && maxExtensionMs > 0), msUntil(expiresAt));
+  if (!ended() && keepAsked && maxExtensionMs > 0 && patched(HOLD_KEPT_PATCH)) {
+    expiresAt = new Date(startedAt + input.ttlMs + maxExtensionMs);
+    setCurrentDetails(`Holding ${input.unitIds.length} unit(s) for a booking awaiting payment, until ${expiresAt.toISOString()}`);
+    await extendHold({ holdId: input.holdId, expiresAt: expiresAt.toISOString() });
+    endedEarly = await condition(ended, msUntil(expiresAt));
+  }
   finalStatus = await releaseHold({ holdId: input.holdId, reason: endedEarly ? 'released' : 'expired' });
   await condition(allHandlersFinished);
   return finalStatus ?? 'released';

@@ -47,7 +47,7 @@ import { splitRefund } from '../../domain/credit';
 import { bookingSteps, gatewayActivities, grantCredit, releaseHold } from '../activity-options';
 import { APPLY_CREDIT_PATCH, chargeOnce, settlePendingCharge } from '../charge';
 import { msUntil, now } from '../clock';
-import { holdSettledSignal } from '../hold';
+import { HOLD_KEPT_PATCH, holdKeptSignal, holdSettledSignal } from '../hold';
 import { notifyQuietly } from '../notify';
 import { gatewayRefundRecordedSignal, paymentSettledSignal } from '../payment';
 import { BookingStatusAttribute, upsertStatusAttribute } from '../search-attributes';
@@ -205,8 +205,9 @@ export class Booking {
       }
 
       if (terms.amount > 0) {
-        const paid = await this.charge(terms.amount, input.paymentMethod, 0, `${terms.offeringName}: ${terms.unitIds.length} unit(s)`, () => {
+        const paid = await this.charge(terms.amount, input.paymentMethod, 0, `${terms.offeringName}: ${terms.unitIds.length} unit(s)`, async () => {
           state.awaitingPayment = true;
+          await this.keepTheHold();
         });
         if (paid.status !== 'succeeded') {
           throw new SagaFailure(paid.failureCode === PAYMENT_TIMEOUT_FAILURE_CODE ? 'payment_timeout' : 'payment_declined');
@@ -242,6 +243,21 @@ export class Booking {
     await this.tellHoldWorkflow();
   }
 
+  /**
+   * The customer is authenticating the charge (3-D Secure): the hold's workflow keeps the units
+   * past its TTL (up to HOLD_MAX_EXTENSION) until this booking settles the hold. Runs from before
+   * this send nothing, as they did.
+   */
+  private async keepTheHold(): Promise<void> {
+    if (!patched(HOLD_KEPT_PATCH)) return;
+    try {
+      await getExternalWorkflowHandle(holdWorkflowId(this.input.holdId)).signal(holdKeptSignal);
+    } catch (err) {
+      // Already finished (its TTL fired): the confirm will find the hold gone and compensate.
+      log.info('hold workflow not asked to keep the hold', { error: String(err) });
+    }
+  }
+
   /** The hold's own workflow stops waiting for its TTL: this booking has settled the hold. */
   private async tellHoldWorkflow(): Promise<void> {
     try {
@@ -270,7 +286,7 @@ export class Booking {
    * One charge of the booking (`cycle` 0 at checkout, the reschedule's number after); a pending
    * one waits for the payment webhook (`onPending` is told) up to the pending timeout.
    */
-  async charge(amount: number, paymentMethod: string, cycle: number, description: string, onPending?: () => void): Promise<ChargeResult> {
+  async charge(amount: number, paymentMethod: string, cycle: number, description: string, onPending?: () => Promise<void>): Promise<ChargeResult> {
     const { input, state } = this;
     const result = await chargeOnce(this.gateway, {
       kind: 'booking',
@@ -289,7 +305,7 @@ export class Booking {
       applyCredit: patched(APPLY_CREDIT_PATCH),
     });
     if (result.status !== 'pending') return result;
-    onPending?.();
+    await onPending?.();
     // Waits at least a millisecond, as runs from before the shared charge module did.
     const waitMs = Math.max(1, durationToMilliseconds(input.pendingPaymentTimeout));
     return settlePendingCharge(this.gateway, result, { waitMs, settlement: (paymentId) => this.settlements.get(paymentId) });
