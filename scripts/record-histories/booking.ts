@@ -26,6 +26,7 @@ import type { RecordedRun, Recorder, Scenario } from './recorder';
 // Long enough that a booking's pending charge times out (PT1H) before its hold would expire.
 const BOOKING_HOLD_TTL_MS = 2 * 60 * 60 * 1000;
 const SHORT_HOLD_TTL_MS = 5 * 60 * 1000;
+const HOLD_MAX_EXTENSION_MS = 15 * 60 * 1000;
 const DAY = 24 * 60 * 60 * 1000;
 
 export const BOOKING_SCENARIOS: Record<string, Scenario> = {
@@ -96,6 +97,19 @@ export const BOOKING_SCENARIOS: Record<string, Scenario> = {
     return [run('booking-pending-settled-canceled', booking)];
   },
 
+  // The charge awaits authentication past the hold's TTL: the hold is kept (HOLD_MAX_EXTENSION) until the booking confirms.
+  'booking-pending-hold-kept': async (r) => {
+    const { booking, bookingId, hold } = await bookedSetup(r, 'pm_card_authenticationRequired', SHORT_HOLD_TTL_MS, HOLD_MAX_EXTENSION_MS);
+    const pending = await waitForPendingCharge(r, bookingId);
+    await r.env.sleep(SHORT_HOLD_TTL_MS + 60_000);
+    assert.equal((await hold.query(holdStateQuery)).phase, 'active');
+    await booking.signal(paymentSettledSignal, { ...pending, status: 'succeeded', failureCode: null });
+    await waitForBookingStatus(booking, 'confirmed');
+    await booking.executeUpdate(cancelBookingUpdate);
+    await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
+    return [run('booking-pending-hold-kept', booking), run('hold-kept-then-consumed', hold)];
+  },
+
   // Nobody authenticates the charge: canceled at the gateway at its timeout; the saga compensates.
   'booking-pending-timeout': async (r) => {
     const { booking, hold } = await bookedSetup(r, 'pm_card_authenticationRequired');
@@ -134,21 +148,21 @@ async function offeringAndUser(r: Recorder) {
   return { userId: user.id, offering };
 }
 
-async function startHold(r: Recorder, userId: string, offering: TestOffering, unitIds: string[], ttlMs: number) {
+async function startHold(r: Recorder, userId: string, offering: TestOffering, unitIds: string[], ttlMs: number, maxExtensionMs?: number) {
   const holdId = randomUUID();
   const handle = await r.env.client.workflow.start(holdWorkflow, {
     workflowId: holdWorkflowId(holdId),
     taskQueue: r.taskQueue,
-    args: [{ holdId, userId, offeringId: offering.id, unitIds, ttlMs }],
+    args: [{ holdId, userId, offeringId: offering.id, unitIds, ttlMs, ...(maxExtensionMs === undefined ? {} : { maxExtensionMs }) }],
   });
   const outcome = await handle.executeUpdate(claimHoldUpdate);
   return { holdId, handle, outcome };
 }
 
 /** A held pair of units and a booking of them paid with `paymentMethod`, once it has decided. */
-async function bookedSetup(r: Recorder, paymentMethod: string) {
+async function bookedSetup(r: Recorder, paymentMethod: string, holdTtlMs = BOOKING_HOLD_TTL_MS, maxExtensionMs?: number) {
   const { offering, userId } = await offeringAndUser(r);
-  const { holdId, handle: hold } = await startHold(r, userId, offering, offering.unitIds.slice(0, 2), BOOKING_HOLD_TTL_MS);
+  const { holdId, handle: hold } = await startHold(r, userId, offering, offering.unitIds.slice(0, 2), holdTtlMs, maxExtensionMs);
   const bookingId = randomUUID();
   const booking = await r.env.client.workflow.start(bookingWorkflow, {
     workflowId: bookingWorkflowId(bookingId),
