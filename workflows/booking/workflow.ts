@@ -6,17 +6,7 @@
  * taking a cancel (refund by policy), reschedules (each a saga of its own, booking/reschedule.ts)
  * and staff refunds as updates.
  */
-import {
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  getExternalWorkflowHandle,
-  log,
-  patched,
-  setCurrentDetails,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
 import {
   allocateRefund,
@@ -31,7 +21,6 @@ import {
   type BookingCharge,
   type BookingFailureReason,
 } from '../../domain/booking';
-import { holdWorkflowId } from '../../domain/hold';
 import { formatMoney } from '../../domain/money';
 import { notificationDedupeKey, type NotificationInput } from '../../domain/notification';
 import {
@@ -47,7 +36,6 @@ import { splitRefund } from '../../domain/credit';
 import { bookingSteps, gatewayActivities, grantCredit, releaseHold } from '../activity-options';
 import { APPLY_CREDIT_PATCH, chargeOnce, settlePendingCharge } from '../charge';
 import { msUntil, now } from '../clock';
-import { HOLD_KEPT_PATCH, holdKeptSignal, holdSettledSignal } from '../hold';
 import { notifyQuietly } from '../notify';
 import { gatewayRefundRecordedSignal, paymentSettledSignal } from '../payment';
 import { BookingStatusAttribute, upsertStatusAttribute } from '../search-attributes';
@@ -66,6 +54,7 @@ import {
 } from './contract';
 import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
+import { keepHold, tellHoldSettled } from './hold-messages';
 import { reschedule } from './reschedule';
 
 class SagaFailure extends Error {
@@ -207,7 +196,7 @@ export class Booking {
       if (terms.amount > 0) {
         const paid = await this.charge(terms.amount, input.paymentMethod, 0, `${terms.offeringName}: ${terms.unitIds.length} unit(s)`, async () => {
           state.awaitingPayment = true;
-          await this.keepTheHold();
+          await keepHold(this.input.holdId);
         });
         if (paid.status !== 'succeeded') {
           throw new SagaFailure(paid.failureCode === PAYMENT_TIMEOUT_FAILURE_CODE ? 'payment_timeout' : 'payment_declined');
@@ -220,7 +209,7 @@ export class Booking {
       if (outcome !== 'confirmed') throw new SagaFailure('confirm_failed');
       state.status = 'confirmed';
       state.awaitingPayment = false;
-      await this.tellHoldWorkflow();
+      await tellHoldSettled(this.input.holdId);
       return true;
     } catch (err) {
       if (!(err instanceof SagaFailure)) throw err;
@@ -240,32 +229,7 @@ export class Booking {
 
   private async releaseTheHold(): Promise<void> {
     await releaseHold({ holdId: this.input.holdId, reason: 'released' });
-    await this.tellHoldWorkflow();
-  }
-
-  /**
-   * The customer is authenticating the charge (3-D Secure): the hold's workflow keeps the units
-   * past its TTL (up to HOLD_MAX_EXTENSION) until this booking settles the hold. Runs from before
-   * this send nothing, as they did.
-   */
-  private async keepTheHold(): Promise<void> {
-    if (!patched(HOLD_KEPT_PATCH)) return;
-    try {
-      await getExternalWorkflowHandle(holdWorkflowId(this.input.holdId)).signal(holdKeptSignal);
-    } catch (err) {
-      // Already finished (its TTL fired): the confirm will find the hold gone and compensate.
-      log.info('hold workflow not asked to keep the hold', { error: String(err) });
-    }
-  }
-
-  /** The hold's own workflow stops waiting for its TTL: this booking has settled the hold. */
-  private async tellHoldWorkflow(): Promise<void> {
-    try {
-      await getExternalWorkflowHandle(holdWorkflowId(this.input.holdId)).signal(holdSettledSignal);
-    } catch (err) {
-      // Already finished (its TTL fired): there is nobody left to tell.
-      log.info('hold workflow not signalled', { error: String(err) });
-    }
+    await tellHoldSettled(this.input.holdId);
   }
 
   /** A step whose failure (after its retries) means the saga gives up for `reason`. */
