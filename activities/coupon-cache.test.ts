@@ -55,8 +55,11 @@ describe('coupon cache: copies in this process', () => {
     redis = new Redis(process.env.REDIS_URL!, { connectionName });
     other = new Redis(process.env.REDIS_URL!);
     copies = createLocalCopies(redis, logger, () => clock);
-    await copies.read('warm-up', async () => null);
-    await eventually(async () => assert.ok(copies.listening, 'subscribed to changes'));
+    // The first read once Redis is up subscribes.
+    await eventually(async () => {
+      await copies.read('warm-up', async () => null);
+      assert.ok(copies.listening, 'subscribed to changes');
+    });
   });
 
   after(async () => {
@@ -182,8 +185,10 @@ describe('coupon cache: two processes on PostgreSQL and Redis', () => {
     assert.ok(row);
     // Each process keeps a copy once it is subscribed to changes.
     for (const cache of [here, there]) {
-      assert.equal((await cache.byCode(row.code.toLowerCase()))?.active, true);
-      await eventually(async () => assert.ok(cache.listening()));
+      await eventually(async () => {
+        assert.equal((await cache.byCode(row.code.toLowerCase()))?.active, true);
+        assert.ok(cache.listening());
+      });
       assert.equal((await cache.byCode(row.code))?.active, true);
     }
 

@@ -154,9 +154,12 @@ export function createLocalCopies(redis: Redis, logger: Logger, now: () => numbe
     loads.clear();
   }
 
-  /** Subscribes on first use, on a connection of its own (a subscribed connection can do nothing else). */
+  /**
+   * Subscribes on first use while Redis is up (until then no copy is used anyway), on a connection
+   * of its own: a subscribed connection can do nothing else.
+   */
   function listen(): void {
-    if (subscriber) return;
+    if (subscriber || redis.status !== 'ready') return;
     const connection = redis.duplicate({ autoResubscribe: false, lazyConnect: false });
     subscriber = connection;
     connection.on('message', (_channel: string, code: string) => forget(code));
