@@ -47,7 +47,12 @@ const generationKey = (code: string) => `coupon-cache:gen:{${code}}`;
 const entryPrefix = (code: string) => `coupon-cache:entry:{${code}}:`;
 
 export interface CouponCache {
-  /** The coupon with this code (any case), null when there is none; from a cache when cached. */
+  /**
+   * The coupon with this code (any case), null when there is none; from a cache when cached.
+   * While this process's copy stands, every read answers that same object; after a change of the
+   * coupon (or a re-check of the copy) a new one. So what a caller derives from a coupon may be
+   * kept against the object, and goes with it (api/coupon.ts keeps customers' facts so).
+   */
   byCode(code: string): Promise<CouponState | null>;
   /** Called after every change of the coupon with this code (committed in PostgreSQL). */
   invalidate(code: string): Promise<void>;

@@ -11,7 +11,16 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { createCouponCache, type CouponCache } from '../activities/coupon-cache';
 import type { Database } from '../db/client';
-import { couponById, couponStateOf, deactivateCoupon, insertCoupon, listCoupons, prepareCustomerFacts, type CouponRow } from '../db/coupons';
+import {
+  couponById,
+  couponStateOf,
+  deactivateCoupon,
+  insertCoupon,
+  listCoupons,
+  prepareCustomerFacts,
+  type CouponRow,
+  type CustomerCouponFacts,
+} from '../db/coupons';
 import { auditLog, plans } from '../db/schema';
 import {
   COUPON_CODE,
@@ -213,7 +222,7 @@ function deactivateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
 
 function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
   const planById = planPrices(db);
-  const customerFacts = prepareCustomerFacts(db);
+  const customerFacts = keptCustomerFacts(prepareCustomerFacts(db));
   return async (req, res) => {
     const query = parseQuery(validateQuery, req.query);
     const plan = query.planId ? await planById(query.planId) : undefined;
@@ -224,7 +233,7 @@ function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
     // What depends on the customer is read only when it could change the answer: a code that is
     // valid so far, or exhausted (a customer who holds one of its places hears already_redeemed).
     if (coupon && (reason === null || reason === 'exhausted')) {
-      const facts = await customerFacts(coupon.id, currentUser(req).id);
+      const facts = await customerFacts(coupon, currentUser(req).id);
       reason = couponRefusal(coupon, {
         ...ctx,
         alreadyRedeemed: facts.alreadyRedeemed,
@@ -237,6 +246,32 @@ function validateHandler({ db }: AppDeps, cache: CouponCache): RouteHandler {
     }
     const discount = plan ? { amount: discountFor(coupon, plan.amount, plan.currency) ?? 0, currency: plan.currency } : null;
     res.json({ valid: true, coupon: toCustomerCouponJson(coupon), discount });
+  };
+}
+
+// Customers' facts kept in this process, by coupon copy and customer.
+const CUSTOMER_FACTS_KEPT = 50_000;
+
+/**
+ * A customer's facts, kept against the very coupon object the cache answered: the cache answers
+ * a new object once the coupon changed (and a redemption or a release of it is a change of it,
+ * which invalidates it), so facts kept for the old object are never used again; they age out.
+ * `hasSubscribedBefore` only ever turns true (subscription rows are never deleted) and no
+ * coupon change announces it, so a false one is not kept for a first-time-only coupon.
+ */
+function keptCustomerFacts(read: (couponId: string, userId: string) => Promise<CustomerCouponFacts>) {
+  const copyIds = new WeakMap<CouponState, number>();
+  let lastCopyId = 0;
+  const kept = new LruMap<string, CustomerCouponFacts>(CUSTOMER_FACTS_KEPT);
+  return async (coupon: CouponState, userId: string): Promise<CustomerCouponFacts> => {
+    let copyId = copyIds.get(coupon);
+    if (copyId === undefined) copyIds.set(coupon, (copyId = ++lastCopyId));
+    const key = `${copyId} ${userId}`;
+    const copy = kept.get(key);
+    if (copy) return copy;
+    const facts = await read(coupon.id, userId);
+    if (!coupon.firstTimeOnly || facts.hasSubscribedBefore) kept.set(key, facts);
+    return facts;
   };
 }
 
