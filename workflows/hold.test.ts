@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
@@ -51,12 +52,16 @@ describe('hold workflow (time-skipping)', () => {
 
   async function startHold(input: Omit<HoldWorkflowInput, 'holdId' | 'ttlMs'>) {
     const holdId = randomUUID();
-    const handle = await env.client.workflow.start(holdWorkflow, {
+    // With its start, as the API asks it: an update sent after a start can arrive after a refused
+    // claim has ended the run, and would then find no workflow to answer it.
+    const start = new WithStartWorkflowOperation(holdWorkflow, {
       workflowId: holdWorkflowId(holdId),
       taskQueue,
       args: [{ ...input, holdId, ttlMs: TTL_MS }],
+      workflowIdConflictPolicy: 'FAIL',
     });
-    const outcome = await handle.executeUpdate(claimHoldUpdate);
+    const outcome = await env.client.workflow.executeUpdateWithStart(claimHoldUpdate, { startWorkflowOperation: start });
+    const handle = await start.workflowHandle();
     return { holdId, handle, outcome };
   }
 
