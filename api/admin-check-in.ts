@@ -32,10 +32,16 @@ import { answerDeadline } from './workflow-answer';
 
 type BookingRow = typeof bookings.$inferSelect;
 
+const CODE_CHARACTER = `[${CONFIRMATION_CODE_ALPHABET}${CONFIRMATION_CODE_ALPHABET.toLowerCase().replace(/\d/g, '')}]`;
+const CODE_AS_TYPED = new RegExp(`^[ -]*(?:${CODE_CHARACTER}[ -]*){${CONFIRMATION_CODE_LENGTH}}$`);
+
 const checkInSchema = z.strictObject({
   confirmationCode: z
     .string()
     .max(32)
+    // The documented shape: eight characters of the code's alphabet in either case, spaces and
+    // dashes anywhere (so a request the schema allows is one the route can look up).
+    .regex(CODE_AS_TYPED, `Must be ${CONFIRMATION_CODE_LENGTH} characters of ${CONFIRMATION_CODE_ALPHABET}`)
     .transform(normalizeConfirmationCode)
     .refine(isConfirmationCode, `Must be ${CONFIRMATION_CODE_LENGTH} characters of ${CONFIRMATION_CODE_ALPHABET}`)
     .meta({ description: "The booking's confirmation code as the customer shows it (any case; spaces and dashes are ignored)." }),
