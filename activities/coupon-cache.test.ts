@@ -12,28 +12,14 @@ import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/cli
 import { deactivateCoupon, insertCoupon } from '../db/coupons';
 import type { CouponState } from '../domain/coupon';
 import { createLogger } from '../platform/logger';
+import { testCouponState, testCouponTerms } from '../test/support/coupon-fixtures';
 import { eventually } from '../test/support/subscription-fixtures';
 import { createCouponCache, createLocalCopies, LOCAL_RECHECK_MS, localCopiesOf, type LocalCopies } from './coupon-cache';
 
 const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 
 function coupon(code: string, fields: Partial<CouponState> = {}): CouponState {
-  return {
-    id: randomUUID(),
-    code,
-    percentOff: 10,
-    amountOff: null,
-    currency: null,
-    duration: 'once',
-    durationInCycles: null,
-    maxRedemptions: null,
-    redeemBy: null,
-    appliesToPlans: null,
-    firstTimeOnly: false,
-    active: true,
-    redemptionCount: 0,
-    ...fields,
-  };
+  return testCouponState({ code, percentOff: 10, ...fields });
 }
 
 /** A promise the test settles: a load that is still under way. */
@@ -166,22 +152,7 @@ describe('coupon cache: two processes on PostgreSQL and Redis', () => {
 
   test('a change made through one is seen by the other; by the one that made it at once', async () => {
     const [here, there] = [processCache(), processCache()];
-    const row = await insertCoupon(
-      database.db,
-      {
-        code: `Two-${randomUUID().slice(0, 8)}`,
-        percentOff: 15,
-        amountOff: null,
-        currency: null,
-        duration: 'once',
-        durationInCycles: null,
-        maxRedemptions: null,
-        redeemBy: null,
-        appliesToPlans: null,
-        firstTimeOnly: false,
-      },
-      null,
-    );
+    const row = await insertCoupon(database.db, testCouponTerms({ code: `Two-${randomUUID().slice(0, 8)}`, percentOff: 15 }), null);
     assert.ok(row);
     // Each process keeps a copy once it is subscribed to changes.
     for (const cache of [here, there]) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { testCouponTerms } from '../test/support/coupon-fixtures';
 import {
   afterCycleCharged,
   appliedDiscountOf,
@@ -16,21 +17,7 @@ import {
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 
-function terms(fields: Partial<CouponTerms> = {}): CouponTerms {
-  return {
-    code: 'SPRING25',
-    percentOff: 25,
-    amountOff: null,
-    currency: null,
-    duration: 'once',
-    durationInCycles: null,
-    maxRedemptions: null,
-    redeemBy: null,
-    appliesToPlans: null,
-    firstTimeOnly: false,
-    ...fields,
-  };
-}
+const terms = testCouponTerms;
 
 function coupon(fields: Partial<CouponState> = {}): CouponState {
   return { id: 'c1', active: true, redemptionCount: 0, ...terms(), ...fields };
