@@ -5,6 +5,7 @@ import type { Database } from '../db/client';
 import { offerings, unitClaims, units } from '../db/schema';
 import { cancellationPolicyProblem, OFFERING_KINDS } from '../domain/booking';
 import { DEFAULT_HOLD_TTL, DEFAULT_MAX_UNITS_PER_CUSTOMER, holdTtlProblem, unitStatusOf, type UnitStatus } from '../domain/hold';
+import { DEFAULT_WAITLIST_OFFER_TTL, MAX_REMINDERS, OFFERING_STATUSES, remindersProblem, waitlistOfferTtlProblem } from '../domain/offering';
 import { isIsoDuration } from '../domain/period';
 import type { AppDeps } from './deps';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
@@ -37,6 +38,15 @@ export const offeringJsonSchema = z
     holdTtl: z.string(),
     cancellation: z.strictObject({ freeUntil: z.string().nullable(), lateRefundPercent: z.int().min(0).max(100) }),
     maxUnitsPerCustomer: z.int().min(1).meta({ description: 'Units of this offering one customer may hold and book at once.' }),
+    seriesId: z
+      .uuid()
+      .nullable()
+      .meta({ description: 'Other dates or times of the same event or service share it; a booking may move to any of them.' }),
+    reminders: z.array(z.string()).meta({ description: 'ISO-8601 offsets before startsAt at which each confirmed booking is reminded.' }),
+    waitlistOfferTtl: z.string().meta({ description: 'How long a waitlist offer holds the units it offers (ISO-8601).' }),
+    status: z.enum(OFFERING_STATUSES).meta({ description: '`canceled` by the business: every booking refunded, no longer bookable.' }),
+    canceledAt: isoDateTime.nullable(),
+    cancelReason: z.string().nullable(),
     units: z.array(unitJsonSchema),
     createdAt: isoDateTime,
   })
@@ -87,6 +97,28 @@ const createOfferingSchema = z
       .max(MAX_UNITS_PER_OFFERING)
       .default(DEFAULT_MAX_UNITS_PER_CUSTOMER)
       .meta({ description: 'Units of this offering one customer may hold and book at once (fair use); more asked for is a 409.' }),
+    seriesId: z
+      .uuid()
+      .optional()
+      .meta({ description: "Groups other dates or times of the same event or service (any UUID staff choose, often the first offering's id)." }),
+    reminders: z
+      .array(z.string())
+      .default([])
+      .superRefine((reminders, ctx) => {
+        const problem = remindersProblem(reminders);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .meta({
+        description: `ISO-8601 offsets before startsAt (e.g. ["P1D","PT2H"]), at most ${MAX_REMINDERS}: each confirmed booking is reminded once at each.`,
+      }),
+    waitlistOfferTtl: z
+      .string()
+      .default(DEFAULT_WAITLIST_OFFER_TTL)
+      .superRefine((ttl, ctx) => {
+        const problem = waitlistOfferTtlProblem(ttl);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .meta({ description: 'How long a waitlist offer holds the units it offers before passing to the next entry.' }),
     units: z.array(unitSchema).min(1).max(MAX_UNITS_PER_OFFERING),
   })
   .superRefine(
@@ -142,6 +174,9 @@ export function adminOfferingRoutes(deps: AppDeps): Router {
           freeCancellationUntil: input.cancellation?.freeUntil ?? null,
           lateRefundPercent: input.cancellation?.lateRefundPercent ?? 0,
           maxUnitsPerCustomer: input.maxUnitsPerCustomer,
+          seriesId: input.seriesId ?? null,
+          reminders: input.reminders,
+          waitlistOfferTtl: input.waitlistOfferTtl,
         })
         .returning();
       const unitRows = await tx
@@ -181,7 +216,7 @@ export function offeringRoutes(deps: AppDeps): Router {
     const rows = await db
       .select({ offering: offerings, unitCount: unitCountOfOffering })
       .from(offerings)
-      .where(and(gt(offerings.endsAt, sql`now()`), query.kind ? eq(offerings.kind, query.kind) : undefined))
+      .where(and(gt(offerings.endsAt, sql`now()`), eq(offerings.status, 'scheduled'), query.kind ? eq(offerings.kind, query.kind) : undefined))
       .orderBy(asc(offerings.startsAt), asc(offerings.id))
       .limit(query.limit + 1)
       .offset(query.offset);
@@ -305,6 +340,12 @@ export function toOfferingJson(offering: OfferingRow, unitJson: UnitJson[]): Off
     holdTtl: offering.holdTtl,
     cancellation: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
     maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
+    seriesId: offering.seriesId,
+    reminders: offering.reminders,
+    waitlistOfferTtl: offering.waitlistOfferTtl,
+    status: offering.status,
+    canceledAt: offering.canceledAt?.toISOString() ?? null,
+    cancelReason: offering.cancelReason,
     units: unitJson,
     createdAt: offering.createdAt.toISOString(),
   };
@@ -332,7 +373,7 @@ export const offeringApi = {
   list: {
     method: 'get',
     path: '/api/v1/offerings',
-    summary: 'Offerings that have not ended, soonest first',
+    summary: 'Offerings that have not ended and are not canceled, soonest first',
     description:
       'A page holds up to `limit` offerings and at most 2,000 units in all (offerings are added while their units fit; ' +
       'always at least one). `nextOffset` is the `offset` of the next page, null after the last.',

@@ -1,14 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bookings } from './schema-bookings';
 import { CREDIT_KINDS } from '../domain/credit';
-import { DEFAULT_MAX_UNITS_PER_CUSTOMER } from '../domain/hold';
 import { INVOICE_KINDS, INVOICE_STATUSES, MAX_TAX_RATE_BPS, type InvoiceLine, type InvoiceLineInput } from '../domain/invoice';
 import type { NextAction } from '../domain/payment';
 import { createdAt, money, updatedAt } from './columns';
 import type { DiscountSnapshot, ScheduledChange } from '../domain/subscription';
 
-// Coupons and referrals have a file of their own; every table is still imported from here.
+// Coupons and referrals, and the booking tables, have files of their own; every table is still imported from here.
 export * from './schema-promotions';
+export * from './schema-bookings';
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -340,118 +341,6 @@ export const webhookEvents = pgTable(
     processedAt: timestamp('processed_at', { withTimezone: true }),
   },
   (t) => [index('webhook_events_received_idx').on(t.receivedAt)],
-);
-
-export const offerings = pgTable(
-  'offerings',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    name: text('name').notNull(),
-    kind: text('kind', { enum: ['appointment', 'seating', 'parking'] }).notNull(),
-    startsAt: timestamp('starts_at', { withTimezone: true }).notNull(),
-    endsAt: timestamp('ends_at', { withTimezone: true }).notNull(),
-    requiresSubscription: boolean('requires_subscription').notNull().default(false),
-    holdTtl: text('hold_ttl').notNull().default('PT5M'),
-    freeCancellationUntil: text('free_cancellation_until'),
-    lateRefundPercent: integer('late_refund_percent').notNull().default(0),
-    // Fair use: units of this offering one customer may hold and book at once.
-    maxUnitsPerCustomer: integer('max_units_per_customer').notNull().default(DEFAULT_MAX_UNITS_PER_CUSTOMER),
-    createdAt: createdAt(),
-  },
-  (t) => [check('offerings_max_units_per_customer_positive', sql`${t.maxUnitsPerCustomer} >= 1`)],
-);
-
-export const units = pgTable(
-  'units',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    offeringId: uuid('offering_id')
-      .notNull()
-      .references(() => offerings.id),
-    label: text('label').notNull(),
-    type: text('type'),
-    amount: money('amount').notNull(),
-    currency: text('currency').notNull(),
-  },
-  (t) => [index('units_offering_idx').on(t.offeringId), uniqueIndex('units_offering_label_idx').on(t.offeringId, t.label)],
-);
-
-export const holds = pgTable(
-  'holds',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id')
-      .notNull()
-      .references(() => users.id),
-    offeringId: uuid('offering_id')
-      .notNull()
-      .references(() => offerings.id),
-    unitIds: uuid('unit_ids').array().notNull(),
-    status: text('status', { enum: ['active', 'consumed', 'released', 'expired'] }).notNull(),
-    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
-    workflowId: text('workflow_id').notNull(),
-    createdAt: createdAt(),
-    updatedAt: updatedAt(),
-  },
-  (t) => [index('holds_user_idx').on(t.userId)],
-);
-
-export const bookings = pgTable(
-  'bookings',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id')
-      .notNull()
-      .references(() => users.id),
-    offeringId: uuid('offering_id')
-      .notNull()
-      .references(() => offerings.id),
-    holdId: uuid('hold_id').references(() => holds.id),
-    unitIds: uuid('unit_ids').array().notNull(),
-    status: text('status', { enum: ['pending', 'confirmed', 'failed', 'canceled', 'checked_in', 'no_show'] }).notNull(),
-    amount: money('amount').notNull(),
-    currency: text('currency').notNull(),
-    refundedAmount: money('refunded_amount').notNull().default(0),
-    failureReason: text('failure_reason'),
-    workflowId: text('workflow_id').notNull(),
-    /** What the customer shows at the door (domain/booking.ts); null for bookings from before codes. */
-    confirmationCode: text('confirmation_code'),
-    checkedInAt: timestamp('checked_in_at', { withTimezone: true }),
-    createdAt: createdAt(),
-    updatedAt: updatedAt(),
-  },
-  (t) => [index('bookings_user_idx').on(t.userId), uniqueIndex('bookings_confirmation_code_idx').on(t.confirmationCode)],
-);
-
-/**
- * The seat-safety guarantee: a unit has at most one live claim (a hold, later a booking).
- * Redis is only the fast gate in front of this partial unique index.
- */
-export const unitClaims = pgTable(
-  'unit_claims',
-  {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
-    unitId: uuid('unit_id')
-      .notNull()
-      .references(() => units.id),
-    offeringId: uuid('offering_id')
-      .notNull()
-      .references(() => offerings.id),
-    holdId: uuid('hold_id').references(() => holds.id),
-    bookingId: uuid('booking_id').references(() => bookings.id),
-    createdAt: createdAt(),
-    releasedAt: timestamp('released_at', { withTimezone: true }),
-  },
-  (t) => [
-    uniqueIndex('unit_claims_one_live_per_unit')
-      .on(t.unitId)
-      .where(sql`${t.releasedAt} is null`),
-    index('unit_claims_offering_live_idx')
-      .on(t.offeringId)
-      .where(sql`${t.releasedAt} is null`),
-    index('unit_claims_hold_idx').on(t.holdId),
-    index('unit_claims_booking_idx').on(t.bookingId),
-  ],
 );
 
 export const auditLog = pgTable(
