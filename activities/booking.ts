@@ -3,11 +3,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, isNull, sql, TransactionRollbackError } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
-import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
+import { bookings, holds, offerings, subscriptions, unitClaims, units, waitlistEntries } from '../db/schema';
 import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
+import { nudgeWaitlist } from './waitlist-nudge';
 
 export interface BeginBookingInput {
   bookingId: string;
@@ -219,6 +220,7 @@ async function swapBookingUnits({ db, logger, gate, events }: BookingContext, in
     await gate.release(offeringId, removed, bookingGateOwner(input.bookingId));
     await events.publish(offeringId, [...added, ...removed]);
     logger.info({ bookingId: input.bookingId, added: added.length, removed: removed.length }, 'booking rescheduled');
+    if (removed.length > 0) await nudgeWaitlist({ db, logger }, offeringId);
   }
   return true;
 }
@@ -246,6 +248,7 @@ async function cancelBooking({ db, logger, gate, events }: BookingContext, input
   await gate.release(result.offeringId, result.unitIds, bookingGateOwner(result.id));
   await events.publish(result.offeringId, result.unitIds);
   logger.info({ bookingId: input.bookingId, refundedAmount: input.refundedAmount }, 'booking canceled');
+  await nudgeWaitlist({ db, logger }, result.offeringId);
 }
 
 const CONFIRMATION_CODE_ATTEMPTS = 5;
@@ -325,6 +328,11 @@ async function consumeHold(tx: Transaction, holdId: string, bookingId: string): 
     .update(holds)
     .set({ status: 'consumed', updatedAt: sql`now()` })
     .where(eq(holds.id, holdId));
+  // A waitlist offer taken: its entry is booked, in the same commit as the booking.
+  await tx
+    .update(waitlistEntries)
+    .set({ status: 'booked', updatedAt: sql`now()` })
+    .where(and(eq(waitlistEntries.holdId, holdId), eq(waitlistEntries.status, 'offered')));
   return hold.unitIds;
 }
 

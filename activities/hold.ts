@@ -4,9 +4,11 @@ import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { createUnitGate, holdGateOwner, liveClaimsOf, type UnitGate } from '../availability/unit-gate';
 import type { Database, Transaction } from '../db/client';
 import { customerHoldCounts, holdView, lockCustomerForClaims } from '../db/holds';
-import { holds, offerings, unitClaims, units } from '../db/schema';
+import { holds, offerings, unitClaims, units, waitlistEntries } from '../db/schema';
+import { lockWaitlistShared, waitlistReserves } from '../db/waitlist';
 import { holdLimitRefusal, type ClaimOutcome, type HoldLimitRefusal, type HoldStatus } from '../domain/hold';
 import type { Logger } from '../platform/logger';
+import { nudgeWaitlist } from './waitlist-nudge';
 
 export interface ClaimUnitsInput {
   holdId: string;
@@ -21,6 +23,11 @@ export interface ClaimUnitsInput {
   holdsPerCustomerMax?: number;
   /** A reschedule's units that the booking lets go once these are its: they do not count toward `maxUnitsPerCustomer`. */
   releasingUnitIds?: string[];
+  /**
+   * The waitlist entry this hold is the offer of (the offering's waitlist workflow asks): the only
+   * claims that may take units while someone waits, and the entry becomes `offered` with them.
+   */
+  waitlistEntryId?: string;
 }
 
 export interface ExtendHoldInput {
@@ -38,6 +45,13 @@ export interface ReleaseHoldInput {
 class ClaimConflict extends Error {
   constructor(readonly unitIds: string[]) {
     super('units already claimed');
+  }
+}
+
+/** The offer's entry is no longer waiting (its customer left): nothing is claimed for it. */
+class EntryNotWaiting extends Error {
+  constructor() {
+    super('the waitlist entry is no longer waiting');
   }
 }
 
@@ -112,6 +126,11 @@ async function releaseHold({ db, logger, gate, events }: HoldContext, input: Rel
       .set({ releasedAt: sql`now()` })
       .where(and(eq(unitClaims.holdId, hold.id), isNull(unitClaims.releasedAt), isNull(unitClaims.bookingId)))
       .returning({ unitId: unitClaims.unitId });
+    // A waitlist offer that ends unbooked has passed: its units go to the next in line.
+    await tx
+      .update(waitlistEntries)
+      .set({ status: 'expired', updatedAt: sql`now()` })
+      .where(and(eq(waitlistEntries.holdId, hold.id), eq(waitlistEntries.status, 'offered')));
     return { hold, status: input.reason, freed: freed.map((c) => c.unitId) };
   });
   if (!result) return null;
@@ -119,6 +138,7 @@ async function releaseHold({ db, logger, gate, events }: HoldContext, input: Rel
   if (result.freed.length > 0) {
     await events.publish(result.hold.offeringId, result.freed);
     logger.info({ holdId: input.holdId, reason: input.reason, units: result.freed.length }, 'hold ended');
+    await nudgeWaitlist({ db, logger }, result.hold.offeringId);
   }
   return result.status;
 }
@@ -154,14 +174,25 @@ async function unknownUnits(db: Database, offeringId: string, unitIds: string[])
  * sorted by unit id so two overlapping claims wait for each other instead of deadlocking;
  * `ON CONFLICT DO NOTHING` on the partial unique index names exactly the units taken.
  * A retry after a commit whose answer was lost finds the hold row and answers the same.
+ *
+ * The waitlist's priority: while someone waits for units of the offering (of these units' type),
+ * only the claim of a waitlist offer may take them; any other is a `conflict` the API answers as
+ * "reserved for the waitlist". Read under the offering's shared waitlist lock, which a join takes
+ * exclusively (db/waitlist.ts), it is exact: a freed unit is never held by anyone but the entry it
+ * is offered to. An offer's claim makes its entry `offered` in the same transaction, so an entry
+ * is offered exactly when its hold exists, and an entry that left meanwhile gets nothing.
  */
 async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<ClaimOutcome> {
   const sortedUnitIds = [...input.unitIds].sort();
   try {
     return await db.transaction(async (tx) => {
       await lockCustomerForClaims(tx, input.userId);
+      await lockWaitlistShared(tx, input.offeringId);
       const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
       if (existing) return { status: 'held', hold: holdView(existing) };
+      if (!input.waitlistEntryId && (await waitlistReserves(tx, input.offeringId, input.unitIds))) {
+        return { status: 'conflict', unavailableUnitIds: input.unitIds, reservedForWaitlist: true };
+      }
       const refusal = await fairUseRefusal(tx, input);
       if (refusal) return { status: 'limited', refusal };
       const [created] = await tx
@@ -185,12 +216,24 @@ async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<Claim
         const got = new Set(claimed.map((c) => c.unitId));
         throw new ClaimConflict(input.unitIds.filter((id) => !got.has(id)));
       }
+      if (input.waitlistEntryId) await markOffered(tx, input.waitlistEntryId, created);
       return { status: 'held', hold: holdView(created) };
     });
   } catch (err) {
     if (err instanceof ClaimConflict) return { status: 'conflict', unavailableUnitIds: err.unitIds };
+    if (err instanceof EntryNotWaiting) return { status: 'conflict', unavailableUnitIds: [], entryNotWaiting: true };
     throw err;
   }
+}
+
+/** The entry's offer is this hold; throws (rolling the claim back) when the entry no longer waits. */
+async function markOffered(tx: Transaction, entryId: string, hold: typeof holds.$inferSelect): Promise<void> {
+  const offered = await tx
+    .update(waitlistEntries)
+    .set({ status: 'offered', holdId: hold.id, offerExpiresAt: hold.expiresAt, updatedAt: sql`now()` })
+    .where(and(eq(waitlistEntries.id, entryId), eq(waitlistEntries.offeringId, hold.offeringId), eq(waitlistEntries.status, 'waiting')))
+    .returning({ id: waitlistEntries.id });
+  if (offered.length === 0) throw new EntryNotWaiting();
 }
 
 /** Whether this claim would take its customer past a fair-use limit; read under the customer's lock. */

@@ -15,6 +15,7 @@ import { createPaymentGateway } from './gateway';
 import { createReferralActivities } from './referral';
 import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
+import { createWaitlistActivities } from './waitlist';
 
 export interface ActivityDeps {
   db: Database;
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCouponActivities(deps),
     ...createReferralActivities(deps),
     ...createRetentionActivities(deps),
+    ...createWaitlistActivities(deps),
   };
 }
 

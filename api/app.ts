@@ -27,6 +27,7 @@ import { ipRateLimit } from './rate-limit';
 import { requestLogger } from './request-context';
 import { subscriptionRoutes } from './subscription';
 import { subscriptionChangeRoutes } from './subscription-changes';
+import { waitlistRoutes } from './waitlist';
 import { webhookRoutes } from './webhook';
 
 const JSON_BODY_LIMIT = '100kb';
@@ -56,6 +57,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminPlanRoutes,
   offeringRoutes,
   adminOfferingRoutes,
+  waitlistRoutes,
   bookingRoutes,
   adminSubscriptionRoutes,
   adminBookingRoutes,

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { admitHoldRequest, holdGateOwner, type UnitGate } from '../availability/unit-gate';
 import type { Database } from '../db/client';
 import { customerHoldCounts, holdView } from '../db/holds';
+import { waitlistReserves } from '../db/waitlist';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
@@ -114,6 +115,8 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
       throw new HttpProblem(409, 'Offering has started', `Offering ${offering.id} started at ${offering.startsAt.toISOString()}.`);
     }
     await assertUnitsOfOffering(db, offering.id, input.unitIds);
+    // The fast answer while a line waits for these units; the claim's own check is the exact one.
+    if (await waitlistReserves(db, offering.id, input.unitIds)) throw reservedForWaitlist(input.unitIds);
     // A customer already at a limit is answered here, without a workflow; the claim's own check,
     // under the customer's lock, is the one that is exact when their requests race.
     const counts = await customerHoldCounts(db, { userId: user.id, offeringId: offering.id });
@@ -163,7 +166,9 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
       }
       throw err;
     }
-    if (outcome.status === 'conflict') throw unitsNotAvailable(outcome.unavailableUnitIds);
+    if (outcome.status === 'conflict') {
+      throw outcome.reservedForWaitlist ? reservedForWaitlist(input.unitIds) : unitsNotAvailable(outcome.unavailableUnitIds);
+    }
     if (outcome.status === 'rejected') throw unknownUnitsProblem(outcome.unknownUnitIds);
     if (outcome.status === 'limited') throw holdLimitReached(outcome.refusal);
     res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
@@ -431,6 +436,12 @@ async function letGoOfHold(temporal: Client, workflowId: string): Promise<void> 
 
 function unitsNotAvailable(unitIds: string[]): HttpProblem {
   return new HttpProblem(409, 'Units not available', `Not available: ${unitIds.join(', ')}.`, { unavailableUnitIds: unitIds });
+}
+
+function reservedForWaitlist(unitIds: string[]): HttpProblem {
+  return new HttpProblem(409, 'Units reserved for the waitlist', 'Customers are waiting for these units: join the waitlist instead.', {
+    unavailableUnitIds: unitIds,
+  });
 }
 
 function holdLimitReached({ limit, max, current, detail }: HoldLimitRefusal): HttpProblem {

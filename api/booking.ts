@@ -131,7 +131,7 @@ export const bookingApi = {
         [404, 'No such offering'],
         [
           409,
-          'Units not available, the offering has started, or a fair-use limit is reached: `limit` names it ' +
+          'Units not available (or reserved for the waitlist of the offering), the offering has started, or a fair-use limit is reached: `limit` names it ' +
             '(maxUnitsPerCustomer of the offering, or HOLDS_PER_CUSTOMER_MAX), with its `max` and the customer’s `current`',
         ],
         [422, 'Units that are not part of this offering'],

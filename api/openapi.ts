@@ -24,6 +24,7 @@ import { PROBLEM_CONTENT_TYPE } from './problem';
 import { apiRouter } from './route';
 import { subscriptionApi } from './subscription';
 import { subscriptionChangeApi } from './subscription-changes';
+import { waitlistApi } from './waitlist';
 import { webhookApi } from './webhook';
 
 const BEARER = 'bearerAuth';
@@ -71,6 +72,7 @@ export function apiOperations(): ApiOperation[] {
     sandboxApi,
     webhookApi,
     offeringApi,
+    waitlistApi,
     bookingApi,
     adminApi,
     adminCheckInApi,

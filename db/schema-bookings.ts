@@ -169,6 +169,14 @@ export const waitlistEntries = pgTable(
   (t) => [
     check('waitlist_entries_quantity_positive', sql`${t.quantity} >= 1`),
     index('waitlist_entries_offering_idx').on(t.offeringId, t.position),
+    // The line itself: every claim of the offering asks whether anyone waits (a miss is one probe).
+    index('waitlist_entries_waiting_idx')
+      .on(t.offeringId, t.position)
+      .where(sql`${t.status} = 'waiting'`),
+    // A hold's release or a booking's confirm settles the offer it was, if any.
+    index('waitlist_entries_hold_idx')
+      .on(t.holdId)
+      .where(sql`${t.holdId} is not null`),
     uniqueIndex('waitlist_entries_one_live_per_customer')
       .on(t.offeringId, t.userId)
       .where(sql`${t.status} in ('waiting', 'offered')`),

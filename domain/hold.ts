@@ -28,7 +28,14 @@ export interface HoldView {
  */
 export type ClaimOutcome =
   | { status: 'held'; hold: HoldView }
-  | { status: 'conflict'; unavailableUnitIds: string[] }
+  | {
+      status: 'conflict';
+      unavailableUnitIds: string[];
+      /** The units are kept for the offering's waitlist: someone waits for them (activities/hold.ts). */
+      reservedForWaitlist?: true;
+      /** A waitlist offer's entry left the line before its claim: nothing was claimed. */
+      entryNotWaiting?: true;
+    }
   | { status: 'rejected'; unknownUnitIds: string[] }
   | { status: 'limited'; refusal: HoldLimitRefusal };
 

@@ -26,6 +26,8 @@ export interface HoldWorkflowInput {
   holdsPerCustomerMax?: number;
   /** HOLD_MAX_EXTENSION in ms when the hold was asked for: how far past its TTL a booking may keep it (absent in holds from before: none). */
   maxExtensionMs?: number;
+  /** Set when the hold is a waitlist offer (activities/waitlist.ts): its claim may take units the line reserves. */
+  waitlistEntryId?: string;
 }
 
 export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'failed' | HoldStatus;
@@ -136,6 +138,8 @@ export async function holdWorkflow(input: HoldWorkflowInput): Promise<HoldPhase>
       expiresAt: expiresAt.toISOString(),
       workflowId: workflowInfo().workflowId,
       holdsPerCustomerMax: input.holdsPerCustomerMax,
+      // Absent for every hold that is no offer, so their claim's input is as it always was.
+      ...(input.waitlistEntryId ? { waitlistEntryId: input.waitlistEntryId } : {}),
     });
   } catch (err) {
     // The last attempt may have committed before its answer was lost: give back whatever it took.

@@ -6,3 +6,4 @@ export * from './hold';
 export * from './booking';
 export * from './retention';
 export * from './staff-alert';
+export * from './waitlist';

@@ -1,0 +1,2 @@
+CREATE INDEX "waitlist_entries_waiting_idx" ON "waitlist_entries" USING btree ("offering_id","position") WHERE "waitlist_entries"."status" = 'waiting';--> statement-breakpoint
+CREATE INDEX "waitlist_entries_hold_idx" ON "waitlist_entries" USING btree ("hold_id") WHERE "waitlist_entries"."hold_id" is not null;
