@@ -27,6 +27,7 @@ import { RETENTION_SCENARIOS } from './record-histories/retention';
 import { STAFF_ALERT_SCENARIOS } from './record-histories/staff-alert';
 import { SUBSCRIPTION_SCENARIOS } from './record-histories/subscription';
 import { SUBSCRIPTION_ACCOUNTS_SCENARIOS } from './record-histories/subscription-accounts';
+import { WAITLIST_SCENARIOS } from './record-histories/waitlist';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'test', 'histories');
 
@@ -38,6 +39,7 @@ const SCENARIOS: Record<string, Scenario> = {
   ...BOOKING_SCENARIOS,
   ...RETENTION_SCENARIOS,
   ...STAFF_ALERT_SCENARIOS,
+  ...WAITLIST_SCENARIOS,
 };
 
 /** The scenarios named on the command line, or all of them; an unknown name is an error. */

@@ -42,6 +42,7 @@ const FILE_PREFIXES: Record<string, string> = {
   retention: 'purgeExpiredRecordsWorkflow',
   staff: 'staffAlertWorkflow',
   subscription: 'subscriptionWorkflow',
+  waitlist: 'waitlistWorkflow',
 };
 
 describe('recorded workflow histories replay against the current code', () => {
