@@ -21,6 +21,12 @@ const ENTRIES_PER_ROUND = 500;
 export type WaitlistRound =
   { status: 'closed'; reason: string } | { status: 'open'; offeringName: string; ttlMs: number; offers: PlannedOffer[]; waiting: boolean };
 
+export interface PlanRoundInput {
+  offeringId: string;
+  /** ISO-8601, the workflow's clock: whether the offering has started is judged by it (absent: this process's clock). */
+  at?: string;
+}
+
 export interface StartOfferInput {
   offeringId: string;
   holdId: string;
@@ -32,7 +38,7 @@ export type OfferOutcome = { status: 'offered'; expiresAt: string } | { status: 
 
 export function createWaitlistActivities(deps: { db: Database; logger: Logger }) {
   return {
-    planWaitlistRound: (input: { offeringId: string }): Promise<WaitlistRound> => planWaitlistRound(deps, input),
+    planWaitlistRound: (input: PlanRoundInput): Promise<WaitlistRound> => planWaitlistRound(deps, input),
     startWaitlistOffer: (input: StartOfferInput): Promise<OfferOutcome> => startWaitlistOffer(deps, input),
   };
 }
@@ -44,9 +50,9 @@ export type WaitlistActivities = ReturnType<typeof createWaitlistActivities>;
  * fit (domain/waitlist.ts). A canceled or started offering closes its line instead. Only reads
  * but for the closing, which is one idempotent update: a retry plans again from what is there.
  */
-async function planWaitlistRound({ db, logger }: { db: Database; logger: Logger }, input: { offeringId: string }): Promise<WaitlistRound> {
+async function planWaitlistRound({ db, logger }: { db: Database; logger: Logger }, input: PlanRoundInput): Promise<WaitlistRound> {
   const [offering] = await db.select().from(offerings).where(eq(offerings.id, input.offeringId));
-  const closed = offering ? offeringClosedReason(offering, new Date()) : 'the offering does not exist';
+  const closed = offering ? offeringClosedReason(offering, input.at ? new Date(input.at) : new Date()) : 'the offering does not exist';
   if (closed) {
     const entries = await db
       .update(waitlistEntries)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
@@ -20,6 +21,7 @@ import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from './hold';
+import { entryChangedSignal, offeringCanceledSignal, WAITLIST_RECHECK_MS, waitlistWorkflow } from './waitlist';
 
 const OFFER_TTL_MS = 10 * 60 * 1000;
 
@@ -62,7 +64,9 @@ describe('waitlist workflow (time-skipping)', () => {
 
   /** A sold-out offering of one unit (held by someone else) and customers waiting for it, in order. */
   async function soldOutWithLine(waiting: number) {
-    const offering = await insertTestOffering(database.db, { unitCount: 1 });
+    // Days ahead on the server's clock, which earlier tests of the file have moved on.
+    const startsAt = new Date((await env.currentTimeMs()) + 10 * 24 * 60 * 60 * 1000);
+    const offering = await insertTestOffering(database.db, { unitCount: 1, startsAt });
     await database.db.update(offerings).set({ waitlistOfferTtl: 'PT10M' }).where(eq(offerings.id, offering.id));
     const holder = await insertTestUser(database.db);
     const holdId = randomUUID();
@@ -192,5 +196,75 @@ describe('waitlist workflow (time-skipping)', () => {
     // The offer released unbooked: the entry's offer has passed.
     await claims.releaseHold({ holdId: offered.holdId, reason: 'released' });
     assert.equal((await entry(entryRow.id)).status, 'expired');
+  });
+
+  /** Waits until the line's workflow has made its first round and waits on its re-check timer. */
+  async function firstLookDone(line: WorkflowHandle) {
+    for (let i = 0; i < 500; i++) {
+      const { events } = await line.fetchHistory();
+      if (events?.some((event) => event.timerStartedEventAttributes)) return;
+      await setTimeout(20);
+    }
+    assert.fail('the line never waited for its re-check');
+  }
+
+  test('a unit freed without a signal is found by the re-check; the line closes when the offering starts', async () => {
+    const claims = createHoldActivities({ db: database.db, redis, logger });
+    const startsAt = new Date((await env.currentTimeMs()) + 30 * 60 * 1000);
+    const offering = await insertTestOffering(database.db, { unitCount: 1, startsAt });
+    await database.db.update(offerings).set({ waitlistOfferTtl: 'PT1H' }).where(eq(offerings.id, offering.id));
+    const holder = await insertTestUser(database.db);
+    const holdId = randomUUID();
+    const expiresAt = new Date(Date.now() + OFFER_TTL_MS).toISOString();
+    const held = await claims.claimUnits({
+      holdId,
+      userId: holder.id,
+      offeringId: offering.id,
+      unitIds: offering.unitIds,
+      expiresAt,
+      workflowId: 'test',
+    });
+    assert.equal(held.status, 'held');
+    const entries = [];
+    for (let i = 0; i < 2; i++) {
+      const user = await insertTestUser(database.db);
+      const [row] = await database.db.insert(waitlistEntries).values({ offeringId: offering.id, userId: user.id, quantity: 1 }).returning();
+      entries.push(row);
+    }
+    const line = await env.client.workflow.signalWithStart(waitlistWorkflow, {
+      workflowId: waitlistWorkflowId(offering.id),
+      taskQueue,
+      args: [{ offeringId: offering.id }],
+      signal: entryChangedSignal,
+      signalArgs: [],
+    });
+
+    // Once the line has looked (and found nothing free), the unit is released outside any
+    // activity: no signal reaches the line, and its next look finds the unit.
+    await firstLookDone(line);
+    await claims.releaseHold({ holdId, reason: 'released' });
+    await setTimeout(200);
+    assert.equal((await entry(entries[0].id)).status, 'waiting');
+    await env.sleep(WAITLIST_RECHECK_MS + 1000);
+    await entryBecomes(entries[0].id, 'offered');
+
+    // The offering starts with the offer still open and the second entry waiting: both are closed.
+    assert.equal(await line.result(), 'closed');
+    assert.ok((await env.currentTimeMs()) >= startsAt.getTime());
+    assert.deepEqual([(await entry(entries[0].id)).status, (await entry(entries[1].id)).status], ['closed', 'closed']);
+  });
+
+  test("the offering's cancel signal ends the line's workflow", async () => {
+    const { offering, hold } = await soldOutWithLine(1);
+    const line = await env.client.workflow.signalWithStart(waitlistWorkflow, {
+      workflowId: waitlistWorkflowId(offering.id),
+      taskQueue,
+      args: [{ offeringId: offering.id }],
+      signal: entryChangedSignal,
+      signalArgs: [],
+    });
+    await line.signal(offeringCanceledSignal);
+    assert.equal(await line.result(), 'canceled');
+    await hold.executeUpdate(releaseHoldUpdate);
   });
 });

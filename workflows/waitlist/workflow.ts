@@ -3,6 +3,7 @@ import type { WaitlistActivities } from '../../activities/waitlist';
 import { notificationDedupeKey } from '../../domain/notification';
 import { waitlistOfferNotice, type PlannedOffer } from '../../domain/waitlist';
 import { PROJECTION } from '../activity-options';
+import { now } from '../clock';
 import { notifyQuietly } from '../notify';
 
 export interface WaitlistWorkflowInput {
@@ -47,7 +48,7 @@ export async function waitlistWorkflow(input: WaitlistWorkflowInput): Promise<Wa
     if (!wake) await condition(() => wake || canceled, WAITLIST_RECHECK_MS);
     if (canceled) return 'canceled';
     wake = false;
-    const plan = await planWaitlistRound({ offeringId: input.offeringId });
+    const plan = await planWaitlistRound({ offeringId: input.offeringId, at: now().toISOString() });
     if (plan.status === 'closed') return 'closed';
     setCurrentDetails(plan.offers.length > 0 ? `Offering units to ${plan.offers.length} entr(ies)` : 'Waiting for units to free up');
     for (const offer of plan.offers) {
