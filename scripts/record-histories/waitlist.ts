@@ -16,7 +16,9 @@ const OFFER_TTL_MS = 10 * 60 * 1000;
 
 /** A sold-out offering of one unit (a long hold of someone else's) and `waiting` entries, in order. */
 async function soldOutWithLine(r: Recorder, waiting: number) {
-  const offering = await insertTestOffering(r.db, { unitCount: 1 });
+  // Days ahead on the server's clock, which an earlier scenario may have moved on.
+  const startsAt = new Date((await r.env.currentTimeMs()) + 10 * 24 * 60 * 60 * 1000);
+  const offering = await insertTestOffering(r.db, { unitCount: 1, startsAt });
   await r.db.update(offerings).set({ waitlistOfferTtl: 'PT10M' }).where(eq(offerings.id, offering.id));
   const holder = await insertTestUser(r.db);
   const holdId = randomUUID();
