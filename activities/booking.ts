@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
+import { remindersProblem } from '../domain/offering';
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
@@ -27,6 +28,11 @@ export interface BookingTerms {
   startsAt: string;
   endsAt: string;
   policy: CancellationPolicy;
+  /**
+   * ISO-8601 offsets before `startsAt` at which the booking is reminded. Absent from the terms of
+   * runs that began before reminders existed: those send none.
+   */
+  reminders?: string[];
   /** False when the hold had already expired, been released or been used when the saga began. */
   holdActive: boolean;
 }
@@ -119,6 +125,8 @@ async function beginBooking({ db }: BookingContext, input: BeginBookingInput): P
     startsAt: offering.startsAt.toISOString(),
     endsAt: offering.endsAt.toISOString(),
     policy: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
+    // The API refuses bad offsets; one written around it is dropped here rather than failing the workflow's timer arithmetic.
+    reminders: offering.reminders.filter((offset) => remindersProblem([offset]) === undefined),
     holdActive: hold.status === 'active',
   };
 }

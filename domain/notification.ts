@@ -24,7 +24,8 @@ export type NotificationKind =
   | 'booking_confirmed'
   | 'booking_failed'
   | 'booking_canceled'
-  | 'booking_rescheduled';
+  | 'booking_rescheduled'
+  | 'booking_reminder';
 
 /** A notification to record in the outbox and deliver; `dedupeKey` makes retries a no-op. */
 export interface NotificationInput {

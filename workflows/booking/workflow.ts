@@ -3,8 +3,8 @@
  * subscription check, charge, confirm, notify — where each step that changes the world
  * registers its compensation and a failure runs them in reverse (refund, release the units,
  * mark the booking failed, notify). A confirmed booking then waits until its offering ends,
- * taking a cancel (refund by policy), reschedules (each a saga of its own, booking/reschedule.ts)
- * and staff refunds as updates.
+ * sending its reminders (booking/reminders.ts) and taking a cancel (refund by policy),
+ * reschedules (each a saga of its own, booking/reschedule.ts) and staff refunds as updates.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
@@ -55,6 +55,7 @@ import {
 import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
 import { keepHold, tellHoldSettled } from './hold-messages';
+import { waitForOfferingEnd } from './reminders';
 import { reschedule } from './reschedule';
 
 class SagaFailure extends Error {
@@ -117,7 +118,7 @@ export class Booking {
     const receipt = this.notice('booking_confirmed', 'confirmed', `Booking confirmed: ${terms.offeringName}`, this.confirmationText(terms));
     const paidBy = this.state.charges[0]?.paymentId;
     await notifyQuietly(paidBy ? { ...receipt, paymentId: paidBy } : receipt);
-    await condition(() => this.state.status === 'canceled', Math.max(1, msUntil(terms.endsAt)));
+    await waitForOfferingEnd(this, terms);
     this.offeringEnded = true;
     await condition(allHandlersFinished);
     await recordNoShow(this);
