@@ -5,7 +5,6 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units } from '../db/schema';
 import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
-import { remindersProblem } from '../domain/offering';
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
@@ -125,8 +124,7 @@ async function beginBooking({ db }: BookingContext, input: BeginBookingInput): P
     startsAt: offering.startsAt.toISOString(),
     endsAt: offering.endsAt.toISOString(),
     policy: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
-    // The API refuses bad offsets; one written around it is dropped here rather than failing the workflow's timer arithmetic.
-    reminders: offering.reminders.filter((offset) => remindersProblem([offset]) === undefined),
+    reminders: offering.reminders,
     holdActive: hold.status === 'active',
   };
 }

@@ -6,7 +6,7 @@
  */
 import { condition, patched } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
-import { reminderSchedule, type ReminderDue } from '../../domain/offering';
+import { reminderSchedule, remindersProblem, type ReminderDue } from '../../domain/offering';
 import { msUntil, now } from '../clock';
 import { notifyQuietly } from '../notify';
 import type { Booking } from './workflow';
@@ -55,7 +55,9 @@ export async function waitForOfferingEnd(booking: Booking, terms: BookingTerms):
 /** The reminders of `terms` still ahead of the workflow clock: those already past are never sent. */
 function planFrom(terms: BookingTerms): Plan {
   const at = now().getTime();
-  const due = reminderSchedule(new Date(terms.startsAt), terms.reminders ?? []).filter((r) => r.at.getTime() > at);
+  // The API refuses a bad offset; one written around it (P1M has no fixed length) is skipped rather than failing every workflow task.
+  const offsets = (terms.reminders ?? []).filter((offset) => remindersProblem([offset]) === undefined);
+  const due = reminderSchedule(new Date(terms.startsAt), offsets).filter((r) => r.at.getTime() > at);
   return { basis: basisOf(terms), due, endsAt: terms.endsAt };
 }
 
