@@ -14,6 +14,7 @@ import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
+import { OfferingIdAttribute } from '../platform/search-attribute-keys';
 import { bundleWorkflows } from '../platform/worker';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
@@ -127,6 +128,8 @@ describe('a booking moved to another offering of its series (time-skipping)', ()
     assert.deepEqual(within, { status: 'rescheduled', amount: 8000, difference: 4000 });
     const row = await bookingRow(bookingId);
     assert.deepEqual([row.offeringId, row.unitIds, row.amount], [to.id, [to.unitIds[1], to.unitIds[2]], 8000]);
+    const { typedSearchAttributes } = await handle.describe();
+    assert.equal(typedSearchAttributes.get(OfferingIdAttribute), to.id, 'found by its new offering');
     const refunds = (await paymentsOf(bookingId)).filter((p) => p.kind === 'refund');
     assert.deepEqual(
       refunds.map((p) => p.amount),

@@ -11,7 +11,7 @@
  * refund by `<workflowId>/reschedule-<cycle>/undo-refund`, and a lower price's refund by
  * `<workflowId>/reschedule-<cycle>/refund-<paymentId>`; each cycle is used by one update only.
  */
-import { ApplicationFailure, uuid4 } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes, uuid4 } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
 import type { MoveOfferingFacts } from '../../activities/booking-move';
 import { bookingChargeOf, type BookingCharge } from '../../domain/booking';
@@ -20,6 +20,7 @@ import { moveCurrencyRefusal, moveRefusal, moveWindowRefusal, type MoveOffering 
 import { bookingSteps, claimUnits, releaseHold } from '../activity-options';
 import { now } from '../clock';
 import { notifyQuietly } from '../notify';
+import { OfferingIdAttribute } from '../search-attributes';
 import { Compensations } from './compensations';
 import type { RescheduleRequest, RescheduleResult } from './contract';
 import { refundTopUp, RESCHEDULE_CLAIM_MS } from './reschedule';
@@ -128,6 +129,8 @@ async function move(booking: Booking, request: MoveRequest, cycle: number, undo:
   // Replaced whole: whatever plans from the terms (reminders, the end-of-booking wait) follows the new offering.
   const terms: BookingTerms = { ...from, ...switched.terms, unitIds: [...unitIds], amount: price.amount };
   booking.terms = terms;
+  // Support staff find a booking by its offering in the Temporal UI: the one it is in now.
+  upsertSearchAttributes([{ key: OfferingIdAttribute, value: offeringId }]);
   // Money goes back only once the booking is the cheaper offering's.
   if (difference < 0) await booking.refundQuietly(-difference, `reschedule-${cycle}`, 'Moved to a lower price');
   await notifyMoved(booking, from.offeringName, cycle);
