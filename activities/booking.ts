@@ -8,6 +8,7 @@ import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type Bookin
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
+import { moveBooking, readMoveTarget, type MoveBookingInput, type MoveBookingOutcome, type MoveTarget } from './booking-move';
 
 export interface BeginBookingInput {
   bookingId: string;
@@ -51,7 +52,7 @@ export interface SwapUnitsInput {
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
 /** What the booking activities share: the database, the Redis gate and events, the logger. */
-interface BookingContext {
+export interface BookingContext {
   db: Database;
   logger: Logger;
   gate: UnitGate;
@@ -76,6 +77,9 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
     failBooking: (input: { bookingId: string; reason: BookingFailureReason }): Promise<void> => failBooking(ctx, input),
     priceUnits: (input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> => priceUnits(ctx, input),
     swapBookingUnits: (input: SwapUnitsInput): Promise<boolean> => swapBookingUnits(ctx, input),
+    // A move to another offering of the booking's series (activities/booking-move.ts).
+    readMoveTarget: (input: { fromOfferingId: string; toOfferingId: string }): Promise<MoveTarget | null> => readMoveTarget(ctx, input),
+    moveBooking: (input: MoveBookingInput): Promise<MoveBookingOutcome> => moveBooking(ctx, input),
     cancelBooking: (input: { bookingId: string; refundedAmount: number }): Promise<void> => cancelBooking(ctx, input),
     checkInBooking: (input: { bookingId: string; checkedInAt: string }): Promise<void> => checkInBooking(ctx, input),
     markNoShow: (input: { bookingId: string }): Promise<void> => markNoShow(ctx, input),
@@ -318,7 +322,7 @@ async function lockHold(tx: Transaction, holdId: string) {
 }
 
 /** Marks the hold consumed and hands its live claims to the booking, all of them or none. */
-async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
+export async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
   const hold = await lockHold(tx, holdId);
   if (!hold || hold.status !== 'active') return undefined;
   const taken = await tx
@@ -335,7 +339,7 @@ async function consumeHold(tx: Transaction, holdId: string, bookingId: string): 
 }
 
 /** A transaction that decided to change nothing (`tx.rollback()`) answers undefined. */
-async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | undefined> {
+export async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | undefined> {
   try {
     return await transaction;
   } catch (err) {
@@ -344,6 +348,6 @@ async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | un
   }
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
+export function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((id) => b.includes(id));
 }

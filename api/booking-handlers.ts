@@ -23,6 +23,7 @@ import { customerHoldCounts, holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
+import type { MoveRefusal } from '../domain/move';
 import { durationToMilliseconds } from '../domain/period';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import {
@@ -68,7 +69,14 @@ export const createBookingSchema = z.strictObject({
   paymentMethod: paymentMethodToken.optional().meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' }),
 });
 export const cancelSchema = z.strictObject({ bookingId: z.uuid() });
-export const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodToken.optional() });
+export const rescheduleSchema = z.strictObject({
+  unitIds: unitIdsSchema.meta({ description: 'The booking’s new units: of `offeringId` when given, else of its current offering.' }),
+  paymentMethod: paymentMethodToken.optional(),
+  offeringId: z
+    .uuid()
+    .optional()
+    .meta({ description: 'Another offering of the booking’s series (seriesId) to move to; absent: the booking’s own offering.' }),
+});
 export const idParamsSchema = z.strictObject({ id: z.uuid() });
 export const listQuerySchema = z.strictObject({ limit: queryInteger(1, 200).default(50) });
 
@@ -263,7 +271,10 @@ export function cancelBookingHandler(context: BookingHandlerContext): RouteHandl
   };
 }
 
-/** Moves the owner's confirmed booking to other units of its offering through its workflow. */
+/**
+ * Moves the owner's confirmed booking to other units of its offering, or (`offeringId`) to units of
+ * another offering of its series, through its workflow.
+ */
 export function rescheduleBookingHandler(context: BookingHandlerContext): RouteHandler {
   const { deps, withinDeadline, toJson } = context;
   const { db, temporal } = deps;
@@ -275,14 +286,18 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
       throw new HttpProblem(403, 'Forbidden', "Only the booking's owner can choose its new units.");
     }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
-    await assertUnitsOfOffering(db, booking.offeringId, input.unitIds);
+    // A move names another offering; the same offering named is an ordinary reschedule, sent as before moves.
+    const moveTo = input.offeringId !== undefined && input.offeringId !== booking.offeringId ? input.offeringId : undefined;
+    if (moveTo !== undefined) await assertOfferingExists(db, moveTo);
+    await assertUnitsOfOffering(db, moveTo ?? booking.offeringId, input.unitIds);
     // Absent: the card the booking was paid with.
     const paymentMethod = input.paymentMethod && (await chargeablePaymentMethod(deps, booking.userId, input.paymentMethod));
+    const request = { unitIds: input.unitIds, paymentMethod, ...(moveTo === undefined ? {} : { offeringId: moveTo }) };
     logWorkflow(req, res, booking.workflowId);
     let result;
     try {
       result = await withinDeadline(() =>
-        temporal.workflow.getHandle(booking.workflowId).executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod }] }),
+        temporal.workflow.getHandle(booking.workflowId).executeUpdate(rescheduleBookingUpdate, { args: [request] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, context);
@@ -304,6 +319,10 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
         });
       case 'conflict':
         throw new HttpProblem(409, 'Booking changed', 'The booking changed while it was being rescheduled; it is unchanged by this request.');
+      case 'refused':
+        throw moveNotAllowed(result.refusal);
+      case 'unknown_offering':
+        throw unknownOffering(result.offeringId);
     }
   };
 }
@@ -341,6 +360,12 @@ async function assertUnitsOfOffering(db: Database, offeringId: string, unitIds: 
   const known = new Set(found.map((u) => u.id));
   const unknown = unitIds.filter((id) => !known.has(id));
   if (unknown.length > 0) throw unknownUnitsProblem(unknown);
+}
+
+/** A move's target must exist; what else it must be (of the series, scheduled, not started) the workflow decides. */
+async function assertOfferingExists(db: Database, offeringId: string): Promise<void> {
+  const [offering] = await db.select({ id: offerings.id }).from(offerings).where(eq(offerings.id, offeringId));
+  if (!offering) throw unknownOffering(offeringId);
 }
 
 /** The caller's hold; anyone else's is a 404, as if it did not exist. */
@@ -390,6 +415,10 @@ async function changeRefused(err: unknown, booking: BookingRow, failedDetail: st
       current: counts?.current ?? MAX_RESCHEDULES,
     });
   }
+  if (cause instanceof ApplicationFailure && cause.type === 'MoveNotAllowed') {
+    const [refusal] = (cause.details ?? []) as (MoveRefusal | undefined)[];
+    return moveNotAllowed({ code: refusal?.code ?? 'outside_free_window', detail: cause.message });
+  }
   if (cause instanceof ApplicationFailure && ['BookingNotConfirmed', 'BookingBusy', 'OfferingStarted'].includes(cause.type ?? '')) {
     return new HttpProblem(409, 'Booking cannot be changed now', cause.message);
   }
@@ -435,6 +464,17 @@ function unitsNotAvailable(unitIds: string[]): HttpProblem {
 
 function holdLimitReached({ limit, max, current, detail }: HoldLimitRefusal): HttpProblem {
   return new HttpProblem(409, 'Hold limit reached', detail, { limit, max, current });
+}
+
+/** A move the series rules refuse: `reason` names which rule (domain/move.ts MoveRefusalCode). */
+function moveNotAllowed(refusal: MoveRefusal): HttpProblem {
+  return new HttpProblem(409, 'Move not allowed', `${refusal.detail}; the booking is unchanged.`, { reason: refusal.code });
+}
+
+function unknownOffering(offeringId: string): HttpProblem {
+  return new HttpProblem(422, 'Unknown offering', `There is no offering ${offeringId}.`, {
+    invalidParams: [{ name: 'offeringId', reason: 'No such offering' }],
+  });
 }
 
 function unknownUnitsProblem(unknownUnitIds: string[]): HttpProblem {

@@ -187,7 +187,7 @@ export const bookingApi = {
   reschedule: {
     method: 'post',
     path: '/api/v1/bookings/{id}/reschedule',
-    summary: 'Move a confirmed booking to other units of its offering, charging or refunding the difference',
+    summary: 'Move a confirmed booking to other units of its offering, or of another offering of its series, charging or refunding the difference',
     auth: 'user',
     idempotent: true,
     request: { params: idParamsSchema, body: rescheduleSchema },
@@ -201,9 +201,10 @@ export const bookingApi = {
         404,
         [
           409,
-          'Units not available, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it)',
+          'Units not available, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it); ' +
+            'or a move to `offeringId` is not allowed (`reason`: not_in_series, other_series, offering_canceled, offering_started, outside_free_window — past the free-cancellation window — or other_currency)',
         ],
-        [422, 'Units that are not part of this offering'],
+        [422, 'Units that are not part of this offering (of `offeringId` in a move), or no offering `offeringId`'],
         [502, 'The reschedule failed; the booking is unchanged'],
       ),
     },

@@ -5,6 +5,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BookingCharge, BookingFailureReason, BookingStatus, RefundTier } from '../../domain/booking';
 import type { HoldLimitRefusal } from '../../domain/hold';
+import type { MoveRefusal } from '../../domain/move';
 
 export interface BookingWorkflowInput {
   bookingId: string;
@@ -43,9 +44,15 @@ export interface CancelResult {
 }
 
 export interface RescheduleRequest {
+  /** The booking's new units: of `offeringId` when given, else of its current offering. */
   unitIds: string[];
   /** Pays a higher price; the booking's own payment method when absent. */
   paymentMethod?: string;
+  /**
+   * Another offering of the booking's series to move to (booking/move.ts). Absent, or the
+   * booking's own offering: other units of the same offering, as before moves existed.
+   */
+  offeringId?: string;
 }
 
 export type RescheduleResult =
@@ -54,7 +61,11 @@ export type RescheduleResult =
   | { status: 'rejected'; unknownUnitIds: string[] }
   | { status: 'limited'; refusal: HoldLimitRefusal }
   | { status: 'declined'; failureCode: string | null }
-  | { status: 'conflict' };
+  | { status: 'conflict' }
+  /** A move the series rules refuse (domain/move.ts): nothing changed. */
+  | { status: 'refused'; refusal: MoveRefusal }
+  /** A move to an offering that does not exist: nothing changed. */
+  | { status: 'unknown_offering'; offeringId: string };
 
 /** Sent with the workflow's start (update-with-start): answers once the booking is decided. */
 export const bookingDecisionUpdate = defineUpdate<BookingDecision>('bookingDecision');

@@ -14,7 +14,7 @@ import type { RescheduleRequest, RescheduleResult } from './contract';
 import type { Booking } from './workflow';
 
 // A reschedule's claim on its new units is released by the booking workflow itself; the expiry is informational.
-const RESCHEDULE_CLAIM_MS = 15 * 60 * 1000;
+export const RESCHEDULE_CLAIM_MS = 15 * 60 * 1000;
 
 export async function reschedule(booking: Booking, request: RescheduleRequest): Promise<RescheduleResult> {
   const { state, input, workflowId } = booking;
@@ -87,7 +87,7 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
 }
 
 /** Gives back a reschedule's top-up when the swap did not happen; a failure is left for staff. */
-async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
+export async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
   try {
     // To the card, and what the credit balance paid of it back to the balance.
     await booking.giveBack(charged, charged.amount, `${booking.workflowId}/reschedule-${cycle}/undo-refund`, 'Reschedule could not be completed');

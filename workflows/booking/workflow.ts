@@ -55,6 +55,7 @@ import {
 import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
 import { keepHold, tellHoldSettled } from './hold-messages';
+import { assertMoveAllowed, isMove, moveToOffering } from './move';
 import { waitForOfferingEnd } from './reminders';
 import { reschedule } from './reschedule';
 
@@ -143,7 +144,8 @@ export class Booking {
       return decisionOf(this.state);
     });
     setHandler(cancelBookingUpdate, () => this.cancel(), { validator: () => this.assertChangeable() });
-    setHandler(rescheduleBookingUpdate, (request) => reschedule(this, request), {
+    // Only a request naming another offering moves the booking (booking/move.ts); see isMove.
+    setHandler(rescheduleBookingUpdate, (request) => (isMove(this, request) ? moveToOffering(this, request) : reschedule(this, request)), {
       validator: (request) => {
         this.assertChangeable();
         if (request.unitIds.length === 0) throw ApplicationFailure.nonRetryable('unitIds must not be empty', 'InvalidReschedule');
@@ -153,6 +155,7 @@ export class Booking {
         if (this.terms && msUntil(this.terms.startsAt) <= 0) {
           throw ApplicationFailure.nonRetryable('the offering has already started', 'OfferingStarted');
         }
+        if (isMove(this, request)) assertMoveAllowed(this);
       },
     });
     setHandler(staffRefundUpdate, (request) => this.staffRefund(request), {
