@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
 import { bookings, notifications, offerings } from '../db/schema';
@@ -19,7 +19,7 @@ import { insertTestUser } from '../test/support/payment-fixtures';
 import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
-import { bookingDecisionUpdate, bookingWorkflow, cancelBookingUpdate } from './booking';
+import { bookingDecisionUpdate, bookingWorkflow, cancelBookingUpdate, rescheduleBookingUpdate } from './booking';
 import { claimHoldUpdate, holdWorkflow } from './hold';
 
 const MINUTE = 60 * 1000;
@@ -82,14 +82,19 @@ describe('booking reminders (time-skipping)', () => {
     await database.close();
   });
 
-  /** A confirmed booking of one unit of a fresh offering that lists `reminders`. */
-  async function bookWithReminders(reminders: string[], startsInMs: number, lastsMs = 2 * HOUR) {
-    const nowMs = await env.currentTimeMs();
-    const startsAt = new Date(nowMs + startsInMs);
-    const endsAt = new Date(startsAt.getTime() + lastsMs);
-    const user = await insertTestUser(database.db);
-    const offering = await insertTestOffering(database.db, { startsAt, endsAt });
+  /** A fresh offering starting `startsInMs` from the server's clock that lists `reminders`. */
+  async function offeringWithReminders(reminders: string[], startsInMs: number, lastsMs = 2 * HOUR) {
+    const startsAt = new Date((await env.currentTimeMs()) + startsInMs);
+    const offering = await insertTestOffering(database.db, { startsAt, endsAt: new Date(startsAt.getTime() + lastsMs) });
     await database.db.update(offerings).set({ reminders }).where(eq(offerings.id, offering.id));
+    return offering;
+  }
+
+  /** A confirmed booking of one unit of a fresh offering that lists `reminders`. */
+  async function bookWithReminders(reminders: string[], startsInMs: number) {
+    const user = await insertTestUser(database.db);
+    const offering = await offeringWithReminders(reminders, startsInMs);
+    const { startsAt, endsAt } = offering;
 
     const holdId = randomUUID();
     const holdHandle = await env.client.workflow.start(holdWorkflow, {
@@ -106,7 +111,7 @@ describe('booking reminders (time-skipping)', () => {
       args: [{ bookingId, holdId, userId: user.id, paymentMethod: 'pm_card_visa', pendingPaymentTimeout: 'P1D', paymentsTaskQueue: taskQueue }],
     });
     assert.deepEqual(await handle.executeUpdate(bookingDecisionUpdate), { status: 'confirmed' });
-    return { bookingId, handle, startsAt, endsAt };
+    return { bookingId, handle, startsAt, endsAt, offering };
   }
 
   const callsOf = (bookingId: string) => reminderCalls.filter((c) => c.bookingId === bookingId);
@@ -185,5 +190,39 @@ describe('booking reminders (time-skipping)', () => {
     assert.equal(await finalStatus(handle), 'canceled');
     assert.deepEqual(callsOf(bookingId), []);
     assert.deepEqual(await reminderRows(bookingId), []);
+  });
+
+  test('a booking moved to another date drops the old date’s reminders and gets the new date’s still ahead; it ends with the new offering', async () => {
+    const { bookingId, handle, offering: from } = await bookWithReminders(['P2D', 'P1D'], 4 * DAY);
+    // The new date's P5D reminder is already past when the booking moves there.
+    const to = await offeringWithReminders(['P5D', 'P2D', 'P1D'], 6 * DAY);
+    const seriesId = randomUUID();
+    await database.db
+      .update(offerings)
+      .set({ seriesId })
+      .where(inArray(offerings.id, [from.id, to.id]));
+
+    // Past the old date's P2D reminder, still inside its free cancellation window (moves are allowed there).
+    await env.sleep(2 * DAY + HOUR);
+    const moved = await handle.executeUpdate(rescheduleBookingUpdate, { args: [{ offeringId: to.id, unitIds: [to.unitIds[0]] }] });
+    assert.equal(moved.status, 'rescheduled');
+
+    assert.equal(await finalStatus(handle), 'no_show');
+    const calls = callsOf(bookingId);
+    const workflowId = bookingWorkflowId(bookingId);
+    assert.deepEqual(
+      calls.map((c) => c.dedupeKey),
+      [
+        `${workflowId}/notify/reminder:P2D:${from.startsAt.toISOString()}`,
+        `${workflowId}/notify/reminder:P2D:${to.startsAt.toISOString()}`,
+        `${workflowId}/notify/reminder:P1D:${to.startsAt.toISOString()}`,
+      ],
+    );
+    assertSentAt(calls[0], from.startsAt.getTime() - 2 * DAY, 'the old date’s P2D reminder');
+    assertSentAt(calls[1], to.startsAt.getTime() - 2 * DAY, 'the new date’s P2D reminder');
+    assertSentAt(calls[2], to.startsAt.getTime() - DAY, 'the new date’s P1D reminder');
+    assert.equal((await reminderRows(bookingId)).length, 3);
+    const closedAt = (await handle.describe()).closeTime!.getTime();
+    assert.ok(closedAt >= to.endsAt.getTime(), 'the booking waited for the new offering to end');
   });
 });
