@@ -26,7 +26,7 @@ interface Plan {
 export async function waitForOfferingEnd(booking: Booking, terms: BookingTerms): Promise<void> {
   const canceled = () => booking.state.status === 'canceled';
   if (!patched(REMINDERS_PATCH)) {
-    // Runs from before reminders wait on their one timer, as they always did.
+    // Runs from before this patch wait on their one timer until the offering's end, as they always did.
     await condition(canceled, Math.max(1, msUntil(terms.endsAt)));
     return;
   }
@@ -47,8 +47,8 @@ export async function waitForOfferingEnd(booking: Booking, terms: BookingTerms):
     if (canceled() || basisOf(termsNow()) !== plan.basis) continue;
     if (!next) return;
     plan.due.shift();
-    // A holder already checked in needs no reminder.
-    if (booking.state.status === 'confirmed') await notifyQuietly(reminderNotice(booking, current, next));
+    // A holder already checked in needs no reminder. The terms now name the offering (a move to one at the same time keeps the plan).
+    if (booking.state.status === 'confirmed') await notifyQuietly(reminderNotice(booking, termsNow(), next));
   }
 }
 
