@@ -146,8 +146,10 @@ async function hasActiveSubscription({ db }: BookingContext, input: { userId: st
 /**
  * One transaction: the hold consumed, its claims handed to the booking, the booking
  * confirmed. Locking the hold row orders this against the hold's TTL release, so a hold
- * that expired first answers `hold_unavailable` and the saga refunds. Repeating a confirm
- * that committed answers `confirmed` again.
+ * that expired first answers `hold_unavailable` and the saga refunds; so does an offering the
+ * business canceled (its row share-locked, so the cancellation and this confirm take turns and a
+ * booking confirmed first is one the cancellation finds). Repeating a confirm that committed
+ * answers `confirmed` again.
  */
 async function confirmBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; holdId: string }): Promise<ConfirmOutcome> {
   const confirmed = await rolledBackAsUndefined(
@@ -155,7 +157,9 @@ async function confirmBooking({ db, logger, gate, events }: BookingContext, inpu
       const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
       if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
       if (booking.status === 'confirmed') return { booking, changed: false };
-      if (booking.status !== 'pending' || !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
+      if (booking.status !== 'pending' || (await offeringCanceled(tx, booking.offeringId)) || !(await consumeHold(tx, input.holdId, booking.id))) {
+        tx.rollback();
+      }
       await tx
         .update(bookings)
         .set({ status: 'confirmed', updatedAt: sql`now()` })
@@ -233,13 +237,14 @@ async function swapBookingUnits({ db, logger, gate, events }: BookingContext, in
   return true;
 }
 
-/** Cancels a confirmed booking: its units released, the refund it got recorded. */
+/** Cancels a confirmed (or checked-in) booking: its units released, the refund it got recorded. */
 async function cancelBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; refundedAmount: number }): Promise<void> {
   const result = await db.transaction(async (tx) => {
     const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
     if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
     if (booking.status === 'canceled') return undefined;
-    if (booking.status !== 'confirmed') {
+    // Checked in too: the business cancels those with the offering (the customer's cancel never gets here for them).
+    if (booking.status !== 'confirmed' && booking.status !== 'checked_in') {
       throw ApplicationFailure.nonRetryable(`booking ${booking.id} is ${booking.status}`, 'BookingNotConfirmed');
     }
     await tx
@@ -314,6 +319,12 @@ async function markNoShow({ db, logger }: BookingContext, input: { bookingId: st
     .where(and(eq(bookings.id, input.bookingId), eq(bookings.status, 'confirmed')))
     .returning({ id: bookings.id });
   if (updated.length > 0) logger.info({ bookingId: input.bookingId }, 'booking no-show');
+}
+
+/** Whether the business canceled the offering; the share lock waits for a cancellation under way. */
+async function offeringCanceled(tx: Transaction, offeringId: string): Promise<boolean> {
+  const [offering] = await tx.select({ status: offerings.status }).from(offerings).where(eq(offerings.id, offeringId)).for('share');
+  return offering?.status === 'canceled';
 }
 
 async function lockHold(tx: Transaction, holdId: string) {

@@ -118,6 +118,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     const user = currentUser(req);
     const [offering] = await db.select().from(offerings).where(eq(offerings.id, input.offeringId));
     if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${input.offeringId}.`);
+    if (offering.status === 'canceled') throw offeringCanceled('the offering was canceled');
     if (offering.startsAt.getTime() <= Date.now()) {
       throw new HttpProblem(409, 'Offering has started', `Offering ${offering.id} started at ${offering.startsAt.toISOString()}.`);
     }
@@ -174,6 +175,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     if (outcome.status === 'conflict') throw unitsNotAvailable(outcome.unavailableUnitIds);
     if (outcome.status === 'rejected') throw unknownUnitsProblem(outcome.unknownUnitIds);
     if (outcome.status === 'limited') throw holdLimitReached(outcome.refusal);
+    if (outcome.status === 'closed') throw offeringCanceled(outcome.reason);
     res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
   };
 }
@@ -317,6 +319,8 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
         throw new HttpProblem(402, 'Payment declined', `The price difference was declined (${result.failureCode}); the booking is unchanged.`, {
           failureCode: result.failureCode,
         });
+      case 'closed':
+        throw offeringCanceled(result.reason);
       case 'conflict':
         throw new HttpProblem(409, 'Booking changed', 'The booking changed while it was being rescheduled; it is unchanged by this request.');
       case 'refused':
@@ -460,6 +464,11 @@ async function letGoOfHold(temporal: Client, workflowId: string): Promise<void> 
 
 function unitsNotAvailable(unitIds: string[]): HttpProblem {
   return new HttpProblem(409, 'Units not available', `Not available: ${unitIds.join(', ')}.`, { unavailableUnitIds: unitIds });
+}
+
+/** The business canceled the offering (the claim, under its lock, or the row said so): nothing new is taken. */
+function offeringCanceled(reason: string): HttpProblem {
+  return new HttpProblem(409, 'Offering canceled', `${reason[0].toUpperCase()}${reason.slice(1)}: it takes no new holds, bookings or moves.`);
 }
 
 function holdLimitReached({ limit, max, current, detail }: HoldLimitRefusal): HttpProblem {

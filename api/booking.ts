@@ -131,7 +131,7 @@ export const bookingApi = {
         [404, 'No such offering'],
         [
           409,
-          'Units not available, the offering has started, or a fair-use limit is reached: `limit` names it ' +
+          'Units not available, the offering has started or was canceled, or a fair-use limit is reached: `limit` names it ' +
             '(maxUnitsPerCustomer of the offering, or HOLDS_PER_CUSTOMER_MAX), with its `max` and the customer’s `current`',
         ],
         [422, 'Units that are not part of this offering'],
@@ -201,7 +201,7 @@ export const bookingApi = {
         404,
         [
           409,
-          'Units not available, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it); ' +
+          'Units not available, the offering was canceled, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it); ' +
             'or a move to `offeringId` is not allowed (`reason`: not_in_series, other_series, offering_canceled, offering_started, outside_free_window — past the free-cancellation window — or other_currency)',
         ],
         [422, 'Units that are not part of this offering (of `offeringId` in a move), or no offering `offeringId`'],

@@ -24,6 +24,8 @@ export type NotificationKind =
   | 'booking_confirmed'
   | 'booking_failed'
   | 'booking_canceled'
+  /** The business canceled the offering: a full refund. */
+  | 'booking_canceled_by_business'
   | 'booking_rescheduled'
   | 'booking_reminder';
 

@@ -28,7 +28,7 @@ export interface HoldWorkflowInput {
   maxExtensionMs?: number;
 }
 
-export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'failed' | HoldStatus;
+export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'closed' | 'failed' | HoldStatus;
 
 export interface HoldState {
   holdId: string;

@@ -61,6 +61,8 @@ export type RescheduleResult =
   | { status: 'rejected'; unknownUnitIds: string[] }
   | { status: 'limited'; refusal: HoldLimitRefusal }
   | { status: 'declined'; failureCode: string | null }
+  /** The offering was canceled: its units take no new claims. */
+  | { status: 'closed'; reason: string }
   | { status: 'conflict' }
   /** A move the series rules refuse (domain/move.ts): nothing changed. */
   | { status: 'refused'; refusal: MoveRefusal }
@@ -100,3 +102,22 @@ export interface CheckInResult {
  * the booking is confirmed and its offering has not ended; the booking is then `checked_in`.
  */
 export const checkInBookingUpdate = defineUpdate<CheckInResult>('checkIn');
+
+export interface BusinessCancelRequest {
+  /** Why the business canceled the offering; told to the customer. */
+  reason: string;
+}
+
+export type BusinessCancelResult =
+  /** `refundedAmount` given back now; `totalRefunded` over the booking's charges, earlier refunds included. */
+  | { status: 'canceled'; refundedAmount: number; totalRefunded: number }
+  /** Not confirmed or checked in (already canceled, failed, a no-show): nothing was done. */
+  | { status: 'skipped'; bookingStatus: BookingStatus };
+
+/**
+ * The business canceled the booking's offering: everything still refundable over all its charges
+ * (checkout and reschedule top-ups, less what staff or the gateway's dashboard refunded) goes
+ * back, the booking is canceled and its customer told. Waits for a change in progress; repeating
+ * it (the same updateId, or another) refunds nothing more.
+ */
+export const cancelByBusinessUpdate = defineUpdate<BusinessCancelResult, [BusinessCancelRequest]>('cancelByBusiness');

@@ -83,6 +83,7 @@ async function move(booking: Booking, request: MoveRequest, cycle: number, undo:
   if (claim.status === 'conflict') return { status: 'unavailable', unavailableUnitIds: claim.unavailableUnitIds };
   if (claim.status === 'rejected') return { status: 'rejected', unknownUnitIds: claim.unknownUnitIds };
   if (claim.status === 'limited') return { status: 'limited', refusal: claim.refusal };
+  if (claim.status === 'closed') return { status: 'closed', reason: claim.reason };
   undo.add(async () => void (await releaseHold({ holdId, reason: 'released' })));
 
   const price = await bookingSteps.priceUnits({ offeringId, unitIds });

@@ -43,6 +43,7 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
       if (claim.status === 'conflict') return { status: 'unavailable', unavailableUnitIds: claim.unavailableUnitIds };
       if (claim.status === 'rejected') return { status: 'rejected', unknownUnitIds: claim.unknownUnitIds };
       if (claim.status === 'limited') return { status: 'limited', refusal: claim.refusal };
+      if (claim.status === 'closed') return { status: 'closed', reason: claim.reason };
       undo.add(async () => void (await releaseHold({ holdId: newHoldId, reason: 'released' })));
     }
 

@@ -52,6 +52,7 @@ import {
   type StaffRefundRequest,
   type StaffRefundResult,
 } from './contract';
+import { registerBusinessCancel } from './business-cancel';
 import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
 import { keepHold, tellHoldSettled } from './hold-messages';
@@ -139,6 +140,7 @@ export class Booking {
     });
     setHandler(bookingStateQuery, () => this.state);
     registerCheckIn(this);
+    registerBusinessCancel(this);
     setHandler(bookingDecisionUpdate, async () => {
       await condition(() => this.state.status !== 'pending' || this.state.awaitingPayment);
       return decisionOf(this.state);
@@ -328,7 +330,7 @@ export class Booking {
    * being refused by the payment activities. Runs that heard of no such refund, and runs from
    * before the patch, refund by their own accounting as they always did.
    */
-  private refundableCharges(): BookingCharge[] {
+  refundableCharges(): BookingCharge[] {
     if (this.gatewayRefundTotals.size === 0 || !patched('refund-what-is-left')) return this.state.charges;
     return this.chargesAfterGatewayRefunds();
   }
