@@ -261,6 +261,7 @@ export function cancelBookingHandler(context: BookingHandlerContext): RouteHandl
     const input = parseBody(cancelSchema, req.body);
     const booking = await visibleBooking(db, req, input.bookingId);
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
+    await assertOfferingNotCanceled(db, booking.offeringId);
     logWorkflow(req, res, booking.workflowId);
     let result;
     try {
@@ -288,6 +289,7 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
       throw new HttpProblem(403, 'Forbidden', "Only the booking's owner can choose its new units.");
     }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
+    await assertOfferingNotCanceled(db, booking.offeringId);
     // A move names another offering; the same offering named is an ordinary reschedule, sent as before moves.
     const moveTo = input.offeringId !== undefined && input.offeringId !== booking.offeringId ? input.offeringId : undefined;
     if (moveTo !== undefined) await assertOfferingExists(db, moveTo);
@@ -370,6 +372,15 @@ async function assertUnitsOfOffering(db: Database, offeringId: string, unitIds: 
 async function assertOfferingExists(db: Database, offeringId: string): Promise<void> {
   const [offering] = await db.select({ id: offerings.id }).from(offerings).where(eq(offerings.id, offeringId));
   if (!offering) throw unknownOffering(offeringId);
+}
+
+/**
+ * A booking of an offering the business canceled is refunded in full by the cancellation: a
+ * customer's cancel (refunded by the policy's tiers) or move would only get in its way.
+ */
+async function assertOfferingNotCanceled(db: Database, offeringId: string): Promise<void> {
+  const [offering] = await db.select({ status: offerings.status }).from(offerings).where(eq(offerings.id, offeringId));
+  if (offering?.status === 'canceled') throw offeringCanceled('the offering was canceled; its bookings are refunded in full');
 }
 
 /** The caller's hold; anyone else's is a 404, as if it did not exist. */

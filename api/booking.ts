@@ -181,7 +181,12 @@ export const bookingApi = {
         z.strictObject({ booking: bookingJsonSchema, refund: z.strictObject({ tier: z.enum(['full', 'late', 'none']), amount: z.int().min(0) }) }),
       ),
       202: json('The workflow is still carrying the change out', bookingAnswer),
-      ...problems(400, 404, [409, 'The booking cannot be changed now'], [502, 'The refund could not be made; the booking is unchanged']),
+      ...problems(
+        400,
+        404,
+        [409, 'The booking cannot be changed now, or its offering was canceled (its bookings are refunded in full)'],
+        [502, 'The refund could not be made; the booking is unchanged'],
+      ),
     },
   },
   reschedule: {
