@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
-import { bookings, holds } from '../db/schema';
+import { bookings, holds, offerings } from '../db/schema';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
 import { isConfirmationCode } from '../domain/booking';
@@ -129,6 +129,22 @@ describe('booking activities (PostgreSQL + Redis)', () => {
     const row = await bookingRow(bookingId);
     assert.deepEqual([row.status, row.refundedAmount], ['canceled', 2500]);
     assert.deepEqual(await liveClaims(database.db, unitIds), []);
+  });
+
+  test('an offering the business canceled: a pending booking is not confirmed, a checked-in one can be canceled', async () => {
+    const pending = await pendingBooking();
+    const checkedIn = await pendingBooking();
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: checkedIn.bookingId, holdId: checkedIn.holdId }), 'confirmed');
+    await bookingSteps.checkInBooking({ bookingId: checkedIn.bookingId, checkedInAt: new Date().toISOString() });
+    for (const offeringId of [pending.offering.id, checkedIn.offering.id]) {
+      await database.db.update(offerings).set({ status: 'canceled' }).where(eq(offerings.id, offeringId));
+    }
+    assert.equal(await bookingSteps.confirmBooking({ bookingId: pending.bookingId, holdId: pending.holdId }), 'hold_unavailable');
+    assert.deepEqual([(await bookingRow(pending.bookingId)).status, (await holdRow(pending.holdId)).status], ['pending', 'active']);
+    await bookingSteps.cancelBooking({ bookingId: checkedIn.bookingId, refundedAmount: 5000 });
+    const row = await bookingRow(checkedIn.bookingId);
+    assert.deepEqual([row.status, row.refundedAmount], ['canceled', 5000]);
+    assert.deepEqual(await liveClaims(database.db, checkedIn.unitIds), []);
   });
 
   test('begin gives the booking a confirmation code, kept when begin runs again', async () => {

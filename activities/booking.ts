@@ -8,6 +8,7 @@ import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type Bookin
 import type { Logger } from '../platform/logger';
 import { createUnitEvents, type UnitEvents } from '../availability/unit-events';
 import { bookingGateOwner, createUnitGate, type UnitGate } from '../availability/unit-gate';
+import { moveBooking, readMoveTarget, type MoveBookingInput, type MoveBookingOutcome, type MoveTarget } from './booking-move';
 import { nudgeWaitlist } from './waitlist-nudge';
 
 export interface BeginBookingInput {
@@ -28,6 +29,11 @@ export interface BookingTerms {
   startsAt: string;
   endsAt: string;
   policy: CancellationPolicy;
+  /**
+   * ISO-8601 offsets before `startsAt` at which the booking is reminded. Absent from the terms of
+   * runs that began before reminders existed: those send none.
+   */
+  reminders?: string[];
   /** False when the hold had already expired, been released or been used when the saga began. */
   holdActive: boolean;
 }
@@ -47,7 +53,7 @@ export interface SwapUnitsInput {
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
 /** What the booking activities share: the database, the Redis gate and events, the logger. */
-interface BookingContext {
+export interface BookingContext {
   db: Database;
   logger: Logger;
   gate: UnitGate;
@@ -72,6 +78,9 @@ export function createBookingActivities(deps: { db: Database; redis?: Redis; log
     failBooking: (input: { bookingId: string; reason: BookingFailureReason }): Promise<void> => failBooking(ctx, input),
     priceUnits: (input: { offeringId: string; unitIds: string[] }): Promise<{ amount: number; currency: string }> => priceUnits(ctx, input),
     swapBookingUnits: (input: SwapUnitsInput): Promise<boolean> => swapBookingUnits(ctx, input),
+    // A move to another offering of the booking's series (activities/booking-move.ts).
+    readMoveTarget: (input: { fromOfferingId: string; toOfferingId: string }): Promise<MoveTarget | null> => readMoveTarget(ctx, input),
+    moveBooking: (input: MoveBookingInput): Promise<MoveBookingOutcome> => moveBooking(ctx, input),
     cancelBooking: (input: { bookingId: string; refundedAmount: number }): Promise<void> => cancelBooking(ctx, input),
     checkInBooking: (input: { bookingId: string; checkedInAt: string }): Promise<void> => checkInBooking(ctx, input),
     markNoShow: (input: { bookingId: string }): Promise<void> => markNoShow(ctx, input),
@@ -120,6 +129,7 @@ async function beginBooking({ db }: BookingContext, input: BeginBookingInput): P
     startsAt: offering.startsAt.toISOString(),
     endsAt: offering.endsAt.toISOString(),
     policy: { freeUntil: offering.freeCancellationUntil, lateRefundPercent: offering.lateRefundPercent },
+    reminders: offering.reminders,
     holdActive: hold.status === 'active',
   };
 }
@@ -137,8 +147,10 @@ async function hasActiveSubscription({ db }: BookingContext, input: { userId: st
 /**
  * One transaction: the hold consumed, its claims handed to the booking, the booking
  * confirmed. Locking the hold row orders this against the hold's TTL release, so a hold
- * that expired first answers `hold_unavailable` and the saga refunds. Repeating a confirm
- * that committed answers `confirmed` again.
+ * that expired first answers `hold_unavailable` and the saga refunds; so does an offering the
+ * business canceled (its row share-locked, so the cancellation and this confirm take turns and a
+ * booking confirmed first is one the cancellation finds). Repeating a confirm that committed
+ * answers `confirmed` again.
  */
 async function confirmBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; holdId: string }): Promise<ConfirmOutcome> {
   const confirmed = await rolledBackAsUndefined(
@@ -146,7 +158,9 @@ async function confirmBooking({ db, logger, gate, events }: BookingContext, inpu
       const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
       if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
       if (booking.status === 'confirmed') return { booking, changed: false };
-      if (booking.status !== 'pending' || !(await consumeHold(tx, input.holdId, booking.id))) tx.rollback();
+      if (booking.status !== 'pending' || (await offeringCanceled(tx, booking.offeringId)) || !(await consumeHold(tx, input.holdId, booking.id))) {
+        tx.rollback();
+      }
       await tx
         .update(bookings)
         .set({ status: 'confirmed', updatedAt: sql`now()` })
@@ -225,13 +239,14 @@ async function swapBookingUnits({ db, logger, gate, events }: BookingContext, in
   return true;
 }
 
-/** Cancels a confirmed booking: its units released, the refund it got recorded. */
+/** Cancels a confirmed (or checked-in) booking: its units released, the refund it got recorded. */
 async function cancelBooking({ db, logger, gate, events }: BookingContext, input: { bookingId: string; refundedAmount: number }): Promise<void> {
   const result = await db.transaction(async (tx) => {
     const [booking] = await tx.select().from(bookings).where(eq(bookings.id, input.bookingId)).for('update');
     if (!booking) throw ApplicationFailure.nonRetryable(`no booking ${input.bookingId}`, 'BookingNotFound');
     if (booking.status === 'canceled') return undefined;
-    if (booking.status !== 'confirmed') {
+    // Checked in too: the business cancels those with the offering (the customer's cancel never gets here for them).
+    if (booking.status !== 'confirmed' && booking.status !== 'checked_in') {
       throw ApplicationFailure.nonRetryable(`booking ${booking.id} is ${booking.status}`, 'BookingNotConfirmed');
     }
     await tx
@@ -309,13 +324,19 @@ async function markNoShow({ db, logger }: BookingContext, input: { bookingId: st
   if (updated.length > 0) logger.info({ bookingId: input.bookingId }, 'booking no-show');
 }
 
+/** Whether the business canceled the offering; the share lock waits for a cancellation under way. */
+async function offeringCanceled(tx: Transaction, offeringId: string): Promise<boolean> {
+  const [offering] = await tx.select({ status: offerings.status }).from(offerings).where(eq(offerings.id, offeringId)).for('share');
+  return offering?.status === 'canceled';
+}
+
 async function lockHold(tx: Transaction, holdId: string) {
   const [hold] = await tx.select().from(holds).where(eq(holds.id, holdId)).for('update');
   return hold;
 }
 
 /** Marks the hold consumed and hands its live claims to the booking, all of them or none. */
-async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
+export async function consumeHold(tx: Transaction, holdId: string, bookingId: string): Promise<string[] | undefined> {
   const hold = await lockHold(tx, holdId);
   if (!hold || hold.status !== 'active') return undefined;
   const taken = await tx
@@ -337,7 +358,7 @@ async function consumeHold(tx: Transaction, holdId: string, bookingId: string): 
 }
 
 /** A transaction that decided to change nothing (`tx.rollback()`) answers undefined. */
-async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | undefined> {
+export async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | undefined> {
   try {
     return await transaction;
   } catch (err) {
@@ -346,6 +367,6 @@ async function rolledBackAsUndefined<T>(transaction: Promise<T>): Promise<T | un
   }
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
+export function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((id) => b.includes(id));
 }

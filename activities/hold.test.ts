@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
-import { holds } from '../db/schema';
+import { holds, offerings } from '../db/schema';
 import { unitEventsChannel, type UnitStatusEvent } from '../domain/hold';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
@@ -54,6 +54,14 @@ describe('hold activities (PostgreSQL + Redis)', () => {
     assert.equal(first.status, 'held');
     assert.deepEqual(retried, first);
     assert.equal((await liveClaims(database.db, input.unitIds)).length, 3);
+  });
+
+  test('a claim on an offering the business canceled is refused and leaves nothing behind', async () => {
+    const input = await claimInput();
+    await database.db.update(offerings).set({ status: 'canceled' }).where(eq(offerings.id, input.offeringId));
+    assert.deepEqual(await activities.claimUnits(input), { status: 'closed', reason: 'the offering was canceled' });
+    assert.deepEqual(await database.db.select().from(holds).where(eq(holds.id, input.holdId)), []);
+    assert.deepEqual(await liveClaims(database.db, input.unitIds), []);
   });
 
   test('overlapping claims in any order: each unit once, no deadlock, losers leave nothing behind', async () => {

@@ -190,10 +190,18 @@ async function insertClaims(db: Database, input: ClaimUnitsInput): Promise<Claim
       await lockWaitlistShared(tx, input.offeringId);
       const [existing] = await tx.select().from(holds).where(eq(holds.id, input.holdId));
       if (existing) return { status: 'held', hold: holdView(existing) };
+      // A share lock orders this claim against the offering's cancellation (which locks the row
+      // for update): a claim that commits first is one the cancellation then finds and releases.
+      const [offering] = await tx
+        .select({ status: offerings.status, maxUnitsPerCustomer: offerings.maxUnitsPerCustomer })
+        .from(offerings)
+        .where(eq(offerings.id, input.offeringId))
+        .for('share');
+      if (offering.status === 'canceled') return { status: 'closed', reason: 'the offering was canceled' };
       if (!input.waitlistEntryId && (await waitlistReserves(tx, input.offeringId, input.unitIds))) {
         return { status: 'conflict', unavailableUnitIds: input.unitIds, reservedForWaitlist: true };
       }
-      const refusal = await fairUseRefusal(tx, input);
+      const refusal = await fairUseRefusal(tx, input, offering.maxUnitsPerCustomer);
       if (refusal) return { status: 'limited', refusal };
       const [created] = await tx
         .insert(holds)
@@ -237,16 +245,12 @@ async function markOffered(tx: Transaction, entryId: string, hold: typeof holds.
 }
 
 /** Whether this claim would take its customer past a fair-use limit; read under the customer's lock. */
-async function fairUseRefusal(tx: Transaction, input: ClaimUnitsInput): Promise<HoldLimitRefusal | undefined> {
-  const [offering] = await tx
-    .select({ maxUnitsPerCustomer: offerings.maxUnitsPerCustomer })
-    .from(offerings)
-    .where(eq(offerings.id, input.offeringId));
+async function fairUseRefusal(tx: Transaction, input: ClaimUnitsInput, maxUnitsPerCustomer: number): Promise<HoldLimitRefusal | undefined> {
   const counts = await customerHoldCounts(tx, input);
   return holdLimitRefusal({
     ...counts,
     requested: input.unitIds.length - (input.releasingUnitIds?.length ?? 0),
-    maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
+    maxUnitsPerCustomer,
     holdsPerCustomerMax: input.holdsPerCustomerMax,
   });
 }

@@ -10,6 +10,7 @@ import { createCreditActivities } from './credits';
 import { createHoldActivities } from './hold';
 import { createInvoiceActivities } from './invoice';
 import { createMailer, createNotificationActivities } from './notification';
+import { createOfferingActivities } from './offering';
 import { createPaymentActivities } from './payment';
 import { createPaymentGateway } from './gateway';
 import { createReferralActivities } from './referral';
@@ -34,6 +35,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotificationActivities(deps),
     ...createHoldActivities(deps),
     ...createBookingActivities(deps),
+    ...createOfferingActivities(deps),
     ...createCreditActivities(deps),
     ...createInvoiceActivities(deps),
     ...createCouponActivities(deps),

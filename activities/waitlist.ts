@@ -133,5 +133,7 @@ function skipReason(outcome: Exclude<ClaimOutcome, { status: 'held' }>): string 
       return outcome.refusal.detail;
     case 'rejected':
       return `units not of the offering: ${outcome.unknownUnitIds.join(', ')}`;
+    case 'closed':
+      return outcome.reason;
   }
 }

@@ -5,6 +5,7 @@ import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
 import { adminBookingRoutes, adminSubscriptionRoutes } from './admin';
 import { adminCheckInRoutes } from './admin-check-in';
+import { adminOfferingCancelRoutes } from './admin-offering-cancel';
 import { adminPaymentRoutes } from './admin-payments';
 import { adminReconciliationRoutes } from './admin-reconciliation';
 import { authRoutes } from './auth';
@@ -62,6 +63,7 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   adminSubscriptionRoutes,
   adminBookingRoutes,
   adminCheckInRoutes,
+  adminOfferingCancelRoutes,
   adminPaymentRoutes,
   adminReconciliationRoutes,
   couponRoutes,

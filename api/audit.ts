@@ -8,7 +8,7 @@ export interface StaffAction {
   actorId: string;
   /** `<thing>.<verb>`, e.g. `subscription.retry_payment`. */
   action: string;
-  target: { type: 'subscription' | 'booking' | 'payment' | 'customer'; id: string };
+  target: { type: 'subscription' | 'booking' | 'payment' | 'customer' | 'offering'; id: string };
   reason: string;
   details?: Record<string, unknown>;
 }

@@ -24,6 +24,7 @@ import { waitlistReserves } from '../db/waitlist';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
+import type { MoveRefusal } from '../domain/move';
 import { durationToMilliseconds } from '../domain/period';
 import { bookingSummary } from '../domain/workflow-descriptions';
 import {
@@ -69,7 +70,14 @@ export const createBookingSchema = z.strictObject({
   paymentMethod: paymentMethodToken.optional().meta({ description: 'Absent: the default saved card. A pm_… token is saved to the customer first.' }),
 });
 export const cancelSchema = z.strictObject({ bookingId: z.uuid() });
-export const rescheduleSchema = z.strictObject({ unitIds: unitIdsSchema, paymentMethod: paymentMethodToken.optional() });
+export const rescheduleSchema = z.strictObject({
+  unitIds: unitIdsSchema.meta({ description: 'The booking’s new units: of `offeringId` when given, else of its current offering.' }),
+  paymentMethod: paymentMethodToken.optional(),
+  offeringId: z
+    .uuid()
+    .optional()
+    .meta({ description: 'Another offering of the booking’s series (seriesId) to move to; absent: the booking’s own offering.' }),
+});
 export const idParamsSchema = z.strictObject({ id: z.uuid() });
 export const listQuerySchema = z.strictObject({ limit: queryInteger(1, 200).default(50) });
 
@@ -111,6 +119,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     const user = currentUser(req);
     const [offering] = await db.select().from(offerings).where(eq(offerings.id, input.offeringId));
     if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${input.offeringId}.`);
+    if (offering.status === 'canceled') throw offeringCanceled('the offering was canceled');
     if (offering.startsAt.getTime() <= Date.now()) {
       throw new HttpProblem(409, 'Offering has started', `Offering ${offering.id} started at ${offering.startsAt.toISOString()}.`);
     }
@@ -171,6 +180,7 @@ export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }
     }
     if (outcome.status === 'rejected') throw unknownUnitsProblem(outcome.unknownUnitIds);
     if (outcome.status === 'limited') throw holdLimitReached(outcome.refusal);
+    if (outcome.status === 'closed') throw offeringCanceled(outcome.reason);
     res.status(201).json({ hold: { ...outcome.hold, ...link(workflowId) } });
   };
 }
@@ -256,6 +266,7 @@ export function cancelBookingHandler(context: BookingHandlerContext): RouteHandl
     const input = parseBody(cancelSchema, req.body);
     const booking = await visibleBooking(db, req, input.bookingId);
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
+    await assertOfferingNotCanceled(db, booking.offeringId);
     logWorkflow(req, res, booking.workflowId);
     let result;
     try {
@@ -268,7 +279,10 @@ export function cancelBookingHandler(context: BookingHandlerContext): RouteHandl
   };
 }
 
-/** Moves the owner's confirmed booking to other units of its offering through its workflow. */
+/**
+ * Moves the owner's confirmed booking to other units of its offering, or (`offeringId`) to units of
+ * another offering of its series, through its workflow.
+ */
 export function rescheduleBookingHandler(context: BookingHandlerContext): RouteHandler {
   const { deps, withinDeadline, toJson } = context;
   const { db, temporal } = deps;
@@ -280,14 +294,19 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
       throw new HttpProblem(403, 'Forbidden', "Only the booking's owner can choose its new units.");
     }
     if (booking.status !== 'confirmed') throw bookingNotChangeable(booking);
-    await assertUnitsOfOffering(db, booking.offeringId, input.unitIds);
+    await assertOfferingNotCanceled(db, booking.offeringId);
+    // A move names another offering; the same offering named is an ordinary reschedule, sent as before moves.
+    const moveTo = input.offeringId !== undefined && input.offeringId !== booking.offeringId ? input.offeringId : undefined;
+    if (moveTo !== undefined) await assertOfferingExists(db, moveTo);
+    await assertUnitsOfOffering(db, moveTo ?? booking.offeringId, input.unitIds);
     // Absent: the card the booking was paid with.
     const paymentMethod = input.paymentMethod && (await chargeablePaymentMethod(deps, booking.userId, input.paymentMethod));
+    const request = { unitIds: input.unitIds, paymentMethod, ...(moveTo === undefined ? {} : { offeringId: moveTo }) };
     logWorkflow(req, res, booking.workflowId);
     let result;
     try {
       result = await withinDeadline(() =>
-        temporal.workflow.getHandle(booking.workflowId).executeUpdate(rescheduleBookingUpdate, { args: [{ unitIds: input.unitIds, paymentMethod }] }),
+        temporal.workflow.getHandle(booking.workflowId).executeUpdate(rescheduleBookingUpdate, { args: [request] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return stillChanging(res, booking, context);
@@ -307,8 +326,14 @@ export function rescheduleBookingHandler(context: BookingHandlerContext): RouteH
         throw new HttpProblem(402, 'Payment declined', `The price difference was declined (${result.failureCode}); the booking is unchanged.`, {
           failureCode: result.failureCode,
         });
+      case 'closed':
+        throw offeringCanceled(result.reason);
       case 'conflict':
         throw new HttpProblem(409, 'Booking changed', 'The booking changed while it was being rescheduled; it is unchanged by this request.');
+      case 'refused':
+        throw moveNotAllowed(result.refusal);
+      case 'unknown_offering':
+        throw unknownOffering(result.offeringId);
     }
   };
 }
@@ -346,6 +371,21 @@ async function assertUnitsOfOffering(db: Database, offeringId: string, unitIds: 
   const known = new Set(found.map((u) => u.id));
   const unknown = unitIds.filter((id) => !known.has(id));
   if (unknown.length > 0) throw unknownUnitsProblem(unknown);
+}
+
+/** A move's target must exist; what else it must be (of the series, scheduled, not started) the workflow decides. */
+async function assertOfferingExists(db: Database, offeringId: string): Promise<void> {
+  const [offering] = await db.select({ id: offerings.id }).from(offerings).where(eq(offerings.id, offeringId));
+  if (!offering) throw unknownOffering(offeringId);
+}
+
+/**
+ * A booking of an offering the business canceled is refunded in full by the cancellation: a
+ * customer's cancel (refunded by the policy's tiers) or move would only get in its way.
+ */
+async function assertOfferingNotCanceled(db: Database, offeringId: string): Promise<void> {
+  const [offering] = await db.select({ status: offerings.status }).from(offerings).where(eq(offerings.id, offeringId));
+  if (offering?.status === 'canceled') throw offeringCanceled('the offering was canceled; its bookings are refunded in full');
 }
 
 /** The caller's hold; anyone else's is a 404, as if it did not exist. */
@@ -394,6 +434,10 @@ async function changeRefused(err: unknown, booking: BookingRow, failedDetail: st
       max: MAX_RESCHEDULES,
       current: counts?.current ?? MAX_RESCHEDULES,
     });
+  }
+  if (cause instanceof ApplicationFailure && cause.type === 'MoveNotAllowed') {
+    const [refusal] = (cause.details ?? []) as (MoveRefusal | undefined)[];
+    return moveNotAllowed({ code: refusal?.code ?? 'outside_free_window', detail: cause.message });
   }
   if (cause instanceof ApplicationFailure && ['BookingNotConfirmed', 'BookingBusy', 'OfferingStarted'].includes(cause.type ?? '')) {
     return new HttpProblem(409, 'Booking cannot be changed now', cause.message);
@@ -444,8 +488,24 @@ function reservedForWaitlist(unitIds: string[]): HttpProblem {
   });
 }
 
+/** The business canceled the offering (the claim, under its lock, or the row said so): nothing new is taken. */
+function offeringCanceled(reason: string): HttpProblem {
+  return new HttpProblem(409, 'Offering canceled', `${reason[0].toUpperCase()}${reason.slice(1)}: it takes no new holds, bookings or moves.`);
+}
+
 function holdLimitReached({ limit, max, current, detail }: HoldLimitRefusal): HttpProblem {
   return new HttpProblem(409, 'Hold limit reached', detail, { limit, max, current });
+}
+
+/** A move the series rules refuse: `reason` names which rule (domain/move.ts MoveRefusalCode). */
+function moveNotAllowed(refusal: MoveRefusal): HttpProblem {
+  return new HttpProblem(409, 'Move not allowed', `${refusal.detail}; the booking is unchanged.`, { reason: refusal.code });
+}
+
+function unknownOffering(offeringId: string): HttpProblem {
+  return new HttpProblem(422, 'Unknown offering', `There is no offering ${offeringId}.`, {
+    invalidParams: [{ name: 'offeringId', reason: 'No such offering' }],
+  });
 }
 
 function unknownUnitsProblem(unknownUnitIds: string[]): HttpProblem {

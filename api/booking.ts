@@ -131,7 +131,7 @@ export const bookingApi = {
         [404, 'No such offering'],
         [
           409,
-          'Units not available (or reserved for the waitlist of the offering), the offering has started, or a fair-use limit is reached: `limit` names it ' +
+          'Units not available (or reserved for the waitlist of the offering), the offering has started or was canceled, or a fair-use limit is reached: `limit` names it ' +
             '(maxUnitsPerCustomer of the offering, or HOLDS_PER_CUSTOMER_MAX), with its `max` and the customer’s `current`',
         ],
         [422, 'Units that are not part of this offering'],
@@ -181,13 +181,18 @@ export const bookingApi = {
         z.strictObject({ booking: bookingJsonSchema, refund: z.strictObject({ tier: z.enum(['full', 'late', 'none']), amount: z.int().min(0) }) }),
       ),
       202: json('The workflow is still carrying the change out', bookingAnswer),
-      ...problems(400, 404, [409, 'The booking cannot be changed now'], [502, 'The refund could not be made; the booking is unchanged']),
+      ...problems(
+        400,
+        404,
+        [409, 'The booking cannot be changed now, or its offering was canceled (its bookings are refunded in full)'],
+        [502, 'The refund could not be made; the booking is unchanged'],
+      ),
     },
   },
   reschedule: {
     method: 'post',
     path: '/api/v1/bookings/{id}/reschedule',
-    summary: 'Move a confirmed booking to other units of its offering, charging or refunding the difference',
+    summary: 'Move a confirmed booking to other units of its offering, or of another offering of its series, charging or refunding the difference',
     auth: 'user',
     idempotent: true,
     request: { params: idParamsSchema, body: rescheduleSchema },
@@ -201,9 +206,10 @@ export const bookingApi = {
         404,
         [
           409,
-          'Units not available, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it)',
+          'Units not available, the offering was canceled, the booking cannot be changed now, more units would pass the offering’s maxUnitsPerCustomer, or the booking was rescheduled MAX_RESCHEDULES (10) times already (`limit` names it); ' +
+            'or a move to `offeringId` is not allowed (`reason`: not_in_series, other_series, offering_canceled, offering_started, outside_free_window — past the free-cancellation window — or other_currency)',
         ],
-        [422, 'Units that are not part of this offering'],
+        [422, 'Units that are not part of this offering (of `offeringId` in a move), or no offering `offeringId`'],
         [502, 'The reschedule failed; the booking is unchanged'],
       ),
     },

@@ -307,7 +307,7 @@ function unitJsonOf(row: UnitWithClaim): UnitJson {
 }
 
 /** Units of several offerings with their status, by offering. */
-async function readUnits(db: Database, offeringIds: string[]): Promise<Map<string, UnitJson[]>> {
+export async function readUnits(db: Database, offeringIds: string[]): Promise<Map<string, UnitJson[]>> {
   const byOffering = new Map<string, UnitJson[]>();
   if (offeringIds.length === 0) return byOffering;
   const rows = await selectUnitsWithClaims(db).where(inArray(units.offeringId, offeringIds)).orderBy(asc(units.label));

@@ -4,6 +4,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { adminApi } from './admin';
 import { adminCheckInApi } from './admin-check-in';
+import { adminOfferingCancelApi } from './admin-offering-cancel';
 import { adminPaymentApi } from './admin-payments';
 import { adminReconciliationApi } from './admin-reconciliation';
 import { authApi } from './auth';
@@ -76,6 +77,7 @@ export function apiOperations(): ApiOperation[] {
     bookingApi,
     adminApi,
     adminCheckInApi,
+    adminOfferingCancelApi,
     adminPaymentApi,
     adminReconciliationApi,
     couponApi,

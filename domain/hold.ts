@@ -37,7 +37,9 @@ export type ClaimOutcome =
       entryNotWaiting?: true;
     }
   | { status: 'rejected'; unknownUnitIds: string[] }
-  | { status: 'limited'; refusal: HoldLimitRefusal };
+  | { status: 'limited'; refusal: HoldLimitRefusal }
+  /** The offering takes no new claims: the business canceled it (`reason` says so). */
+  | { status: 'closed'; reason: string };
 
 /** How many units of an offering one customer may hold and book at once, unless staff say otherwise. */
 export const DEFAULT_MAX_UNITS_PER_CUSTOMER = 10;

@@ -24,7 +24,10 @@ export type NotificationKind =
   | 'booking_confirmed'
   | 'booking_failed'
   | 'booking_canceled'
+  /** The business canceled the offering: a full refund. */
+  | 'booking_canceled_by_business'
   | 'booking_rescheduled'
+  | 'booking_reminder'
   | 'waitlist_offer';
 
 /** A notification to record in the outbox and deliver; `dedupeKey` makes retries a no-op. */

@@ -20,6 +20,8 @@ import { bundleWorkflows, createWorkers } from '../platform/worker';
 import { useLocalEndpoints } from './local-endpoints';
 import { ensureTemporalTestServer } from './tools';
 import { BOOKING_SCENARIOS } from './record-histories/booking';
+import { BOOKING_REMINDER_SCENARIOS } from './record-histories/booking-reminders';
+import { OFFERING_SCENARIOS } from './record-histories/offering';
 import { PAYMENT_SCENARIOS } from './record-histories/payment';
 import { PAYMENT_REFUND_SCENARIOS } from './record-histories/payment-refund';
 import type { Scenario } from './record-histories/recorder';
@@ -37,6 +39,8 @@ const SCENARIOS: Record<string, Scenario> = {
   ...PAYMENT_SCENARIOS,
   ...PAYMENT_REFUND_SCENARIOS,
   ...BOOKING_SCENARIOS,
+  ...BOOKING_REMINDER_SCENARIOS,
+  ...OFFERING_SCENARIOS,
   ...RETENTION_SCENARIOS,
   ...STAFF_ALERT_SCENARIOS,
   ...WAITLIST_SCENARIOS,

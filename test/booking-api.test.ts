@@ -52,11 +52,12 @@ describe('bookings over HTTP (dev server)', () => {
 
   describe('offerings', () => {
     test('staff create one with its units; everyone reads it as available', async () => {
-      const body = offeringBody({ name: 'Parking lot B', kind: 'parking' }, 3);
+      const body = offeringBody({ name: 'Parking lot B', kind: 'parking', reminders: ['P1D', 'PT2H'] }, 3);
       const created = await requestJson(api('/admin/offerings'), { body, headers: stack.staff.headers });
       assert.equal(created.status, 201);
       const { offering } = created.body;
       assert.equal(offering.kind, 'parking');
+      assert.deepEqual(offering.reminders, ['P1D', 'PT2H']);
       assert.deepEqual(offering.cancellation, { freeUntil: 'P1D', lateRefundPercent: 50 });
       assert.deepEqual(
         offering.units.map((u: { label: string; status: string }) => [u.label, u.status]),
@@ -72,7 +73,8 @@ describe('bookings over HTTP (dev server)', () => {
       assert.deepEqual(availability.body.counts, { available: 3, held: 0, booked: 0 });
       const listed = await listedOfferings('parking');
       assert.ok(listed.some((o) => o.id === offering.id));
-      assert.equal((await requestJson(api(`/offerings/${offering.id}`))).body.offering.id, offering.id);
+      const read = (await requestJson(api(`/offerings/${offering.id}`))).body.offering;
+      assert.deepEqual([read.id, read.reminders], [offering.id, ['P1D', 'PT2H']]);
     });
 
     test('a page holds at most 2,000 units (always one offering); nextOffset leads to the next', async () => {

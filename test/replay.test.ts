@@ -36,6 +36,7 @@ const WORKFLOW_TYPES = Object.entries(workerWorkflows)
 const FILE_PREFIXES: Record<string, string> = {
   booking: 'bookingWorkflow',
   hold: 'holdWorkflow',
+  offering: 'offeringCancellationWorkflow',
   payment: 'oneTimePaymentWorkflow',
   paymentrefund: 'paymentRefundWorkflow',
   refund: 'refundOrphanedPaymentWorkflow',

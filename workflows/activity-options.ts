@@ -15,6 +15,11 @@
  *   mail outage must never hold up billing or a booking, and an outbox must not grow without
  *   bound; a notice that still fails is logged and dropped (the dedupe key makes a resend safe).
  *
+ * - BOOKING_UPDATE (an offering's cancellation sending each booking its cancelByBusiness update):
+ *   the attempt waits for the booking's refunds, so it heartbeats and a dead worker's attempt is
+ *   retried after HEARTBEAT seconds, not after the long start-to-close; the fixed updateId makes a
+ *   retry attach to the same update, so attempts are unlimited.
+ *
  * Gateway calls run on their own task queue (`payments`), so the server's per-queue activity
  * rate limit (GATEWAY_MAX_CALLS_PER_SECOND) is the gateway's request limit for every workflow,
  * and projections and mail are never throttled by it.
@@ -26,6 +31,7 @@ import type { CreditActivities } from '../activities/credits';
 import type { HoldActivities } from '../activities/hold';
 import type { InvoiceActivities } from '../activities/invoice';
 import type { NotificationActivities } from '../activities/notification';
+import type { OfferingActivities } from '../activities/offering';
 import type { PaymentActivities } from '../activities/payment';
 import type { ReferralActivities } from '../activities/referral';
 import type { SubscriptionActivities } from '../activities/subscription';
@@ -57,6 +63,12 @@ export const NOTIFICATION: ActivityOptions = {
     maximumAttempts: 9,
     nonRetryableErrorTypes: ['UserNotFound', 'NotificationNotFound'],
   },
+};
+
+export const BOOKING_UPDATE: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: UNTIL_IT_WORKS,
 };
 
 /** Errors of the booking steps that no retry can mend (the hold or booking is gone, bad units). */
@@ -94,3 +106,9 @@ export const bookingSteps = proxyActivities<BookingActivities>({
   retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },
 });
 export const { notify, deliverNotification } = proxyActivities<NotificationActivities>(NOTIFICATION);
+/** An offering's cancellation: its row, holds, waitlist and the pages of its bookings (rows in PostgreSQL). */
+export const offeringSteps = proxyActivities<OfferingActivities>({
+  ...PROJECTION,
+  retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: ['OfferingNotFound'] },
+});
+export const { cancelBookingOfOffering } = proxyActivities<OfferingActivities>(BOOKING_UPDATE);

@@ -30,7 +30,7 @@ export interface HoldWorkflowInput {
   waitlistEntryId?: string;
 }
 
-export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'failed' | HoldStatus;
+export type HoldPhase = 'claiming' | 'conflict' | 'rejected' | 'limited' | 'closed' | 'failed' | HoldStatus;
 
 export interface HoldState {
   holdId: string;

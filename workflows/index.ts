@@ -4,6 +4,7 @@ export * from './payment-refund';
 export * from './subscription';
 export * from './hold';
 export * from './booking';
+export * from './offering';
 export * from './retention';
 export * from './staff-alert';
 export * from './waitlist';

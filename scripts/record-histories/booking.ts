@@ -148,7 +148,7 @@ async function offeringAndUser(r: Recorder) {
   return { userId: user.id, offering };
 }
 
-async function startHold(r: Recorder, userId: string, offering: TestOffering, unitIds: string[], ttlMs: number, maxExtensionMs?: number) {
+export async function startHold(r: Recorder, userId: string, offering: TestOffering, unitIds: string[], ttlMs: number, maxExtensionMs?: number) {
   const holdId = randomUUID();
   const handle = await r.env.client.workflow.start(holdWorkflow, {
     workflowId: holdWorkflowId(holdId),
@@ -192,6 +192,6 @@ function waitForBookingStatus(booking: WorkflowHandle<typeof bookingWorkflow>, s
   });
 }
 
-function run(file: string, handle: WorkflowHandleWithFirstExecutionRunId): RecordedRun {
+export function run(file: string, handle: WorkflowHandleWithFirstExecutionRunId): RecordedRun {
   return { file, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
 }

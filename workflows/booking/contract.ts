@@ -5,6 +5,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BookingCharge, BookingFailureReason, BookingStatus, RefundTier } from '../../domain/booking';
 import type { HoldLimitRefusal } from '../../domain/hold';
+import type { MoveRefusal } from '../../domain/move';
 
 export interface BookingWorkflowInput {
   bookingId: string;
@@ -43,9 +44,15 @@ export interface CancelResult {
 }
 
 export interface RescheduleRequest {
+  /** The booking's new units: of `offeringId` when given, else of its current offering. */
   unitIds: string[];
   /** Pays a higher price; the booking's own payment method when absent. */
   paymentMethod?: string;
+  /**
+   * Another offering of the booking's series to move to (booking/move.ts). Absent, or the
+   * booking's own offering: other units of the same offering, as before moves existed.
+   */
+  offeringId?: string;
 }
 
 export type RescheduleResult =
@@ -54,7 +61,13 @@ export type RescheduleResult =
   | { status: 'rejected'; unknownUnitIds: string[] }
   | { status: 'limited'; refusal: HoldLimitRefusal }
   | { status: 'declined'; failureCode: string | null }
-  | { status: 'conflict' };
+  /** The offering was canceled: its units take no new claims. */
+  | { status: 'closed'; reason: string }
+  | { status: 'conflict' }
+  /** A move the series rules refuse (domain/move.ts): nothing changed. */
+  | { status: 'refused'; refusal: MoveRefusal }
+  /** A move to an offering that does not exist: nothing changed. */
+  | { status: 'unknown_offering'; offeringId: string };
 
 /** Sent with the workflow's start (update-with-start): answers once the booking is decided. */
 export const bookingDecisionUpdate = defineUpdate<BookingDecision>('bookingDecision');
@@ -89,3 +102,22 @@ export interface CheckInResult {
  * the booking is confirmed and its offering has not ended; the booking is then `checked_in`.
  */
 export const checkInBookingUpdate = defineUpdate<CheckInResult>('checkIn');
+
+export interface BusinessCancelRequest {
+  /** Why the business canceled the offering; told to the customer. */
+  reason: string;
+}
+
+export type BusinessCancelResult =
+  /** `refundedAmount` given back now; `totalRefunded` over the booking's charges, earlier refunds included. */
+  | { status: 'canceled'; refundedAmount: number; totalRefunded: number }
+  /** Not confirmed or checked in (already canceled, failed, a no-show): nothing was done. */
+  | { status: 'skipped'; bookingStatus: BookingStatus };
+
+/**
+ * The business canceled the booking's offering: everything still refundable over all its charges
+ * (checkout and reschedule top-ups, less what staff or the gateway's dashboard refunded) goes
+ * back, the booking is canceled and its customer told. Waits for a change in progress; repeating
+ * it (the same updateId, or another) refunds nothing more.
+ */
+export const cancelByBusinessUpdate = defineUpdate<BusinessCancelResult, [BusinessCancelRequest]>('cancelByBusiness');

@@ -14,7 +14,7 @@ import type { RescheduleRequest, RescheduleResult } from './contract';
 import type { Booking } from './workflow';
 
 // A reschedule's claim on its new units is released by the booking workflow itself; the expiry is informational.
-const RESCHEDULE_CLAIM_MS = 15 * 60 * 1000;
+export const RESCHEDULE_CLAIM_MS = 15 * 60 * 1000;
 
 export async function reschedule(booking: Booking, request: RescheduleRequest): Promise<RescheduleResult> {
   const { state, input, workflowId } = booking;
@@ -43,6 +43,7 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
       if (claim.status === 'conflict') return { status: 'unavailable', unavailableUnitIds: claim.unavailableUnitIds };
       if (claim.status === 'rejected') return { status: 'rejected', unknownUnitIds: claim.unknownUnitIds };
       if (claim.status === 'limited') return { status: 'limited', refusal: claim.refusal };
+      if (claim.status === 'closed') return { status: 'closed', reason: claim.reason };
       undo.add(async () => void (await releaseHold({ holdId: newHoldId, reason: 'released' })));
     }
 
@@ -87,7 +88,7 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
 }
 
 /** Gives back a reschedule's top-up when the swap did not happen; a failure is left for staff. */
-async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
+export async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
   try {
     // To the card, and what the credit balance paid of it back to the balance.
     await booking.giveBack(charged, charged.amount, `${booking.workflowId}/reschedule-${cycle}/undo-refund`, 'Reschedule could not be completed');

@@ -3,8 +3,8 @@
  * subscription check, charge, confirm, notify — where each step that changes the world
  * registers its compensation and a failure runs them in reverse (refund, release the units,
  * mark the booking failed, notify). A confirmed booking then waits until its offering ends,
- * taking a cancel (refund by policy), reschedules (each a saga of its own, booking/reschedule.ts)
- * and staff refunds as updates.
+ * sending its reminders (booking/reminders.ts) and taking a cancel (refund by policy),
+ * reschedules (each a saga of its own, booking/reschedule.ts) and staff refunds as updates.
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
@@ -52,9 +52,12 @@ import {
   type StaffRefundRequest,
   type StaffRefundResult,
 } from './contract';
+import { registerBusinessCancel } from './business-cancel';
 import { recordNoShow, registerCheckIn } from './check-in';
 import { Compensations } from './compensations';
 import { keepHold, tellHoldSettled } from './hold-messages';
+import { assertMoveAllowed, isMove, moveToOffering } from './move';
+import { waitForOfferingEnd } from './reminders';
 import { reschedule } from './reschedule';
 
 class SagaFailure extends Error {
@@ -117,7 +120,7 @@ export class Booking {
     const receipt = this.notice('booking_confirmed', 'confirmed', `Booking confirmed: ${terms.offeringName}`, this.confirmationText(terms));
     const paidBy = this.state.charges[0]?.paymentId;
     await notifyQuietly(paidBy ? { ...receipt, paymentId: paidBy } : receipt);
-    await condition(() => this.state.status === 'canceled', Math.max(1, msUntil(terms.endsAt)));
+    await waitForOfferingEnd(this, terms);
     this.offeringEnded = true;
     await condition(allHandlersFinished);
     await recordNoShow(this);
@@ -137,12 +140,14 @@ export class Booking {
     });
     setHandler(bookingStateQuery, () => this.state);
     registerCheckIn(this);
+    registerBusinessCancel(this);
     setHandler(bookingDecisionUpdate, async () => {
       await condition(() => this.state.status !== 'pending' || this.state.awaitingPayment);
       return decisionOf(this.state);
     });
     setHandler(cancelBookingUpdate, () => this.cancel(), { validator: () => this.assertChangeable() });
-    setHandler(rescheduleBookingUpdate, (request) => reschedule(this, request), {
+    // Only a request naming another offering moves the booking (booking/move.ts); see isMove.
+    setHandler(rescheduleBookingUpdate, (request) => (isMove(this, request) ? moveToOffering(this, request) : reschedule(this, request)), {
       validator: (request) => {
         this.assertChangeable();
         if (request.unitIds.length === 0) throw ApplicationFailure.nonRetryable('unitIds must not be empty', 'InvalidReschedule');
@@ -152,6 +157,7 @@ export class Booking {
         if (this.terms && msUntil(this.terms.startsAt) <= 0) {
           throw ApplicationFailure.nonRetryable('the offering has already started', 'OfferingStarted');
         }
+        if (isMove(this, request)) assertMoveAllowed(this);
       },
     });
     setHandler(staffRefundUpdate, (request) => this.staffRefund(request), {
@@ -324,7 +330,7 @@ export class Booking {
    * being refused by the payment activities. Runs that heard of no such refund, and runs from
    * before the patch, refund by their own accounting as they always did.
    */
-  private refundableCharges(): BookingCharge[] {
+  refundableCharges(): BookingCharge[] {
     if (this.gatewayRefundTotals.size === 0 || !patched('refund-what-is-left')) return this.state.charges;
     return this.chargesAfterGatewayRefunds();
   }
