@@ -6,6 +6,7 @@ import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import { issueToken } from '../api/auth';
 import { holds, unitClaims, users, waitlistEntries } from '../db/schema';
 import { toUserView } from '../domain/user';
+import { waitlistWorkflowId } from '../domain/waitlist';
 import { createTestUser, requestJson, type TestUser } from './support/api';
 import { createBooking, createOffering, placeHold, startBookingStack, type BookingStack } from './support/booking-stack';
 
@@ -207,5 +208,28 @@ describe('waitlists over HTTP (dev server)', () => {
       ).body.entry.position,
       21,
     );
+  });
+
+  test('the business cancels the offering: the line is closed and its workflow ends', async () => {
+    const [alice, bob] = await Promise.all([1, 2].map(() => createTestUser(stack.deps)));
+    const offering = await createOffering(stack, {}, 1);
+    await book(alice, offering.id, offering.unitIds);
+    const joined = await join(bob, offering.id);
+    assert.equal(joined.status, 201);
+    const canceled = await requestJson(api(`/admin/offerings/${offering.id}/cancel`), {
+      body: { reason: 'Storm warning' },
+      headers: stack.staff.headers,
+    });
+    assert.equal(canceled.status, 202, JSON.stringify(canceled.body));
+    await stack.deps.temporal.workflow.getHandle(canceled.body.cancellation.workflowId).result();
+    await entryBecomes(bob, offering.id, 'closed');
+    const line = stack.deps.temporal.workflow.getHandle(waitlistWorkflowId(offering.id));
+    assert.ok(['canceled', 'closed'].includes(await line.result()), 'ended by the signal, or by the round that found the offering canceled');
+    assert.equal((await join(bob, offering.id)).status, 409);
+    const [claim] = await stack.deps.db
+      .select()
+      .from(unitClaims)
+      .where(and(eq(unitClaims.offeringId, offering.id), isNull(unitClaims.releasedAt)));
+    assert.equal(claim, undefined, 'the unit freed by the refund was offered to nobody');
   });
 });
