@@ -106,8 +106,8 @@ describe('README walk-through', () => {
     const blocks = shellBlocksOf(readFileSync(README, 'utf8'), WALKTHROUGH_SECTIONS);
     assert.equal(
       blocks.length,
-      7,
-      'the subscription walk-through, 3-D Secure, the webhook, the credit balance, coupons and invoices, the bookings, and check-in',
+      8,
+      'the subscription walk-through, 3-D Secure, the webhook, the credit balance, coupons and invoices, the bookings, check-in, and a series with its waitlist',
     );
     // What `npm start` generates into .data/secrets.json; the API verifies webhooks with it.
     writeFileSync(
@@ -121,7 +121,7 @@ describe('README walk-through', () => {
       // The variables the blocks set, for the assertions below.
       `jq -n --arg customer "$CUSTOMER" --arg staff "$STAFF" --arg plan "$PLAN" --arg team "$TEAM" --arg card "$CARD" --arg sub "$SUB" ` +
         `--arg upgrade "$UPGRADE" --arg pending "$PENDING" ` +
-        `--arg oneTime "$ONE_TIME" --arg offering "$OFFERING" --arg booking "$BOOKING" --arg code "$CODE" '$ARGS.named' > '${probe}'`,
+        `--arg oneTime "$ONE_TIME" --arg offering "$OFFERING" --arg booking "$BOOKING" --arg code "$CODE" --arg graceBooking "$GRACE_BOOKING" '$ARGS.named' > '${probe}'`,
     ].join('\n');
     // A second terminal has no webhook secret: the block must find it in the secrets file.
     const { STRIPE_WEBHOOK_SECRET: _secret, ...shellEnv } = process.env;
@@ -135,6 +135,13 @@ describe('README walk-through', () => {
     assert.match(output, /^confirmed$/m, 'the booking was confirmed');
     assert.match(output, /^checked_in$/m, 'the second booking was checked in by its confirmation code');
     assert.match(output, /^The booking was already checked in at \S+\.$/m, 'a second check-in was refused, saying when');
+    assert.match(output, /^\{"amount":5500,"difference":1000\}$/m, 'the booking moved to the dearer night of its series, charging the difference');
+    assert.match(output, /^\{"position":1,"status":"waiting"\}$/m, "Grace joined the sold-out night's waitlist");
+    assert.match(
+      output,
+      /^\{"status":"canceled","refundedAmount":5500\}$/m,
+      "the business's cancel refunded Grace's booking (her waitlist offer) in full",
+    );
     assert.match(output, /\{"status":"succeeded","creditApplied":300,"gatewayPaymentId":null\}/, 'the credit paid for the payment');
     assert.match(output, /\{"balances":\[\{"currency":"eur","amount":200\}\]\}/, 'what the credit left');
     assert.match(output, /^\{"valid":true,"discount":\{"amount":500,"currency":"usd"\}\}$/m, 'the coupon validated');

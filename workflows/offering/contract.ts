@@ -3,7 +3,7 @@
  * (`offering-cancel-<offeringId>`): its input, progress and messages. Imported by ordinary Node
  * code too, so nothing here runs workflow code.
  */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export interface OfferingCancellationInput {
   offeringId: string;
@@ -42,13 +42,6 @@ export function offeringCancellationWorkflowId(offeringId: string): string {
 /** Sent with the start (update-with-start): answers once the offering is marked canceled. */
 export const offeringCanceledUpdate = defineUpdate<CanceledOffering>('offeringCanceled');
 export const offeringCancellationProgressQuery = defineQuery<OfferingCancellationProgress>('progress');
-
-/** The contract with an offering's waitlist workflow (`waitlist-<offeringId>`): it closes and ends. */
-export const waitlistOfferingCanceledSignal = defineSignal('offeringCanceled');
-
-export function waitlistWorkflowId(offeringId: string): string {
-  return `waitlist-${offeringId}`;
-}
 
 /** What one booking's cancelByBusiness came to, as the cancellation counts it. */
 export type BookingCancelOutcome = { status: 'canceled'; refundedAmount: number } | { status: 'skipped' } | { status: 'failed'; error: string };

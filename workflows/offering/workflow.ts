@@ -8,13 +8,14 @@
  */
 import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { holdWorkflowId } from '../../domain/hold';
+import { waitlistWorkflowId } from '../../domain/waitlist';
 import { cancelBookingOfOffering, offeringSteps } from '../activity-options';
 import { holdSettledSignal } from '../hold';
+// The waitlist's own signal: on it the line closes and its workflow ends.
+import { offeringCanceledSignal as waitlistOfferingCanceledSignal } from '../waitlist/workflow';
 import {
   offeringCanceledUpdate,
   offeringCancellationProgressQuery,
-  waitlistOfferingCanceledSignal,
-  waitlistWorkflowId,
   type CanceledOffering,
   type OfferingCancellationInput,
   type OfferingCancellationProgress,
