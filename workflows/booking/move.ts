@@ -14,7 +14,7 @@
 import { ApplicationFailure, upsertSearchAttributes, uuid4 } from '@temporalio/workflow';
 import type { BookingTerms } from '../../activities/booking';
 import type { MoveOfferingFacts } from '../../activities/booking-move';
-import { bookingChargeOf, type BookingCharge } from '../../domain/booking';
+import type { BookingCharge } from '../../domain/booking';
 import { formatMoney } from '../../domain/money';
 import { moveCurrencyRefusal, moveRefusal, moveWindowRefusal, type MoveOffering } from '../../domain/move';
 import { bookingSteps, claimUnits, releaseHold } from '../activity-options';
@@ -23,7 +23,7 @@ import { notifyQuietly } from '../notify';
 import { OfferingIdAttribute } from '../search-attributes';
 import { Compensations } from './compensations';
 import type { RescheduleRequest, RescheduleResult } from './contract';
-import { refundTopUp, RESCHEDULE_CLAIM_MS } from './reschedule';
+import { chargeTopUp, RESCHEDULE_CLAIM_MS } from './reschedule';
 import type { Booking } from './workflow';
 
 type MoveRequest = RescheduleRequest & { offeringId: string };
@@ -95,19 +95,10 @@ async function move(booking: Booking, request: MoveRequest, cycle: number, undo:
   const difference = price.amount - state.amount;
   let topUp: BookingCharge | undefined;
   if (difference > 0) {
-    const paid = await booking.charge(
-      difference,
-      request.paymentMethod ?? input.paymentMethod,
-      cycle,
-      `${target.to.name}: moved from ${from.offeringName}`,
-    );
-    if (paid.status !== 'succeeded') {
-      await undo.runInReverse();
-      return { status: 'declined', failureCode: paid.failureCode };
-    }
-    const charged = bookingChargeOf(paid, difference);
-    topUp = charged;
-    undo.add(() => refundTopUp(booking, charged, cycle));
+    const description = `${target.to.name}: moved from ${from.offeringName}`;
+    const paid = await chargeTopUp(booking, undo, { amount: difference, paymentMethod: request.paymentMethod, cycle, description });
+    if (paid.status === 'declined') return paid;
+    topUp = paid.charged;
   }
 
   const switched = await bookingSteps.moveBooking({

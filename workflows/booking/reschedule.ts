@@ -51,14 +51,14 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
     const difference = price.amount - state.amount;
     let topUp: BookingCharge | undefined;
     if (difference > 0) {
-      const paid = await booking.charge(difference, request.paymentMethod ?? input.paymentMethod, cycle, `${terms.offeringName}: reschedule`);
-      if (paid.status !== 'succeeded') {
-        await undo.runInReverse();
-        return { status: 'declined', failureCode: paid.failureCode };
-      }
-      const charged = bookingChargeOf(paid, difference);
-      topUp = charged;
-      undo.add(() => refundTopUp(booking, charged, cycle));
+      const paid = await chargeTopUp(booking, undo, {
+        amount: difference,
+        paymentMethod: request.paymentMethod,
+        cycle,
+        description: `${terms.offeringName}: reschedule`,
+      });
+      if (paid.status === 'declined') return paid;
+      topUp = paid.charged;
     }
 
     const swapped = await bookingSteps.swapBookingUnits({
@@ -87,8 +87,28 @@ export async function reschedule(booking: Booking, request: RescheduleRequest): 
   }
 }
 
+/**
+ * Charges a reschedule's (or move's) higher price and registers its refund with `undo`; a declined
+ * charge runs `undo` at once (the claim on the new units goes back) and says why. The charge is
+ * keyed by the reschedule's `cycle` (chargeIdempotencyKey), so a retried attempt charges once.
+ */
+export async function chargeTopUp(
+  booking: Booking,
+  undo: Compensations,
+  topUp: { amount: number; paymentMethod: string | undefined; cycle: number; description: string },
+): Promise<{ status: 'charged'; charged: BookingCharge } | { status: 'declined'; failureCode: string | null }> {
+  const paid = await booking.charge(topUp.amount, topUp.paymentMethod ?? booking.input.paymentMethod, topUp.cycle, topUp.description);
+  if (paid.status !== 'succeeded') {
+    await undo.runInReverse();
+    return { status: 'declined', failureCode: paid.failureCode };
+  }
+  const charged = bookingChargeOf(paid, topUp.amount);
+  undo.add(() => refundTopUp(booking, charged, topUp.cycle));
+  return { status: 'charged', charged };
+}
+
 /** Gives back a reschedule's top-up when the swap did not happen; a failure is left for staff. */
-export async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
+async function refundTopUp(booking: Booking, charged: BookingCharge, cycle: number): Promise<void> {
   try {
     // To the card, and what the credit balance paid of it back to the balance.
     await booking.giveBack(charged, charged.amount, `${booking.workflowId}/reschedule-${cycle}/undo-refund`, 'Reschedule could not be completed');
