@@ -2,36 +2,30 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { Redis } from 'ioredis';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { bookings, holds, offerings } from '../db/schema';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createLogger } from '../platform/logger';
+import { openTestStores, type TestStores } from '../test/support/stores';
 import { createBookingActivities } from './booking';
 import { createHoldActivities } from './hold';
 
-const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 const DAY = 24 * 60 * 60 * 1000;
 
 describe('moving a booking between offerings (PostgreSQL + Redis)', () => {
+  let stores: TestStores;
   let database: DatabaseHandle;
-  let redis: Redis;
   let holdSteps: ReturnType<typeof createHoldActivities>;
   let bookingSteps: ReturnType<typeof createBookingActivities>;
 
   before(async () => {
-    await migrateDatabase(process.env.DATABASE_URL!);
-    database = connectDatabase(process.env.DATABASE_URL!, { max: 4 });
-    redis = new Redis(process.env.REDIS_URL!);
-    holdSteps = createHoldActivities({ db: database.db, redis, logger });
-    bookingSteps = createBookingActivities({ db: database.db, redis, logger });
+    stores = await openTestStores({ max: 4 });
+    database = stores.database;
+    holdSteps = createHoldActivities(stores);
+    bookingSteps = createBookingActivities(stores);
   });
 
-  after(async () => {
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stores.close());
 
   async function claim(userId: string, offering: TestOffering, unitIds: string[]) {
     const holdId = randomUUID();

@@ -3,68 +3,49 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { eq, inArray } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/gateway';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { bookings, offerings, payments } from '../db/schema';
-import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
-import { loadConfig } from '../platform/config';
-import { createLogger } from '../platform/logger';
 import { OfferingIdAttribute } from '../platform/search-attribute-keys';
-import { bundleWorkflows } from '../platform/worker';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { bookingDecisionUpdate, bookingStateQuery, bookingWorkflow, rescheduleBookingUpdate } from './booking';
+import { uniqueTaskQueue } from '../test/support/temporal';
+import { startConfirmedBooking, startTimeSkippingWorker, type TimeSkippingWorker } from '../test/support/time-skipping-worker';
+import { bookingStateQuery, rescheduleBookingUpdate } from './booking';
 import { claimHoldUpdate, holdWorkflow } from './hold';
 
 const DAY = 24 * 60 * 60 * 1000;
 
 describe('a booking moved to another offering of its series (time-skipping)', () => {
+  let stack: TimeSkippingWorker;
   let env: TestWorkflowEnvironment;
   let database: DatabaseHandle;
-  let redis: Redis;
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = uniqueTaskQueue('bookings');
   // Test-only fault, by booking id, around the real activity.
   const failMoveFor = new Set<string>();
 
   before(async () => {
-    const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
-    await migrateDatabase(config.DATABASE_URL);
-    database = connectDatabase(config.DATABASE_URL, { max: 4 });
-    redis = new Redis(config.REDIS_URL);
-    env = await createTimeSkippingEnv();
-    const logger = createLogger(config);
-    const gateway = createPaymentGateway(config, { db: database.db, logger });
-    const real = activitiesFromConfig(config, { db: database.db, redis, logger, gateway });
-    worker = await Worker.create({
-      connection: env.nativeConnection,
+    stack = await startTimeSkippingWorker({
       taskQueue,
-      workflowBundle: await bundleWorkflows(),
-      activities: {
-        ...real,
-        moveBooking: async (input: Parameters<typeof real.moveBooking>[0]) => {
-          if (failMoveFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected move failure', 'InjectedFault');
-          return real.moveBooking(input);
-        },
+      activities: ({ config, db, redis, logger }) => {
+        const gateway = createPaymentGateway(config, { db, logger });
+        const real = activitiesFromConfig(config, { db, redis, logger, gateway });
+        return {
+          ...real,
+          moveBooking: async (input: Parameters<typeof real.moveBooking>[0]) => {
+            if (failMoveFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected move failure', 'InjectedFault');
+            return real.moveBooking(input);
+          },
+        };
       },
     });
-    running = worker.run();
+    ({ env, database } = stack);
   });
 
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stack.close());
 
   /** A confirmed booking of two 2500 units of an offering in a series, and a dearer offering (4000 a unit) of the same series. */
   async function seriesSetup() {
@@ -78,13 +59,7 @@ describe('a booking moved to another offering of its series (time-skipping)', ()
       .where(inArray(offerings.id, [from.id, to.id]));
     const unitIds = from.unitIds.slice(0, 2);
     const holdId = await hold(user.id, from, unitIds);
-    const bookingId = randomUUID();
-    const handle = await env.client.workflow.start(bookingWorkflow, {
-      workflowId: bookingWorkflowId(bookingId),
-      taskQueue,
-      args: [{ bookingId, holdId, userId: user.id, paymentMethod: 'pm_card_visa', pendingPaymentTimeout: 'P1D', paymentsTaskQueue: taskQueue }],
-    });
-    assert.deepEqual(await handle.executeUpdate(bookingDecisionUpdate), { status: 'confirmed' });
+    const { bookingId, handle } = await startConfirmedBooking(env, taskQueue, { holdId, userId: user.id });
     return { from, to, unitIds, bookingId, handle };
   }
 

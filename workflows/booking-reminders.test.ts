@@ -4,22 +4,18 @@ import { after, before, describe, test } from 'node:test';
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { and, eq, inArray } from 'drizzle-orm';
-import { Redis } from 'ioredis';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { bookings, notifications, offerings } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import type { NotificationInput } from '../domain/notification';
 import { insertTestOffering } from '../test/support/booking-fixtures';
-import { bundleWorkflows } from '../platform/worker';
 import { activitiesFromConfig } from '../activities';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
-import { loadConfig } from '../platform/config';
-import { createLogger } from '../platform/logger';
-import { bookingDecisionUpdate, bookingWorkflow, cancelBookingUpdate, rescheduleBookingUpdate } from './booking';
+import { uniqueTaskQueue } from '../test/support/temporal';
+import { startConfirmedBooking, startTimeSkippingWorker, type TimeSkippingWorker } from '../test/support/time-skipping-worker';
+import { bookingWorkflow, cancelBookingUpdate, rescheduleBookingUpdate } from './booking';
 import { claimHoldUpdate, holdWorkflow } from './hold';
 
 const MINUTE = 60 * 1000;
@@ -35,52 +31,39 @@ interface ReminderCall {
 }
 
 describe('booking reminders (time-skipping)', () => {
+  let stack: TimeSkippingWorker;
   let env: TestWorkflowEnvironment;
   let database: DatabaseHandle;
-  let redis: Redis;
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = uniqueTaskQueue('booking-reminders');
   const reminderCalls: ReminderCall[] = [];
 
   before(async () => {
-    const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
-    await migrateDatabase(config.DATABASE_URL);
-    database = connectDatabase(config.DATABASE_URL, { max: 4 });
-    redis = new Redis(config.REDIS_URL);
-    env = await createTimeSkippingEnv();
-    const real = activitiesFromConfig(config, { db: database.db, redis, logger: createLogger(config) });
-    worker = await Worker.create({
-      connection: env.nativeConnection,
+    stack = await startTimeSkippingWorker({
       taskQueue,
-      workflowBundle: await bundleWorkflows(),
-      activities: {
-        ...real,
-        notify: async (input: NotificationInput) => {
-          // The scheduled time is the server's (time-skipped) clock when the workflow asked for the notice.
-          if (input.kind === 'booking_reminder') {
-            const { scheduledTimestampMs } = Context.current().info;
-            reminderCalls.push({
-              bookingId: input.bookingId!,
-              dedupeKey: input.dedupeKey,
-              subject: input.subject,
-              scheduledAt: scheduledTimestampMs,
-            });
-          }
-          return real.notify(input);
-        },
+      activities: ({ config, db, redis, logger }) => {
+        const real = activitiesFromConfig(config, { db, redis, logger });
+        return {
+          ...real,
+          notify: async (input: NotificationInput) => {
+            // The scheduled time is the server's (time-skipped) clock when the workflow asked for the notice.
+            if (input.kind === 'booking_reminder') {
+              const { scheduledTimestampMs } = Context.current().info;
+              reminderCalls.push({
+                bookingId: input.bookingId!,
+                dedupeKey: input.dedupeKey,
+                subject: input.subject,
+                scheduledAt: scheduledTimestampMs,
+              });
+            }
+            return real.notify(input);
+          },
+        };
       },
     });
-    running = worker.run();
+    ({ env, database } = stack);
   });
 
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stack.close());
 
   /** A fresh offering starting `startsInMs` from the server's clock that lists `reminders`. */
   async function offeringWithReminders(reminders: string[], startsInMs: number, lastsMs = 2 * HOUR) {
@@ -104,13 +87,7 @@ describe('booking reminders (time-skipping)', () => {
     });
     assert.equal((await holdHandle.executeUpdate(claimHoldUpdate)).status, 'held');
 
-    const bookingId = randomUUID();
-    const handle = await env.client.workflow.start(bookingWorkflow, {
-      workflowId: bookingWorkflowId(bookingId),
-      taskQueue,
-      args: [{ bookingId, holdId, userId: user.id, paymentMethod: 'pm_card_visa', pendingPaymentTimeout: 'P1D', paymentsTaskQueue: taskQueue }],
-    });
-    assert.deepEqual(await handle.executeUpdate(bookingDecisionUpdate), { status: 'confirmed' });
+    const { bookingId, handle } = await startConfirmedBooking(env, taskQueue, { holdId, userId: user.id });
     return { bookingId, handle, startsAt, endsAt, offering };
   }
 

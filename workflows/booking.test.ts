@@ -4,23 +4,19 @@ import { after, before, describe, test } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { and, eq } from 'drizzle-orm';
-import { Redis } from 'ioredis';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { bookings, holds, notifications, payments } from '../db/schema';
 import { bookingWorkflowId } from '../domain/booking';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims, type TestOffering } from '../test/support/booking-fixtures';
-import { bundleWorkflows } from '../platform/worker';
 import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/gateway';
 import { PAYMENT_TIMEOUT_FAILURE_CODE } from '../domain/payment';
 import { countingGateway, insertTestUser } from '../test/support/payment-fixtures';
 import { eventually } from '../test/support/subscription-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue, waitUntilClosed } from '../test/support/temporal';
-import { loadConfig } from '../platform/config';
-import { createLogger } from '../platform/logger';
+import { uniqueTaskQueue, waitUntilClosed } from '../test/support/temporal';
+import { startTimeSkippingWorker, type TimeSkippingWorker } from '../test/support/time-skipping-worker';
 import { bookingDecisionUpdate, bookingStateQuery, bookingWorkflow, cancelBookingUpdate, rescheduleBookingUpdate } from './booking';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow } from './hold';
 import { paymentSettledSignal } from './payment';
@@ -30,11 +26,9 @@ const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
 
 describe('booking saga (time-skipping)', () => {
+  let stack: TimeSkippingWorker;
   let env: TestWorkflowEnvironment;
   let database: DatabaseHandle;
-  let redis: Redis;
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = uniqueTaskQueue('bookings');
   // Test-only faults, by booking id, around the real activities.
   const failConfirmFor = new Set<string>();
@@ -44,43 +38,31 @@ describe('booking saga (time-skipping)', () => {
   let gatewayCalls: { cancel: number };
 
   before(async () => {
-    const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
-    await migrateDatabase(config.DATABASE_URL);
-    database = connectDatabase(config.DATABASE_URL, { max: 4 });
-    redis = new Redis(config.REDIS_URL);
-    env = await createTimeSkippingEnv();
-    const logger = createLogger(config);
-    const scripted = countingGateway(createPaymentGateway(config, { db: database.db, logger }), {
-      cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
-    });
-    gatewayCalls = scripted.calls;
-    const real = activitiesFromConfig(config, { db: database.db, redis, logger, gateway: scripted.gateway });
-    worker = await Worker.create({
-      connection: env.nativeConnection,
+    stack = await startTimeSkippingWorker({
       taskQueue,
-      workflowBundle: await bundleWorkflows(),
-      activities: {
-        ...real,
-        confirmBooking: async (input: Parameters<typeof real.confirmBooking>[0]) => {
-          if (failConfirmFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected confirm failure', 'InjectedFault');
-          return real.confirmBooking(input);
-        },
-        swapBookingUnits: async (input: Parameters<typeof real.swapBookingUnits>[0]) => {
-          if (failSwapFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected swap failure', 'InjectedFault');
-          return real.swapBookingUnits(input);
-        },
+      activities: ({ config, db, redis, logger }) => {
+        const scripted = countingGateway(createPaymentGateway(config, { db, logger }), {
+          cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
+        });
+        gatewayCalls = scripted.calls;
+        const real = activitiesFromConfig(config, { db, redis, logger, gateway: scripted.gateway });
+        return {
+          ...real,
+          confirmBooking: async (input: Parameters<typeof real.confirmBooking>[0]) => {
+            if (failConfirmFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected confirm failure', 'InjectedFault');
+            return real.confirmBooking(input);
+          },
+          swapBookingUnits: async (input: Parameters<typeof real.swapBookingUnits>[0]) => {
+            if (failSwapFor.has(input.bookingId)) throw ApplicationFailure.nonRetryable('injected swap failure', 'InjectedFault');
+            return real.swapBookingUnits(input);
+          },
+        };
       },
     });
-    running = worker.run();
+    ({ env, database } = stack);
   });
 
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stack.close());
 
   async function hold(userId: string, offering: TestOffering, unitIds: string[]) {
     const holdId = randomUUID();

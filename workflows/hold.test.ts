@@ -2,52 +2,31 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import { createHoldActivities } from '../activities/hold';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { holds } from '../db/schema';
 import { holdWorkflowId } from '../domain/hold';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue, waitUntilClosed } from '../test/support/temporal';
-import { bundleWorkflows } from '../platform/worker';
-import { createLogger } from '../platform/logger';
+import { uniqueTaskQueue, waitUntilClosed } from '../test/support/temporal';
+import { startTimeSkippingWorker, type TimeSkippingWorker } from '../test/support/time-skipping-worker';
 import { claimHoldUpdate, holdStateQuery, holdWorkflow, releaseHoldUpdate, type HoldWorkflowInput } from './hold';
 
 const TTL_MS = 5 * 60 * 1000;
 
 describe('hold workflow (time-skipping)', () => {
+  let stack: TimeSkippingWorker;
   let env: TestWorkflowEnvironment;
   let database: DatabaseHandle;
-  let redis: Redis;
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = uniqueTaskQueue('bookings');
 
   before(async () => {
-    await migrateDatabase(process.env.DATABASE_URL!);
-    database = connectDatabase(process.env.DATABASE_URL!, { max: 4 });
-    redis = new Redis(process.env.REDIS_URL!);
-    env = await createTimeSkippingEnv();
-    const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await bundleWorkflows(),
-      activities: createHoldActivities({ db: database.db, redis, logger }),
-    });
-    running = worker.run();
+    stack = await startTimeSkippingWorker({ taskQueue, activities: ({ db, redis, logger }) => createHoldActivities({ db, redis, logger }) });
+    ({ env, database } = stack);
   });
 
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stack.close());
 
   async function startHold(input: Omit<HoldWorkflowInput, 'holdId' | 'ttlMs'>) {
     const holdId = randomUUID();

@@ -4,63 +4,49 @@ import { setTimeout } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { createBookingActivities } from '../activities/booking';
 import { createHoldActivities } from '../activities/hold';
 import { createWaitlistActivities } from '../activities/waitlist';
-import { connectDatabase, migrateDatabase, type DatabaseHandle } from '../db/client';
+import type { DatabaseHandle } from '../db/client';
 import { holds, offerings, waitlistEntries } from '../db/schema';
 import { holdWorkflowId } from '../domain/hold';
 import type { NotificationInput } from '../domain/notification';
 import { waitlistWorkflowId } from '../domain/waitlist';
 import { createLogger } from '../platform/logger';
-import { bundleWorkflows } from '../platform/worker';
 import { insertTestOffering, liveClaims } from '../test/support/booking-fixtures';
 import { insertTestUser } from '../test/support/payment-fixtures';
-import { createTimeSkippingEnv, uniqueTaskQueue } from '../test/support/temporal';
+import { uniqueTaskQueue } from '../test/support/temporal';
+import { startTimeSkippingWorker, type TimeSkippingWorker } from '../test/support/time-skipping-worker';
 import { claimHoldUpdate, holdSettledSignal, holdWorkflow, releaseHoldUpdate } from './hold';
 import { entryChangedSignal, offeringCanceledSignal, WAITLIST_RECHECK_MS, waitlistWorkflow } from './waitlist';
 
 const OFFER_TTL_MS = 10 * 60 * 1000;
 
 describe('waitlist workflow (time-skipping)', () => {
+  let stack: TimeSkippingWorker;
   let env: TestWorkflowEnvironment;
   let database: DatabaseHandle;
   let redis: Redis;
-  let worker: Worker;
-  let running: Promise<void>;
   const notices: NotificationInput[] = [];
   const taskQueue = uniqueTaskQueue('bookings');
   const logger = createLogger({ LOG_LEVEL: 'silent', NODE_ENV: 'test' });
 
   before(async () => {
-    await migrateDatabase(process.env.DATABASE_URL!);
-    database = connectDatabase(process.env.DATABASE_URL!, { max: 4 });
-    redis = new Redis(process.env.REDIS_URL!);
-    env = await createTimeSkippingEnv();
-    worker = await Worker.create({
-      connection: env.nativeConnection,
+    stack = await startTimeSkippingWorker({
       taskQueue,
-      workflowBundle: await bundleWorkflows(),
-      activities: {
-        ...createHoldActivities({ db: database.db, redis, logger }),
-        ...createWaitlistActivities({ db: database.db, logger }),
+      activities: ({ db, redis }) => ({
+        ...createHoldActivities({ db, redis, logger }),
+        ...createWaitlistActivities({ db, logger }),
         // The notice is recorded here: the outbox has tests of its own.
         notify: async (notice: NotificationInput) => void notices.push(notice),
-      },
+      }),
     });
-    running = worker.run();
+    ({ env, database, redis } = stack);
   });
 
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-    await redis.quit();
-    await database.close();
-  });
+  after(() => stack.close());
 
   /** A sold-out offering of one unit (held by someone else) and customers waiting for it, in order. */
   async function soldOutWithLine(waiting: number) {
@@ -98,6 +84,17 @@ describe('waitlist workflow (time-skipping)', () => {
       await setTimeout(20);
     }
     assert.fail(`entry ${id} is ${(await entry(id)).status}, never ${status}`);
+  }
+
+  /** Starts the offering's line the way a join does: the entry-changed signal, starting the workflow if none runs. */
+  function startLine(offeringId: string) {
+    return env.client.workflow.signalWithStart(waitlistWorkflow, {
+      workflowId: waitlistWorkflowId(offeringId),
+      taskQueue,
+      args: [{ offeringId }],
+      signal: entryChangedSignal,
+      signalArgs: [],
+    });
   }
 
   /** The notice sent to a customer; it follows the offer's commit, so it is waited for. */
@@ -231,13 +228,7 @@ describe('waitlist workflow (time-skipping)', () => {
       const [row] = await database.db.insert(waitlistEntries).values({ offeringId: offering.id, userId: user.id, quantity: 1 }).returning();
       entries.push(row);
     }
-    const line = await env.client.workflow.signalWithStart(waitlistWorkflow, {
-      workflowId: waitlistWorkflowId(offering.id),
-      taskQueue,
-      args: [{ offeringId: offering.id }],
-      signal: entryChangedSignal,
-      signalArgs: [],
-    });
+    const line = await startLine(offering.id);
 
     // Once the line has looked (and found nothing free), the unit is released outside any
     // activity: no signal reaches the line, and its next look finds the unit.
@@ -256,13 +247,7 @@ describe('waitlist workflow (time-skipping)', () => {
 
   test("the offering's cancel signal ends the line's workflow", async () => {
     const { offering, hold } = await soldOutWithLine(1);
-    const line = await env.client.workflow.signalWithStart(waitlistWorkflow, {
-      workflowId: waitlistWorkflowId(offering.id),
-      taskQueue,
-      args: [{ offeringId: offering.id }],
-      signal: entryChangedSignal,
-      signalArgs: [],
-    });
+    const line = await startLine(offering.id);
     await line.signal(offeringCanceledSignal);
     assert.equal(await line.result(), 'canceled');
     await hold.executeUpdate(releaseHoldUpdate);
