@@ -36,7 +36,6 @@ const WORKFLOW_IO_LIBRARIES = [
   'stripe',
   'nodemailer',
   'pino',
-  'pino-http',
   'prom-client',
   '@temporalio/client',
   '@temporalio/worker',
