@@ -22,8 +22,8 @@ const MAX_EVENTS_WHILE_JOINING = 1000;
 export interface AvailabilityReader {
   /** The offering, or a 404 problem. */
   findOffering(id: string): Promise<{ id: string }>;
-  /** Every unit's status now, as GET /availability answers it. */
-  snapshot(offeringId: string): Promise<unknown>;
+  /** Every unit's status now, as GET /availability answers it (its JSON text). */
+  snapshotJson(offeringId: string): Promise<string>;
 }
 
 /**
@@ -64,7 +64,7 @@ export function availabilityStreams(deps: AppDeps, reader: AvailabilityReader) {
     const joined = await joinUnitEvents(deps.redis, offering.id, lastSeen);
     const opening = joined.replay
       ? joined.replay.map((event) => ({ name: 'units', ...event }))
-      : [{ name: 'snapshot', id: joined.position, data: JSON.stringify(await reader.snapshot(offering.id)) }];
+      : [{ name: 'snapshot', id: joined.position, data: await reader.snapshotJson(offering.id) }];
     if (overflowed) {
       throw new HttpProblem(503, 'Service Unavailable', 'Availability is changing too fast to join right now; retry.', {}, { 'Retry-After': '1' });
     }

@@ -130,6 +130,18 @@ export async function appendUnitEvent(redis: Redis, offeringId: string, data: st
   return parseEventId(id)!;
 }
 
+/**
+ * The offering's position in its event log: the id of its latest event (`<epoch>-<seq>`, seq 0
+ * before the first), or '' while it has no count (never joined nor published to, or expired). One
+ * HMGET, no script: every publish changes it, so a copy of anything read after it was taken is
+ * current for as long as it stays the same. An expired count restarts under a new epoch, so a
+ * position never comes back.
+ */
+export async function currentPosition(redis: Redis, offeringId: string): Promise<string> {
+  const [epoch, seq] = await redis.hmget(metaKey(offeringId), 'epoch', 'seq');
+  return epoch === null ? '' : `${epoch}-${seq ?? 0}`;
+}
+
 export type JoinAnswer =
   /** The events after the client's id, up to `position`, in order. */
   | { position: EventId; replay: LoggedEvent[] }
