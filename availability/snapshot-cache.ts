@@ -53,8 +53,8 @@ export type SnapshotCache = ReturnType<typeof createSnapshotCache>;
  * Why a Redis read on every request rather than trusting invalidations from the live hub's
  * subscription: a pub/sub message can still be on its way when the next read arrives, and is lost
  * outright while the subscriber reconnects, so the cache would be stale by an amount nobody can
- * bound. One HMGET costs the API ~0.03 ms of CPU against ~1 ms for the PostgreSQL read it saves
- * (bench/README.md), so a strict answer is the cheap one too.
+ * bound. One HMGET costs the API ~0.07 ms of CPU under load (its socket write, mostly) against
+ * ~0.8 ms for the PostgreSQL read it saves (bench/README.md): strict is cheap enough.
  *
  * With Redis not ready, or the HMGET failing, every read goes to PostgreSQL (as before the cache)
  * and the cache is emptied: events that could not be published meanwhile must not leave a
