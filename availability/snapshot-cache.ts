@@ -54,7 +54,8 @@ export type SnapshotCache = ReturnType<typeof createSnapshotCache>;
  * subscription: a pub/sub message can still be on its way when the next read arrives, and is lost
  * outright while the subscriber reconnects, so the cache would be stale by an amount nobody can
  * bound. One HMGET costs the API ~0.07 ms of CPU under load (its socket write, mostly) against
- * ~0.8 ms for the PostgreSQL read it saves (bench/README.md): strict is cheap enough.
+ * ~0.8 ms for the PostgreSQL read it saves (bench/README.md), and reads of one offering that
+ * arrive together share one (positionChecks): strict is cheap enough.
  *
  * With Redis not ready, or the HMGET failing, every read goes to PostgreSQL (as before the cache)
  * and the cache is emptied: events that could not be published meanwhile must not leave a
@@ -62,6 +63,7 @@ export type SnapshotCache = ReturnType<typeof createSnapshotCache>;
  */
 export function createSnapshotCache(options: SnapshotCacheOptions) {
   const { redis, logger, read } = options;
+  const positionOf = positionChecks(redis);
   const maxAgeMs = options.maxAgeMs ?? SNAPSHOT_MAX_AGE_MS;
   const maxBytes = options.maxBytes ?? SNAPSHOT_CACHE_MAX_BYTES;
   // Least recently used first (a Map iterates in insertion order; a hit re-inserts its entry).
@@ -119,7 +121,7 @@ export function createSnapshotCache(options: SnapshotCacheOptions) {
       }
       let position: string;
       try {
-        position = await currentPosition(redis, offeringId);
+        position = await positionOf(offeringId);
       } catch (err) {
         logger.warn({ err, offeringId }, 'availability cache: event-log position unreadable; read from PostgreSQL');
         clear();
@@ -143,4 +145,51 @@ function render(json: unknown): RenderedSnapshot {
   const body = Buffer.from(JSON.stringify(json));
   const digest = createHash('sha1').update(body).digest('base64').slice(0, 27);
   return { body, etag: `W/"${body.length.toString(16)}-${digest}"` };
+}
+
+/** A position read not sent yet: only such a check may be joined, never one already on its way. */
+interface PositionCheck {
+  promise: Promise<string>;
+  resolve: (position: string) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The offering's position, read from Redis after this call: each call joins a check that has not
+ * been sent yet, or starts one. At most one HMGET per offering is on its way; the readers that
+ * arrive meanwhile share the next, sent when it answers. So under load one HMGET serves every read
+ * of a loop turn or two, and no reader is ever answered with a position read before it asked.
+ */
+export function positionChecks(redis: Redis): (offeringId: string) => Promise<string> {
+  const inFlight = new Set<string>();
+  const waiting = new Map<string, PositionCheck>();
+
+  function send(offeringId: string, check: PositionCheck): void {
+    inFlight.add(offeringId);
+    currentPosition(redis, offeringId)
+      .then(check.resolve, check.reject)
+      .finally(() => {
+        inFlight.delete(offeringId);
+        const next = waiting.get(offeringId);
+        if (next) {
+          waiting.delete(offeringId);
+          send(offeringId, next);
+        }
+      });
+  }
+
+  return (offeringId) => {
+    const queued = waiting.get(offeringId);
+    if (queued) return queued.promise;
+    let resolve!: (position: string) => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<string>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const check: PositionCheck = { promise, resolve, reject };
+    if (inFlight.has(offeringId)) waiting.set(offeringId, check);
+    else send(offeringId, check);
+    return promise;
+  };
 }
