@@ -20,10 +20,12 @@ import { countTasks, meanStages, stagesOf, type Stages } from './history';
 import { findDoubleBookings, type DoubleBookings } from './invariants';
 import { seedDueSubscriptions, waitUntilAsleep, type SeededSubscription } from './seed';
 import { residentBytes, type LocalStack } from './stack';
-import { perSecond, runBounded, since, summarise, tally, type LatencySummary } from './stats';
+import { perSecond, runBounded, seededRandom, since, summarise, tally, type LatencySummary } from './stats';
 
 export interface Sizes {
   ceiling: number;
+  /** No-op workflows started and awaited one at a time: the latency ceiling. */
+  ceilingAlone: number;
   subscribe: number;
   holds: number;
   holdUnits: number;
@@ -61,21 +63,30 @@ export interface CeilingResult {
   failures: number;
   /** CPU milliseconds per workflow in each process. */
   cpuMsPerOperation: CpuReading;
+  /** The latency ceiling: `ceilingAlone` more, one at a time after the burst (warm, as for the others). */
+  aloneLatencyMs: LatencySummary;
 }
 
-/** A workflow that does nothing, started and awaited `count` times: what server and worker can turn over. */
+/** A no-op workflow started and awaited `count` times (what server and worker turn over), then `ceilingAlone` one at a time. */
 export async function measureCeiling(ctx: BenchContext): Promise<CeilingResult> {
-  const { ceiling: count, concurrency } = ctx.sizes;
+  const { ceiling: count, concurrency, ceilingAlone } = ctx.sizes;
   const run = randomUUID().slice(0, 8);
+  const noop = (workflowId: string) => ctx.deps.temporal.workflow.execute('noopWorkflow', { taskQueue: TASK_QUEUES.billing, workflowId });
   const cpuBefore = ctx.readCpu();
   const started = performance.now();
   const results = await runBounded(count, concurrency, async (i) => {
     const t = performance.now();
-    await ctx.deps.temporal.workflow.execute('noopWorkflow', { taskQueue: TASK_QUEUES.billing, workflowId: `noop-${run}-${i}` });
+    await noop(`noop-${run}-${i}`);
     return since(t);
   });
   const elapsedMs = since(started);
+  const cpuAfter = ctx.readCpu();
   const latencies = results.flatMap((r) => (r.ok ? [r.value] : []));
+  const aloneLatencyMs = await latencyAlone(ceilingAlone, async (i) => {
+    const t = performance.now();
+    await noop(`noop-${run}-alone-${i}`);
+    return { latencyMs: since(t) };
+  });
   return {
     count,
     concurrency,
@@ -83,7 +94,8 @@ export async function measureCeiling(ctx: BenchContext): Promise<CeilingResult> 
     perSecond: perSecond(latencies.length, elapsedMs),
     latencyMs: summarise(latencies),
     failures: count - latencies.length,
-    cpuMsPerOperation: cpuPerOperation(cpuBefore, ctx.readCpu(), latencies.length),
+    cpuMsPerOperation: cpuPerOperation(cpuBefore, cpuAfter, latencies.length),
+    aloneLatencyMs,
   };
 }
 
@@ -132,7 +144,7 @@ async function timedRequest(url: string, init: Parameters<typeof requestJson>[1]
 const ALONE = 20;
 
 /** Latency of `count` requests sent one at a time. */
-async function latencyAlone(count: number, send: (i: number) => Promise<TimedAnswer>): Promise<LatencySummary> {
+async function latencyAlone(count: number, send: (i: number) => Promise<{ latencyMs: number }>): Promise<LatencySummary> {
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) latencies.push((await send(i)).latencyMs);
   return summarise(latencies);
@@ -298,18 +310,6 @@ async function holdsAndBookingsAlone(ctx: BenchContext): Promise<HoldsResult['al
   );
   const availabilityLatencyMs = await latencyAlone(ALONE, () => timedRequest(`${ctx.apiUrl}/api/v1/offerings/${offering.id}/availability`, {}));
   return { holdLatencyMs, bookingLatencyMs, availabilityLatencyMs };
-}
-
-/** mulberry32: a small deterministic generator, so every run asks for the same unit sets. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

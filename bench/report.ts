@@ -10,6 +10,7 @@ import type {
   SubscribeResult,
 } from './benchmarks';
 import type { CpuReading } from './cpu';
+import type { PeerResult } from './cron-peer';
 import { STAGE_NAMES, type Stages } from './history';
 import type { ProfileSummary } from './profile';
 import type { LatencySummary } from './stats';
@@ -43,6 +44,10 @@ export interface BenchResults {
   /** GET /coupons/validate of a cached code, same connections and duration as availability. */
   couponValidation?: AvailabilityResult;
   storm?: StormResult;
+  /** The cron job the storm is compared with (bench/cron-peer.ts). */
+  peer?: PeerResult;
+  /** The issue's within-run ratios that need two rows (ratiosOf), written into the JSON too. */
+  ratios?: RunRatios;
   footprint?: FootprintResult;
   histories?: HistoryCounts;
   profiles?: Record<string, ProfileSummary>;
@@ -63,8 +68,42 @@ export function ceilingPerSecond(results: BenchResults): number {
   return runs.reduce((sum, c) => sum + c.perSecond, 0) / Math.max(1, runs.length);
 }
 
+/** The latency ceiling: the one-at-a-time no-op workflow's p50, the mean of the runs before and after. */
+export function noopAloneP50(results: BenchResults): number {
+  const runs = [results.ceilingBefore, results.ceilingAfter].filter((c): c is CeilingResult => c?.aloneLatencyMs !== undefined);
+  return runs.length > 0 ? runs.reduce((sum, c) => sum + c.aloneLatencyMs.p50, 0) / runs.length : Number.NaN;
+}
+
+export interface RunRatios {
+  /** One at a time p50 over the no-op workflow's one-at-a-time p50 (targets: ≤ 3, ≤ 1.5, ≤ 4). */
+  subscribeAloneP50VsNoop?: number;
+  holdAloneP50VsNoop?: number;
+  bookingAloneP50VsNoop?: number;
+  /** The storm over the cron peer: renewals/s, and CPU per renewal summed over every process. */
+  stormVsPeerRenewalsPerSecond?: number;
+  stormVsPeerCpuPerRenewal?: number;
+}
+
+export function ratiosOf(r: BenchResults): RunRatios {
+  const noop = noopAloneP50(r);
+  const overNoop = (l: LatencySummary | undefined) => (l && noop > 0 ? l.p50 / noop : undefined);
+  return {
+    subscribeAloneP50VsNoop: overNoop(r.subscribe?.aloneLatencyMs),
+    holdAloneP50VsNoop: overNoop(r.holds?.alone.holdLatencyMs),
+    bookingAloneP50VsNoop: overNoop(r.holds?.alone.bookingLatencyMs),
+    stormVsPeerRenewalsPerSecond: r.storm && r.peer ? r.storm.renewalsPerSecond / r.peer.renewalsPerSecond : undefined,
+    stormVsPeerCpuPerRenewal: r.storm && r.peer ? cpuTotal(r.storm.cpuMsPerOperation) / cpuTotal(r.peer.cpuMsPerOperation) : undefined,
+  };
+}
+
+function cpuTotal(reading: CpuReading): number {
+  return Object.values(reading).reduce((sum, x) => sum + x, 0);
+}
+
 export function toMarkdown(r: BenchResults): string {
   const ceiling = ceilingPerSecond(r);
+  const ratios = ratiosOf(r);
+  const timesNoop = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '' : ` (p50 **${x.toFixed(1)}× the no-op's**)`);
   const ratio = (perSecond: number) => (ceiling > 0 ? `${(perSecond / ceiling).toFixed(2)}×` : 'n/a');
   const rows: string[][] = [];
   if (r.ceilingBefore || r.ceilingAfter) {
@@ -77,12 +116,19 @@ export function toMarkdown(r: BenchResults): string {
       `**${num(ceiling)} workflows/s** (before / after the rest: ${each})`,
       '1.00×',
     ]);
+    const alone = [r.ceilingBefore, r.ceilingAfter].filter((c): c is CeilingResult => c?.aloneLatencyMs !== undefined);
+    if (alone.length > 0)
+      rows.push([
+        `1b. Latency ceiling: no-op workflow started and awaited one at a time (${alone[0].aloneLatencyMs.count}, before / after the rest)`,
+        `p50 **${ms(noopAloneP50(r))}** (${alone.map((c) => latency(c.aloneLatencyMs)).join(' / ')}); the one-at-a-time rows divide by this p50`,
+        '',
+      ]);
   }
   if (r.subscribe) {
     const s = r.subscribe;
     rows.push([
       `2. Subscribe via the API, first charge on the sandbox gateway (${s.count}, ${s.concurrency} in flight, ${s.users} users)`,
-      `**${num(s.perSecond)} subscriptions/s**; latency ${latency(s.latencyMs)} (one at a time: ${latency(s.aloneLatencyMs)}); ${statuses(s.statuses)}`,
+      `**${num(s.perSecond)} subscriptions/s**; latency ${latency(s.latencyMs)} (one at a time: ${latency(s.aloneLatencyMs)}${timesNoop(ratios.subscribeAloneP50VsNoop)}); ${statuses(s.statuses)}`,
       ratio(s.perSecond),
     ]);
   }
@@ -90,8 +136,16 @@ export function toMarkdown(r: BenchResults): string {
     const s = r.storm;
     rows.push([
       `3. Renewal storm: ${s.count} subscriptions due at one instant`,
-      `**${num(s.renewalsPerSecond)} renewals/s** (${s.renewed} charged in ${sec(s.drainMs)}, at most ${s.peakChargesPerSecond} in one second); lateness ${latency(s.latenessMs, 's')}${s.armedBeforeDue ? '' : ' (not all armed before the due instant)'}`,
+      `**${num(s.renewalsPerSecond)} renewals/s** (${s.renewed} charged in ${sec(s.drainMs)}, at most ${s.peakChargesPerSecond} in one second); lateness ${latency(s.latenessMs, 's')}${s.armedBeforeDue ? '' : ' (not all armed before the due instant)'}${peerTimes(ratios)}`,
       ratio(s.renewalsPerSecond),
+    ]);
+  }
+  if (r.peer) {
+    const p = r.peer;
+    rows.push([
+      `3b. Cron peer: a job polling PostgreSQL (\`FOR UPDATE SKIP LOCKED\`, ${p.workers} workers) renews ${p.count} subscriptions due at one instant, same sandbox gateway, same limit of ${num(p.gatewayCallsPerSecond)} calls/s`,
+      `**${num(p.renewalsPerSecond)} renewals/s** (${p.renewed} charged in ${sec(p.drainMs)}, at most ${p.peakChargesPerSecond} in one second); lateness ${latency(p.latenessMs, 's')}; ${outcomes(p.statuses)}`,
+      ratio(p.renewalsPerSecond),
     ]);
   }
   if (r.holds) {
@@ -110,7 +164,7 @@ export function toMarkdown(r: BenchResults): string {
     ]);
     rows.push([
       `4c. One request at a time (${h.alone.holdLatencyMs.count} each): hold, booking, availability read`,
-      `hold ${latency(h.alone.holdLatencyMs)}; booking ${latency(h.alone.bookingLatencyMs)}; availability ${latency(h.alone.availabilityLatencyMs)}`,
+      `hold ${latency(h.alone.holdLatencyMs)}${timesNoop(ratios.holdAloneP50VsNoop)}; booking ${latency(h.alone.bookingLatencyMs)}${timesNoop(ratios.bookingAloneP50VsNoop)}; availability ${latency(h.alone.availabilityLatencyMs)}`,
       '',
     ]);
   }
@@ -163,6 +217,7 @@ export function toMarkdown(r: BenchResults): string {
     ['Ceiling: one no-op workflow', r.ceilingBefore?.cpuMsPerOperation],
     ['Subscribe: one request', r.subscribe?.cpuMsPerOperation],
     ['Renewal storm: one renewal', r.storm?.cpuMsPerOperation],
+    ['Cron peer: one renewal (the job runs in the bench process)', r.peer?.cpuMsPerOperation],
     ['Hold contention: one request', r.holds?.cpuMsPerOperation],
     ['Booking: one request', r.holds?.bookings.cpuMsPerOperation],
     ['Availability: one read', r.availability?.cpuMsPerOperation],
@@ -175,6 +230,7 @@ export function toMarkdown(r: BenchResults): string {
       '',
       cpuTable(measured),
     );
+  if (r.storm && r.peer) lines.push('', stormAgainstPeer(r.storm, r.peer, ratios));
   const stageTables = [
     r.subscribe && stageTable('Subscribe', r.subscribe.stagesMs, r.subscribe.stageSamples),
     r.holds && r.holds.bookings.stageSamples > 0 && stageTable('Booking', r.holds.bookings.stagesMs, r.holds.bookings.stageSamples),
@@ -195,6 +251,25 @@ export function toMarkdown(r: BenchResults): string {
   return `${lines.join('\n')}\n`;
 }
 
+function peerTimes(ratios: RunRatios): string {
+  const x = ratios.stormVsPeerRenewalsPerSecond;
+  return x === undefined || !Number.isFinite(x) ? '' : `; **${x.toFixed(2)}× the cron peer's** renewals/s`;
+}
+
+function stormAgainstPeer(storm: StormResult, peer: PeerResult, ratios: RunRatios): string {
+  const cpu = ratios.stormVsPeerCpuPerRenewal ?? Number.NaN;
+  return [
+    `Renewal storm against the cron peer, same run: **${num(storm.renewalsPerSecond)} vs ${num(peer.renewalsPerSecond)} renewals/s** (${num(ratios.stormVsPeerRenewalsPerSecond ?? Number.NaN)}×),`,
+    `**${num(cpuTotal(storm.cpuMsPerOperation))} vs ${num(cpuTotal(peer.cpuMsPerOperation))} ms of CPU per renewal** over every process (${num(cpu)}×): what durability costs against the cron design.`,
+  ].join(' ');
+}
+
+function outcomes(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([status, n]) => `${status}×${n}`)
+    .join(', ');
+}
+
 function reconciliationLine(books: NonNullable<BenchResults['reconciliation']>): string {
   const against = books.gateway
     ? `against ${books.gateway.source} (${books.gateway.charges} charges, ${books.gateway.refunds} refunds)`
@@ -208,7 +283,7 @@ export function machineLine(m: Machine): string {
 
 function cpuTable(rows: Array<[string, CpuReading]>): string {
   const processes = Object.keys(rows[0][1]);
-  const total = (reading: CpuReading) => Object.values(reading).reduce((sum, x) => sum + x, 0);
+  const total = cpuTotal;
   return [
     `| Operation | ${processes.join(' | ')} | total |`,
     `| --- | ${processes.map(() => '---').join(' | ')} | --- |`,

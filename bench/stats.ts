@@ -60,3 +60,15 @@ export async function runBounded<T>(
 export function since(start: number): number {
   return performance.now() - start;
 }
+
+/** mulberry32: a small deterministic generator, so every run asks for the same unit sets. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

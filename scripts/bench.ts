@@ -4,7 +4,7 @@
  * bench/benchmarks.ts, and writes bench/results/<timestamp>.json. A full run also writes
  * bench/results/latest.md; the table is printed either way.
  *
- *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,availability,storm,footprint,histories]
+ *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,availability,coupons,peer,storm,footprint,histories]
  *                    [--profile] [--temporal-file] [--temporal-defaults] [--label "what changed"]
  *
  * The dev server keeps its state in memory, as under `npm test`; `--temporal-file` gives it a
@@ -37,8 +37,9 @@ import {
   type Sizes,
 } from '../bench/benchmarks';
 import { readCpu } from '../bench/cpu';
+import { runCronPeer } from '../bench/cron-peer';
 import { summariseProfiles } from '../bench/profile';
-import { ceilingPerSecond, toMarkdown, type BenchResults, type Machine } from '../bench/report';
+import { ceilingPerSecond, ratiosOf, toMarkdown, type BenchResults, type Machine } from '../bench/report';
 import { connectToStack } from '../bench/seed';
 import { residentBytes, startLocalStack, type LocalStack } from '../bench/stack';
 import { runBounded } from '../bench/stats';
@@ -49,11 +50,12 @@ import { loadConfig } from '../platform/config';
 import { REPO_ROOT } from './tools';
 
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
-const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'coupons', 'storm', 'footprint', 'histories'] as const;
+const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'coupons', 'peer', 'storm', 'footprint', 'histories'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const FULL: Sizes = {
   ceiling: 1000,
+  ceilingAlone: 50,
   subscribe: 500,
   holds: 1000,
   holdUnits: 100,
@@ -141,6 +143,7 @@ async function main(): Promise<number> {
       results.profiles = { api: summariseProfiles(path.join(profileDir, 'api')), worker: summariseProfiles(path.join(profileDir, 'worker')) };
       log(`CPU profiles kept in ${profileDir}`);
     }
+    results.ratios = ratiosOf(results);
     if (!failed) report(results, fullRun);
   }
   return results.errors.reconciliation ? 1 : 0;
@@ -182,6 +185,8 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
     const offeringId = results.holds?.offeringId;
     results.availability = await step('availability', async () => measureAvailability(ctx, offeringId ?? (await contendedOffering(ctx))));
     results.couponValidation = await step('coupons', () => measureCouponValidation(ctx));
+    // The cron peer just before the storm it is compared with (bench/cron-peer.ts).
+    results.peer = await step('peer', () => runCronPeer(ctx));
     results.storm = await step('storm', () => measureStorm(ctx, ceilingPerSecond(results) || 50));
     results.footprint = await step('footprint', () => measureFootprint(ctx, rssIdle));
     results.histories = await step('histories', () => countHistories(ctx, results.subscribe?.sampleSubscriptionId, results.storm?.sample));
