@@ -85,6 +85,7 @@ const CREATE_TABLES = `
   );
 `;
 
+// Timestamps go in as ISO strings: drizzle's postgres.js client sends date parameters as they are given.
 const AMOUNT = 1999;
 const CURRENCY = 'usd';
 // Consecutive failed renewals after which a worker gives up (the bench reports, it does not loop for ever).
@@ -197,14 +198,14 @@ async function seed(sql: postgres.Sql, gateway: PaymentGateway, options: PeerOpt
       currency: CURRENCY,
       status: 'active',
       cycle: 1,
-      next_billing_date: farFuture,
-      updated_at: new Date(),
+      next_billing_date: farFuture.toISOString(),
+      updated_at: new Date().toISOString(),
     };
   });
   await runBounded(Math.ceil(rows.length / 500), 1, (i) => sql`INSERT INTO bench_peer_subscriptions ${sql(rows.slice(i * 500, (i + 1) * 500))}`);
   // All of them due at one instant, as the storm's are.
   const dueAt = new Date(Math.ceil((Date.now() + 2000) / 1000) * 1000);
-  await sql`UPDATE bench_peer_subscriptions SET next_billing_date = ${dueAt} WHERE run = ${run}`;
+  await sql`UPDATE bench_peer_subscriptions SET next_billing_date = ${dueAt.toISOString()} WHERE run = ${run}`;
   return dueAt;
 }
 
@@ -232,7 +233,7 @@ async function renewUntilNoneDue(
       status = await sql.begin(async (tx) => {
         const [row] = await tx<DueRow[]>`
           SELECT id, user_id, customer_id, payment_method, amount, currency, cycle FROM bench_peer_subscriptions
-          WHERE run = ${job.run} AND status = 'active' AND next_billing_date <= ${job.dueAt}
+          WHERE run = ${job.run} AND status = 'active' AND next_billing_date <= ${job.dueAt.toISOString()}
           ORDER BY next_billing_date LIMIT 1 FOR UPDATE SKIP LOCKED`;
         if (!row) return undefined;
         return renewLocked(tx, gateway, row, job.takeGatewayCall);
@@ -266,13 +267,13 @@ async function renewLocked(tx: postgres.TransactionSql, gateway: PaymentGateway,
   await tx`
     INSERT INTO bench_peer_payments (id, subscription_id, cycle, idempotency_key, amount, currency, status, gateway_payment_id, failure_code, created_at)
     VALUES (${randomUUID()}, ${row.id}, ${cycle}, ${idempotencyKey}, ${row.amount}, ${row.currency}, ${outcome.status},
-            ${outcome.gatewayPaymentId}, ${'failureCode' in outcome ? (outcome.failureCode ?? null) : null}, ${new Date()})
+            ${outcome.gatewayPaymentId}, ${'failureCode' in outcome ? (outcome.failureCode ?? null) : null}, ${new Date().toISOString()})
     ON CONFLICT (idempotency_key) DO NOTHING`;
   if (outcome.status === 'succeeded') {
-    await tx`UPDATE bench_peer_subscriptions SET cycle = ${cycle}, next_billing_date = next_billing_date + interval '1 day', updated_at = ${new Date()} WHERE id = ${row.id}`;
+    await tx`UPDATE bench_peer_subscriptions SET cycle = ${cycle}, next_billing_date = next_billing_date + interval '1 day', updated_at = ${new Date().toISOString()} WHERE id = ${row.id}`;
   } else {
     // Out of the job's way; a real one would start its dunning here.
-    await tx`UPDATE bench_peer_subscriptions SET status = 'past_due', updated_at = ${new Date()} WHERE id = ${row.id}`;
+    await tx`UPDATE bench_peer_subscriptions SET status = 'past_due', updated_at = ${new Date().toISOString()} WHERE id = ${row.id}`;
   }
   return outcome.status;
 }
