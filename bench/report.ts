@@ -103,7 +103,7 @@ function cpuTotal(reading: CpuReading): number {
 export function toMarkdown(r: BenchResults): string {
   const ceiling = ceilingPerSecond(r);
   const ratios = ratiosOf(r);
-  const timesNoop = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '' : ` (p50 **${x.toFixed(1)}× the no-op's**)`);
+  const timesNoop = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '' : `, **${x.toFixed(1)}× the no-op's p50**`);
   const ratio = (perSecond: number) => (ceiling > 0 ? `${(perSecond / ceiling).toFixed(2)}×` : 'n/a');
   const rows: string[][] = [];
   if (r.ceilingBefore || r.ceilingAfter) {
