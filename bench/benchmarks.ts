@@ -210,7 +210,18 @@ export interface HoldsResult {
   granted: number;
   cpuMsPerOperation: CpuReading;
   /** ALONE holds of one free unit each, then their bookings, one request at a time. */
-  alone: { holdLatencyMs: LatencySummary; bookingLatencyMs: LatencySummary; availabilityLatencyMs: LatencySummary };
+  alone: {
+    holdLatencyMs: LatencySummary;
+    /** CPU of one hold granted with nothing else going on. */
+    holdCpuMsPerOperation: CpuReading;
+    bookingLatencyMs: LatencySummary;
+    availabilityLatencyMs: LatencySummary;
+  };
+  /**
+   * The refused requests sent again at once after the bookings: their units are booked then, so
+   * this is what a refusal alone costs (the burst's CPU also carries the granted holds' workflows).
+   */
+  refusedAgain: { count: number; statuses: Record<string, number>; latencyMs: LatencySummary; cpuMsPerOperation: CpuReading };
   bookings: {
     count: number;
     elapsedMs: number;
@@ -262,6 +273,11 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
   );
   const bookingElapsedMs = since(bookingStarted);
   const cpuAfterBookings = ctx.readCpu();
+  const refusedAgain = await sendRefusedAgain(
+    ctx,
+    offering.id,
+    requests.filter((_, i) => answers[i].status === 409),
+  );
   const confirmed = bookings.filter((b) => b.status === 201);
   const stages = await sampleStages(ctx, confirmed, (b) => bookingWorkflowId(b.body.booking.id));
   return {
@@ -285,8 +301,26 @@ export async function measureHolds(ctx: BenchContext): Promise<HoldsResult> {
       stagesMs: meanStages(stages),
       stageSamples: stages.length,
     },
+    refusedAgain,
     doubleBookings: await findDoubleBookings(ctx.deps.db, offering.id),
     offeringId: offering.id,
+  };
+}
+
+async function sendRefusedAgain(
+  ctx: BenchContext,
+  offeringId: string,
+  requests: Array<{ user: TestUser; unitIds: string[] }>,
+): Promise<HoldsResult['refusedAgain']> {
+  const cpuBefore = ctx.readCpu();
+  const answers = await Promise.all(
+    requests.map((r) => timedRequest(`${ctx.apiUrl}/api/v1/bookings/holds`, { body: { offeringId, unitIds: r.unitIds }, headers: r.user.headers })),
+  );
+  return {
+    count: answers.length,
+    statuses: tally(answers.map((a) => a.status)),
+    latencyMs: summarise(answers.map((a) => a.latencyMs)),
+    cpuMsPerOperation: cpuPerOperation(cpuBefore, ctx.readCpu(), answers.length),
   };
 }
 
@@ -297,6 +331,7 @@ async function holdsAndBookingsAlone(ctx: BenchContext): Promise<HoldsResult['al
   const offering = await insertTestOffering(ctx.deps.db, { unitCount: ALONE, holdTtl: 'PT10M', maxUnitsPerCustomer: ALONE });
   const customer = ctx.users[0];
   const holdIds: string[] = [];
+  const cpuBeforeHolds = ctx.readCpu();
   const holdLatencyMs = await latencyAlone(ALONE, async (i) => {
     const answer = await timedRequest(`${ctx.apiUrl}/api/v1/bookings/holds`, {
       body: { offeringId: offering.id, unitIds: [offering.unitIds[i]] },
@@ -305,11 +340,12 @@ async function holdsAndBookingsAlone(ctx: BenchContext): Promise<HoldsResult['al
     holdIds.push(answer.body.hold?.id);
     return answer;
   });
+  const holdCpuMsPerOperation = cpuPerOperation(cpuBeforeHolds, ctx.readCpu(), ALONE);
   const bookingLatencyMs = await latencyAlone(ALONE, (i) =>
     timedRequest(`${ctx.apiUrl}/api/v1/bookings/create`, { body: { holdId: holdIds[i], paymentMethod: 'pm_card_visa' }, headers: customer.headers }),
   );
   const availabilityLatencyMs = await latencyAlone(ALONE, () => timedRequest(`${ctx.apiUrl}/api/v1/offerings/${offering.id}/availability`, {}));
-  return { holdLatencyMs, bookingLatencyMs, availabilityLatencyMs };
+  return { holdLatencyMs, holdCpuMsPerOperation, bookingLatencyMs, availabilityLatencyMs };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -167,6 +167,11 @@ export function toMarkdown(r: BenchResults): string {
       `hold ${latency(h.alone.holdLatencyMs)}${timesNoop(ratios.holdAloneP50VsNoop)}; booking ${latency(h.alone.bookingLatencyMs)}${timesNoop(ratios.bookingAloneP50VsNoop)}; availability ${latency(h.alone.availabilityLatencyMs)}`,
       '',
     ]);
+    rows.push([
+      `4d. The ${h.refusedAgain.count} refused requests again at once (their units booked by then)`,
+      `latency ${latency(h.refusedAgain.latencyMs)}; ${statuses(h.refusedAgain.statuses)}`,
+      '',
+    ]);
   }
   if (r.availability) {
     const a = r.availability;
@@ -219,6 +224,8 @@ export function toMarkdown(r: BenchResults): string {
     ['Renewal storm: one renewal', r.storm?.cpuMsPerOperation],
     ['Cron peer: one renewal (the job runs in the bench process)', r.peer?.cpuMsPerOperation],
     ['Hold contention: one request', r.holds?.cpuMsPerOperation],
+    ['Hold refused (4d): one request', r.holds?.refusedAgain?.cpuMsPerOperation],
+    ['Hold granted, one at a time: one request', r.holds?.alone.holdCpuMsPerOperation],
     ['Booking: one request', r.holds?.bookings.cpuMsPerOperation],
     ['Availability: one read', r.availability?.cpuMsPerOperation],
   ];
