@@ -19,8 +19,8 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { admitHoldRequest, holdGateOwner, type UnitGate } from '../availability/unit-gate';
 import type { Database } from '../db/client';
-import { customerHoldCounts, holdView } from '../db/holds';
-import { waitlistReserves } from '../db/waitlist';
+import { prepareHoldRequestFacts } from '../db/hold-request';
+import { holdView } from '../db/holds';
 import { bookings, holds, offerings, payments, units } from '../db/schema';
 import { bookingWorkflowId, describeBookingFailure, MAX_RESCHEDULES, type BookingFailureReason } from '../domain/booking';
 import { duplicateIds, holdLimitRefusal, holdTtlMilliseconds, holdWorkflowId, type HoldLimitRefusal } from '../domain/hold';
@@ -114,28 +114,33 @@ export interface BookingHandlerContext {
 export function placeHoldHandler({ deps, taskQueue, withinDeadline, gate, link }: BookingHandlerContext): RouteHandler {
   const { db, temporal, config } = deps;
   const holdsPerCustomerMax = config.HOLDS_PER_CUSTOMER_MAX;
+  const readFacts = prepareHoldRequestFacts(db);
   return async (req, res) => {
     const input = parseBody(holdSchema, req.body);
     const user = currentUser(req);
-    const [offering] = await db.select().from(offerings).where(eq(offerings.id, input.offeringId));
-    if (!offering) throw new HttpProblem(404, 'Offering not found', `There is no offering ${input.offeringId}.`);
+    // Every check below is answered from one statement (db/hold-request.ts), in this order.
+    const facts = await readFacts({ offeringId: input.offeringId, userId: user.id, unitIds: input.unitIds });
+    if (!facts) throw new HttpProblem(404, 'Offering not found', `There is no offering ${input.offeringId}.`);
+    const { offering } = facts;
     if (offering.status === 'canceled') throw offeringCanceled('the offering was canceled');
     if (offering.startsAt.getTime() <= Date.now()) {
       throw new HttpProblem(409, 'Offering has started', `Offering ${offering.id} started at ${offering.startsAt.toISOString()}.`);
     }
-    await assertUnitsOfOffering(db, offering.id, input.unitIds);
+    if (facts.unknownUnitIds.length > 0) throw unknownUnitsProblem(facts.unknownUnitIds);
     // The fast answer while a line waits for these units; the claim's own check is the exact one.
-    if (await waitlistReserves(db, offering.id, input.unitIds)) throw reservedForWaitlist(input.unitIds);
+    if (facts.reservedForWaitlist) throw reservedForWaitlist(input.unitIds);
     // A customer already at a limit is answered here, without a workflow; the claim's own check,
     // under the customer's lock, is the one that is exact when their requests race.
-    const counts = await customerHoldCounts(db, { userId: user.id, offeringId: offering.id });
     const refusal = holdLimitRefusal({
-      ...counts,
+      ...facts.counts,
       requested: input.unitIds.length,
       maxUnitsPerCustomer: offering.maxUnitsPerCustomer,
       holdsPerCustomerMax,
     });
     if (refusal) throw holdLimitReached(refusal);
+    // Units PostgreSQL already has a live claim on are refused as the claim would refuse them,
+    // without touching the gate (whose keys would then block others for nothing) or Temporal.
+    if (facts.claimedUnitIds.length > 0) throw unitsNotAvailable(facts.claimedUnitIds);
 
     const holdId = randomUUID();
     const admission = await admitHoldRequest({ db, gate }, { holdId, offeringId: offering.id, unitIds: input.unitIds });

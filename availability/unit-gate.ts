@@ -1,4 +1,4 @@
-import { and, inArray, isNull } from 'drizzle-orm';
+import { and, isNull, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Database } from '../db/client';
 import { unitClaims } from '../db/schema';
@@ -108,12 +108,23 @@ export function createUnitGate(redis: Redis | undefined, logger: Logger): UnitGa
   };
 }
 
-/** The units among `unitIds` that PostgreSQL says a hold or booking has now. */
-export async function liveClaimsOf(db: Database, unitIds: string[]): Promise<string[]> {
-  const rows = await db
+// One prepared statement per database handle: drizzle building this query on every refused hold
+// request was a good part of the API's CPU for it.
+const liveClaimQueries = new WeakMap<Database, ReturnType<typeof prepareLiveClaims>>();
+
+function prepareLiveClaims(db: Database) {
+  return db
     .select({ unitId: unitClaims.unitId })
     .from(unitClaims)
-    .where(and(inArray(unitClaims.unitId, unitIds), isNull(unitClaims.releasedAt)));
+    .where(and(sql`${unitClaims.unitId} = any(${sql.placeholder('unitIds')}::uuid[])`, isNull(unitClaims.releasedAt)))
+    .prepare('live_claims_of_units');
+}
+
+/** The units among `unitIds` that PostgreSQL says a hold or booking has now. */
+export async function liveClaimsOf(db: Database, unitIds: string[]): Promise<string[]> {
+  let query = liveClaimQueries.get(db);
+  if (!query) liveClaimQueries.set(db, (query = prepareLiveClaims(db)));
+  const rows = await query.execute({ unitIds });
   return rows.map((r) => r.unitId);
 }
 

@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { HoldView } from '../domain/hold';
 import type { Database, Transaction } from './client';
 import { holds, unitClaims, users } from './schema';
@@ -31,12 +31,23 @@ export interface CustomerHoldCounts {
  */
 export async function customerHoldCounts(db: Database | Transaction, customer: { userId: string; offeringId: string }): Promise<CustomerHoldCounts> {
   const [row] = await db.execute<{ held_or_booked: number; live_holds: number }>(sql`
-    select
-      (select count(*)::int from ${unitClaims} c join ${holds} h on h.id = c.hold_id
-        where c.offering_id = ${customer.offeringId} and c.released_at is null and h.user_id = ${customer.userId}) as held_or_booked,
-      (select count(*)::int from ${holds} where user_id = ${customer.userId} and status = 'active') as live_holds`);
+    select ${heldOrBookedOfOfferingSql(customer)} as held_or_booked, ${liveHoldsSql(customer.userId)} as live_holds`);
   return { heldOrBookedOfOffering: row.held_or_booked, liveHolds: row.live_holds };
 }
+
+/** `heldOrBookedOfOffering` as a scalar subquery; the API's hold pre-check reads it in its one statement. */
+export function heldOrBookedOfOfferingSql(customer: { userId: SqlValue; offeringId: SqlValue }): SQL {
+  return sql`(select count(*)::int from ${unitClaims} c join ${holds} h on h.id = c.hold_id
+    where c.offering_id = ${customer.offeringId} and c.released_at is null and h.user_id = ${customer.userId})`;
+}
+
+/** `liveHolds` as a scalar subquery. */
+export function liveHoldsSql(userId: SqlValue): SQL {
+  return sql`(select count(*)::int from ${holds} where user_id = ${userId} and status = 'active')`;
+}
+
+/** A value a query fragment binds: a string, or a placeholder or column of a prepared statement. */
+export type SqlValue = string | SQLWrapper;
 
 /**
  * Locks the customer's row until the transaction ends, so their claims take turns: each counts

@@ -2,7 +2,7 @@
  * The waitlist's reads and locks, shared by the claims (activities/hold.ts), the join route
  * (api/waitlist.ts) and the waitlist workflow's activities (activities/waitlist.ts).
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { FreeUnit, WaitingEntry } from '../domain/waitlist';
 import type { Database, Transaction } from './client';
 import { unitClaims, units, waitlistEntries } from './schema';
@@ -32,13 +32,19 @@ export async function waitlistReserves(db: Reader, offeringId: string, unitIds: 
     unitIds.map((id) => sql`${id}::uuid`),
     sql`, `,
   );
-  const [row] = await db.execute<{ reserved: boolean }>(sql`
-    select exists (
+  const [row] = await db.execute<{ reserved: boolean }>(sql`select ${waitlistReservesSql(offeringId, ids)} as reserved`);
+  return row.reserved;
+}
+
+/**
+ * `waitlistReserves` as a boolean expression; `unitIdList` is what goes inside `in (…)` (a list of
+ * uuids, or a subquery). The API's hold pre-check reads it in its one statement.
+ */
+export function waitlistReservesSql(offeringId: string | SQLWrapper, unitIdList: SQL): SQL {
+  return sql`exists (
       select 1 from ${waitlistEntries} w
       where w.offering_id = ${offeringId} and w.status = 'waiting'
-        and (w.unit_type is null or w.unit_type in (select u.type from ${units} u where u.id in (${ids})))
-    ) as reserved`);
-  return row.reserved;
+        and (w.unit_type is null or w.unit_type in (select u.type from ${units} u where u.id in (${unitIdList}))))`;
 }
 
 /** Whether anyone waits in the offering's line (the units a release frees are theirs, then). */
