@@ -10,6 +10,7 @@ import { REFERRAL_CODE } from '../domain/referral';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, ROLES, normalizeEmail, toUserView, type Role, type UserView } from '../domain/user';
 import type { Config } from '../platform/config';
 import type { AppDeps } from './deps';
+import { VerifiedTokens } from './verified-tokens';
 import { isoDateTime, json, problems, type ApiOperation } from './contract';
 import { HttpProblem } from './problem';
 import { addLogBindings } from './request-context';
@@ -152,10 +153,11 @@ const authenticatedUsers = new WeakMap<Request, AuthUser>();
 export function requireAuth(deps: Pick<AppDeps, 'config'>): RequestHandler {
   // Imported once: given the secret's bytes, jose imports a WebCrypto key on every verify.
   const key = verificationKey(deps.config);
+  const verified = verifiedTokensOf(deps.config);
   return async (req, _res, next) => {
     const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
     if (!match) throw unauthorized('A bearer token is required.');
-    const user = await verifyToken(match[1], await key);
+    const user = verified.get(match[1]) ?? (await verifyToken(match[1], await key, verified));
     if (!user) throw unauthorized('The bearer token is invalid or has expired.');
     authenticatedUsers.set(req, user);
     addLogBindings(req, { userId: user.id });
@@ -184,7 +186,18 @@ export function findCurrentUser(req: Request): AuthUser | undefined {
   return authenticatedUsers.get(req);
 }
 
-async function verifyToken(token: string, key: webcrypto.CryptoKey): Promise<AuthUser | undefined> {
+// Tokens verified by this process (api/verified-tokens.ts says why keeping them is safe): one set
+// per configuration, so per secret, shared by every router's requireAuth.
+const VERIFIED_TOKENS_KEPT = 10_000;
+const verifiedTokens = new WeakMap<Pick<Config, 'JWT_SECRET'>, VerifiedTokens<AuthUser>>();
+
+function verifiedTokensOf(config: Pick<Config, 'JWT_SECRET'>): VerifiedTokens<AuthUser> {
+  let kept = verifiedTokens.get(config);
+  if (!kept) verifiedTokens.set(config, (kept = new VerifiedTokens(VERIFIED_TOKENS_KEPT)));
+  return kept;
+}
+
+async function verifyToken(token: string, key: webcrypto.CryptoKey, verified: VerifiedTokens<AuthUser>): Promise<AuthUser | undefined> {
   try {
     const { payload } = await jwtVerify(token, key, {
       algorithms: ['HS256'],
@@ -192,7 +205,9 @@ async function verifyToken(token: string, key: webcrypto.CryptoKey): Promise<Aut
       audience: TOKEN_AUDIENCE,
     });
     const claims = tokenClaimsSchema.parse(payload);
-    return { id: claims.sub, email: claims.email, role: claims.role };
+    const user: AuthUser = { id: claims.sub, email: claims.email, role: claims.role };
+    verified.keep(token, user, payload);
+    return user;
   } catch {
     return undefined;
   }

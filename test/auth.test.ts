@@ -154,6 +154,43 @@ describe('auth over HTTP', () => {
     }
   });
 
+  test('a token accepted before (so kept as verified) is refused from its exp on', async () => {
+    const { user } = await createTestUser(api.deps);
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({ email: user.email, role: 'customer' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.id)
+      .setIssuer('billing-orchestrator')
+      .setAudience('billing-orchestrator-api')
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(api.deps.config.JWT_SECRET));
+    const authorization = `Bearer ${token}`;
+    assert.equal((await me({ authorization })).status, 200);
+    assert.equal((await me({ authorization })).status, 200, 'accepted again');
+    while (Math.floor(Date.now() / 1000) < exp) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal((await me({ authorization })).status, 401);
+  });
+
+  test('once a token was accepted, copies of it with another signature or other claims are still refused', async () => {
+    const { user, token } = await createTestUser(api.deps);
+    assert.equal((await me({ authorization: `Bearer ${token}` })).status, 200);
+    const [header, claims, signature] = token.split('.');
+    // A character in the middle of the signature: the last one's low bits may not count.
+    const middle = Math.floor(signature.length / 2);
+    const otherSignature = `${signature.slice(0, middle)}${signature[middle] === 'A' ? 'B' : 'A'}${signature.slice(middle + 1)}`;
+    const asStaff = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(claims, 'base64url').toString()), role: 'staff', sub: user.id })).toString(
+      'base64url',
+    );
+    for (const copy of [`${header}.${claims}.${otherSignature}`, `${header}.${asStaff}.${signature}`, `${header}.${claims}.`]) {
+      assert.equal((await me({ authorization: `Bearer ${copy}` })).status, 401, copy);
+    }
+    assert.equal(
+      (await requestJson(`${staffOnly.url}/staff-only`, { headers: { authorization: `Bearer ${header}.${asStaff}.${signature}` } })).status,
+      401,
+    );
+    assert.equal((await me({ authorization: `Bearer ${token}` })).status, 200, 'the token itself still works');
+  });
+
   test('a staff-only route answers 403 to a customer and 200 to staff', async () => {
     const customer = await createTestUser(api.deps);
     const staff = await createTestUser(api.deps, { role: 'staff' });
