@@ -65,6 +65,40 @@ describe('request logging', () => {
     assert.equal(received.headers.authorization, '[REDACTED]');
   });
 
+  test("a response line redacts secret fields in the request's headers, query and parameters", async () => {
+    const answer = await requestJson(`${api.url}/api/v1/bookings/my?limit=x&token=query-token-do-not-log&apiKey=key-do-not-log`, {
+      headers: {
+        ...user.headers,
+        'x-request-id': 'trace-logging-3',
+        cookie: 'session=cookie-do-not-log',
+        'x-api-key': 'header-key-do-not-log',
+        'stripe-signature': 't=1,v1=signature-do-not-log',
+      },
+    });
+    assert.equal(answer.status, 400);
+    const line = entries().find((entry) => entry.reqId === 'trace-logging-3' && entry.msg === 'request completed');
+    assert.ok(line, 'the 400 was logged');
+    assert.equal(line.level, 'warn');
+    assert.equal(line.userId, user.user.id);
+    assert.equal(line.res.statusCode, 400);
+    for (const header of ['authorization', 'cookie', 'x-api-key', 'stripe-signature']) assert.equal(line.req.headers[header], '[REDACTED]', header);
+    assert.equal(line.req.query.token, '[REDACTED]');
+    assert.equal(line.req.query.apiKey, '[REDACTED]');
+    assert.equal(line.req.query.limit, 'x', 'other fields are kept');
+    const { url, ...rest } = line.req;
+    assert.match(url, /^\/api\/v1\/bookings\/my/);
+    for (const secret of [
+      user.token,
+      'query-token-do-not-log',
+      'key-do-not-log',
+      'cookie-do-not-log',
+      'header-key-do-not-log',
+      'signature-do-not-log',
+    ]) {
+      assert.ok(!JSON.stringify({ ...line, req: rest }).includes(secret), `the line contains ${secret}`);
+    }
+  });
+
   test('every line of a request carries its request id, and the user id once authenticated', async () => {
     const answer = await requestJson(`${careless.url}/echo`, {
       body: { hello: 'world' },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import pino from 'pino';
-import type { Logger } from '../platform/logger';
+import { REDACTED, RESPONSE_LINE_REDACTED_PATHS, type Logger } from '../platform/logger';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 // A caller's id is kept only if it cannot smuggle anything odd into logs or headers.
@@ -21,6 +21,8 @@ declare module 'http' {
 interface RequestLog {
   /** The logger the request's loggers are children of. */
   parent: Logger;
+  /** The parent with the response line's own redaction, for lines that are only that line. */
+  responseLine: Logger;
   bindings: Record<string, string>;
   logger?: Logger;
   started: number;
@@ -66,12 +68,13 @@ function onResponseError(this: Response, err: Error): void {
  */
 export function requestLogger(logger: Logger): RequestHandler {
   const parent = logger.child({}, { serializers: { req: pino.stdSerializers.req, res: pino.stdSerializers.res } });
+  const responseLine = parent.child({}, { redact: { paths: [...RESPONSE_LINE_REDACTED_PATHS], censor: REDACTED } });
   return (req, res, next) => {
     const offered = req.headers['x-request-id'];
     const id = typeof offered === 'string' && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, id);
     req.id = id;
-    requestLogs.set(req, { parent, bindings: { reqId: id }, started: Date.now(), logged: false });
+    requestLogs.set(req, { parent, responseLine, bindings: { reqId: id }, started: Date.now(), logged: false });
     Object.defineProperty(req, 'log', LOG_ACCESSOR);
     // `close` comes after `finish`, and alone when the client went away first.
     res.once('close', onResponseClose);
@@ -89,12 +92,17 @@ function logResponse(res: Response, err?: Error): void {
     err || res.statusCode >= 500 ? 'error' : PROBE_PATHS.has(req.originalUrl.split('?')[0]) ? 'silent' : res.statusCode >= 400 ? 'warn' : 'info';
   if (level === 'silent' || !log.parent.isLevelEnabled(level)) return;
   const responseTime = Date.now() - log.started;
-  const logger = log.parent.child({ ...log.bindings, req });
   if (level === 'error') {
+    // An error may carry anything: the logger's full redaction.
+    const logger = log.parent.child({ ...log.bindings, req });
     logger.error({ res, err: err ?? new Error(`failed with status code ${res.statusCode}`), responseTime }, 'request errored');
     return;
   }
-  logger[level]({ res, responseTime }, !req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted');
+  // One call rather than a child and a call: the same line (bindings first), one serialisation.
+  log.responseLine[level](
+    { ...log.bindings, req, res, responseTime },
+    !req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted',
+  );
 }
 
 /**
