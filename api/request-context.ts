@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import pino from 'pino';
-import { REDACTED, RESPONSE_LINE_REDACTED_PATHS, type Logger } from '../platform/logger';
+import { censorSecretFields, type Logger } from '../platform/logger';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 // A caller's id is kept only if it cannot smuggle anything odd into logs or headers.
@@ -68,7 +68,18 @@ function onResponseError(this: Response, err: Error): void {
  */
 export function requestLogger(logger: Logger): RequestHandler {
   const parent = logger.child({}, { serializers: { req: pino.stdSerializers.req, res: pino.stdSerializers.res } });
-  const responseLine = parent.child({}, { redact: { paths: [...RESPONSE_LINE_REDACTED_PATHS], censor: REDACTED } });
+  // The response line holds only the request, the response and string bindings, which its
+  // serialisers censor in one pass (censorSecretFields): no wildcard redaction to walk.
+  const responseLine = logger.child(
+    {},
+    {
+      redact: { paths: [] },
+      serializers: {
+        req: (req: Request) => censorSecretFields(pino.stdSerializers.req(req)),
+        res: (res: Response) => censorSecretFields(pino.stdSerializers.res(res)),
+      },
+    },
+  );
   return (req, res, next) => {
     const offered = req.headers['x-request-id'];
     const id = typeof offered === 'string' && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();

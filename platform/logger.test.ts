@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DrizzleQueryError } from 'drizzle-orm';
-import { createLogger, REDACTED } from './logger';
+import { censorSecretFields, createLogger, REDACTED } from './logger';
 
 function logOnce(fields: Record<string, unknown>): Record<string, any> {
   const lines: string[] = [];
@@ -74,4 +74,24 @@ test('a failed query is logged with its SQL and the driver error, never its para
   assert.equal(entry.err.code, '22021');
   assert.match(entry.err.query, /^insert into "users"/);
   assert.ok(!lines[0].includes('secret-hash') && !lines[0].includes('who@example.test'), lines[0]);
+});
+
+test('censorSecretFields censors every secret field at any depth, in arrays too, and leaves the input as it was', () => {
+  const input = {
+    headers: { authorization: 'Bearer t', 'x-request-id': 'r1', 'set-cookie': ['a=b'] },
+    query: { token: ['t1', 't2'], limit: '5', nested: { deeper: { password: 'p', cvc: '123' } } },
+    list: [{ apiKey: 'k', name: 'n' }],
+    count: 3,
+  };
+  const copy = structuredClone(input);
+  assert.deepEqual(censorSecretFields(input), {
+    headers: { authorization: REDACTED, 'x-request-id': 'r1', 'set-cookie': REDACTED },
+    query: { token: REDACTED, limit: '5', nested: { deeper: { password: REDACTED, cvc: REDACTED } } },
+    list: [{ apiKey: REDACTED, name: 'n' }],
+    count: 3,
+  });
+  assert.deepEqual(input, copy);
+  let deep: Record<string, unknown> = { password: 'p' };
+  for (let i = 0; i < 12; i++) deep = { next: deep };
+  assert.ok(!JSON.stringify(censorSecretFields(deep)).includes('"p"'), 'past the depth bound a value is censored whole');
 });
