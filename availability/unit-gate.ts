@@ -139,9 +139,10 @@ export type HoldAdmission = { status: 'admitted' } | { status: 'conflict'; unava
 /**
  * The API's fast answer before a hold workflow is started: most requests for contended units
  * end here with a 409 and never cost a workflow or a PostgreSQL write. A unit counts as taken if
- * PostgreSQL has a live claim on it, or if another request's claim on it is being placed right
- * now (a provisional key). A key left behind with neither (a release whose Redis call failed) is
- * ignored, and PostgreSQL decides. A crash after this leaves only keys that expire on their own.
+ * another request's claim on it is being placed right now (a provisional key; these are named,
+ * without a query), or else if PostgreSQL has a live claim on it. A key left behind with neither
+ * (a release whose Redis call failed) is ignored, and PostgreSQL decides. A crash after this
+ * leaves only keys that expire on their own.
  */
 export async function admitHoldRequest(
   deps: { db: Database; gate: UnitGate },
@@ -149,8 +150,9 @@ export async function admitHoldRequest(
 ): Promise<HoldAdmission> {
   const answer = await deps.gate.acquire(request.offeringId, request.unitIds, holdGateOwner(request.holdId), PROVISIONAL_GATE_MS);
   if (answer.status !== 'taken') return { status: 'admitted' };
-  const claimed = await liveClaimsOf(deps.db, request.unitIds);
-  if (claimed.length > 0) return { status: 'conflict', unavailableUnitIds: claimed };
+  // A claim being placed refuses without asking PostgreSQL (in a burst most refusals are these).
   const beingPlaced = answer.taken.filter((t) => t.ttlMs >= 0 && t.ttlMs <= PROVISIONAL_GATE_MS).map((t) => t.unitId);
-  return beingPlaced.length > 0 ? { status: 'conflict', unavailableUnitIds: beingPlaced } : { status: 'admitted' };
+  if (beingPlaced.length > 0) return { status: 'conflict', unavailableUnitIds: beingPlaced };
+  const claimed = await liveClaimsOf(deps.db, request.unitIds);
+  return claimed.length > 0 ? { status: 'conflict', unavailableUnitIds: claimed } : { status: 'admitted' };
 }
