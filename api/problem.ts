@@ -72,14 +72,15 @@ export function notFoundHandler(): RequestHandler {
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
-    const log = req.log ?? logger;
+    // `req.log` makes the request's child logger when first read: only a line to write needs it.
+    const log = () => req.log ?? logger;
     const problem = toProblem(err);
     if (problem.status === 503) {
-      log.warn({ err }, 'dependency unavailable');
+      log().warn({ err }, 'dependency unavailable');
       res.set('Retry-After', '5');
     } else if (problem.status >= 500) {
       // The logger's error serializer keeps query parameters (password hashes, emails) out.
-      log.error({ err }, 'unhandled error');
+      log().error({ err }, 'unhandled error');
     }
     sendProblem(req, res, problem);
   };
