@@ -26,6 +26,7 @@ import { adminPlanRoutes, planCatalogRoutes } from './plan';
 import { notFoundHandler, problemHandler } from './problem';
 import { ipRateLimit } from './rate-limit';
 import { requestLogger } from './request-context';
+import { enteredOnlyForItsPaths } from './route';
 import { subscriptionRoutes } from './subscription';
 import { subscriptionChangeRoutes } from './subscription-changes';
 import { waitlistRoutes } from './waitlist';
@@ -90,7 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(jsonBodyExcept(RAW_BODY_PATHS));
 
   app.use(metrics.router, openApiRoutes(operations));
-  for (const routes of ROUTERS) app.use(routes(deps));
+  for (const routes of ROUTERS) app.use(enteredOnlyForItsPaths(routes(deps)));
 
   app.use(notFoundHandler());
   app.use(problemHandler(deps.logger));

@@ -51,6 +51,28 @@ export function apiRouter(deps?: RouteGuardDeps): ApiRouter {
   };
 }
 
+/**
+ * The router, entered only by requests whose path starts with the literal beginning of one of its
+ * routes (compared as Express compares, ignoring case): every request used to walk every route of
+ * the ~25 routers mounted before its own, a tenth of the API's CPU for a cheap answer such as a
+ * refused hold. A router with anything but plain routes (a middleware, a pattern) is always entered.
+ */
+export function enteredOnlyForItsPaths(router: Router): RequestHandler {
+  const prefixes: string[] = [];
+  for (const layer of router.stack) {
+    const path = layer.route?.path;
+    if (typeof path !== 'string') return router;
+    prefixes.push(path.slice(0, path.search(/[:*{}()?+\\]|$/)).toLowerCase());
+  }
+  const enter: RequestHandler = (req, res, next) => {
+    const path = req.path.toLowerCase();
+    if (prefixes.some((prefix) => path.startsWith(prefix))) return router(req, res, next);
+    next();
+  };
+  // Listed as the router it enters (Router#listRoutes recurses into a handler with a stack).
+  return Object.assign(enter, { stack: router.stack, listRoutes: () => (router as unknown as { listRoutes(): unknown[] }).listRoutes() });
+}
+
 /** Express's form of a declared path: `/api/v1/subscriptions/{id}` → `/api/v1/subscriptions/:id`. */
 export function expressPath(openApiPath: string): string {
   return openApiPath.replace(/\{(\w+)\}/g, ':$1');
