@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import express from 'express';
 import { auditLog } from '../db/schema';
 import { connectTestDeps, createTestUser, listen, requestJson, type TestDeps, type TestServer, type TestUser } from '../test/support/api';
@@ -61,8 +61,23 @@ describe('Idempotency-Key on POST routes', () => {
     app.post('/converging-things', requireAuth(deps), idempotent(deps, { scope: 'POST /converging-things', converges: true }), async (req, res) => {
       slowConverging.markStarted();
       await slowConverging.opened;
-      if ((await thingsCreated(String(req.body.marker))) > 0) return void res.status(201).json({ marker: req.body.marker, found: true });
-      await createThing(req, res);
+      // Converging as a real route does (a workflow id derived from the key): the look and the
+      // create are one step, here a transaction under a lock on the marker, so two runs make one thing.
+      const marker = String(req.body.marker);
+      const created = await deps.db.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${marker}))`);
+        const found = await tx
+          .select({ id: auditLog.id })
+          .from(auditLog)
+          .where(and(eq(auditLog.action, 'idempotency-test.create'), eq(auditLog.targetId, marker)));
+        if (found.length > 0) return undefined;
+        const [row] = await tx
+          .insert(auditLog)
+          .values({ actorId: currentUser(req).id, action: 'idempotency-test.create', targetType: 'thing', targetId: marker })
+          .returning({ id: auditLog.id });
+        return row;
+      });
+      res.status(201).json(created ? { id: created.id, marker } : { marker, found: true });
     });
     app.use(problemHandler(deps.logger));
     server = await listen(app);
