@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray, isNull, sql, TransactionRollbackError } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
-import type { Database } from '../db/client';
+import { isUniqueViolation, type Database } from '../db/client';
 import { bookings, holds, offerings, subscriptions, unitClaims, units, waitlistEntries } from '../db/schema';
 import { confirmationCodeFrom, CONFIRMATION_CODE_LENGTH, totalPrice, type BookingFailureReason, type CancellationPolicy } from '../domain/booking';
 import type { Logger } from '../platform/logger';
@@ -278,20 +278,9 @@ async function withFreshConfirmationCode(insert: (code: string) => Promise<unkno
       await insert(confirmationCodeFrom(randomBytes(CONFIRMATION_CODE_LENGTH)));
       return;
     } catch (err) {
-      if (attempt >= CONFIRMATION_CODE_ATTEMPTS || !isConfirmationCodeCollision(err)) throw err;
+      if (attempt >= CONFIRMATION_CODE_ATTEMPTS || !isUniqueViolation(err, 'bookings_confirmation_code_idx')) throw err;
     }
   }
-}
-
-/** A unique violation of the code's index, as postgres.js reports it (drizzle may wrap it as the cause). */
-function isConfirmationCodeCollision(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 3 && typeof e === 'object' && e !== null; depth++) {
-    const { code, constraint_name, cause } = e as { code?: unknown; constraint_name?: unknown; cause?: unknown };
-    if (code === '23505' && constraint_name === 'bookings_confirmation_code_idx') return true;
-    e = cause;
-  }
-  return false;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Router } from 'express';
 import { z } from 'zod';
-import type { Database } from '../db/client';
+import { isUniqueViolation, type Database } from '../db/client';
 import { offerings, units, waitlistEntries } from '../db/schema';
 import { freeUnitsOf, hasWaitingEntries, lockWaitlistExclusive, positionInLine } from '../db/waitlist';
 import { holdWorkflowId } from '../domain/hold';
@@ -136,7 +136,8 @@ async function joinLine(db: Database, input: { offeringId: string; userId: strin
       return entry;
     });
   } catch (err) {
-    if (isLiveEntryConflict(err)) throw new HttpProblem(409, 'Already on the waitlist', 'You already have a live entry on this waitlist.');
+    if (isUniqueViolation(err, 'waitlist_entries_one_live_per_customer'))
+      throw new HttpProblem(409, 'Already on the waitlist', 'You already have a live entry on this waitlist.');
     throw err;
   }
 }
@@ -193,17 +194,6 @@ async function entryJson(db: Database, entry: EntryRow): Promise<z.infer<typeof 
     offerExpiresAt: entry.offerExpiresAt?.toISOString() ?? null,
     createdAt: entry.createdAt.toISOString(),
   };
-}
-
-/** The one-live-entry index refused a second entry (a join racing another of the same customer). */
-function isLiveEntryConflict(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 3 && typeof e === 'object' && e !== null; depth++) {
-    const { code, constraint_name, cause } = e as { code?: unknown; constraint_name?: unknown; cause?: unknown };
-    if (code === '23505' && constraint_name === 'waitlist_entries_one_live_per_customer') return true;
-    e = cause;
-  }
-  return false;
 }
 
 export const waitlistApi = {

@@ -252,22 +252,27 @@ export async function measureCouponValidation(ctx: BenchContext): Promise<Availa
 // ---------------------------------------------------------------------------------------------
 // 3. Renewal storm
 
-export interface StormResult {
+/** What a run of due renewals came to, the storm's and the cron peer's alike (bench/cron-peer.ts). */
+export interface RenewalRunFigures {
   count: number;
-  /** Whether every workflow had started before the due instant (otherwise lateness includes set-up). */
-  armedBeforeDue: boolean;
-  armingMs: number;
   renewed: number;
-  /** Due instant → last renewal charged. */
+  /** Due instant → last renewal done. */
   drainMs: number;
   renewalsPerSecond: number;
   /** The most charges answered in any one second: what the gateway saw at the peak. */
   peakChargesPerSecond: number;
-  /** Charge recorded (payments.updated_at) minus the due instant. */
+  /** Renewal recorded minus the due instant. */
   latenessMs: LatencySummary;
   statuses: Record<string, number>;
-  /** From the due instant until the last renewal was charged. */
+  /** From the due instant until the last renewal was done. */
   cpuMsPerOperation: CpuReading;
+}
+
+/** The storm's lateness is payments.updated_at (the charge recorded) minus the due instant. */
+export interface StormResult extends RenewalRunFigures {
+  /** Whether every workflow had started before the due instant (otherwise lateness includes set-up). */
+  armedBeforeDue: boolean;
+  armingMs: number;
   sample?: SeededSubscription;
 }
 

@@ -23,9 +23,9 @@ import type { PaymentGateway } from '../domain/payment';
 import { loadConfig } from '../platform/config';
 import { TASK_QUEUES } from '../platform/task-queues';
 import type { TestUser } from '../test/support/api';
-import type { BenchContext } from './benchmarks';
+import type { BenchContext, RenewalRunFigures } from './benchmarks';
 import { cpuPerOperation, type CpuReading } from './cpu';
-import { perSecond, runBounded, summarise, tally, type LatencySummary } from './stats';
+import { perSecond, runBounded, summarise, tally } from './stats';
 
 export interface PeerOptions {
   databaseUrl: string;
@@ -38,20 +38,10 @@ export interface PeerOptions {
   progress(message: string): void;
 }
 
-export interface PeerResult {
-  count: number;
+/** The peer's lateness is its renewal's commit minus the due instant; its CPU is the bench process's. */
+export interface PeerResult extends RenewalRunFigures {
   workers: number;
   gatewayCallsPerSecond: number;
-  renewed: number;
-  /** Due instant → last renewal committed. */
-  drainMs: number;
-  renewalsPerSecond: number;
-  peakChargesPerSecond: number;
-  /** Commit of the renewal minus the due instant. */
-  latenessMs: LatencySummary;
-  statuses: Record<string, number>;
-  /** From the due instant until the last worker stopped; the job runs in the bench process. */
-  cpuMsPerOperation: CpuReading;
 }
 
 // Tables of the bench's own, beside the product's schema (not a migration): the storm's rows

@@ -77,3 +77,17 @@ export function poolOptions(config: {
     idleInTransactionTimeoutMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
   };
 }
+
+/**
+ * Whether `err` is PostgreSQL refusing a row by the unique index or constraint `constraint`, as
+ * postgres.js reports it (drizzle may wrap it as the cause, so a few causes deep are looked at).
+ */
+export function isUniqueViolation(err: unknown, constraint: string): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 3 && typeof e === 'object' && e !== null; depth++) {
+    const { code, constraint_name, cause } = e as { code?: unknown; constraint_name?: unknown; cause?: unknown };
+    if (code === '23505' && constraint_name === constraint) return true;
+    e = cause;
+  }
+  return false;
+}
