@@ -15,7 +15,8 @@ import { insertTestPlan } from '../test/support/subscription-fixtures';
 import { TASK_QUEUES } from '../platform/task-queues';
 import { cpuPerOperation, type CpuReading } from './cpu';
 import { countTasks, meanStages, type Stages } from './history';
-import { seedDueSubscriptions, waitUntilAsleep, type SeededSubscription } from './seed';
+import { readMetrics, sumOf } from './metrics';
+import { FIRST_TASK_DONE, seedDueSubscriptions, waitUntilAsleep, type SeededSubscription } from './seed';
 import { residentBytes, type LocalStack } from './stack';
 import { perSecond, runBounded, since, summarise, tally, type LatencySummary } from './stats';
 import { ALONE, latencyAlone, sampleStages, timedRequest } from './timing';
@@ -273,6 +274,12 @@ export interface StormResult extends RenewalRunFigures {
   /** Whether every workflow had started before the due instant (otherwise lateness includes set-up). */
   armedBeforeDue: boolean;
   armingMs: number;
+  /**
+   * Due instant → every workflow asleep again in its next run (charged, projected, notified,
+   * continued as new, first task of the new run done). The CPU figure covers all of it: a renewal
+   * is not done when its charge is, and work left over would be billed to whatever ran next.
+   */
+  settledMs: number;
   sample?: SeededSubscription;
 }
 
@@ -298,7 +305,10 @@ export async function measureStorm(ctx: BenchContext, ceilingPerSecond: number):
   const ids = seeded.map((s) => s.subscriptionId);
   await sleep(Math.max(0, dueAt.getTime() - Date.now()));
   const cpuBefore = ctx.readCpu();
+  const continuedBefore = await continuedAsNew(ctx);
   const charged = await waitForRenewals(ctx.deps, ids, dueAt.getTime() + STORM_TIMEOUT_MS);
+  await waitUntilSettled(ctx, seeded, charged, continuedBefore + count, dueAt.getTime() + STORM_TIMEOUT_MS);
+  const settledMs = Date.now() - dueAt.getTime();
   const cpuAfter = ctx.readCpu();
   const lateness = charged.filter((p) => p.status === 'succeeded').map((p) => p.updatedAt.getTime() - dueAt.getTime());
   const drainMs = Math.max(0, ...lateness);
@@ -306,6 +316,7 @@ export async function measureStorm(ctx: BenchContext, ceilingPerSecond: number):
     count,
     armedBeforeDue,
     armingMs,
+    settledMs,
     renewed: lateness.length,
     drainMs,
     renewalsPerSecond: perSecond(lateness.length, drainMs),
@@ -329,6 +340,38 @@ async function waitForRenewals(deps: AppDeps, subscriptionIds: string[], deadlin
     const answered = rows.filter((r) => r.status !== 'pending');
     if (answered.length >= subscriptionIds.length || Date.now() > deadlineMs) return answered;
     await sleep(500);
+  }
+}
+
+/** Runs the worker has continued as new so far (its own metric: no load on the server). */
+async function continuedAsNew(ctx: BenchContext): Promise<number> {
+  const { worker } = await readMetrics(ctx.stack.metricsUrls);
+  return sumOf(worker, 'temporal_workflow_continue_as_new');
+}
+
+/**
+ * Until every renewal has continued as new (the worker's count), then until the last 25 charged
+ * have run the first task of their next run (as the arming waits for the first).
+ */
+async function waitUntilSettled(
+  ctx: BenchContext,
+  seeded: readonly SeededSubscription[],
+  charged: ReadonlyArray<{ subscriptionId: string | null; updatedAt: Date }>,
+  continuedTarget: number,
+  deadlineMs: number,
+): Promise<void> {
+  while ((await continuedAsNew(ctx)) < continuedTarget && Date.now() < deadlineMs) await sleep(250);
+  const lastCharged = [...charged].sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).slice(0, 25);
+  const bySubscription = new Map(seeded.map((s) => [s.subscriptionId, s]));
+  for (const { subscriptionId } of lastCharged) {
+    const s = subscriptionId ? bySubscription.get(subscriptionId) : undefined;
+    if (!s) continue;
+    const handle = ctx.deps.temporal.workflow.getHandle(s.workflowId);
+    for (;;) {
+      const { runId, historyLength } = await handle.describe();
+      if ((runId !== s.firstRunId && historyLength >= FIRST_TASK_DONE) || Date.now() > deadlineMs) break;
+      await sleep(100);
+    }
   }
 }
 

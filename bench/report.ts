@@ -51,6 +51,8 @@ export interface BenchResults {
   footprint?: FootprintResult;
   histories?: HistoryCounts;
   profiles?: Record<string, ProfileSummary>;
+  /** What the Temporal server's and the worker's own metrics moved by during each benchmark (bench/metrics.ts). */
+  metrics?: Record<string, { temporal: Array<{ name: string; delta: number }>; worker: Array<{ name: string; delta: number }> }>;
   /** The books after the runs, against the gateway's record (scripts/bench.ts): differences must be 0. */
   reconciliation?: {
     customers: number;
@@ -136,7 +138,7 @@ export function toMarkdown(r: BenchResults): string {
     const s = r.storm;
     rows.push([
       `3. Renewal storm: ${s.count} subscriptions due at one instant`,
-      `**${num(s.renewalsPerSecond)} renewals/s** (${s.renewed} charged in ${sec(s.drainMs)}, at most ${s.peakChargesPerSecond} in one second); lateness ${latency(s.latenessMs, 's')}${s.armedBeforeDue ? '' : ' (not all armed before the due instant)'}${peerTimes(ratios)}`,
+      `**${num(s.renewalsPerSecond)} renewals/s** (${s.renewed} charged in ${sec(s.drainMs)}, at most ${s.peakChargesPerSecond} in one second; all asleep in their next run after ${s.settledMs === undefined ? 'n/a' : sec(s.settledMs)}); lateness ${latency(s.latenessMs, 's')}${s.armedBeforeDue ? '' : ' (not all armed before the due instant)'}${peerTimes(ratios)}`,
       ratio(s.renewalsPerSecond),
     ]);
   }

@@ -75,6 +75,9 @@ export async function seedDueSubscriptions(deps: AppDeps, options: DueSubscripti
   return results.map((r) => (r as { ok: true; value: SeededSubscription }).value);
 }
 
+/** History length once a run's first workflow task is done: started, task scheduled, started, completed. */
+export const FIRST_TASK_DONE = 4;
+
 /**
  * Waits until the workflows started last have run their first workflow task (their timer is set).
  * A start returns once the server has accepted it, long before the worker has caught up; task
@@ -87,8 +90,6 @@ export async function waitUntilAsleep(
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
   const sample = seeded.slice(-(options.sample ?? 25));
-  // Started, task scheduled, started, completed: the first task is done.
-  const FIRST_TASK_DONE = 4;
   for (const s of sample) {
     const handle = deps.temporal.workflow.getHandle(s.workflowId, s.firstRunId);
     while ((await handle.describe()).historyLength < FIRST_TASK_DONE) {

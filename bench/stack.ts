@@ -76,6 +76,8 @@ export interface LocalStack {
    */
   env: NodeJS.ProcessEnv;
   gatewayLogFile?: string;
+  /** Prometheus endpoints: the Temporal server's own metrics and the worker's SDK metrics (bench/metrics.ts). */
+  metricsUrls: { temporal: string; worker: string };
   /** What the running worker reported at start-up: its pid and effective per-queue settings. */
   workerSettings(): WorkerSettings;
   postgres: Restartable;
@@ -95,7 +97,9 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
   const logFile = (name: string) => path.join(dir, `${name}.log`);
   try {
     const [temporalCli, binaries] = await settleAll([ensureTemporalCli(), ensureServerBinaries({ postgres: true, redis: true })]);
-    const [pgPort, redisPort, temporalPort, apiPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [pgPort, redisPort, temporalPort, apiPort, temporalMetricsPort, workerMetricsPort] = await Promise.all(
+      Array.from({ length: 6 }, () => freePort()),
+    );
 
     const pgOptions = {
       binaries: binaries.postgres!,
@@ -112,6 +116,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       logFile: logFile('temporal'),
       ...(options.temporalDbFile ? { dbFile: path.join(dir, 'temporal.db') } : {}),
       dynamicConfig: options.temporalDynamicConfig,
+      metricsPort: temporalMetricsPort,
     };
     const [postgres, redis, temporal] = await Promise.all([
       restartable('postgresql', async () => (await startPostgres(group, pgOptions)).process),
@@ -159,7 +164,8 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     ];
     const worker = await restartable('worker', async () => {
       rmSync(readyFile, { force: true });
-      const managed = group.spawn('worker', process.execPath, workerArgs, { env, logFile: logFile('worker'), stopGraceMs: 30_000 });
+      const workerEnv = { ...env, WORKER_METRICS_ADDRESS: `127.0.0.1:${workerMetricsPort}` };
+      const managed = group.spawn('worker', process.execPath, workerArgs, { env: workerEnv, logFile: logFile('worker'), stopGraceMs: 30_000 });
       await waitUntil('worker', managed, async () => existsSync(readyFile));
       return managed;
     });
@@ -182,6 +188,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       apiUrl,
       env,
       gatewayLogFile,
+      metricsUrls: { temporal: `http://127.0.0.1:${temporalMetricsPort}/metrics`, worker: `http://127.0.0.1:${workerMetricsPort}/metrics` },
       workerSettings: () => JSON.parse(readFileSync(readyFile, 'utf8')) as WorkerSettings,
       postgres,
       redis,

@@ -10,7 +10,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { activitiesFromConfig } from '../activities';
 import { createPaymentGateway } from '../activities/gateway';
@@ -19,7 +18,7 @@ import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { TASK_QUEUES } from '../platform/task-queues';
 import { temporalTransportOptions } from '../platform/temporal-connection';
-import { bundleWorkflows, createWorkers, NativeConnection, runWorkers, shutdownWorkers, workerTuning } from '../platform/worker';
+import { bundleWorkflows, createWorkers, installTemporalRuntime, NativeConnection, runWorkers, shutdownWorkers, workerTuning } from '../platform/worker';
 import { recordingGateway } from './recording-gateway';
 
 async function main(): Promise<void> {
@@ -32,7 +31,7 @@ async function main(): Promise<void> {
   });
   const config = loadConfig(process.env);
   const logger = createLogger(config);
-  Runtime.install({ logger: new DefaultLogger('WARN', (entry) => logger.warn({ ...entry.meta }, entry.message)) });
+  installTemporalRuntime(config, logger);
 
   const database = connectDatabase(config.DATABASE_URL, poolOptions(config));
   const connection = await NativeConnection.connect(temporalTransportOptions(config));

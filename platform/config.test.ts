@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from './config';
+import { workerTuning } from './worker';
 
 // The variables every process needs; each test adds what it is about.
 const REQUIRED = {
@@ -95,6 +96,14 @@ describe('live availability streams', () => {
     }
     assert.equal(loadConfig({ ...REQUIRED, SSE_STREAM_MAX_AGE: 'PT2S' }).SSE_STREAM_MAX_AGE, 'PT2S');
   });
+});
+
+test('WORKER_STICKY_QUEUE_TIMEOUT is PT1M unless set, reaches the worker in ms, and refuses what is no fixed duration', () => {
+  assert.equal(workerTuning(loadConfig(REQUIRED)).stickyQueueScheduleToStartTimeoutMs, 60_000);
+  assert.equal(workerTuning(loadConfig({ ...REQUIRED, WORKER_STICKY_QUEUE_TIMEOUT: 'PT5M' })).stickyQueueScheduleToStartTimeoutMs, 300_000);
+  for (const bad of ['60s', 'P1M', 'PT0S']) {
+    assert.ok(problemsOf({ ...REQUIRED, WORKER_STICKY_QUEUE_TIMEOUT: bad }).some((p) => p.startsWith('WORKER_STICKY_QUEUE_TIMEOUT:')), bad);
+  }
 });
 
 test('HOLD_MAX_EXTENSION is PT15M unless set, and a fixed duration longer than zero', () => {

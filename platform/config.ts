@@ -78,6 +78,9 @@ const envSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
   // Sticky cache; unset leaves the SDK's size, about 600 workflows per GiB of V8 heap.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  // How long a cached workflow's next task waits for its worker before any worker may take it (and
+  // replay its history). The SDK's 10 s turned every renewal storm longer than 10 s into replays.
+  WORKER_STICKY_QUEUE_TIMEOUT: fixedDuration.default('PT1M'),
   // Across every worker of the `payments` queue (the server enforces it), so a renewal storm stays
   // under the gateway's request limit: every gateway call, of any workflow, is one activity there.
   GATEWAY_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(100),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { durationToMilliseconds } from '../domain/period';
 import { TASK_QUEUES } from './task-queues';
 
 // Below the usual 30 s between SIGTERM and SIGKILL: running activities get this long to finish.
@@ -57,6 +58,16 @@ export interface WorkerTuning {
   maxConcurrentActivityTaskExecutions: number;
   maxConcurrentWorkflowTaskExecutions: number;
   maxCachedWorkflows?: number;
+  /**
+   * How long a workflow task may wait on a worker's sticky queue (the worker that has the workflow
+   * cached) before the server times it out and hands it to any worker, which must replay the whole
+   * history to run it. Under a burst (a renewal storm) tasks wait for CPU, not for a dead worker:
+   * the SDK's 10 s moved thousands of them, and each replay added to the wait that caused it
+   * (bench/README.md, "The renewal storm's cliff"). A worker that has died stops polling and the
+   * server sends new tasks elsewhere after 10 s whatever this is; only tasks already queued for it
+   * wait this long.
+   */
+  stickyQueueScheduleToStartTimeoutMs?: number;
   /** Activities per second across all workers of a queue, by queue name; enforced by the server. */
   maxTaskQueueActivitiesPerSecond: Readonly<Record<string, number>>;
 }
@@ -67,6 +78,7 @@ export function workerTuning(config: Config, paymentsQueue: string = TASK_QUEUES
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    stickyQueueScheduleToStartTimeoutMs: durationToMilliseconds(config.WORKER_STICKY_QUEUE_TIMEOUT),
     maxTaskQueueActivitiesPerSecond: { [paymentsQueue]: config.GATEWAY_MAX_CALLS_PER_SECOND },
   };
 }
@@ -85,6 +97,7 @@ export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> 
         maxConcurrentActivityTaskExecutions: options.tuning?.maxConcurrentActivityTaskExecutions,
         maxConcurrentWorkflowTaskExecutions: options.tuning?.maxConcurrentWorkflowTaskExecutions,
         maxCachedWorkflows: options.tuning?.maxCachedWorkflows,
+        stickyQueueScheduleToStartTimeout: options.tuning?.stickyQueueScheduleToStartTimeoutMs,
         maxTaskQueueActivitiesPerSecond: options.tuning?.maxTaskQueueActivitiesPerSecond[taskQueue],
       }),
     ),

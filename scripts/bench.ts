@@ -38,6 +38,7 @@ import {
 } from '../bench/benchmarks';
 import { readCpu } from '../bench/cpu';
 import { runCronPeer } from '../bench/cron-peer';
+import { largestMovements, metricDelta, readMetrics } from '../bench/metrics';
 import { summariseProfiles } from '../bench/profile';
 import { ceilingPerSecond, ratiosOf, toMarkdown, type BenchResults, type Machine } from '../bench/report';
 import { connectToStack } from '../bench/seed';
@@ -170,7 +171,13 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
       log(`${name}: running`);
       const started = Date.now();
       try {
+        const metricsBefore = await readMetrics(stack.metricsUrls);
         const result = await run();
+        const metricsAfter = await readMetrics(stack.metricsUrls);
+        (results.metrics ??= {})[name] = {
+          temporal: largestMovements(metricDelta(metricsBefore.temporal, metricsAfter.temporal)),
+          worker: largestMovements(metricDelta(metricsBefore.worker, metricsAfter.worker)),
+        };
         log(`${name}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return result;
       } catch (error) {

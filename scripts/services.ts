@@ -305,10 +305,17 @@ export interface TemporalServer {
  * one shard that spaced every hand-off (workflow task → activity task → workflow task) ~40 ms
  * apart once the limiter's burst was spent: 7 hand-offs made a lone subscribe ~350 ms instead of
  * ~100 ms (bench/README.md). The readers still poll only when told of new tasks.
+ *
+ * Each task queue also has one partition instead of the server's four. Partitions spread a queue
+ * over matching hosts; on one process with one worker they only forward tasks and polls between
+ * each other: a lone task that landed in a partition whose pollers had gone elsewhere waited ~2 s
+ * (the no-op's p99 after a burst), and the forwarding cost ~15% of a no-op workflow's CPU.
  */
 export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
   'history.transferProcessorMaxPollRPS': 1000,
   'history.visibilityProcessorMaxPollRPS': 1000,
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
 };
 
 /**
@@ -325,11 +332,14 @@ export async function startTemporalDevServer(
     uiPort?: number;
     logFile: string;
     dynamicConfig?: Readonly<Record<string, number>>;
+    /** Serves the server's own Prometheus metrics on 127.0.0.1:<port>/metrics. */
+    metricsPort?: number;
   },
 ): Promise<TemporalServer> {
   if (options.dbFile) mkdirSync(path.dirname(options.dbFile), { recursive: true });
   const persistence = options.dbFile ? ['--db-filename', options.dbFile] : [];
   const ui = options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)];
+  const metrics = options.metricsPort === undefined ? [] : ['--metrics-port', String(options.metricsPort)];
   const dynamicConfig = Object.entries(options.dynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => [
     '--dynamic-config-value',
     `${key}=${value}`,
@@ -337,7 +347,7 @@ export async function startTemporalDevServer(
   const child = group.spawn(
     'temporal',
     options.cli,
-    ['server', 'start-dev', ...persistence, '--ip', '127.0.0.1', '--port', String(options.port), ...ui, ...dynamicConfig, '--log-level', 'warn'],
+    ['server', 'start-dev', ...persistence, '--ip', '127.0.0.1', '--port', String(options.port), ...ui, ...metrics, ...dynamicConfig, '--log-level', 'warn'],
     { logFile: options.logFile },
   );
   const address = `127.0.0.1:${options.port}`;
