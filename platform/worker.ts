@@ -97,7 +97,10 @@ export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> 
         maxConcurrentActivityTaskExecutions: options.tuning?.maxConcurrentActivityTaskExecutions,
         maxConcurrentWorkflowTaskExecutions: options.tuning?.maxConcurrentWorkflowTaskExecutions,
         maxCachedWorkflows: options.tuning?.maxCachedWorkflows,
-        stickyQueueScheduleToStartTimeout: options.tuning?.stickyQueueScheduleToStartTimeoutMs,
+        // Absent, not undefined: the SDK reads an explicit undefined as a duration.
+        ...(options.tuning?.stickyQueueScheduleToStartTimeoutMs
+          ? { stickyQueueScheduleToStartTimeout: options.tuning.stickyQueueScheduleToStartTimeoutMs }
+          : {}),
         maxTaskQueueActivitiesPerSecond: options.tuning?.maxTaskQueueActivitiesPerSecond[taskQueue],
       }),
     ),
