@@ -120,6 +120,11 @@ export const bookingSteps = proxyActivities<BookingActivities>({
   ...PROJECTION,
   retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },
 });
+/** The checkout saga's own steps in the workflow task itself (runs with the booking-local-steps patch). */
+export const bookingStepsLocally = proxyLocalActivities<BookingActivities>({
+  ...LOCAL_PROJECTION,
+  retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: BOOKING_STEP_FAILURES },
+});
 export const { notify, deliverNotification } = proxyActivities<NotificationActivities>(NOTIFICATION);
 /** An offering's cancellation: its row, holds, waitlist and the pages of its bookings (rows in PostgreSQL). */
 export const offeringSteps = proxyActivities<OfferingActivities>({
