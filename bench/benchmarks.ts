@@ -40,6 +40,9 @@ export interface Sizes {
   users: number;
   /** Requests whose workflow history is read for the stage breakdown. */
   stageSamples: number;
+  /** The soak (bench/soak.ts): how long the mix runs, and how many subscriptions renew meanwhile. */
+  soakSeconds: number;
+  soakRenewing: number;
 }
 
 export interface BenchContext {

@@ -13,6 +13,8 @@ import type { CpuReading } from './cpu';
 import type { PeerResult } from './cron-peer';
 import { STAGE_NAMES, type Stages } from './history';
 import type { ProfileSummary } from './profile';
+import type { SoakResult } from './soak';
+import { soakDetails, soakRow } from './soak-report';
 import type { LatencySummary } from './stats';
 
 export interface Machine {
@@ -48,6 +50,8 @@ export interface BenchResults {
   peer?: PeerResult;
   /** The within-run ratios that need two rows (ratiosOf), written into the JSON too. */
   ratios?: RunRatios;
+  /** Interactive work under steady background load (bench/soak.ts). */
+  soak?: SoakResult;
   footprint?: FootprintResult;
   histories?: HistoryCounts;
   profiles?: Record<string, ProfileSummary>;
@@ -191,6 +195,7 @@ export function toMarkdown(r: BenchResults): string {
       ratio(c.requestsPerSecond),
     ]);
   }
+  if (r.soak) rows.push(soakRow(r.soak));
   if (r.footprint) {
     const f = r.footprint;
     rows.push([
@@ -240,6 +245,7 @@ export function toMarkdown(r: BenchResults): string {
       cpuTable(measured),
     );
   if (r.storm && r.peer) lines.push('', stormAgainstPeer(r.storm, r.peer, ratios));
+  if (r.soak) lines.push('', ...soakDetails(r.soak));
   const stageTables = [
     r.subscribe && stageTable('Subscribe', r.subscribe.stagesMs, r.subscribe.stageSamples),
     r.holds && r.holds.bookings.stageSamples > 0 && stageTable('Booking', r.holds.bookings.stagesMs, r.holds.bookings.stageSamples),

@@ -4,7 +4,7 @@
  * bench/benchmarks.ts, and writes bench/results/<timestamp>.json. A full run also writes
  * bench/results/latest.md; the table is printed either way.
  *
- *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,availability,coupons,peer,storm,footprint,histories]
+ *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,availability,coupons,peer,storm,soak,footprint,histories]
  *                    [--profile] [--temporal-file] [--temporal-defaults] [--label "what changed"]
  *
  * The dev server keeps its state in memory, as under `npm test`; `--temporal-file` gives it a
@@ -38,6 +38,7 @@ import {
 } from '../bench/benchmarks';
 import { readCpu } from '../bench/cpu';
 import { runCronPeer } from '../bench/cron-peer';
+import { measureSoak } from '../bench/soak';
 import { largestMovements, metricDelta, readMetrics } from '../bench/metrics';
 import { summariseProfiles } from '../bench/profile';
 import { ceilingPerSecond, ratiosOf, toMarkdown, type BenchResults, type Machine } from '../bench/report';
@@ -51,7 +52,7 @@ import { loadConfig } from '../platform/config';
 import { REPO_ROOT } from './tools';
 
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
-const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'coupons', 'peer', 'storm', 'footprint', 'histories'] as const;
+const BENCHMARKS = ['ceiling', 'subscribe', 'holds', 'availability', 'coupons', 'peer', 'storm', 'soak', 'footprint', 'histories'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const FULL: Sizes = {
@@ -67,6 +68,8 @@ const FULL: Sizes = {
   concurrency: 25,
   users: 50,
   stageSamples: 40,
+  soakSeconds: 120,
+  soakRenewing: 150,
 };
 const QUICK: Sizes = {
   ...FULL,
@@ -78,6 +81,7 @@ const QUICK: Sizes = {
   availabilitySeconds: 5,
   users: 10,
   stageSamples: 10,
+  soakSeconds: 30,
 };
 
 const TUNING_VARIABLES = [
@@ -195,6 +199,7 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
     // The cron peer just before the storm it is compared with (bench/cron-peer.ts).
     results.peer = await step('peer', () => runCronPeer(ctx));
     results.storm = await step('storm', () => measureStorm(ctx, ceilingPerSecond(results) || 50));
+    results.soak = await step('soak', () => measureSoak(ctx));
     results.footprint = await step('footprint', () => measureFootprint(ctx, rssIdle));
     results.histories = await step('histories', () => countHistories(ctx, results.subscribe?.sampleSubscriptionId, results.storm?.sample));
     results.ceilingAfter = await step('ceilingAfter', () => measureCeiling(ctx));
