@@ -33,7 +33,7 @@ export function soakDetails(s: SoakResult): string[] {
     '| --- | --- | --- | --- | --- | --- |',
     ...ops,
     '',
-    `Largest task-queue backlog sampled every 2 s (approximate_backlog_count, its age): ${backlog.length > 0 ? backlog.join('; ') : 'none'}.`,
+    `Largest task-queue backlog sampled every 2 s (DescribeTaskQueue: approximate backlog count, its oldest task's age): ${backlog.length > 0 ? backlog.join('; ') : 'none'}.`,
     '',
     `| Process | ${processes.join(' | ')} |`,
     `| --- | ${processes.map(() => '---').join(' | ')} |`,

@@ -4,10 +4,11 @@
  * 30 s in the background, two clients subscribing in a loop, two reading availability, two holding
  * and releasing, two opening and closing the SSE stream of the same offering. Before the load, the
  * idle one-at-a-time subscribe p50 that the targets divide by. During it, the task-queue backlogs
- * sampled from the Temporal server's own metrics; the RSS of every process at the start and the
+ * sampled from the Temporal server (DescribeTaskQueue); the RSS of every process at the start and the
  * end, and the CPU each used over the soak.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { temporal } from '@temporalio/proto';
 import { and, gte, inArray } from 'drizzle-orm';
 import { payments } from '../db/schema';
 import type { TestUser } from '../test/support/api';
@@ -16,7 +17,6 @@ import { insertTestPlan } from '../test/support/subscription-fixtures';
 import { TASK_QUEUES } from '../platform/task-queues';
 import type { BenchContext } from './benchmarks';
 import { cpuPerOperation, type CpuReading } from './cpu';
-import { readMetrics, type MetricSample } from './metrics';
 import { seedDueSubscriptions, waitUntilAsleep } from './seed';
 import { residentBytes } from './stack';
 import { summarise, tally, type LatencySummary } from './stats';
@@ -42,7 +42,7 @@ export interface SoakOperationFigures {
 
 export interface BacklogSample {
   atMs: number;
-  /** By task queue (`billing`, …, or `sticky` for every worker's sticky queue) and task type. */
+  /** By task queue and task type, e.g. `billing/workflow`. */
   queues: Record<string, { count: number; ageSeconds: number }>;
 }
 
@@ -208,32 +208,45 @@ async function openAndCloseStream(url: string): Promise<TimedAnswer> {
   }
 }
 
-/** Every BACKLOG_SAMPLE_MS until the deadline: the server's approximate backlog per queue. */
+/**
+ * Every BACKLOG_SAMPLE_MS until the deadline: each queue's approximate backlog (count and age of its
+ * oldest task) from DescribeTaskQueue. The dev server does not export `approximate_backlog_count`
+ * to Prometheus; sticky queues are not reported this way (their tasks fall back to the normal
+ * queue after WORKER_STICKY_QUEUE_TIMEOUT).
+ */
 async function sampleBacklog(ctx: BenchContext, deadline: number, samples: BacklogSample[]): Promise<void> {
   const started = Date.now();
   while (Date.now() < deadline) {
-    const { temporal } = await readMetrics(ctx.stack.metricsUrls);
-    samples.push({ atMs: Date.now() - started, queues: backlogOf(temporal) });
+    samples.push({ atMs: Date.now() - started, queues: await backlogOf(ctx) });
     await sleep(BACKLOG_SAMPLE_MS);
   }
 }
 
-const KNOWN_QUEUES = new Set<string>(Object.values(TASK_QUEUES));
+const TASK_TYPES = [
+  ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
+  ['activity', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+] as const;
 
-/** `approximate_backlog_count` and `…_age_seconds` by queue and task type; sticky queues summed. */
-export function backlogOf(sample: MetricSample): BacklogSample['queues'] {
+async function backlogOf(ctx: BenchContext): Promise<BacklogSample['queues']> {
+  const service = ctx.deps.temporal.workflowService;
   const queues: BacklogSample['queues'] = {};
-  for (const [series, value] of sample) {
-    const name = series.slice(0, Math.max(0, series.indexOf('{')));
-    if (name !== 'approximate_backlog_count' && name !== 'approximate_backlog_age_seconds') continue;
-    if (!series.includes('namespace="default"')) continue;
-    const queue = /taskqueue="([^"]*)"/.exec(series)?.[1] ?? '?';
-    const type = /task_type="([^"]*)"/.exec(series)?.[1] ?? '?';
-    const key = `${KNOWN_QUEUES.has(queue) ? queue : 'sticky'}/${type}`;
-    const entry = (queues[key] ??= { count: 0, ageSeconds: 0 });
-    if (name === 'approximate_backlog_count') entry.count += value;
-    else entry.ageSeconds = Math.max(entry.ageSeconds, value);
-  }
+  const names = [...new Set(Object.values(ctx.deps.taskQueues ?? TASK_QUEUES))];
+  await Promise.all(
+    names.flatMap((name) =>
+      TASK_TYPES.map(async ([type, taskQueueType]) => {
+        try {
+          const { stats } = await service.describeTaskQueue({ namespace: 'default', taskQueue: { name }, taskQueueType, reportStats: true });
+          const age = stats?.approximateBacklogAge;
+          queues[`${name}/${type}`] = {
+            count: Number(stats?.approximateBacklogCount ?? 0),
+            ageSeconds: Number(age?.seconds ?? 0) + (age?.nanos ?? 0) / 1e9,
+          };
+        } catch {
+          // A sample missed is a gap in the series, not a failed run.
+        }
+      }),
+    ),
+  );
   return queues;
 }
 
