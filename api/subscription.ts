@@ -142,6 +142,7 @@ function subscribeHandler(context: SubscriptionHandlerContext): RouteHandler {
       pendingPaymentTimeout: config.PENDING_PAYMENT_TIMEOUT,
       paymentActionUrl: config.PAYMENT_ACTION_URL,
       paymentsTaskQueue: taskQueuesOf(deps).payments,
+      renewalsTaskQueue: taskQueuesOf(deps).renewals,
       ...(coupon ? { coupon: { discount: coupon.discount, redemptionId: coupon.redemptionId } } : {}),
       ...((await awaitsReferralReward(db, userId)) ? { referralCredit: config.REFERRAL_CREDIT } : {}),
     };

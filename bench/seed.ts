@@ -65,7 +65,8 @@ export async function seedDueSubscriptions(deps: AppDeps, options: DueSubscripti
     await recordSubscription(activeProjection({ subscriptionId, userId, plan, workflowId, paymentMethod, anchor, dueAt }));
     const handle = await deps.temporal.workflow.start<typeof subscriptionWorkflow>('subscriptionWorkflow', {
       workflowId,
-      taskQueue: deps.taskQueues?.billing ?? TASK_QUEUES.billing,
+      // A continued run, so on the queue the product continues subscriptions on.
+      taskQueue: deps.taskQueues?.renewals ?? TASK_QUEUES.renewals,
       args: [{ subscriptionId, userId, plan, paymentMethod, pendingPaymentTimeout: 'P1D', carried: activeState(paymentMethod, anchor) }],
     });
     return { subscriptionId, userId, workflowId, firstRunId: handle.firstExecutionRunId };

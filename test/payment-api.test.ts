@@ -115,7 +115,7 @@ describe('GET /api/v1/payments/history', () => {
 describe('POST /process when no worker answers in time', () => {
   test('answers 202 with the payment pending; the workflow keeps it under way', async () => {
     const idleQueue = uniqueTaskQueue('billing-idle');
-    const deps = { ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue } };
+    const deps = { ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue, renewals: idleQueue } };
     const app = express()
       .use(requestLogger(deps.logger))
       .use(express.json())

@@ -289,7 +289,7 @@ describe('staff refunds when no worker answers in time', () => {
     const user = await createTestUser(stack.deps);
     const charge = await paid(user, 400);
     const idleQueue = uniqueTaskQueue('billing-idle');
-    const deps = { ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue } };
+    const deps = { ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue, renewals: idleQueue } };
     const app = express()
       .use(requestLogger(deps.logger))
       .use(express.json())

@@ -345,7 +345,9 @@ describe('when a dependency is down or slow', () => {
 
   test('no worker answers in time: 202 with the subscription incomplete, its workflow still under way', async () => {
     const idleQueue = uniqueTaskQueue('billing-idle');
-    const server = await listen(quickRoutes({ ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue } }, 1_000));
+    const server = await listen(
+      quickRoutes({ ...stack.deps, taskQueues: { billing: idleQueue, bookings: idleQueue, payments: idleQueue, renewals: idleQueue } }, 1_000),
+    );
     try {
       const user = await createTestUser(stack.deps);
       const res = await requestJson(`${server.url}/api/v1/subscriptions/subscribe`, {

@@ -53,7 +53,9 @@ export async function startTestStack(options: TestStackOptions): Promise<TestSta
   const deps: AppDeps = { ...baseDeps, taskQueues };
   // The worker's own pool, as in production: claims must not queue behind API reads.
   const workerDatabase = connectDatabase(deps.config.DATABASE_URL, { max: 10 });
-  const served = [...options.serves.map((queue) => taskQueues[queue]), taskQueues.payments];
+  // A paid subscription continues on `renewals`: whoever serves billing serves its renewals too.
+  const renewals = options.serves.includes('billing') ? [taskQueues.renewals] : [];
+  const served = [...options.serves.map((queue) => taskQueues[queue]), ...renewals, taskQueues.payments];
   // The production bundle (workflows/index.ts), so a workflow missing from it fails here.
   const workers: Worker[] = [];
   let running: Promise<unknown> = Promise.resolve();

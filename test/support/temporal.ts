@@ -84,9 +84,14 @@ export function uniqueTaskQueue(prefix: string): string {
   return `${prefix}-${randomUUID()}`;
 }
 
-/** A set of task queues (billing, bookings, payments) no other test's worker polls. */
+/** A set of task queues (billing, bookings, payments, renewals) no other test's worker polls. */
 export function uniqueTaskQueues(): TaskQueues {
-  return { billing: uniqueTaskQueue('billing'), bookings: uniqueTaskQueue('bookings'), payments: uniqueTaskQueue('payments') };
+  return {
+    billing: uniqueTaskQueue('billing'),
+    bookings: uniqueTaskQueue('bookings'),
+    payments: uniqueTaskQueue('payments'),
+    renewals: uniqueTaskQueue('renewals'),
+  };
 }
 
 /**

@@ -25,6 +25,11 @@ export interface SubscriptionWorkflowInput {
   paymentActionUrl?: string;
   /** The task queue of gateway calls; `payments` when absent (runs started before it was named). */
   paymentsTaskQueue?: string;
+  /**
+   * The queue the subscription continues on once paid (its renewals: background work); absent in
+   * runs started before it was named, which move to `renewals` only from the production `billing`.
+   */
+  renewalsTaskQueue?: string;
   /** Seats; 1 when absent (and in runs from before seats). */
   quantity?: number;
   /** A coupon redeemed at subscribe: its terms (frozen then) and its redemption, given back if the first charge is declined. */

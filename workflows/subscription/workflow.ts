@@ -8,7 +8,7 @@
  * to apply it. What the state looks like to people (snapshot, projection) and what the customer
  * is told are pure functions in domain/ (subscription-state.ts, subscription-notices.ts).
  */
-import { allHandlersFinished, condition, continueAsNew, log, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, log, makeContinueAsNewFunc, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DunningEvent } from '../../domain/dunning';
 import { dunningTimeline } from '../../domain/dunning';
 import type { ChargeResult } from '../../domain/payment';
@@ -29,6 +29,7 @@ import {
   upcomingDunningEvent,
   type DunningState,
 } from '../../domain/subscription-state';
+import { TASK_QUEUES } from '../../platform/task-queues';
 import { msUntil, now } from '../clock';
 import { paymentSettledSignal, refundOrphanedCharge } from '../payment';
 import { SubscriptionChanges } from './changes';
@@ -50,6 +51,13 @@ import type { AttemptOutcome } from './run';
 export const LONGEST_GRACE_EXTENSION = 'P1Y';
 
 const OUTBOX_DRAIN_WAIT = '1 minute';
+
+/**
+ * Continues as new onto the renewals queue (TaskQueues.renewals), so that renewals, background
+ * work, never queue in front of a customer's subscribe on `billing`. Runs without the marker
+ * continue where they run, as they did.
+ */
+export const RENEWALS_QUEUE_PATCH = 'renewals-on-their-own-queue';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionSnapshot> {
   return new Subscription(input).run();
@@ -443,7 +451,18 @@ class Subscription extends SubscriptionChanges {
     const waitingForLoop = () => this.state.changeRequest != null || this.state.resumeRequest != null;
     await condition(() => allHandlersFinished() || this.state.cancelNowRequested || waitingForLoop());
     if (this.state.cancelNowRequested || waitingForLoop()) return;
-    await continueAsNew<typeof subscriptionWorkflow>({ ...this.input, carried: this.state });
+    const taskQueue = this.renewalsTaskQueue();
+    await makeContinueAsNewFunc<typeof subscriptionWorkflow>(taskQueue ? { taskQueue } : {})({ ...this.input, carried: this.state });
+  }
+
+  /**
+   * Where the next run goes: the queue the starter named, or for runs started before it was named,
+   * `renewals` when this one runs on the production `billing` (tests use queues of their own).
+   */
+  private renewalsTaskQueue(): string | undefined {
+    if (!patched(RENEWALS_QUEUE_PATCH)) return undefined;
+    if (this.input.renewalsTaskQueue) return this.input.renewalsTaskQueue;
+    return workflowInfo().taskQueue === TASK_QUEUES.billing ? TASK_QUEUES.renewals : undefined;
   }
 }
 
