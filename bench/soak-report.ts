@@ -24,6 +24,7 @@ export function soakDetails(s: SoakResult): string[] {
   const backlog = Object.entries(s.backlogMax)
     .filter(([, b]) => b.count > 0 || b.ageSeconds > 0)
     .map(([queue, b]) => `${queue} ${b.count} (${b.ageSeconds.toFixed(1)} s old)`);
+  const waits = Object.entries(s.scheduleToStartMs ?? {}).map(([queue, w]) => `${queue} ${w.meanMs.toFixed(0)} ms (${w.tasks} tasks)`);
   const processes = Object.keys(s.rssStartMiB);
   const seconds = s.seconds;
   return [
@@ -34,6 +35,8 @@ export function soakDetails(s: SoakResult): string[] {
     ...ops,
     '',
     `Largest task-queue backlog sampled every 2 s (DescribeTaskQueue: approximate backlog count, its oldest task's age): ${backlog.length > 0 ? backlog.join('; ') : 'none'}.`,
+    '',
+    `Mean wait from scheduled to started, by queue (the worker's metrics, sticky queues included): ${waits.length > 0 ? waits.join('; ') : 'n/a'}.`,
     '',
     `| Process | ${processes.join(' | ')} |`,
     `| --- | ${processes.map(() => '---').join(' | ')} |`,

@@ -17,6 +17,7 @@ import { insertTestPlan } from '../test/support/subscription-fixtures';
 import { TASK_QUEUES } from '../platform/task-queues';
 import type { BenchContext } from './benchmarks';
 import { cpuPerOperation, type CpuReading } from './cpu';
+import { metricDelta, readMetrics, sumOf, type MetricSample } from './metrics';
 import { seedDueSubscriptions, waitUntilAsleep } from './seed';
 import { residentBytes } from './stack';
 import { summarise, tally, type LatencySummary } from './stats';
@@ -55,6 +56,12 @@ export interface SoakResult {
   idleSubscribeLatencyMs: LatencySummary;
   operations: Record<SoakOperation, SoakOperationFigures>;
   backlog: BacklogSample[];
+  /**
+   * Mean milliseconds a task waited between scheduled and started, by task queue and kind (the
+   * worker's own metrics, sticky queues included): where a request waits, which the backlog of the
+   * normal queues does not show.
+   */
+  scheduleToStartMs: Record<string, { tasks: number; meanMs: number }>;
   /** The largest backlog count and age seen for each queue. */
   backlogMax: Record<string, { count: number; ageSeconds: number }>;
   rssStartMiB: Record<string, number>;
@@ -92,6 +99,7 @@ export async function measureSoak(ctx: BenchContext): Promise<SoakResult> {
   const pids = processIds(ctx);
   const rssStart = rssOf(pids);
   const cpuBefore = ctx.readCpu();
+  const metricsBefore = await readMetrics(ctx.stack.metricsUrls);
   const startedAt = new Date();
   const deadline = Date.now() + seconds * 1000;
   const answers: Record<SoakOperation, TimedAnswer[]> = { subscribe: [], availability: [], hold: [], release: [], sse: [] };
@@ -113,6 +121,7 @@ export async function measureSoak(ctx: BenchContext): Promise<SoakResult> {
   ]);
   const cpuMs = cpuPerOperation(cpuBefore, ctx.readCpu(), 1);
   const rssEnd = rssOf(pids);
+  const workerMetrics = metricDelta(metricsBefore.worker, (await readMetrics(ctx.stack.metricsUrls)).worker);
 
   const operations = Object.fromEntries(
     Object.entries(answers).map(([name, list]) => [
@@ -135,6 +144,7 @@ export async function measureSoak(ctx: BenchContext): Promise<SoakResult> {
     },
     idleSubscribeLatencyMs,
     operations,
+    scheduleToStartMs: scheduleToStartByQueue(ctx, workerMetrics),
     backlog,
     backlogMax: largestBacklogs(backlog),
     rssStartMiB,
@@ -248,6 +258,22 @@ async function backlogOf(ctx: BenchContext): Promise<BacklogSample['queues']> {
     ),
   );
   return queues;
+}
+
+const WAITS = [
+  ['workflow', 'temporal_workflow_task_schedule_to_start_latency'],
+  ['activity', 'temporal_activity_schedule_to_start_latency'],
+] as const;
+
+function scheduleToStartByQueue(ctx: BenchContext, delta: MetricSample): SoakResult['scheduleToStartMs'] {
+  const waits: SoakResult['scheduleToStartMs'] = {};
+  for (const name of new Set(Object.values(ctx.deps.taskQueues ?? TASK_QUEUES))) {
+    for (const [kind, metric] of WAITS) {
+      const tasks = sumOf(delta, `${metric}_count`, { task_queue: name });
+      if (tasks > 0) waits[`${name}/${kind}`] = { tasks, meanMs: sumOf(delta, `${metric}_sum`, { task_queue: name }) / tasks };
+    }
+  }
+  return waits;
 }
 
 function largestBacklogs(samples: BacklogSample[]): SoakResult['backlogMax'] {
