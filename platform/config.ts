@@ -76,6 +76,9 @@ const envSchema = z.object({
   // Worker tuning (bench/README.md has the figures behind these). Per worker, i.e. per task queue.
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
+  // The `renewals` worker's own, lower: a worker takes tasks off the server's queue as fast as it
+  // has slots, and then runs them on the same CPU as a customer's subscribe; renewals may be late.
+  WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(4),
   // Sticky cache; unset leaves the SDK's size, about 600 workflows per GiB of V8 heap.
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   // How long a cached workflow's next task waits for its worker before any worker may take it (and

@@ -57,6 +57,8 @@ export interface CreateWorkersOptions {
 export interface WorkerTuning {
   maxConcurrentActivityTaskExecutions: number;
   maxConcurrentWorkflowTaskExecutions: number;
+  /** In place of `maxConcurrentWorkflowTaskExecutions` for the workers of these queues (background work). */
+  maxConcurrentWorkflowTaskExecutionsByQueue?: Readonly<Record<string, number>>;
   maxCachedWorkflows?: number;
   /**
    * How long a workflow task may wait on a worker's sticky queue (the worker that has the workflow
@@ -77,6 +79,7 @@ export function workerTuning(config: Config, paymentsQueue: string = TASK_QUEUES
   return {
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxConcurrentWorkflowTaskExecutionsByQueue: { [TASK_QUEUES.renewals]: config.WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS },
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     stickyQueueScheduleToStartTimeoutMs: durationToMilliseconds(config.WORKER_STICKY_QUEUE_TIMEOUT),
     maxTaskQueueActivitiesPerSecond: { [paymentsQueue]: config.GATEWAY_MAX_CALLS_PER_SECOND },
@@ -95,7 +98,8 @@ export function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> 
         activities: options.activities,
         shutdownGraceTime: SHUTDOWN_GRACE,
         maxConcurrentActivityTaskExecutions: options.tuning?.maxConcurrentActivityTaskExecutions,
-        maxConcurrentWorkflowTaskExecutions: options.tuning?.maxConcurrentWorkflowTaskExecutions,
+        maxConcurrentWorkflowTaskExecutions:
+          options.tuning?.maxConcurrentWorkflowTaskExecutionsByQueue?.[taskQueue] ?? options.tuning?.maxConcurrentWorkflowTaskExecutions,
         maxCachedWorkflows: options.tuning?.maxCachedWorkflows,
         // Absent, not undefined: the SDK reads an explicit undefined as a duration.
         ...(options.tuning?.stickyQueueScheduleToStartTimeoutMs
