@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from './config';
+import { TASK_QUEUES } from './task-queues';
 import { workerTuning } from './worker';
 
 // The variables every process needs; each test adds what it is about.
@@ -102,8 +103,24 @@ test('WORKER_STICKY_QUEUE_TIMEOUT is PT1M unless set, reaches the worker in ms, 
   assert.equal(workerTuning(loadConfig(REQUIRED)).stickyQueueScheduleToStartTimeoutMs, 60_000);
   assert.equal(workerTuning(loadConfig({ ...REQUIRED, WORKER_STICKY_QUEUE_TIMEOUT: 'PT5M' })).stickyQueueScheduleToStartTimeoutMs, 300_000);
   for (const bad of ['60s', 'P1M', 'PT0S']) {
-    assert.ok(problemsOf({ ...REQUIRED, WORKER_STICKY_QUEUE_TIMEOUT: bad }).some((p) => p.startsWith('WORKER_STICKY_QUEUE_TIMEOUT:')), bad);
+    assert.ok(
+      problemsOf({ ...REQUIRED, WORKER_STICKY_QUEUE_TIMEOUT: bad }).some((p) => p.startsWith('WORKER_STICKY_QUEUE_TIMEOUT:')),
+      bad,
+    );
   }
+});
+
+test('the renewals worker runs WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS (4 unless set) workflow tasks at once; the other queues WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', () => {
+  const tuning = workerTuning(loadConfig(REQUIRED));
+  assert.deepEqual(tuning.maxConcurrentWorkflowTaskExecutionsByQueue, { [TASK_QUEUES.renewals]: 4 });
+  assert.equal(tuning.maxConcurrentWorkflowTaskExecutions, 40);
+  const set = workerTuning(loadConfig({ ...REQUIRED, WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS: '8' }));
+  assert.deepEqual(set.maxConcurrentWorkflowTaskExecutionsByQueue, { [TASK_QUEUES.renewals]: 8 });
+  assert.ok(
+    problemsOf({ ...REQUIRED, WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS: '1' }).some((p) =>
+      p.startsWith('WORKER_RENEWALS_MAX_CONCURRENT_WORKFLOW_TASKS:'),
+    ),
+  );
 });
 
 test('HOLD_MAX_EXTENSION is PT15M unless set, and a fixed duration longer than zero', () => {

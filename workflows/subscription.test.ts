@@ -64,6 +64,8 @@ const { gateway: scriptedGateway, calls: gatewayCalls } = countingGateway(gatewa
   cancelAnswer: ({ gatewayPaymentId }) => (authenticatedLate.has(gatewayPaymentId) ? { status: 'succeeded' } : undefined),
 });
 const taskQueue = uniqueTaskQueue('billing');
+// Paid subscriptions continue on a queue of their own (TaskQueues.renewals).
+const renewalsQueue = uniqueTaskQueue('renewals');
 /** Called after each real `notify`, so a test can act at an exact point of the workflow. */
 let afterNotify: ((input: NotificationInput) => Promise<void>) | null = null;
 let activities: ReturnType<typeof activitiesFromConfig>;
@@ -93,7 +95,7 @@ before(async () => {
  */
 beforeEach(async () => {
   env = await createTimeSkippingEnv();
-  workers = await createWorkers({ connection: env.nativeConnection, taskQueues: [taskQueue], activities, workflowBundle });
+  workers = await createWorkers({ connection: env.nativeConnection, taskQueues: [taskQueue, renewalsQueue], activities, workflowBundle });
   running = runWorkers(workers);
 });
 
@@ -134,6 +136,7 @@ async function subscribe(paymentMethod: string, planOverrides: Partial<Omit<Plan
     paymentMethod,
     pendingPaymentTimeout: 'P1D',
     paymentsTaskQueue: taskQueue,
+    renewalsTaskQueue: renewalsQueue,
   });
   return { subscriptionId, userId: user.id, plan, activation, handle: subscriptionHandle(env.client, subscriptionId) };
 }
@@ -271,8 +274,10 @@ describe('renewal', () => {
     assert.equal(new Set(charged.map((p) => p.idempotencyKey)).size, 13);
     await eventually(async () => assert.equal((await rowOf(subscriptionId)).cycle, 13));
 
-    // A run per paid period keeps each history short.
-    assert.notEqual((await handle.describe()).runId, firstRunId);
+    // A run per paid period keeps each history short; the renewals run on their own queue.
+    const latest = await handle.describe();
+    assert.notEqual(latest.runId, firstRunId);
+    assert.equal(latest.taskQueue, renewalsQueue);
     assert.ok((await handle.fetchHistory()).events!.length < 40);
   });
 });
