@@ -20,19 +20,11 @@
  *   retried after HEARTBEAT seconds, not after the long start-to-close; the fixed updateId makes a
  *   retry attach to the same update, so attempts are unlimited.
  *
- * - LOCAL_PROJECTION, LOCAL_NOTIFICATION: the same two as local activities, run by the worker
- *   inside the workflow task that asks for them. No task queue, no activity task, no workflow task
- *   to hear back: a renewal is three workflow tasks and one activity (the charge) instead of five
- *   and three, and the Temporal server's CPU per renewal fell by about a third (bench/README.md).
- *   The retries are the same; past a minute between attempts the SDK waits on a durable timer.
- *   Only short, idempotent writes go here, never a gateway call (its queue's rate limit is the
- *   gateway's, and only the server can enforce it across workers).
- *
  * Gateway calls run on their own task queue (`payments`), so the server's per-queue activity
  * rate limit (GATEWAY_MAX_CALLS_PER_SECOND) is the gateway's request limit for every workflow,
  * and projections and mail are never throttled by it.
  */
-import { proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { BookingActivities } from '../activities/booking';
 import type { CouponActivities } from '../activities/coupon';
 import type { CreditActivities } from '../activities/credits';
@@ -73,10 +65,6 @@ export const NOTIFICATION: ActivityOptions = {
   },
 };
 
-export const LOCAL_PROJECTION: LocalActivityOptions = { startToCloseTimeout: PROJECTION.startToCloseTimeout, retry: UNTIL_IT_WORKS };
-
-export const LOCAL_NOTIFICATION: LocalActivityOptions = { startToCloseTimeout: NOTIFICATION.startToCloseTimeout, retry: NOTIFICATION.retry };
-
 export const BOOKING_UPDATE: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '10 seconds',
@@ -101,9 +89,6 @@ export type GatewayActivities = ReturnType<typeof gatewayActivities>;
 /** Payment rows written without the gateway (settlements the webhook reported, late successes). */
 export const { settlePayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>(PROJECTION);
 export const { recordSubscription } = proxyActivities<SubscriptionActivities>(PROJECTION);
-/** The subscription's projection and notices in the workflow task itself (runs with the subscription-local-steps patch). */
-export const { recordSubscription: recordSubscriptionLocally } = proxyLocalActivities<SubscriptionActivities>(LOCAL_PROJECTION);
-export const { notify: notifyLocally } = proxyLocalActivities<NotificationActivities>(LOCAL_NOTIFICATION);
 /** Credit for a customer's balance, once per idempotency key (a proration, the credit part of a refund). */
 export const { grantCredit } = proxyActivities<CreditActivities>(PROJECTION);
 /** A coupon's place given back when the subscribe it was redeemed for is declined (idempotent by redemption id). */
