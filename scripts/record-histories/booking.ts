@@ -31,14 +31,12 @@ const DAY = 24 * 60 * 60 * 1000;
 
 export const BOOKING_SCENARIOS: Record<string, Scenario> = {
   // Confirmed at once, then canceled by the customer (full refund); the hold is consumed.
-  'booking-confirmed-canceled': async (r) => {
-    const { booking, hold, decision } = await bookedSetup(r, 'pm_card_visa');
-    assert.deepEqual(decision, { status: 'confirmed' });
-    await booking.query(bookingStateQuery);
-    assert.equal((await booking.executeUpdate(cancelBookingUpdate)).tier, 'full');
-    await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
-    return [run('booking-confirmed-canceled', booking), run('hold-consumed-by-booking', hold)];
-  },
+  // Recorded before the booking-local-steps patch (the checkout's steps as activity tasks).
+  'booking-confirmed-canceled': (r) => confirmedThenCanceled(r, 'booking-confirmed-canceled', 'hold-consumed-by-booking'),
+
+  // The same with the patch: begin, confirm and the receipt as local activities.
+  'booking-local-steps-confirmed-canceled': (r) =>
+    confirmedThenCanceled(r, 'booking-local-steps-confirmed-canceled', 'hold-consumed-by-local-steps-booking'),
 
   // A declined reschedule (its claim given back), one to more units (top-up charge), one to fewer
   // (refund of the difference), a staff refund; the booking ends with its offering.
@@ -194,4 +192,13 @@ function waitForBookingStatus(booking: WorkflowHandle<typeof bookingWorkflow>, s
 
 export function run(file: string, handle: WorkflowHandleWithFirstExecutionRunId): RecordedRun {
   return { file, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+}
+
+async function confirmedThenCanceled(r: Recorder, bookingFile: string, holdFile: string): Promise<RecordedRun[]> {
+  const { booking, hold, decision } = await bookedSetup(r, 'pm_card_visa');
+  assert.deepEqual(decision, { status: 'confirmed' });
+  await booking.query(bookingStateQuery);
+  assert.equal((await booking.executeUpdate(cancelBookingUpdate)).tier, 'full');
+  await Promise.all([waitUntilClosed(booking), waitUntilClosed(hold)]);
+  return [run(bookingFile, booking), run(holdFile, hold)];
 }
