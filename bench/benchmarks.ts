@@ -17,12 +17,13 @@ import { cpuPerOperation, type CpuReading } from './cpu';
 import { countTasks, meanStages, type Stages } from './history';
 import { readMetrics, sumOf } from './metrics';
 import { FIRST_TASK_DONE, seedDueSubscriptions, waitUntilAsleep, type SeededSubscription } from './seed';
-import { residentBytes, type LocalStack } from './stack';
+import type { LocalStack } from './stack';
 import { perSecond, runBounded, since, summarise, tally, type LatencySummary } from './stats';
 import { ALONE, latencyAlone, sampleStages, timedRequest } from './timing';
 
 // Benchmark 4 lives in bench/holds.ts.
 export { measureHolds, type HoldsResult } from './holds';
+export { measureFootprint, type FootprintResult } from './footprint';
 
 export interface Sizes {
   ceiling: number;
@@ -379,69 +380,7 @@ async function waitUntilSettled(
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Footprint and history sizes
-
-export interface FootprintResult {
-  sleepingAdded: number;
-  runningWorkflows: number | null;
-  maxCachedWorkflows: number | null;
-  rssIdleMiB: number;
-  rssBeforeMiB: number;
-  rssAfterMiB: number;
-  seedingMs: number;
-}
-
-/** Worker RSS before and after `sleeping` more subscriptions start sleeping until their next renewal. */
-export async function measureFootprint(ctx: BenchContext, rssIdleBytes: number): Promise<FootprintResult> {
-  const plan = await insertTestPlan(ctx.deps.db, { interval: 'P30D' });
-  const workerPid = ctx.stack.worker.pid();
-  const rssBefore = residentBytes(workerPid);
-  const started = performance.now();
-  const seeded = await seedDueSubscriptions(ctx.deps, {
-    plan,
-    userIds: ctx.users.map((u) => u.user.id),
-    count: ctx.sizes.sleeping,
-    dueAt: new Date(Date.now() + 30 * 24 * 3600_000),
-    concurrency: 40,
-  });
-  await waitUntilAsleep(ctx.deps, seeded);
-  const seedingMs = since(started);
-  const rssAfter = await settledResidentBytes(workerPid);
-  const billing = ctx.stack.workerSettings().workers.find((w) => w.taskQueue === TASK_QUEUES.billing);
-  return {
-    sleepingAdded: ctx.sizes.sleeping,
-    runningWorkflows: await runningWorkflows(ctx.deps),
-    maxCachedWorkflows: billing?.maxCachedWorkflows ?? null,
-    rssIdleMiB: mib(rssIdleBytes),
-    rssBeforeMiB: mib(rssBefore),
-    rssAfterMiB: mib(rssAfter),
-    seedingMs,
-  };
-}
-
-/** RSS once it has stopped growing (three equal readings a second apart), at most 30 s. */
-async function settledResidentBytes(pid: number): Promise<number> {
-  const readings: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    readings.push(residentBytes(pid));
-    const last = readings.slice(-3);
-    if (last.length === 3 && Math.max(...last) - Math.min(...last) < 2 * 1024 * 1024) break;
-    await sleep(1000);
-  }
-  return readings[readings.length - 1];
-}
-
-async function runningWorkflows(deps: AppDeps): Promise<number | null> {
-  try {
-    return (await deps.temporal.workflow.count('ExecutionStatus = "Running"')).count;
-  } catch {
-    return null;
-  }
-}
-
-function mib(bytes: number): number {
-  return bytes / (1024 * 1024);
-}
+// 6. History sizes (the footprint is in bench/footprint.ts)
 
 export interface HistoryCounts {
   /** The first run of a subscription made through the API, so far (charged, sleeping). */

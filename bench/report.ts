@@ -10,6 +10,7 @@ import type {
   SubscribeResult,
 } from './benchmarks';
 import type { CpuReading } from './cpu';
+import { footprintRows } from './footprint';
 import type { PeerResult } from './cron-peer';
 import { STAGE_NAMES, type Stages } from './history';
 import type { ProfileSummary } from './profile';
@@ -203,6 +204,7 @@ export function toMarkdown(r: BenchResults): string {
       `RSS **${num(f.rssAfterMiB)} MiB** (before them ${num(f.rssBeforeMiB)} MiB, idle at start ${num(f.rssIdleMiB)} MiB); sticky cache ${f.maxCachedWorkflows ?? '?'} workflows`,
       '',
     ]);
+    rows.push(...footprintRows(f));
   }
   if (r.histories) {
     const h = r.histories;

@@ -80,6 +80,8 @@ export interface LocalStack {
   metricsUrls: { temporal: string; worker: string };
   /** What the running worker reported at start-up: its pid and effective per-queue settings. */
   workerSettings(): WorkerSettings;
+  /** The worker's ready file, also the base name of its memory readings (bench/worker-memory.ts). */
+  workerReadyFile: string;
   postgres: Restartable;
   redis: Restartable;
   temporal: Restartable;
@@ -154,6 +156,9 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     const readyFile = path.join(dir, 'worker.ready');
     const workerArgs = [
       ...(options.workerNodeArgs ?? []),
+      // Runs in every workflow thread too: their heaps, for the footprint (bench/worker-memory.ts).
+      '--require',
+      path.join(__dirname, 'heap-probe.cjs'),
       '--import',
       'tsx',
       path.join(__dirname, 'worker.ts'),
@@ -190,6 +195,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       gatewayLogFile,
       metricsUrls: { temporal: `http://127.0.0.1:${temporalMetricsPort}/metrics`, worker: `http://127.0.0.1:${workerMetricsPort}/metrics` },
       workerSettings: () => JSON.parse(readFileSync(readyFile, 'utf8')) as WorkerSettings,
+      workerReadyFile: readyFile,
       postgres,
       redis,
       temporal,

@@ -4,7 +4,8 @@
  * `billing` and `bookings` queues, with two differences. Its bundle adds the ceiling's no-op
  * workflow (bench/workflows.ts), and with `--gateway-log FILE` the gateway records every charge
  * it answers (bench/recording-gateway.ts). `--ready-file FILE` is written once it polls: JSON
- * with its pid and effective per-queue settings.
+ * with its pid and effective per-queue settings; then each SIGWINCH reads its memory by isolate
+ * (bench/worker-memory.ts).
  *
  *   node --import tsx bench/worker.ts --ready-file F [--gateway-log F] [--gateway-delay-ms N]
  */
@@ -18,8 +19,17 @@ import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { TASK_QUEUES } from '../platform/task-queues';
 import { temporalTransportOptions } from '../platform/temporal-connection';
-import { bundleWorkflows, createWorkers, installTemporalRuntime, NativeConnection, runWorkers, shutdownWorkers, workerTuning } from '../platform/worker';
+import {
+  bundleWorkflows,
+  createWorkers,
+  installTemporalRuntime,
+  NativeConnection,
+  runWorkers,
+  shutdownWorkers,
+  workerTuning,
+} from '../platform/worker';
 import { recordingGateway } from './recording-gateway';
+import { answerMemoryRequests } from './worker-memory';
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -59,7 +69,10 @@ async function main(): Promise<void> {
     maxCachedWorkflows: options.maxCachedWorkflows,
     maxTaskQueueActivitiesPerSecond: options.maxTaskQueueActivitiesPerSecond ?? null,
   }));
-  if (args['ready-file']) writeFileSync(args['ready-file'], JSON.stringify({ pid: process.pid, workers: settings }));
+  if (args['ready-file']) {
+    answerMemoryRequests(args['ready-file']);
+    writeFileSync(args['ready-file'], JSON.stringify({ pid: process.pid, workers: settings }));
+  }
   await running;
   await Promise.allSettled([database.close(), connection.close(), redis.quit()]);
 }
