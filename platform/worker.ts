@@ -32,13 +32,26 @@ export async function bundleWorkflows(workflowsPath: string = WORKFLOWS_PATH): P
   const prebuilt = process.env[PREBUILT_BUNDLE_VARIABLE];
   if (prebuilt && workflowsPath === WORKFLOWS_PATH) return { codePath: prebuilt };
   // WARN keeps webpack's build report out of the logs.
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve(workflowsPath), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode(bundleOptions(workflowsPath));
   return { code };
+}
+
+/**
+ * The workflow modules are preloaded: evaluated once in each workflow thread's shared V8 context
+ * and shared by every workflow it runs, instead of evaluated again for each workflow (the SDK's
+ * default), which held a copy of every module's functions and constants per cached workflow
+ * (bench/README.md, "Worker memory"). Safe because they keep no per-workflow state at module scope
+ * (their activity proxies and definitions find the running workflow when called); the SDK freezes
+ * what they export.
+ */
+function bundleOptions(workflowsPath: string): Parameters<typeof bundleWorkflowCode>[0] {
+  const entry = require.resolve(workflowsPath);
+  return { workflowsPath: entry, preloadModules: [entry], logger: new DefaultLogger('WARN') };
 }
 
 /** Bundles every workflow into `file`, for `PREBUILT_BUNDLE_VARIABLE`. */
 export async function writeWorkflowBundle(file: string): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve(WORKFLOWS_PATH), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode(bundleOptions(WORKFLOWS_PATH));
   await writeFile(file, code);
 }
 
