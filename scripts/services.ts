@@ -347,7 +347,20 @@ export async function startTemporalDevServer(
   const child = group.spawn(
     'temporal',
     options.cli,
-    ['server', 'start-dev', ...persistence, '--ip', '127.0.0.1', '--port', String(options.port), ...ui, ...metrics, ...dynamicConfig, '--log-level', 'warn'],
+    [
+      'server',
+      'start-dev',
+      ...persistence,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      ...ui,
+      ...metrics,
+      ...dynamicConfig,
+      '--log-level',
+      'warn',
+    ],
     { logFile: options.logFile },
   );
   const address = `127.0.0.1:${options.port}`;
