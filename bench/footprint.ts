@@ -14,7 +14,7 @@ import type { AppDeps } from '../api/app';
 import { insertTestPlan } from '../test/support/subscription-fixtures';
 import { TASK_QUEUES } from '../platform/task-queues';
 import type { BenchContext } from './benchmarks';
-import { readMetrics, sumOf } from './metrics';
+import { readWorkerMetric } from './metrics';
 import { seedDueSubscriptions, waitUntilAsleep } from './seed';
 import { residentBytes } from './stack';
 import { since } from './stats';
@@ -170,8 +170,7 @@ async function readMemoryPoint(ctx: BenchContext): Promise<MemoryPoint> {
 
 /** The worker's own gauge of its sticky caches: every task queue's, or one's. */
 async function cachedWorkflows(ctx: BenchContext, taskQueue?: string): Promise<number> {
-  const { worker } = await readMetrics(ctx.stack.metricsUrls);
-  return sumOf(worker, 'temporal_sticky_cache_size', taskQueue ? { task_queue: taskQueue } : {});
+  return readWorkerMetric(ctx.stack.metricsUrls, 'temporal_sticky_cache_size', taskQueue ? { task_queue: taskQueue } : {});
 }
 
 /** RSS once it has stopped growing (three equal readings a second apart), at most 30 s. */

@@ -33,6 +33,11 @@ async function scrape(url: string): Promise<MetricSample> {
   }
 }
 
+/** One metric of the worker's own, now (a gauge or a counter): no load on the Temporal server. */
+export async function readWorkerMetric(urls: MetricsUrls, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sumOf(await scrape(urls.worker), name, labels);
+}
+
 export function parsePrometheusText(text: string): MetricSample {
   const sample: MetricSample = new Map();
   for (const line of text.split('\n')) {

@@ -15,6 +15,7 @@ import type { PeerResult } from './cron-peer';
 import { STAGE_NAMES, type Stages } from './history';
 import type { ProfileSummary } from './profile';
 import type { SoakResult } from './soak';
+import { countsText } from './format';
 import { soakDetails, soakRow } from './soak-report';
 import type { LatencySummary } from './stats';
 
@@ -151,7 +152,7 @@ export function toMarkdown(r: BenchResults): string {
     const p = r.peer;
     rows.push([
       `3b. Cron peer: a job polling PostgreSQL (\`FOR UPDATE SKIP LOCKED\`, ${p.workers} workers) renews ${p.count} subscriptions due at one instant, same sandbox gateway, same limit of ${num(p.gatewayCallsPerSecond)} calls/s`,
-      `**${num(p.renewalsPerSecond)} renewals/s** (${p.renewed} charged in ${sec(p.drainMs)}, at most ${p.peakChargesPerSecond} in one second); lateness ${latency(p.latenessMs, 's')}; ${outcomes(p.statuses)}`,
+      `**${num(p.renewalsPerSecond)} renewals/s** (${p.renewed} charged in ${sec(p.drainMs)}, at most ${p.peakChargesPerSecond} in one second); lateness ${latency(p.latenessMs, 's')}; ${countsText(p.statuses)}`,
       ratio(p.renewalsPerSecond),
     ]);
   }
@@ -281,12 +282,6 @@ function stormAgainstPeer(storm: StormResult, peer: PeerResult, ratios: RunRatio
   ].join(' ');
 }
 
-function outcomes(counts: Record<string, number>): string {
-  return Object.entries(counts)
-    .map(([status, n]) => `${status}×${n}`)
-    .join(', ');
-}
-
 function reconciliationLine(books: NonNullable<BenchResults['reconciliation']>): string {
   const against = books.gateway
     ? `against ${books.gateway.source} (${books.gateway.charges} charges, ${books.gateway.refunds} refunds)`
@@ -336,9 +331,7 @@ function latency(l: LatencySummary, unit: 'ms' | 's' = 'ms'): string {
 }
 
 function statuses(counts: Record<string, number>): string {
-  return `HTTP ${Object.entries(counts)
-    .map(([status, n]) => `${status}×${n}`)
-    .join(', ')}`;
+  return `HTTP ${countsText(counts)}`;
 }
 
 function num(x: number): string {

@@ -1,4 +1,5 @@
 /** The soak's lines in latest.md (bench/soak.ts): its row of the main table, then its own tables. */
+import { countsText } from './format';
 import type { SoakResult } from './soak';
 import type { LatencySummary } from './stats';
 
@@ -19,7 +20,7 @@ export function soakRow(s: SoakResult): string[] {
 export function soakDetails(s: SoakResult): string[] {
   const ops = Object.entries(s.operations).map(
     ([name, o]) =>
-      `| ${name} | ${o.latencyMs.count} | ${latency(o.latencyMs)} | ${o.statuses['202'] ?? 0} | ${o.statuses['503'] ?? 0} | ${statuses(o.statuses)} |`,
+      `| ${name} | ${o.latencyMs.count} | ${latency(o.latencyMs)} | ${o.statuses['202'] ?? 0} | ${o.statuses['503'] ?? 0} | ${countsText(o.statuses)} |`,
   );
   const backlog = Object.entries(s.backlogMax)
     .filter(([, b]) => b.count > 0 || b.ageSeconds > 0)
@@ -47,12 +48,6 @@ export function soakDetails(s: SoakResult): string[] {
 
 function latency(l: LatencySummary): string {
   return `p50 ${ms(l.p50)}, p95 ${ms(l.p95)}, p99 ${ms(l.p99)}, max ${ms(l.max)}`;
-}
-
-function statuses(counts: Record<string, number>): string {
-  return Object.entries(counts)
-    .map(([status, n]) => `${status}×${n}`)
-    .join(', ');
 }
 
 function ms(x: number): string {

@@ -19,7 +19,7 @@ import type { BenchContext } from './benchmarks';
 import { cpuPerOperation, type CpuReading } from './cpu';
 import { metricDelta, readMetrics, sumOf, type MetricSample } from './metrics';
 import { seedDueSubscriptions, waitUntilAsleep } from './seed';
-import { residentBytes } from './stack';
+import { residentBytes, stackProcessIds } from './stack';
 import { summarise, tally, type LatencySummary } from './stats';
 import { ALONE, latencyAlone, timedRequest, type TimedAnswer } from './timing';
 
@@ -96,7 +96,7 @@ export async function measureSoak(ctx: BenchContext): Promise<SoakResult> {
   const offering = await insertTestOffering(ctx.deps.db, { unitCount: 20, holdTtl: 'PT10M' });
   ctx.progress(`soak: ${renewingIds.length} subscriptions renewing every ${RENEWAL_INTERVAL}; the mix for ${seconds} s`);
 
-  const pids = processIds(ctx);
+  const pids = stackProcessIds(ctx.stack);
   const rssStart = rssOf(pids);
   const cpuBefore = ctx.readCpu();
   const metricsBefore = await readMetrics(ctx.stack.metricsUrls);
@@ -294,17 +294,6 @@ async function renewalsSince(ctx: BenchContext, subscriptionIds: string[], since
     .from(payments)
     .where(and(inArray(payments.subscriptionId, subscriptionIds), gte(payments.updatedAt, since)));
   return rows.filter((r) => r.status === 'succeeded').length;
-}
-
-function processIds(ctx: BenchContext): Record<string, number> {
-  const { stack } = ctx;
-  return {
-    temporal: stack.temporal.pid(),
-    worker: stack.worker.pid(),
-    api: stack.api!.pid(),
-    postgresql: stack.postgres.pid(),
-    redis: stack.redis.pid(),
-  };
 }
 
 /** The RSS of each process itself (PostgreSQL's postmaster, not its backends: they share memory). */

@@ -267,6 +267,17 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
+/** The pid of each process of a stack with its API, by the name the CPU and memory tables use. */
+export function stackProcessIds(stack: LocalStack): Record<string, number> {
+  return {
+    temporal: stack.temporal.pid(),
+    worker: stack.worker.pid(),
+    api: stack.api!.pid(),
+    postgresql: stack.postgres.pid(),
+    redis: stack.redis.pid(),
+  };
+}
+
 /** Resident memory of a process in bytes, from /proc (Linux). */
 export function residentBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

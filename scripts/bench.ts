@@ -43,7 +43,7 @@ import { largestMovements, metricDelta, readMetrics } from '../bench/metrics';
 import { summariseProfiles } from '../bench/profile';
 import { ceilingPerSecond, ratiosOf, toMarkdown, type BenchResults, type Machine } from '../bench/report';
 import { connectToStack } from '../bench/seed';
-import { residentBytes, startLocalStack, type LocalStack } from '../bench/stack';
+import { residentBytes, stackProcessIds, startLocalStack, type LocalStack } from '../bench/stack';
 import { runBounded } from '../bench/stats';
 import { createTestUser, type TestUser } from '../test/support/api';
 import { insertTestOffering } from '../test/support/booking-fixtures';
@@ -159,14 +159,8 @@ async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benc
   const { deps, close } = await connectToStack(stack, { poolSize: 20 });
   try {
     const users = await createUsers(deps, sizes.users);
-    const pids = () => ({
-      temporal: stack.temporal.pid(),
-      worker: stack.worker.pid(),
-      api: stack.api!.pid(),
-      postgresql: stack.postgres.pid(),
-      redis: stack.redis.pid(),
-    });
-    const ctx: BenchContext = { stack, deps, apiUrl: stack.apiUrl!, sizes, users, readCpu: () => readCpu(pids()), progress: log };
+    // Pids are read at each reading: a drill may have restarted a process.
+    const ctx: BenchContext = { stack, deps, apiUrl: stack.apiUrl!, sizes, users, readCpu: () => readCpu(stackProcessIds(stack)), progress: log };
     // A few quiet seconds, so the idle reading is not webpack's bundling.
     await sleep(3000);
     const rssIdle = residentBytes(stack.worker.pid());
