@@ -47,7 +47,11 @@ export interface BenchResults {
   availability?: AvailabilityResult;
   /** GET /coupons/validate of a cached code, same connections and duration as availability. */
   couponValidation?: AvailabilityResult;
+  /** GET /healthz, same connections and duration: the HTTP ceiling the read rows compare with. */
+  httpCeiling?: AvailabilityResult;
   storm?: StormResult;
+  /** The storm's second and third runs, back to back after the first (`sizes.stormRuns`). */
+  stormAgain?: StormResult[];
   /** The cron job the storm is compared with (bench/cron-peer.ts). */
   peer?: PeerResult;
   /** The issue's within-run ratios that need two rows (ratiosOf), written into the JSON too. */
@@ -148,6 +152,7 @@ export function toMarkdown(r: BenchResults): string {
       ratio(s.renewalsPerSecond),
     ]);
   }
+  if (r.storm && r.stormAgain?.length) rows.push(stormRunsRow([r.storm, ...r.stormAgain], r.ceilingBefore?.cpuMsPerOperation));
   if (r.peer) {
     const p = r.peer;
     rows.push([
@@ -181,20 +186,17 @@ export function toMarkdown(r: BenchResults): string {
       '',
     ]);
   }
-  if (r.availability) {
-    const a = r.availability;
+  const reads: Array<[string, AvailabilityResult | undefined]> = [
+    ['5. Availability reads', r.availability],
+    ['5b. Coupon validation', r.couponValidation],
+    ['5c. HTTP ceiling: GET /healthz through the same middleware, no work', r.httpCeiling],
+  ];
+  for (const [title, a] of reads) {
+    if (!a) continue;
     rows.push([
-      `5. Availability reads (autocannon, ${a.connections} connections, ${a.durationSeconds} s)`,
-      `**${num(a.requestsPerSecond)} requests/s**, p95 **${ms(a.latencyMs.p95)}** (p50 ${ms(a.latencyMs.p50)}, p99 ${ms(a.latencyMs.p99)}); non-2xx ${a.non2xx}, errors ${a.errors}`,
+      `${title} (autocannon, ${a.connections} connections, ${a.durationSeconds} s)`,
+      `**${num(a.requestsPerSecond)} requests/s**, p95 **${ms(a.latencyMs.p95)}** (p50 ${ms(a.latencyMs.p50)}, p99 ${ms(a.latencyMs.p99)}); non-2xx ${a.non2xx}, errors ${a.errors}${overHttpCeiling(a, r.httpCeiling)}`,
       ratio(a.requestsPerSecond),
-    ]);
-  }
-  if (r.couponValidation) {
-    const c = r.couponValidation;
-    rows.push([
-      `5b. Coupon validation (autocannon, ${c.connections} connections, ${c.durationSeconds} s)`,
-      `**${num(c.requestsPerSecond)} requests/s**, p95 **${ms(c.latencyMs.p95)}** (p50 ${ms(c.latencyMs.p50)}, p99 ${ms(c.latencyMs.p99)}); non-2xx ${c.non2xx}, errors ${c.errors}`,
-      ratio(c.requestsPerSecond),
     ]);
   }
   if (r.soak) rows.push(soakRow(r.soak));
@@ -238,6 +240,8 @@ export function toMarkdown(r: BenchResults): string {
     ['Hold granted, one at a time: one request', r.holds?.alone.holdCpuMsPerOperation],
     ['Booking: one request', r.holds?.bookings.cpuMsPerOperation],
     ['Availability: one read', r.availability?.cpuMsPerOperation],
+    ['Coupon validation: one read', r.couponValidation?.cpuMsPerOperation],
+    ['HTTP ceiling: one GET /healthz', r.httpCeiling?.cpuMsPerOperation],
   ];
   const measured = cpuRows.filter((row): row is [string, CpuReading] => row[1] !== undefined);
   if (measured.length > 0)
@@ -267,6 +271,24 @@ export function toMarkdown(r: BenchResults): string {
   const errors = Object.entries(r.errors);
   if (errors.length > 0) lines.push('', 'Benchmarks that failed this run:', '', ...errors.map(([name, message]) => `- ${name}: ${message}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** The storm's runs side by side: CPU per renewal, its spread (target ≤ 1.15) and its multiple of the no-op's. */
+function stormRunsRow(runs: StormResult[], noop: CpuReading | undefined): string[] {
+  const cpu = runs.map((s) => cpuTotal(s.cpuMsPerOperation));
+  const spread = Math.max(...cpu) / Math.min(...cpu);
+  const overNoop = noop ? `; ${cpu.map((x) => `${(x / cpuTotal(noop)).toFixed(1)}×`).join(' / ')} the no-op's CPU` : '';
+  return [
+    `3c. The storm ${runs.length} times, back to back (${runs[0].count} each)`,
+    `CPU per renewal ${cpu.map(num).join(' / ')} ms, **max ÷ min ${spread.toFixed(2)}** (target ≤ 1.15)${overNoop}; ${runs.map((s) => num(s.renewalsPerSecond)).join(' / ')} renewals/s; lateness p99 ${runs.map((s) => sec(s.latenessMs.p99)).join(' / ')}`,
+    '',
+  ];
+}
+
+/** A read row's requests/s and p95 as multiples of the HTTP ceiling's (itself: nothing). */
+function overHttpCeiling(a: AvailabilityResult, ceiling: AvailabilityResult | undefined): string {
+  if (!ceiling || a === ceiling) return '';
+  return `; **${(a.requestsPerSecond / ceiling.requestsPerSecond).toFixed(2)}× the HTTP ceiling's requests/s, p95 ${(a.latencyMs.p95 / ceiling.latencyMs.p95).toFixed(2)}× its p95**`;
 }
 
 function peerTimes(ratios: RunRatios): string {

@@ -73,4 +73,29 @@ describe('bench report: the latency ceiling and the cron peer', () => {
     assert.match(markdown, /\*\*100 vs 5\.00 ms of CPU per renewal\*\* over every process \(20\.0×\)/);
     assert.match(markdown, /\| Cron peer: one renewal/);
   });
+
+  test('the storm three times: CPU per renewal of each run, their spread and their multiple of the no-op', () => {
+    const run = (total: number) => ({ ...storm, count: 10, renewed: 10, drainMs: 500, cpuMsPerOperation: cpu(total) });
+    const markdown = toMarkdown(results({ ceilingBefore: ceiling(25), storm: run(100), stormAgain: [run(110), run(120)] }));
+    assert.match(
+      markdown,
+      /3c\. The storm 3 times.*CPU per renewal 100 \/ 110 \/ 120 ms, \*\*max ÷ min 1\.20\*\*.*5\.0× \/ 5\.5× \/ 6\.0× the no-op's CPU/,
+    );
+  });
+
+  test('read rows are divided by the HTTP ceiling, which is not divided by itself', () => {
+    const read = (rps: number, p95: number) => ({
+      connections: 50,
+      durationSeconds: 5,
+      requestsPerSecond: rps,
+      requests: rps * 5,
+      latencyMs: { ...summarise([p95]), p95 },
+      non2xx: 0,
+      errors: 0,
+      cpuMsPerOperation: cpu(1),
+    });
+    const markdown = toMarkdown(results({ couponValidation: read(2000, 30), httpCeiling: read(4000, 10) }));
+    assert.match(markdown, /5b\. Coupon validation.*\*\*0\.50× the HTTP ceiling's requests\/s, p95 3\.00× its p95\*\*/);
+    assert.match(markdown, /5c\. HTTP ceiling[^\n]*errors 0 \|/);
+  });
 });
