@@ -79,3 +79,59 @@ describe('readiness with Redis unreachable', () => {
     assert.equal((await requestJson(`${api.url}/healthz`)).status, 200);
   });
 });
+
+/** The app's real Redis client, counting the readiness checks that reach Redis. */
+class PingCountingRedis extends Redis {
+  pings = 0;
+  override ping(...args: unknown[]): Promise<'PONG'> {
+    this.pings += 1;
+    return (super.ping as (...a: unknown[]) => Promise<'PONG'>)(...args);
+  }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe('readiness under a flood of probes', () => {
+  let api: TestApi;
+  let redis: PingCountingRedis;
+
+  before(async () => {
+    redis = new PingCountingRedis(process.env.REDIS_URL!);
+    api = await startTestApi({ redis });
+  });
+
+  after(async () => {
+    await api.close();
+    if (redis.status !== 'end') await redis.quit();
+  });
+
+  test('200 probes at once share one check of the dependencies, and a result is reused for a second at most', async () => {
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 200 }, () => requestJson(`${api.url}/readyz`)));
+    const elapsedMs = Date.now() - started;
+    assert.deepEqual(new Set(answers.map((a) => a.status)), new Set([200]));
+    // One check per second of the flood at most (a slow machine may spread the probes over more
+    // than one): without sharing every probe would ping Redis, 200 times.
+    assert.ok(redis.pings >= 1 && redis.pings <= 1 + Math.ceil(elapsedMs / 1000), `${redis.pings} checks in ${elapsedMs} ms`);
+
+    const before = redis.pings;
+    await sleep(1_100);
+    assert.equal((await requestJson(`${api.url}/readyz`)).status, 200);
+    assert.equal(redis.pings, before + 1, 'a result older than a second is checked anew');
+  });
+
+  test('a dependency that stops answering turns /readyz into a 503 naming it', async () => {
+    assert.equal((await requestJson(`${api.url}/readyz`)).status, 200);
+    redis.disconnect();
+    let answer = await requestJson(`${api.url}/readyz`);
+    // The previous result may still be fresh; the next check sees Redis gone.
+    for (let i = 0; i < 50 && answer.status === 200; i++) {
+      await sleep(100);
+      answer = await requestJson(`${api.url}/readyz`);
+    }
+    assert.equal(answer.status, 503);
+    assert.deepEqual(answer.body.unreachable, ['redis']);
+  });
+});

@@ -11,32 +11,44 @@ type CheckResult = 'ok' | 'unreachable';
 // A probe must answer well within an orchestrator's probe timeout even when a dependency hangs.
 const CHECK_TIMEOUT_MS = 2_000;
 
+// How long one readiness result answers every probe: a flood of probes (many load balancers,
+// each probing each instance, or anyone at all since /readyz is public) costs PostgreSQL, Redis
+// and Temporal at most one check per process per second, and a dependency that stops answering
+// still turns /readyz into a 503 within about a second (plus CHECK_TIMEOUT_MS if it hangs).
+const RESULT_FRESH_MS = 1_000;
+
+type Readiness = Array<[Dependency, CheckResult]>;
+
 /** GET /healthz: the process is up. GET /readyz: PostgreSQL, Redis and Temporal all answer. */
-export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>): Router {
+export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal' | 'logger'>): Router {
   const { router, route } = apiRouter();
   const checks: Record<Dependency, () => Promise<unknown>> = {
     postgres: () => deps.sql`select 1`,
     redis: () => deps.redis.ping(),
     temporal: () => deps.temporal.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => deps.temporal.workflowService.getSystemInfo({})),
   };
-
-  route(healthApi.live, (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  route(healthApi.ready, async (req, res) => {
+  const readiness = sharedWhileFresh(async (): Promise<Readiness> => {
     const names = Object.keys(checks) as Dependency[];
-    const results = await Promise.all(
+    return Promise.all(
       names.map(async (name): Promise<[Dependency, CheckResult]> => {
         try {
           await withTimeout(checks[name](), CHECK_TIMEOUT_MS);
           return [name, 'ok'];
         } catch (err) {
-          req.log.warn({ err, dependency: name }, 'readiness check failed');
+          // Once per check, not once per probe that shares it.
+          deps.logger.warn({ err, dependency: name }, 'readiness check failed');
           return [name, 'unreachable'];
         }
       }),
     );
+  }, RESULT_FRESH_MS);
+
+  route(healthApi.live, (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  route(healthApi.ready, async (_req, res) => {
+    const results = await readiness();
     const unreachable = results.filter(([, result]) => result !== 'ok').map(([name]) => name);
     const summary = Object.fromEntries(results);
     if (unreachable.length > 0) {
@@ -49,6 +61,23 @@ export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal'>):
   });
 
   return router;
+}
+
+/**
+ * `run` at most once at a time: callers while it runs share its answer, and so do callers up to
+ * `freshMs` after it answered; the next caller after that runs it again. `run` must not reject.
+ */
+export function sharedWhileFresh<T>(run: () => Promise<T>, freshMs: number): () => Promise<T> {
+  let latest: { answer: Promise<T>; answeredAt?: number } | undefined;
+  return () => {
+    const stale = latest?.answeredAt !== undefined && Date.now() - latest.answeredAt > freshMs;
+    if (latest && !stale) return latest.answer;
+    const current: { answer: Promise<T>; answeredAt?: number } = { answer: run() };
+    const answered = () => (current.answeredAt = Date.now());
+    current.answer.then(answered, answered);
+    latest = current;
+    return current.answer;
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
