@@ -15,7 +15,7 @@ import { creditRoutes } from './credits';
 import { methodGuard, routeTable } from './contract';
 import { healthRoutes } from './health';
 import { invoiceRoutes } from './invoice';
-import { createMetrics } from './metrics';
+import { createMetrics, metricsApi } from './metrics';
 import { adminOfferingRoutes, offeringRoutes } from './offering';
 import { apiOperations, openApiRoutes } from './openapi';
 import { paymentRoutes } from './payment';
@@ -71,12 +71,30 @@ const ROUTERS: Array<(deps: AppDeps) => Router> = [
   referralRoutes,
 ];
 
+/** The API on PORT; its /metrics too unless API_METRICS_ADDRESS serves them apart (`createApiApps`). */
 export function createApp(deps: AppDeps): express.Express {
+  return createApiApps(deps).app;
+}
+
+export interface ApiApps {
+  /** What PORT serves. */
+  app: express.Express;
+  /** GET /metrics alone, for API_METRICS_ADDRESS; absent when `app` serves them itself. */
+  metricsApp?: express.Express;
+}
+
+/**
+ * With API_METRICS_ADDRESS set the metrics (refund totals, aggregate queries on every scrape) are
+ * served only by `metricsApp`, on a listener the load balancer does not reach: the public app
+ * neither routes nor documents /metrics, and answers it 404 like any unknown path.
+ */
+export function createApiApps(deps: AppDeps): ApiApps {
+  const metricsApart = deps.config.API_METRICS_ADDRESS !== undefined;
   const app = express();
   app.disable('x-powered-by');
 
   app.set('trust proxy', deps.config.TRUST_PROXY);
-  const operations = apiOperations();
+  const operations = apiOperations().filter((operation) => !(metricsApart && operation === metricsApi.metrics));
   const routes = routeTable(operations);
   const metrics = createMetrics(deps, routes);
 
@@ -90,9 +108,19 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(jsonBodyExcept(RAW_BODY_PATHS));
 
-  app.use(metrics.router, openApiRoutes(operations));
+  if (!metricsApart) app.use(metrics.router);
+  app.use(openApiRoutes(operations));
   for (const routes of ROUTERS) app.use(enteredOnlyForItsPaths(routes(deps)));
 
+  app.use(notFoundHandler());
+  app.use(problemHandler(deps.logger));
+  return { app, metricsApp: metricsApart ? metricsOnly(deps, metrics.router) : undefined };
+}
+
+function metricsOnly(deps: Pick<AppDeps, 'logger'>, router: Router): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(router);
   app.use(notFoundHandler());
   app.use(problemHandler(deps.logger));
   return app;

@@ -134,3 +134,16 @@ test('HOLD_MAX_EXTENSION is PT15M unless set, and a fixed duration longer than z
     );
   }
 });
+
+test('API_METRICS_ADDRESS is unset unless set; a bare port means loopback; anything else is refused', () => {
+  assert.equal(loadConfig(REQUIRED).API_METRICS_ADDRESS, undefined);
+  assert.deepEqual(loadConfig({ ...REQUIRED, API_METRICS_ADDRESS: '9465' }).API_METRICS_ADDRESS, { host: '127.0.0.1', port: 9465 });
+  assert.deepEqual(loadConfig({ ...REQUIRED, API_METRICS_ADDRESS: '0.0.0.0:9465' }).API_METRICS_ADDRESS, { host: '0.0.0.0', port: 9465 });
+  for (const bad of ['metrics', '127.0.0.1:', ':9465', '127.0.0.1:70000']) {
+    const problems = problemsOf({ ...REQUIRED, API_METRICS_ADDRESS: bad });
+    assert.ok(
+      problems.some((p) => p.startsWith('API_METRICS_ADDRESS:')),
+      `${bad}: ${problems.join('\n')}`,
+    );
+  }
+});

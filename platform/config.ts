@@ -73,6 +73,15 @@ const envSchema = z.object({
     .string()
     .regex(/^[^:]+:\d+$/, 'host:port such as 0.0.0.0:9464')
     .optional(),
+  // Where the API serves GET /metrics for Prometheus, and then only there: `host:port`, or a bare
+  // port on loopback (0 picks a free one). Unset serves it on PORT beside the API, where a load
+  // balancer would show it to anyone: set it wherever PORT is public.
+  API_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(?:[^:]+:)?\d+$/, 'host:port such as 0.0.0.0:9465, or a port such as 9465 (on 127.0.0.1)')
+    .transform(listenAddress)
+    .refine(({ port }) => port <= 65535, 'a port from 0 to 65535')
+    .optional(),
   // Worker tuning (bench/README.md has the figures behind these). Per worker, i.e. per task queue.
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
@@ -144,6 +153,12 @@ function trustProxySetting(value: string | undefined): boolean | number | string
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
   return /^\d+$/.test(value) ? Number(value) : value;
+}
+
+/** `host:port`, or a bare port on loopback: a listener meant for the machine's own network. */
+function listenAddress(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  return colon < 0 ? { host: '127.0.0.1', port: Number(text) } : { host: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
 }
 
 export class ConfigError extends Error {

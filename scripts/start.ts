@@ -30,6 +30,8 @@ const SECRETS_FILE = path.join(DATA_DIR, 'secrets.json');
 const DATABASE_NAME = 'billing';
 const API_READY_TIMEOUT_MS = 120_000;
 const WORKER_METRICS_PORT = 9464;
+// The API's /metrics on a loopback port of its own, never on the API's port: as deployed.
+const API_METRICS_PORT = 9465;
 
 interface Endpoints {
   databaseUrl: string;
@@ -63,12 +65,17 @@ async function main(): Promise<void> {
   if (!process.env.WORKER_METRICS_ADDRESS) {
     await assertPortFree(WORKER_METRICS_PORT, "set WORKER_METRICS_ADDRESS to serve the worker's metrics elsewhere");
   }
+  // A bare port is one on loopback, as the API reads it.
+  const apiMetricsAddress = (process.env.API_METRICS_ADDRESS || String(API_METRICS_PORT)).replace(/^(\d+)$/, '127.0.0.1:$1');
+  if (!process.env.API_METRICS_ADDRESS) {
+    await assertPortFree(API_METRICS_PORT, "set API_METRICS_ADDRESS to serve the API's metrics elsewhere");
+  }
   const [endpoints] = await settleAll([startServers(), ensureWalkthroughTools()]);
   await migrateDatabase(endpoints.databaseUrl);
   log('postgresql: migrations applied');
   if (shuttingDown) return;
 
-  const env = { ...childEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress };
+  const env = { ...childEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress, API_METRICS_ADDRESS: apiMetricsAddress };
   apps.spawn('worker', process.execPath, ['--import', 'tsx', entryPoint('worker')], { env, stopGraceMs: 60_000 });
   apps.spawn('api', process.execPath, ['--import', 'tsx', entryPoint('api')], { env, stopGraceMs: 30_000 });
   await waitForApi(`http://127.0.0.1:${port}/healthz`);
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
     REDIS_URL: endpoints.redisUrl,
     TEMPORAL_ADDRESS: endpoints.temporalAddress,
   });
-  printSummary(endpoints, port, workerMetricsAddress);
+  printSummary(endpoints, port, { api: apiMetricsAddress, worker: workerMetricsAddress });
 }
 
 async function startServers(): Promise<Endpoints> {
@@ -205,12 +212,12 @@ async function waitForApi(url: string): Promise<void> {
   if (!shuttingDown) throw new Error(`the API did not answer ${url} within ${API_READY_TIMEOUT_MS / 1000}s`);
 }
 
-function printSummary(endpoints: Endpoints, port: number, workerMetricsAddress: string): void {
+function printSummary(endpoints: Endpoints, port: number, metricsAddresses: { api: string; worker: string }): void {
   if (shuttingDown) return;
   const rows = [
     ['API', `http://localhost:${port}`],
     ['API docs', `http://localhost:${port}/docs`],
-    ['Metrics', `http://localhost:${port}/metrics · worker: http://${workerMetricsAddress}/metrics`],
+    ['Metrics', `API: http://${metricsAddresses.api}/metrics · worker: http://${metricsAddresses.worker}/metrics (internal, not on the API's port)`],
     ['Temporal UI', endpoints.temporalUiUrl ?? '(not known: set TEMPORAL_UI_URL)'],
     ['Temporal', endpoints.temporalAddress],
     ['PostgreSQL', redactPassword(endpoints.databaseUrl)],

@@ -1,7 +1,8 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createPaymentGateway } from '../activities/gateway';
-import { createApp } from '../api/app';
+import { createApiApps } from '../api/app';
 import { connectDatabase, migrateDatabase, poolOptions } from '../db/client';
 import { loadConfigOrExit } from '../platform/config';
 import { createLogger } from '../platform/logger';
@@ -27,12 +28,16 @@ async function main(): Promise<void> {
   await waitForSearchAttributes(temporal.connection, config.TEMPORAL_NAMESPACE, SEARCH_ATTRIBUTES_WAIT_MS);
 
   const gateway = createPaymentGateway(config, { db: database.db, logger });
-  const app = createApp({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger, gateway });
-  const server = app.listen(config.PORT);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  const { app, metricsApp } = createApiApps({ config, db: database.db, sql: database.sql, redis, temporal: temporal.client, logger, gateway });
+  // The internal listener first: an orchestrator routes traffic once PORT answers.
+  const metricsAt = config.API_METRICS_ADDRESS;
+  const metricsServer = metricsApp && metricsAt ? await listening(metricsApp.listen(metricsAt.port, metricsAt.host)) : undefined;
+  if (metricsServer) {
+    const { address, port } = metricsServer.address() as AddressInfo;
+    const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}/metrics`;
+    logger.info({ metricsUrl: url }, `API metrics on ${url}, not on the API's port`);
+  }
+  const server = await listening(app.listen(config.PORT));
   const { port } = server.address() as AddressInfo;
   logger.info({ url: `http://localhost:${port}` }, `API listening on http://localhost:${port}`);
 
@@ -46,13 +51,23 @@ async function main(): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
+    // Scraped until the API has drained, so the last requests are counted.
     await closed;
+    metricsServer?.closeAllConnections();
+    await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
     await Promise.allSettled([redis.quit(), database.close(), temporal.connection.close()]);
     logger.info('stopped');
     process.exit(0);
   };
   process.once('SIGTERM', (signal) => void stop(signal));
   process.once('SIGINT', (signal) => void stop(signal));
+}
+
+function listening(server: Server): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
 }
 
 main().catch((err: unknown) => {
