@@ -8,18 +8,17 @@
  * own on the shared dev server: no other test's worker can take their tasks.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { Connection } from '@temporalio/client';
 import { readLocalEndpoints, recordLocalEndpoints, forgetLocalEndpoints, useLocalEndpoints } from '../scripts/local-endpoints';
 import { freePort, ProcessGroup } from '../scripts/services';
 import { ensureWalkthroughTools, REPO_ROOT } from '../scripts/tools';
+import { createNamespace } from './support/app-process';
 
 const README = path.join(REPO_ROOT, 'README.md');
 const WALKTHROUGH_SECTIONS = [
@@ -46,20 +45,6 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000}s`);
     await sleep(250);
-  }
-}
-
-/** A namespace of the processes' own, usable once the frontend's namespace cache has it. */
-async function createNamespace(address: string, namespace: string): Promise<void> {
-  await promisify(execFile)(process.env.TEMPORAL_CLI!, ['operator', 'namespace', 'create', '--address', address, '--namespace', namespace]);
-  const connection = await Connection.connect({ address });
-  try {
-    await eventually(`namespace ${namespace}`, async () => {
-      await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 1 });
-      return true;
-    });
-  } finally {
-    await connection.close();
   }
 }
 
