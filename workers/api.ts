@@ -32,6 +32,9 @@ async function main(): Promise<void> {
   // The internal listener first: an orchestrator routes traffic once PORT answers.
   const metricsAt = config.API_METRICS_ADDRESS;
   const metricsServer = metricsApp && metricsAt ? await listening(metricsApp.listen(metricsAt.port, metricsAt.host)) : undefined;
+  if (!metricsServer && config.NODE_ENV === 'production') {
+    logger.warn('API_METRICS_ADDRESS is unset: /metrics is served on PORT, to whoever reaches it');
+  }
   if (metricsServer) {
     const { address, port } = metricsServer.address() as AddressInfo;
     const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}/metrics`;
