@@ -67,7 +67,7 @@ export function healthRoutes(deps: Pick<AppDeps, 'sql' | 'redis' | 'temporal' | 
  * `run` at most once at a time: callers while it runs share its answer, and so do callers up to
  * `freshMs` after it answered; the next caller after that runs it again. `run` must not reject.
  */
-export function sharedWhileFresh<T>(run: () => Promise<T>, freshMs: number): () => Promise<T> {
+function sharedWhileFresh<T>(run: () => Promise<T>, freshMs: number): () => Promise<T> {
   let latest: { answer: Promise<T>; answeredAt?: number } | undefined;
   return () => {
     const stale = latest?.answeredAt !== undefined && Date.now() - latest.answeredAt > freshMs;
@@ -102,7 +102,7 @@ export const healthApi = {
   ready: {
     method: 'get',
     path: '/readyz',
-    summary: 'Readiness: PostgreSQL, Redis and Temporal all answer',
+    summary: 'Readiness: PostgreSQL, Redis and Temporal all answer (one check at most a second old answers every probe)',
     auth: 'public',
     unlimited: true,
     responses: {
