@@ -27,8 +27,9 @@ function readStat(pid: number): ProcStat | undefined {
   }
 }
 
-/** CPU milliseconds used so far by `rootPid` and every process below it. */
-export function treeCpuMs(rootPid: number): number {
+/** CPU milliseconds used so far by each of `rootPids` and every process below it, summed. */
+export function treeCpuMs(rootPids: number | readonly number[]): number {
+  const roots = new Set(typeof rootPids === 'number' ? [rootPids] : rootPids);
   const stats = readdirSync('/proc')
     .filter((name) => /^\d+$/.test(name))
     .map((name) => readStat(Number(name)))
@@ -36,22 +37,26 @@ export function treeCpuMs(rootPid: number): number {
   const children = new Map<number, ProcStat[]>();
   for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
   let ticks = 0;
-  const pending = stats.filter((s) => s.pid === rootPid);
+  const pending = stats.filter((s) => roots.has(s.pid));
   while (pending.length > 0) {
     const s = pending.pop()!;
     ticks += s.ticks;
-    pending.push(...(children.get(s.pid) ?? []));
+    // A root below another root (never so in a stack) is counted once: as the child it is.
+    pending.push(...(children.get(s.pid) ?? []).filter((child) => !roots.has(child.pid)));
   }
   return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 export type CpuReading = Record<string, number>;
 
-/** CPU milliseconds so far per named process tree, plus this process as `bench`. */
-export function readCpu(pids: Record<string, number>): CpuReading {
+/**
+ * CPU milliseconds so far per name, summed over its process trees (two workers are one `worker`),
+ * plus this process as `bench`.
+ */
+export function readCpu(pids: Record<string, readonly number[]>): CpuReading {
   const usage = process.cpuUsage();
   return {
-    ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, treeCpuMs(pid)])),
+    ...Object.fromEntries(Object.entries(pids).map(([name, roots]) => [name, treeCpuMs(roots)])),
     bench: (usage.user + usage.system) / 1000,
   };
 }

@@ -297,8 +297,9 @@ async function renewalsSince(ctx: BenchContext, subscriptionIds: string[], since
 }
 
 /** The RSS of each process itself (PostgreSQL's postmaster, not its backends: they share memory). */
-function rssOf(pids: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, residentBytes(pid)]));
+/** Resident bytes per name, summed over its processes. */
+function rssOf(pids: Record<string, readonly number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, list.reduce((sum, pid) => sum + residentBytes(pid), 0)]));
 }
 
 function mibOf(bytes: Record<string, number>): Record<string, number> {

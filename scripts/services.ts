@@ -300,23 +300,34 @@ export interface TemporalServer {
 }
 
 /**
- * The dev server runs one history shard, and each shard's queue readers poll for new tasks at
- * most 20 times a second (the server's default, sized for clusters of hundreds of shards). On
- * one shard that spaced every hand-off (workflow task → activity task → workflow task) ~40 ms
- * apart once the limiter's burst was spent: 7 hand-offs made a lone subscribe ~350 ms instead of
- * ~100 ms (bench/README.md). The readers still poll only when told of new tasks.
- *
- * Each task queue also has one partition instead of the server's four. Partitions spread a queue
- * over matching hosts; on one process with one worker they only forward tasks and polls between
- * each other: a lone task that landed in a partition whose pollers had gone elsewhere waited ~2 s
- * (the no-op's p99 after a burst), and the forwarding cost ~15% of a no-op workflow's CPU.
+ * The dynamic config every Temporal server of this project runs with, from the one file the
+ * cluster and the compose file read too (deploy/temporal/dynamic-config.yaml, whose comments say
+ * why each value is there). The dev server takes each as `--dynamic-config-value`.
  */
-export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
-  'history.transferProcessorMaxPollRPS': 1000,
-  'history.visibilityProcessorMaxPollRPS': 1000,
-  'matching.numTaskqueueReadPartitions': 1,
-  'matching.numTaskqueueWritePartitions': 1,
-};
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = readDynamicConfig(
+  path.resolve(__dirname, '..', 'deploy', 'temporal', 'dynamic-config.yaml'),
+);
+
+/**
+ * The file's flat shape only: `key:` then `  - value: N`, numbers, comments and blank lines. A
+ * constraint or any other shape is an error rather than a value silently dropped.
+ */
+export function readDynamicConfig(file: string): Record<string, number> {
+  const values: Record<string, number> = {};
+  let key: string | undefined;
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, index) => {
+      const text = line.replace(/\s+#.*$/, '').trimEnd();
+      if (text === '' || text.trimStart().startsWith('#')) return;
+      const keyMatch = /^([A-Za-z][\w.]*):$/.exec(text);
+      const valueMatch = /^\s+- value: (-?\d+(?:\.\d+)?)$/.exec(text);
+      if (keyMatch) key = keyMatch[1];
+      else if (valueMatch && key !== undefined && !(key in values)) values[key] = Number(valueMatch[1]);
+      else throw new Error(`${file}:${index + 1}: only \`key:\` and \`  - value: <number>\` lines are understood here: ${line.trim()}`);
+    });
+  return values;
+}
 
 /**
  * `temporal server start-dev`, ready once the `default` namespace answers. State lives in the

@@ -20,6 +20,11 @@ export const TEMPORAL_TEST_SERVER_LAUNCHER = path.join(REPO_ROOT, 'scripts', 'te
 // Later CLI tags carry a `replace` directive in go.mod, which `go install pkg@version` refuses.
 const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 const STRIPE_MOCK_MODULE = 'github.com/stripe/stripe-mock@latest';
+// The Temporal server proper and its UI, for `npm run cluster`. v1.30.4's go.mod asks for a Go
+// the usual toolchains have, and has no `replace` directive (which `go install` refuses); the UI
+// server's newer tags need a newer Go than v2.42.1.
+const TEMPORAL_SERVER_VERSION = 'v1.30.4';
+const TEMPORAL_UI_SERVER_MODULE = 'github.com/temporalio/ui-server/v2/cmd/server@v2.42.1';
 const SCHEMATHESIS_VENV = path.join(TOOLS_DIR, 'venv');
 const SCHEMATHESIS_REQUIREMENT = 'schemathesis==4.32.5';
 
@@ -157,6 +162,51 @@ export async function ensureChromium(): Promise<string> {
   return installed;
 }
 
+export interface TemporalServerBinaries {
+  server: string;
+  sqlTool: string;
+}
+
+/** The Temporal server (`temporal-server`) and its SQL schema tool (`temporal-sql-tool`), built once into .tools/bin. */
+export async function ensureTemporalServer(): Promise<TemporalServerBinaries> {
+  const [server, sqlTool] = await ensureGoBinaries(
+    'temporal server',
+    [
+      { module: `go.temporal.io/server/cmd/server@${TEMPORAL_SERVER_VERSION}`, builds: 'server', installAs: 'temporal-server' },
+      { module: `go.temporal.io/server/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`, builds: 'sql', installAs: 'temporal-sql-tool' },
+    ],
+    'about 4 minutes of CPU the first time',
+  );
+  return { server, sqlTool };
+}
+
+/** The Temporal Web UI's server (`temporal-ui-server`), with the UI built in. */
+export async function ensureTemporalUiServer(): Promise<string> {
+  const [uiServer] = await ensureGoBinaries(
+    'temporal UI server',
+    [{ module: TEMPORAL_UI_SERVER_MODULE, builds: 'server', installAs: 'temporal-ui-server' }],
+    'a few minutes the first time',
+  );
+  return uiServer;
+}
+
+/** Debian's nginx, the cluster's load balancer: on PATH or in /usr/sbin, installed with apt as root when missing. */
+export async function ensureNginx(): Promise<string> {
+  const find = async () => (await findOnPath('nginx')) ?? ((await isExecutable('/usr/sbin/nginx')) ? '/usr/sbin/nginx' : undefined);
+  const found = await find();
+  if (found) {
+    log(`nginx: using ${found}`);
+    return found;
+  }
+  if (!(await canInstallWithApt())) {
+    throw new ToolError('nginx was not found: install the Debian package nginx (sudo apt-get install -y nginx)');
+  }
+  await aptInstall(['nginx']);
+  const installed = await find();
+  if (!installed) throw new ToolError('installed nginx but cannot find its program');
+  return installed;
+}
+
 /** The programs the README's walk-through runs beside `npm start`, and their Debian packages. */
 const WALKTHROUGH_PROGRAMS: Record<string, string> = { curl: 'curl', jq: 'jq', uuidgen: 'uuid-runtime', openssl: 'openssl' };
 
@@ -189,14 +239,14 @@ async function findChromium(): Promise<string | undefined> {
   return (await findOnPath('chromium')) ?? (await findOnPath('chromium-browser'));
 }
 
-async function canInstallWithApt(): Promise<boolean> {
+export async function canInstallWithApt(): Promise<boolean> {
   return process.getuid?.() === 0 && (await findOnPath('apt-get')) !== undefined;
 }
 
 // dpkg takes one install at a time: callers that provision in parallel queue here.
 let aptTurn: Promise<unknown> = Promise.resolve();
 
-function aptInstall(packages: string[]): Promise<void> {
+export function aptInstall(packages: string[]): Promise<void> {
   const install = aptTurn.then(async () => {
     log(`apt: installing ${packages.join(' ')}`);
     const started = Date.now();
@@ -225,19 +275,45 @@ export function describeError(error: unknown): string {
 }
 
 async function ensureGoBinary(label: string, binary: string, module: string, expectation: string): Promise<string> {
-  const target = path.join(TOOLS_BIN, binary);
-  if (await isExecutable(target)) {
-    log(`${label}: reusing ${relative(target)}`);
-    return target;
-  }
-  if (!(await findOnPath('go'))) {
-    throw new ToolError(`go was not found: install Go (https://go.dev/dl) to build ${label} (${module})`);
-  }
-  log(`${label}: building ${module} with go install (${expectation})`);
-  const started = Date.now();
-  await run('go', ['install', module], { env: { ...process.env, GOBIN: TOOLS_BIN } });
-  log(`${label}: built ${relative(target)} in ${seconds(started)}`);
+  const [target] = await ensureGoBinaries(label, [{ module, builds: binary, installAs: binary }], expectation);
   return target;
+}
+
+export interface GoBuild {
+  /** `path@version` for go install. */
+  module: string;
+  /** The program go install writes: the last element of the package path. */
+  builds: string;
+  /** Its name under .tools/bin. */
+  installAs: string;
+}
+
+/**
+ * Programs built with one `go install` (a shared module builds once) into a temporary GOBIN,
+ * then renamed into .tools/bin: several packages build a program named `server`, and a build
+ * killed halfway leaves nothing that looks ready. Reused when every one is present.
+ */
+export async function ensureGoBinaries(label: string, builds: GoBuild[], expectation: string): Promise<string[]> {
+  const targets = builds.map((build) => path.join(TOOLS_BIN, build.installAs));
+  if ((await Promise.all(targets.map(isExecutable))).every(Boolean)) {
+    log(`${label}: reusing ${targets.map(relative).join(', ')}`);
+    return targets;
+  }
+  const modules = builds.map((build) => build.module);
+  if (!(await findOnPath('go'))) {
+    throw new ToolError(`go was not found: install Go (https://go.dev/dl) to build ${label} (${modules.join(' ')})`);
+  }
+  log(`${label}: building ${modules.join(' ')} with go install (${expectation})`);
+  const started = Date.now();
+  const staging = path.join(TOOLS_BIN, `.build-${process.pid}-${builds[0].installAs}`);
+  try {
+    await run('go', ['install', ...modules], { env: { ...process.env, GOBIN: staging } });
+    builds.forEach((build, i) => renameSync(path.join(staging, build.builds), targets[i]));
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  log(`${label}: built ${targets.map(relative).join(', ')} in ${seconds(started)}`);
+  return targets;
 }
 
 async function findServerBinaries(wanted: { postgres: boolean; redis: boolean }): Promise<ServerBinaries> {
@@ -280,7 +356,7 @@ export async function findOnPath(program: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function isExecutable(file: string): Promise<boolean> {
+export async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
     return true;
