@@ -4,6 +4,10 @@
  * Temporal without the operator copying URLs. `npm start` writes the file once everything is up
  * and removes it when it stops; a file whose writer is gone (killed, machine rebooted) is stale
  * and ignored.
+ *
+ * `npm run cluster` records its own in `.data/cluster/endpoints.json`, so that it can run beside
+ * `npm start` without either overwriting the other's. Helpers read the file `ENDPOINTS_FILE`
+ * names, else `npm start`'s when it runs, else the cluster's.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +15,7 @@ import { z } from 'zod';
 import { REPO_ROOT } from './tools';
 
 export const LOCAL_ENDPOINTS_FILE = path.join(REPO_ROOT, '.data', 'endpoints.json');
+export const CLUSTER_ENDPOINTS_FILE = path.join(REPO_ROOT, '.data', 'cluster', 'endpoints.json');
 
 /** The variables a helper may take from the file, in the names the configuration reads. */
 const SHARED_VARIABLES = ['DATABASE_URL', 'REDIS_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL'] as const;
@@ -50,9 +55,15 @@ export function readLocalEndpoints(file = LOCAL_ENDPOINTS_FILE): LocalEndpoints 
 
 /**
  * Fills DATABASE_URL, REDIS_URL, TEMPORAL_ADDRESS and TEMPORAL_UI_URL from a running
- * `npm start` where `env` names none; a variable already set always wins. Returns the names filled.
+ * `npm start` (or `npm run cluster`, see chooseEndpointsFile) where `env` names none; a variable already set always wins. Returns the names filled.
  */
-export function useLocalEndpoints(env: NodeJS.ProcessEnv = process.env, file = LOCAL_ENDPOINTS_FILE): string[] {
+/** `ENDPOINTS_FILE` when set; else `npm start`'s file when its writer runs; else the cluster's when its runs; else `npm start`'s. */
+export function chooseEndpointsFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.ENDPOINTS_FILE) return path.resolve(env.ENDPOINTS_FILE);
+  return [LOCAL_ENDPOINTS_FILE, CLUSTER_ENDPOINTS_FILE].find((file) => readLocalEndpoints(file)) ?? LOCAL_ENDPOINTS_FILE;
+}
+
+export function useLocalEndpoints(env: NodeJS.ProcessEnv = process.env, file = chooseEndpointsFile(env)): string[] {
   const missing = SHARED_VARIABLES.filter((name) => !env[name]);
   if (missing.length === 0) return [];
   const endpoints = readLocalEndpoints(file);

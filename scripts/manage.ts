@@ -6,7 +6,7 @@ import { hashPassword } from '../api/auth';
 import { connectDatabase, migrateDatabase } from '../db/client';
 import { users } from '../db/schema';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalizeEmail } from '../domain/user';
-import { LOCAL_ENDPOINTS_FILE, useLocalEndpoints } from './local-endpoints';
+import { chooseEndpointsFile, CLUSTER_ENDPOINTS_FILE, useLocalEndpoints } from './local-endpoints';
 import { REPO_ROOT } from './tools';
 
 const USAGE = `Usage: npm run manage -- <command> [options]
@@ -16,8 +16,11 @@ Commands:
       Creates a staff user, or makes an existing user staff and sets its password.
 
 Environment:
-  DATABASE_URL   PostgreSQL connection URL; when unset, the one of the \`npm start\` running in
-                 this checkout (recorded in .data/endpoints.json)`;
+  DATABASE_URL     PostgreSQL connection URL; when unset, the one of the \`npm start\` running in
+                   this checkout (recorded in .data/endpoints.json), else of its \`npm run cluster\`
+                   (.data/cluster/endpoints.json)
+  ENDPOINTS_FILE   The endpoints file to read instead, e.g. .data/cluster/endpoints.json to reach
+                   the cluster while \`npm start\` runs too`;
 
 class UsageError extends Error {}
 
@@ -67,8 +70,10 @@ async function createStaff(args: string[]): Promise<string> {
 
 function databaseUrlFromEnv(): string {
   if (!process.env.DATABASE_URL) {
-    const file = path.relative(process.cwd(), LOCAL_ENDPOINTS_FILE) || LOCAL_ENDPOINTS_FILE;
-    throw new Error(`DATABASE_URL is not set and no \`npm start\` is running in ${REPO_ROOT} (${file}): start it, or set DATABASE_URL`);
+    const file = path.relative(process.cwd(), chooseEndpointsFile()) || chooseEndpointsFile();
+    throw new Error(
+      `DATABASE_URL is not set and no \`npm start\` or \`npm run cluster\` is running in ${REPO_ROOT} (${file}): start one, or set DATABASE_URL`,
+    );
   }
   const env = envSchema.safeParse(process.env);
   if (!env.success) {
@@ -83,8 +88,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<string>> = {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
-  const filled = useLocalEndpoints();
-  if (filled.length > 0) console.error('Using the servers of the running `npm start` (.data/endpoints.json).');
+  const endpointsFile = chooseEndpointsFile();
+  const filled = useLocalEndpoints(process.env, endpointsFile);
+  if (filled.length > 0) {
+    const by = endpointsFile === CLUSTER_ENDPOINTS_FILE ? '`npm run cluster`' : '`npm start`';
+    console.error(`Using the servers of the running ${by} (${path.relative(process.cwd(), endpointsFile) || endpointsFile}).`);
+  }
   if (!command || command === 'help' || command === '--help') {
     console.log(USAGE);
     return command ? 0 : 2;

@@ -5,40 +5,20 @@
  * local-endpoints.ts). Ctrl-C or SIGTERM stops everything it started, the worker and API first,
  * and removes that file.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { migrateDatabase } from '../db/client';
-import {
-  assertPortFree,
-  freePort,
-  postgresCanReach,
-  ProcessGroup,
-  startPostgres,
-  startRedis,
-  startTemporalDevServer,
-  type ManagedProcess,
-} from './services';
+import { assertPortFree, freePort, ProcessGroup, startPostgres, startRedis, startTemporalDevServer, type ManagedProcess } from './services';
 import { forgetLocalEndpoints, LOCAL_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
-import { describeError, ensureServerBinaries, ensureTemporalCli, ensureWalkthroughTools, log, REPO_ROOT, settleAll } from './tools';
+import { appEnvironment, DATA_DIR, entryPoint, postgresDataDir, printReady, redactPassword, waitForHttp, type Endpoints } from './local-run';
+import { describeError, ensureServerBinaries, ensureTemporalCli, ensureWalkthroughTools, log, settleAll } from './tools';
 
-const DATA_DIR = path.join(REPO_ROOT, '.data');
 const LOG_DIR = path.join(DATA_DIR, 'logs');
-const SECRETS_FILE = path.join(DATA_DIR, 'secrets.json');
 const DATABASE_NAME = 'billing';
 const API_READY_TIMEOUT_MS = 120_000;
 const WORKER_METRICS_PORT = 9464;
 // The API's /metrics on a loopback port of its own, never on the API's port: as deployed.
 const API_METRICS_PORT = 9465;
-
-interface Endpoints {
-  databaseUrl: string;
-  redisUrl: string;
-  temporalAddress: string;
-  temporalUiUrl?: string;
-}
 
 const servers = new ProcessGroup();
 const apps = new ProcessGroup();
@@ -75,7 +55,7 @@ async function main(): Promise<void> {
   log('postgresql: migrations applied');
   if (shuttingDown) return;
 
-  const env = { ...childEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress, API_METRICS_ADDRESS: apiMetricsAddress };
+  const env = { ...appEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress, API_METRICS_ADDRESS: apiMetricsAddress };
   apps.spawn('worker', process.execPath, ['--import', 'tsx', entryPoint('worker')], { env, stopGraceMs: 60_000 });
   apps.spawn('api', process.execPath, ['--import', 'tsx', entryPoint('api')], { env, stopGraceMs: 30_000 });
   await waitForApi(`http://127.0.0.1:${port}/healthz`);
@@ -110,7 +90,7 @@ async function startServers(): Promise<Endpoints> {
       ? freePort().then(async (port) => {
           const server = await startPostgres(servers, {
             binaries: binaries.postgres!,
-            dataDir: postgresDataDir(),
+            dataDir: postgresDataDir(DATA_DIR),
             port,
             database: DATABASE_NAME,
             logFile: path.join(LOG_DIR, 'postgresql.log'),
@@ -148,73 +128,13 @@ async function startServers(): Promise<Endpoints> {
   };
 }
 
-/** `.data/postgres`, unless the `postgres` user cannot enter the checkout (e.g. under /root). */
-function postgresDataDir(): string {
-  if (postgresCanReach(DATA_DIR)) return path.join(DATA_DIR, 'postgres');
-  const digest = createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 12);
-  const fallback = path.join(os.tmpdir(), `billing-postgres-${digest}`);
-  log(`postgresql: the postgres user cannot enter ${DATA_DIR}; keeping the cluster in ${fallback}`);
-  return fallback;
-}
-
-function childEnvironment(endpoints: Endpoints, port: number): NodeJS.ProcessEnv {
-  const secrets = localSecrets();
-  return {
-    ...process.env,
-    NODE_ENV: process.env.NODE_ENV ?? 'development',
-    PORT: String(port),
-    DATABASE_URL: endpoints.databaseUrl,
-    REDIS_URL: endpoints.redisUrl,
-    TEMPORAL_ADDRESS: endpoints.temporalAddress,
-    ...(endpoints.temporalUiUrl ? { TEMPORAL_UI_URL: endpoints.temporalUiUrl } : {}),
-    JWT_SECRET: process.env.JWT_SECRET || secrets.JWT_SECRET,
-    STRIPE_WEBHOOK_SECRET: process.env.STRIPE_WEBHOOK_SECRET || secrets.STRIPE_WEBHOOK_SECRET,
-  };
-}
-
-interface LocalSecrets {
-  JWT_SECRET: string;
-  STRIPE_WEBHOOK_SECRET: string;
-}
-
-/**
- * A fresh clone has no secrets; generate them once and keep them in the ignored data folder,
- * so tokens and webhook signatures stay valid across restarts.
- */
-function localSecrets(): LocalSecrets {
-  if (existsSync(SECRETS_FILE)) return JSON.parse(readFileSync(SECRETS_FILE, 'utf8')) as LocalSecrets;
-  const secrets: LocalSecrets = {
-    JWT_SECRET: randomBytes(48).toString('base64url'),
-    STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64url')}`,
-  };
-  writeFileSync(SECRETS_FILE, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
-  log(`secrets: generated JWT_SECRET and STRIPE_WEBHOOK_SECRET into ${path.relative(REPO_ROOT, SECRETS_FILE)}`);
-  return secrets;
-}
-
-function entryPoint(name: 'worker' | 'api'): string {
-  const file = path.join(REPO_ROOT, 'workers', `${name}.ts`);
-  if (!existsSync(file)) throw new Error(`${path.relative(REPO_ROOT, file)} is missing`);
-  return file;
-}
-
 async function waitForApi(url: string): Promise<void> {
-  const started = Date.now();
-  while (!shuttingDown && Date.now() - started < API_READY_TIMEOUT_MS) {
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await sleep(250);
-  }
-  if (!shuttingDown) throw new Error(`the API did not answer ${url} within ${API_READY_TIMEOUT_MS / 1000}s`);
+  await waitForHttp(url, 'the API', API_READY_TIMEOUT_MS, () => shuttingDown);
 }
 
 function printSummary(endpoints: Endpoints, port: number, metricsAddresses: { api: string; worker: string }): void {
   if (shuttingDown) return;
-  const rows = [
+  const rows: Array<[string, string]> = [
     ['API', `http://localhost:${port}`],
     ['API docs', `http://localhost:${port}/docs`],
     ['Metrics', `API: http://${metricsAddresses.api}/metrics · worker: http://${metricsAddresses.worker}/metrics (internal, not on the API's port)`],
@@ -225,17 +145,7 @@ function printSummary(endpoints: Endpoints, port: number, metricsAddresses: { ap
     ['Server logs', path.relative(process.cwd(), LOG_DIR) || LOG_DIR],
     ['Endpoints', `${path.relative(process.cwd(), LOCAL_ENDPOINTS_FILE)} (npm run manage in another terminal uses these)`],
   ];
-  console.log(`\nReady.\n${rows.map(([name, value]) => `  ${name.padEnd(12)} ${value}`).join('\n')}\nPress Ctrl-C to stop.\n`);
-}
-
-function redactPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
+  printReady(rows);
 }
 
 async function shutdown(code: number, reason: string): Promise<void> {

@@ -84,6 +84,12 @@ export class Supervisor {
     return { name, current: () => current, restarts: () => restarts };
   }
 
+  /** Last resort when this process exits without having stopped: no restarts, SIGKILL to every process. */
+  killAll(): void {
+    this.stopping = true;
+    this.group.killAll();
+  }
+
   /** No more restarts; stops every process of the group. */
   async stop(): Promise<void> {
     this.stopping = true;
