@@ -10,7 +10,7 @@
  * PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT is a free one, so it runs beside `npm start` given
  * other public ports: PORT=3100 TEMPORAL_PORT=7333 TEMPORAL_UI_PORT=8333 npm run cluster.
  */
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { migrateDatabase } from '../db/client';
 import { CLUSTER_ENDPOINTS_FILE, forgetLocalEndpoints, recordLocalEndpoints } from './local-endpoints';
@@ -45,7 +45,13 @@ interface Settings {
 }
 
 const servers = new ProcessGroup();
-const apps = new Supervisor(new ProcessGroup());
+// A restart is announced in the terminal and in the process's own log, where its last words are.
+const apps = new Supervisor(new ProcessGroup(), {
+  log: (message, name) => {
+    console.log(`[cluster] ${message}`);
+    appendFileSync(path.join(LOG_DIR, `${name}.log`), `[cluster] ${new Date().toISOString()} ${message}\n`);
+  },
+});
 let shuttingDown = false;
 
 async function main(): Promise<void> {

@@ -33,15 +33,15 @@ export interface Supervised {
 
 export interface SupervisorOptions {
   backoff?: BackoffPolicy;
-  /** Where restarts are announced; console.log with a `[cluster]` prefix by default. */
-  log?: (message: string) => void;
+  /** Where restarts are announced, with the process's name; console.log with a `[cluster]` prefix by default. */
+  log?: (message: string, name: string) => void;
 }
 
 export class Supervisor {
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly backoff: BackoffPolicy;
-  private readonly log: (message: string) => void;
+  private readonly log: (message: string, name: string) => void;
 
   constructor(
     private readonly group: ProcessGroup,
@@ -61,7 +61,7 @@ export class Supervisor {
       void managed.exited.then(() => {
         if (this.stopping) return;
         delay = nextRestartDelay(delay, Date.now() - startedAt, this.backoff);
-        this.log(`${name} exited (${exitReason(managed)}); restarting in ${formatDelay(delay)}`);
+        this.log(`${name} exited (${exitReason(managed)}); restarting in ${formatDelay(delay)}`, name);
         const timer = setTimeout(() => {
           this.timers.delete(timer);
           if (this.stopping) return;
@@ -69,7 +69,7 @@ export class Supervisor {
             current = launch(this.group);
           } catch (error) {
             // A launch that throws counts as a death: the next try waits longer.
-            this.log(`${name} could not start: ${describeError(error)}`);
+            this.log(`${name} could not start: ${describeError(error)}`, name);
             startedAt = Date.now();
             return watch(managed);
           }
