@@ -23,7 +23,8 @@
  * - LOCAL_PROJECTION, LOCAL_NOTIFICATION: the same two as local activities, run by the worker
  *   inside the workflow task that asks for them. No task queue, no activity task, no workflow task
  *   to hear back: the checkout saga is two workflow tasks and one activity task (the charge)
- *   instead of five and four (bench/README.md). The retries are the same; past a minute between
+ *   instead of five and four, a renewal three and one instead of five and three (bench/README.md;
+ *   the subscription's behind the subscription-local-steps patch). The retries are the same; past a minute between
  *   attempts the SDK waits on a durable timer. Only short, idempotent writes go here, never a
  *   gateway call (its queue's rate limit is the gateway's, and only the server can enforce it
  *   across workers).
@@ -101,6 +102,8 @@ export type GatewayActivities = ReturnType<typeof gatewayActivities>;
 /** Payment rows written without the gateway (settlements the webhook reported, late successes). */
 export const { settlePayment, recordLatePaymentSuccess } = proxyActivities<PaymentActivities>(PROJECTION);
 export const { recordSubscription } = proxyActivities<SubscriptionActivities>(PROJECTION);
+/** The subscription's projection and notices in the workflow task itself (runs with the subscription-local-steps patch). */
+export const { recordSubscription: recordSubscriptionLocally } = proxyLocalActivities<SubscriptionActivities>(LOCAL_PROJECTION);
 /** Credit for a customer's balance, once per idempotency key (a proration, the credit part of a refund). */
 export const { grantCredit } = proxyActivities<CreditActivities>(PROJECTION);
 /** A coupon's place given back when the subscribe it was redeemed for is declined (idempotent by redemption id). */

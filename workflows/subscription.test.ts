@@ -243,8 +243,17 @@ describe('renewal', () => {
 
     const periodStarts: string[] = [];
     let current = activation.subscription;
+    let runId = firstRunId;
     for (let month = 1; month <= 12; month++) {
       await advanceTo(current.nextBillingDate!);
+      // Queried once the next run has begun: on the time-skipping server, a query that reaches a
+      // run while its last workflow task runs local activities and continues as new is never
+      // answered, and it leaves the server's clock locked (the next advance waits a real month).
+      runId = await eventually(async () => {
+        const next = (await handle.describe()).runId;
+        assert.notEqual(next, runId);
+        return next;
+      });
       current = await waitForState(subscriptionId, (s) => s.cycle === month + 1);
       periodStarts.push(current.currentPeriodStart!.slice(5, 10));
     }

@@ -21,19 +21,12 @@ import type { RecordedRun, Recorder, Scenario } from './recorder';
 const DAY = 86_400_000;
 
 export const SUBSCRIPTION_SCENARIOS: Record<string, Scenario> = {
-  // Activation, a renewal and continue-as-new; then a carried-over run doing the same.
-  'subscription-renewal-continue-as-new': async (r) => {
-    const { subscriptionId, activation } = await subscribe(r, 'pm_card_visa');
-    const runIds = [await currentRunId(r, subscriptionId)];
-    let next = activation.subscription.nextBillingDate!;
-    for (const cycle of [2, 3]) {
-      await advanceTo(r.env, next);
-      next = (await waitForState(r.env.client, subscriptionId, (s) => s.cycle === cycle)).nextBillingDate!;
-      runIds.push(await nextRunId(r, subscriptionId, runIds.at(-1)!));
-    }
-    await cancelSubscription(r.env.client, subscriptionId, false);
-    return runs('subscription-renewal-continue-as-new', subscriptionId, runIds.slice(0, 2));
-  },
+  // Activation, a renewal and continue-as-new; then a carried-over run doing the same. Recorded
+  // before the subscription-local-steps patch: its projection and notices are activity tasks.
+  'subscription-renewal-continue-as-new': (r) => renewTwiceThenCancel(r, 'subscription-renewal-continue-as-new'),
+
+  // The same with the patch: the projection and notices as local activities (workflows/subscription/run.ts).
+  'subscription-local-steps-renewal-continue-as-new': (r) => renewTwiceThenCancel(r, 'subscription-local-steps-renewal-continue-as-new'),
 
   // A card change while active, a failed renewal, retries, reminders, a staff grace extension, expiry.
   'subscription-dunning-expired': async (r) => {
@@ -159,6 +152,24 @@ async function subscribe(r: Recorder, paymentMethod: string) {
 /** The runs to keep, oldest first; each becomes `<name>-run<n>.json`. */
 function runs(name: string, subscriptionId: string, runIds: string[]): RecordedRun[] {
   return runIds.map((runId, index) => ({ file: `${name}-run${index + 1}`, workflowId: subscriptionWorkflowId(subscriptionId), runId }));
+}
+
+/**
+ * Two renewals, then a cancel; keeps the first two runs. Each state is read once the next run has
+ * begun: on the time-skipping server a query that reaches a run as its local activities run and it
+ * continues as new is never answered, and it leaves the server's clock locked.
+ */
+async function renewTwiceThenCancel(r: Recorder, name: string): Promise<RecordedRun[]> {
+  const { subscriptionId, activation } = await subscribe(r, 'pm_card_visa');
+  const runIds = [await currentRunId(r, subscriptionId)];
+  let next = activation.subscription.nextBillingDate!;
+  for (const cycle of [2, 3]) {
+    await advanceTo(r.env, next);
+    runIds.push(await nextRunId(r, subscriptionId, runIds.at(-1)!));
+    next = (await waitForState(r.env.client, subscriptionId, (s) => s.cycle === cycle)).nextBillingDate!;
+  }
+  await cancelSubscription(r.env.client, subscriptionId, false);
+  return runs(name, subscriptionId, runIds.slice(0, 2));
 }
 
 async function currentRunId(r: Recorder, subscriptionId: string): Promise<string> {

@@ -2,7 +2,7 @@
  * The plumbing of a subscription's run, beneath the lifecycle in workflow.ts: the carried state,
  * the workflow clock's timers, the projection to PostgreSQL and the Web UI, and the notice outbox.
  */
-import { condition, log, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import { notificationDedupeKey, type NotificationInput } from '../../domain/notification';
 import { classifyDecline, type DeclineKind, type PaymentSettlement } from '../../domain/payment';
 import { isFinalStatus, type DunningLogEntry, type PlanTerms, type SubscriptionSnapshot } from '../../domain/subscription';
@@ -19,10 +19,17 @@ import {
   type SubscriptionState,
 } from '../../domain/subscription-state';
 import { subscriptionDetails } from '../../domain/workflow-descriptions';
-import { gatewayActivities, notify, recordSubscription, type GatewayActivities } from '../activity-options';
+import { gatewayActivities, notify, notifyLocally, recordSubscription, recordSubscriptionLocally, type GatewayActivities } from '../activity-options';
 import { msUntil, now } from '../clock';
 import { SubscriptionStatusAttribute, upsertStatusAttribute } from '../search-attributes';
 import type { SubscriptionWorkflowInput } from './contract';
+
+/**
+ * The projection and the notices run as local activities, inside the workflow task that asks for
+ * them (workflows/activity-options.ts, LOCAL_PROJECTION). Runs that began before keep scheduling
+ * activity tasks, as their histories say they did.
+ */
+export const LOCAL_STEPS_PATCH = 'subscription-local-steps';
 
 export type AttemptOutcome =
   | { status: 'succeeded'; paymentId: string }
@@ -100,7 +107,8 @@ export abstract class SubscriptionRun {
   /** Writes the row from the state at the time of writing; writes run one at a time, in order. */
   protected project(): Promise<void> {
     this.publish();
-    const write = this.projections.then(() => recordSubscription(this.projection()));
+    const record = patched(LOCAL_STEPS_PATCH) ? recordSubscriptionLocally : recordSubscription;
+    const write = this.projections.then(() => record(this.projection()));
     this.projections = write.catch(() => undefined);
     return write;
   }
@@ -144,7 +152,8 @@ export abstract class SubscriptionRun {
     const delivered = () => {
       this.state.outbox = this.state.outbox.filter((n) => n.dedupeKey !== notification.dedupeKey);
     };
-    notify(notification).then(delivered, (error: unknown) => {
+    const send = patched(LOCAL_STEPS_PATCH) ? notifyLocally : notify;
+    send(notification).then(delivered, (error: unknown) => {
       log.warn('notification dropped', { dedupeKey: notification.dedupeKey, error: String(error) });
       delivered();
     });
