@@ -159,13 +159,14 @@ async function startServers(settings: Settings): Promise<Endpoints> {
 
 interface AppPorts {
   apis: number[];
+  apiMetrics: number[];
   workerMetrics: number[];
 }
 
 /** The supervised workers and APIs, each on free ports of its own, logging to .data/cluster/logs. */
 async function startApps(endpoints: Endpoints, settings: Settings): Promise<AppPorts> {
   const free = (count: number) => Promise.all(Array.from({ length: count }, () => freePort()));
-  const [apiPorts, metricsPorts] = await Promise.all([free(settings.apis), free(settings.workers)]);
+  const [apiPorts, apiMetricsPorts, metricsPorts] = await Promise.all([free(settings.apis), free(settings.apis), free(settings.workers)]);
   const env = appEnvironment(endpoints, settings.port);
   // Only nginx connects to the APIs: the client is the address it appends to X-Forwarded-For.
   env.TRUST_PROXY ||= '1';
@@ -178,8 +179,9 @@ async function startApps(endpoints: Endpoints, settings: Settings): Promise<AppP
       }),
     );
   metricsPorts.forEach((port, i) => run(`worker-${i + 1}`, 'worker', { WORKER_METRICS_ADDRESS: `127.0.0.1:${port}` }, 60_000));
-  apiPorts.forEach((port, i) => run(`api-${i + 1}`, 'api', { PORT: String(port) }, 30_000));
-  return { apis: apiPorts, workerMetrics: metricsPorts };
+  // Each API's /metrics on a loopback port of its own, as deployed: never on the port nginx serves.
+  apiPorts.forEach((port, i) => run(`api-${i + 1}`, 'api', { PORT: String(port), API_METRICS_ADDRESS: `127.0.0.1:${apiMetricsPorts[i]}` }, 30_000));
+  return { apis: apiPorts, apiMetrics: apiMetricsPorts, workerMetrics: metricsPorts };
 }
 
 function printSummary(endpoints: Endpoints, settings: Settings, ports: AppPorts): void {
@@ -188,7 +190,7 @@ function printSummary(endpoints: Endpoints, settings: Settings, ports: AppPorts)
   printReady([
     ['API', `http://localhost:${settings.port} (nginx in front of ${ports.apis.length} API processes)`],
     ['API docs', `http://localhost:${settings.port}/docs`],
-    ['Metrics', `APIs: ${list(ports.apis.map((p) => `http://127.0.0.1:${p}/metrics`))}`],
+    ['Metrics', `APIs: ${list(ports.apiMetrics.map((p) => `http://127.0.0.1:${p}/metrics`))}`],
     ['', `workers: ${list(ports.workerMetrics.map((p) => `http://127.0.0.1:${p}/metrics`))}`],
     ['Temporal UI', endpoints.temporalUiUrl ?? '(none)'],
     ['Temporal', `${endpoints.temporalAddress} (Temporal server on PostgreSQL, 16 history shards)`],
