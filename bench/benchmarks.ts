@@ -15,7 +15,7 @@ import { insertTestPlan } from '../test/support/subscription-fixtures';
 import { TASK_QUEUES } from '../platform/task-queues';
 import { cpuPerOperation, type CpuReading } from './cpu';
 import { countTasks, meanStages, type Stages } from './history';
-import { readWorkerMetric } from './metrics';
+import { sumMetricOver } from './metrics';
 import { FIRST_TASK_DONE, seedDueSubscriptions, waitUntilAsleep, type SeededSubscription } from './seed';
 import type { LocalStack } from './stack';
 import { perSecond, runBounded, since, summarise, tally, type LatencySummary } from './stats';
@@ -340,9 +340,9 @@ async function waitForRenewals(deps: AppDeps, subscriptionIds: string[], deadlin
   }
 }
 
-/** Runs the worker has continued as new so far (its own metric: no load on the server). */
+/** Runs the workers have continued as new so far (their own metric, summed: no load on the server). */
 async function continuedAsNew(ctx: BenchContext): Promise<number> {
-  return readWorkerMetric(ctx.stack.metricsUrls, 'temporal_workflow_continue_as_new');
+  return sumMetricOver(ctx.stack.metricsUrls.workers, 'temporal_workflow_continue_as_new');
 }
 
 /**

@@ -38,6 +38,12 @@ export async function readWorkerMetric(urls: MetricsUrls, name: string, labels: 
   return sumOf(await scrape(urls.worker), name, labels);
 }
 
+/** One metric summed over several endpoints, e.g. every worker of a cluster (one that is down reads as 0). */
+export async function sumMetricOver(urls: readonly string[], name: string, labels: Record<string, string> = {}): Promise<number> {
+  const samples = await Promise.all(urls.map(scrape));
+  return samples.reduce((total, sample) => total + sumOf(sample, name, labels), 0);
+}
+
 export function parsePrometheusText(text: string): MetricSample {
   const sample: MetricSample = new Map();
   for (const line of text.split('\n')) {

@@ -108,7 +108,7 @@ export function ratiosOf(r: BenchResults): RunRatios {
   };
 }
 
-function cpuTotal(reading: CpuReading): number {
+export function cpuTotal(reading: CpuReading): number {
   return Object.values(reading).reduce((sum, x) => sum + x, 0);
 }
 
@@ -304,7 +304,7 @@ function stormAgainstPeer(storm: StormResult, peer: PeerResult, ratios: RunRatio
   ].join(' ');
 }
 
-function reconciliationLine(books: NonNullable<BenchResults['reconciliation']>): string {
+export function reconciliationLine(books: NonNullable<BenchResults['reconciliation']>): string {
   const against = books.gateway
     ? `against ${books.gateway.source} (${books.gateway.charges} charges, ${books.gateway.refunds} refunds)`
     : 'in PostgreSQL alone';
@@ -315,7 +315,7 @@ export function machineLine(m: Machine): string {
   return `${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB memory, Node ${m.node}, ${m.platform}; load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')} at the start (other work shares the machine)`;
 }
 
-function cpuTable(rows: Array<[string, CpuReading]>): string {
+export function cpuTable(rows: Array<[string, CpuReading]>): string {
   const processes = Object.keys(rows[0][1]);
   const total = cpuTotal;
   return [
@@ -347,25 +347,25 @@ function profileTable(name: string, p: ProfileSummary): string {
   ].join('\n');
 }
 
-function latency(l: LatencySummary, unit: 'ms' | 's' = 'ms'): string {
+export function latency(l: LatencySummary, unit: 'ms' | 's' = 'ms'): string {
   const f = unit === 's' ? sec : ms;
   return `p50 ${f(l.p50)}, p95 ${f(l.p95)}, p99 ${f(l.p99)}`;
 }
 
-function statuses(counts: Record<string, number>): string {
+export function statuses(counts: Record<string, number>): string {
   return `HTTP ${countsText(counts)}`;
 }
 
-function num(x: number): string {
+export function num(x: number): string {
   if (!Number.isFinite(x)) return 'n/a';
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-function ms(x: number): string {
+export function ms(x: number): string {
   return `${num(x)} ms`;
 }
 
-function sec(x: number): string {
+export function sec(x: number): string {
   return `${num(x / 1000)} s`;
 }
 

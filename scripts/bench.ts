@@ -6,10 +6,13 @@
  *
  *   npm run bench -- [--quick] [--only ceiling,subscribe,holds,http,availability,coupons,peer,storm,soak,footprint,histories]
  *                    [--profile] [--temporal-file] [--temporal-defaults] [--label "what changed"]
+ *   npm run bench -- --cluster [--quick] [--only ceiling,subscribe,holds,storm] [--label …]
  *
  * The dev server keeps its state in memory, as under `npm test`; `--temporal-file` gives it a
  * SQLite file, as under `npm start`, which on most disks makes fsync the bottleneck.
 `--temporal-defaults` runs it without DEV_SERVER_DYNAMIC_CONFIG (scripts/services.ts).
+ * `--cluster` runs the ceiling, subscribe, storm and holds on the production topology instead,
+ * with one worker process and then two (bench/cluster-bench.ts; bench/results/cluster-latest.md).
  * Tuning variables set in the environment (e.g. WORKER_MAX_CACHED_WORKFLOWS=500 npm run bench)
  * reach the worker and the API. `--profile` runs both under `node --cpu-prof` and adds where
  * their CPU time went; profiling slows them, so compare such runs only with each other.
@@ -37,6 +40,7 @@ import {
   type BenchContext,
   type Sizes,
 } from '../bench/benchmarks';
+import { CLUSTER_BENCHMARKS, runClusterBench } from '../bench/cluster-bench';
 import { readCpu } from '../bench/cpu';
 import { runCronPeer } from '../bench/cron-peer';
 import { measureSoak } from '../bench/soak';
@@ -106,8 +110,10 @@ async function main(): Promise<number> {
       label: { type: 'string' },
       'temporal-file': { type: 'boolean', default: false },
       'temporal-defaults': { type: 'boolean', default: false },
+      cluster: { type: 'boolean', default: false },
     },
   });
+  if (args.cluster) return runCluster(args);
   const selected = new Set<Benchmark>(args.only ? (args.only.split(',') as Benchmark[]) : BENCHMARKS);
   for (const name of selected) if (!BENCHMARKS.includes(name)) throw new Error(`unknown benchmark ${name}; choose from ${BENCHMARKS.join(', ')}`);
   const sizes = args.quick ? QUICK : FULL;
@@ -156,6 +162,24 @@ async function main(): Promise<number> {
     if (!failed) report(results, fullRun);
   }
   return results.errors.reconciliation ? 1 : 0;
+}
+
+/** `--cluster`: bench/cluster-bench.ts's passes with one worker and two, on the production topology. */
+function runCluster(args: { quick: boolean; only?: string; label?: string }): Promise<number> {
+  const selected = new Set(args.only ? args.only.split(',') : CLUSTER_BENCHMARKS);
+  for (const name of selected)
+    if (!(CLUSTER_BENCHMARKS as readonly string[]).includes(name)) throw new Error(`--cluster runs ${CLUSTER_BENCHMARKS.join(', ')}`);
+  const sizes = args.quick ? QUICK : FULL;
+  return runClusterBench({
+    sizes,
+    selected,
+    label: args.label,
+    fullRun: !args.quick && !args.only,
+    machine: machine(),
+    resultsDir: RESULTS_DIR,
+    tuningOf,
+    progress: log,
+  });
 }
 
 async function runBenchmarks(stack: LocalStack, sizes: Sizes, selected: Set<Benchmark>, results: BenchResults): Promise<void> {

@@ -23,6 +23,12 @@ export interface Drill {
   stop(options: { failed: boolean }): Promise<void>;
 }
 
+/**
+ * The production topology on one machine, for the cluster drills: the Temporal server proper on
+ * PostgreSQL (16 history shards), two worker processes, two API instances behind nginx.
+ */
+export const CLUSTER_TOPOLOGY = { temporal: 'cluster', workers: 2, api: true, apis: 2, loadBalancer: true } as const satisfies Partial<StackOptions>;
+
 export async function startDrill(options: Omit<StackOptions, 'name' | 'recordGateway'>): Promise<Drill> {
   const stack = await startLocalStack({ name: 'billing-drill', recordGateway: true, ...options });
   const { deps, close } = await connectToStack(stack);
