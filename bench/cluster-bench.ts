@@ -141,9 +141,20 @@ async function runPass(ctx: BenchContext, workers: number, options: ClusterBench
   pass.ceiling = await step('ceiling', () => measureCeiling(ctx));
   pass.subscribe = await step('subscribe', () => measureSubscribe(ctx));
   pass.holds = await step('holds', () => measureHolds(ctx));
+  // The databases' growth over the storm: what a subscription (seeded, armed, renewed once,
+  // asleep in its next run) stores, in the app's database and in Temporal's.
+  const sizesBefore = await databaseSizes(ctx.deps);
   pass.storm = await step('storm', () => measureStorm(ctx, pass.ceiling?.perSecond || 50));
+  if (pass.storm) pass.stormStorage = { before: sizesBefore, after: await databaseSizes(ctx.deps) };
   pass.loadAverageAtEnd = os.loadavg();
   return pass;
+}
+
+/** Bytes on disk of each database of the stack's one PostgreSQL server (the app's and Temporal's). */
+async function databaseSizes(deps: BenchContext['deps']): Promise<Record<string, number>> {
+  const rows = await deps.sql<Array<{ name: string; bytes: string }>>`
+    select datname as name, pg_database_size(datname)::text as bytes from pg_database where not datistemplate and datname <> 'postgres'`;
+  return Object.fromEntries(rows.map((row) => [row.name, Number(row.bytes)]));
 }
 
 /** Users with tokens; argon2 hashing is the slow part, so a few at a time. */

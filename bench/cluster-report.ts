@@ -26,6 +26,8 @@ export interface ClusterPass {
   subscribe?: SubscribeResult;
   holds?: HoldsResult;
   storm?: StormResult;
+  /** Bytes of each database just before the storm's subscriptions were seeded and once they had settled. */
+  stormStorage?: { before: Record<string, number>; after: Record<string, number> };
 }
 
 export interface ClusterBenchResults {
@@ -194,6 +196,14 @@ export function toClusterMarkdown(r: ClusterBenchResults): string {
       ...saturation(scaling, r.machine.cpus),
     );
   }
+  const storage = r.passes.flatMap((p) => (p.storm && p.stormStorage ? [storageLine(p, p.storm.count, p.stormStorage)] : []));
+  if (storage.length > 0)
+    lines.push(
+      '',
+      'PostgreSQL growth over the storm, per subscription seeded, armed, renewed once and asleep in its next run (pg_database_size; pages, so approximate):',
+      '',
+      ...storage,
+    );
   if (r.reconciliation) lines.push('', reconciliationLine(r.reconciliation));
   const errors = Object.entries(r.errors);
   if (errors.length > 0) lines.push('', 'Benchmarks that failed this run:', '', ...errors.map(([name, message]) => `- ${name}: ${message}`));
@@ -212,6 +222,14 @@ function saturation(scaling: Scaling[], cpus: number): string[] {
       .join(', ');
     return [`- ${TITLES[benchmark].operation}: with two workers **${num(cpuTotal(busy))} of ${cpus} cores busy** (${top}).`];
   });
+}
+
+/** Bytes per storm subscription in each database, for one pass. */
+export function storageLine(pass: ClusterPass, count: number, storage: NonNullable<ClusterPass['stormStorage']>): string {
+  const perSubscription = Object.keys(storage.after)
+    .sort()
+    .map((name) => `${name} ${num((storage.after[name] - (storage.before[name] ?? 0)) / Math.max(1, count) / 1024)} KiB`);
+  return `- ${pass.workers} worker${pass.workers > 1 ? 's' : ''}: ${perSubscription.join(', ')}`;
 }
 
 function loadText(load: number[] | undefined): string {

@@ -61,6 +61,11 @@ const two: ClusterPass = {
   loadAverageAtEnd: [1.9, 1, 1],
   ceiling: ceiling(125, { temporal: 6, worker: 5, api: 0, postgresql: 2, bench: 0 }),
   storm: storm(40, 8000),
+  // 200 storm subscriptions: 2 KiB each in the app's database, 10 KiB in Temporal's.
+  stormStorage: {
+    before: { billing: 1_000_000, temporal: 5_000_000 },
+    after: { billing: 1_000_000 + 200 * 2048, temporal: 5_000_000 + 200 * 10_240 },
+  },
 };
 
 describe('cluster bench report: one worker against two', () => {
@@ -100,5 +105,7 @@ describe('cluster bench report: one worker against two', () => {
     assert.match(markdown, /\| one no-op workflow, 1 worker \| 0\.60 \| 0\.40 \| 0\.00 \| 0\.20 \| 0\.00 \| 1\.20 \|/);
     assert.match(markdown, /one no-op workflow: with two workers \*\*1\.30 of 2 cores busy\*\* \(temporal 0\.60, worker 0\.50, postgresql 0\.20\)/);
     assert.match(markdown, /1 worker 1\.00 1\.00 1\.00 → 1\.50 1\.00 1\.00; 2 workers 1\.50 1\.00 1\.00 → 1\.90 1\.00 1\.00/);
+    assert.match(markdown, /- 2 workers: billing 2\.00 KiB, temporal 10\.0 KiB/);
+    assert.doesNotMatch(markdown, /- 1 worker: /);
   });
 });
