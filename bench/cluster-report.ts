@@ -179,7 +179,7 @@ export function toClusterMarkdown(r: ClusterBenchResults): string {
         f ? [[`${TITLES[benchmark].operation}, ${i + 1} worker${i > 0 ? 's' : ''}`, pick(f)] as [string, CpuReading]] : [],
       ),
     );
-  const cpuRows = byPass((f) => f.cpuMsPerOperation);
+  const cpuRows = [...byPass((f) => f.cpuMsPerOperation), ...r.passes.flatMap(bookingCpuRows)];
   if (cpuRows.length > 0) {
     lines.push(
       '',
@@ -208,6 +208,18 @@ export function toClusterMarkdown(r: ClusterBenchResults): string {
   const errors = Object.entries(r.errors);
   if (errors.length > 0) lines.push('', 'Benchmarks that failed this run:', '', ...errors.map(([name, message]) => `- ${name}: ${message}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** The hold benchmark's other readings (bench/holds.ts), for the booking side of the capacity model. */
+export function bookingCpuRows(pass: ClusterPass): Array<[string, CpuReading]> {
+  const h = pass.holds;
+  if (!h) return [];
+  const workers = `${pass.workers} worker${pass.workers > 1 ? 's' : ''}`;
+  return [
+    [`one booking (saga with a charge), ${workers}`, h.bookings.cpuMsPerOperation],
+    [`one hold granted, one at a time, ${workers}`, h.alone.holdCpuMsPerOperation],
+    [`one hold refused (its units booked), ${workers}`, h.refusedAgain.cpuMsPerOperation],
+  ];
 }
 
 /** One line per benchmark: cores busy with two workers out of the machine's, and the kinds that used most. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { CeilingResult, StormResult } from '../bench/benchmarks';
+import type { CeilingResult, HoldsResult, StormResult } from '../bench/benchmarks';
 import { coresBusy, passFigures, scalingOf, toClusterMarkdown, type ClusterBenchResults, type ClusterPass } from '../bench/cluster-report';
 import { summarise } from '../bench/stats';
 
@@ -94,6 +94,25 @@ describe('cluster bench report: one worker against two', () => {
     assert.deepEqual(coresBusy(passFigures(one, 'ceiling')!), { temporal: 0.6, worker: 0.4, api: 0, postgresql: 0.2, bench: 0 });
     // The storm's reading runs from the due instant until settled: 200 renewals × 10 ms over 8 s.
     assert.equal(coresBusy(passFigures(two, 'storm')!).temporal, 0.25);
+  });
+
+  test('the hold benchmark also gives CPU per booking, per hold granted alone and per hold refused', () => {
+    const reading = (total: number) => ({ temporal: total / 2, worker: total / 2, api: 0, postgresql: 0, bench: 0 });
+    const holds = {
+      requests: 100,
+      answeredPerSecond: 50,
+      elapsedMs: 2000,
+      granted: 10,
+      latencyMs: latency(100),
+      cpuMsPerOperation: reading(4),
+      bookings: { cpuMsPerOperation: reading(100) },
+      alone: { holdCpuMsPerOperation: reading(40) },
+      refusedAgain: { cpuMsPerOperation: reading(2) },
+    } as unknown as HoldsResult;
+    const markdown = toClusterMarkdown(results([{ ...two, holds }]));
+    assert.match(markdown, /\| one booking \(saga with a charge\), 2 workers \| 50\.0 \| 50\.0 \| 0\.00 \| 0\.00 \| 0\.00 \| 100 \|/);
+    assert.match(markdown, /\| one hold granted, one at a time, 2 workers \| 20\.0 \| 20\.0 \|/);
+    assert.match(markdown, /\| one hold refused \(its units booked\), 2 workers \| 1\.00 \| 1\.00 \|/);
   });
 
   test('the table shows both passes, the ratio, CPU per operation summed by kind, and the cores busy', () => {
