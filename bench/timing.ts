@@ -3,7 +3,7 @@
  * latency of requests sent one at a time, and the stage breakdown of a sample of answers from
  * their workflows' histories (bench/history.ts).
  */
-import { requestJson } from '../test/support/api';
+import type { requestJson } from '../test/support/api';
 import type { BenchContext } from './benchmarks';
 import { stagesOf, type Stages } from './history';
 import { since, summarise, type LatencySummary } from './stats';
@@ -16,12 +16,20 @@ export interface TimedAnswer {
   latencyMs: number;
 }
 
-export async function timedRequest(url: string, init: Parameters<typeof requestJson>[1]): Promise<TimedAnswer> {
+export async function timedRequest(url: string, init: NonNullable<Parameters<typeof requestJson>[1]> = {}): Promise<TimedAnswer> {
   const sentAtMs = Date.now();
   const t = performance.now();
   try {
-    const { status, body } = await requestJson(url, init);
-    return { status, body, sentAtMs, receivedAtMs: Date.now(), latencyMs: since(t) };
+    const response = await fetch(url, {
+      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+      headers: { ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+    const text = await response.text();
+    // A load balancer's own error page is HTML: its status counts, not as a failed connection.
+    const json = (response.headers.get('content-type') ?? '').includes('json');
+    const body = text && json ? JSON.parse(text) : { text };
+    return { status: response.status, body, sentAtMs, receivedAtMs: Date.now(), latencyMs: since(t) };
   } catch (error) {
     // A connection-level failure counts as status 0, reported beside the HTTP statuses.
     return { status: 0, body: { error: String(error) }, sentAtMs, receivedAtMs: Date.now(), latencyMs: since(t) };
