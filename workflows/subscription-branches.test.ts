@@ -4,7 +4,8 @@
  * the webhook's signal or canceled at the gateway at its timeout, a declined renewal, a cancel
  * while a charge is pending. Asserted through the workflow's client calls (start, updates,
  * signals, the state query, the result) and the payment activities it calls; the slower
- * workflows/subscription.test.ts covers the same workflow with the real activities.
+ * workflows/subscription.test.ts and subscription-pending.test.ts cover the same workflow with
+ * the real activities.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
