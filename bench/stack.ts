@@ -12,11 +12,19 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
 import { migrateDatabase } from '../db/client';
 import { startLoadBalancer } from '../scripts/load-balancer';
-import { freePort, ProcessGroup, startPostgres, startRedis, startTemporalDevServer, type ManagedProcess } from '../scripts/services';
+import {
+  answersOk,
+  freePort,
+  ProcessGroup,
+  startPostgres,
+  startRedis,
+  startTemporalDevServer,
+  waitForProcess,
+  withTemporalConnection,
+  type ManagedProcess,
+} from '../scripts/services';
 import { startTemporalCluster } from '../scripts/temporal-cluster';
 import {
   ensureNginx,
@@ -29,7 +37,6 @@ import {
 } from '../scripts/tools';
 import { registerSearchAttributes } from '../platform/search-attributes';
 
-const PROCESS_READY_TIMEOUT_MS = 120_000;
 // The stack is the only client: no request may be turned away by a limit meant for the internet.
 const UNLIMITED = '1000000000';
 
@@ -249,7 +256,7 @@ async function startServers(group: ProcessGroup, dir: string, options: StackOpti
   if (!cluster) {
     const temporalAddress = `127.0.0.1:${temporalPort}`;
     await migrated;
-    await withTemporal(temporalAddress, (connection) => registerSearchAttributes(connection, 'default'));
+    await withTemporalConnection(temporalAddress, (connection) => registerSearchAttributes(connection, 'default'));
     return {
       databaseUrl,
       redisUrl: `redis://127.0.0.1:${redisPort}`,
@@ -320,7 +327,7 @@ async function startWorkers(
         rmSync(readyFiles[i], { force: true });
         const workerEnv = { ...env, WORKER_METRICS_ADDRESS: `127.0.0.1:${metricsPort}` };
         const managed = group.spawn(name, process.execPath, args, { env: workerEnv, logFile: logFile(dir, name), stopGraceMs: 30_000 });
-        await waitUntil(name, managed, async () => existsSync(readyFiles[i]));
+        await waitForProcess(name, managed, async () => existsSync(readyFiles[i]));
         return managed;
       });
     }),
@@ -347,7 +354,7 @@ async function startApis(
         // Behind nginx the client is the address it appends to X-Forwarded-For (README, TRUST_PROXY).
         const apiEnv = { ...(balanced ? { TRUST_PROXY: '1' } : {}), ...env, PORT: String(port) };
         const managed = group.spawn(name, process.execPath, args, { env: apiEnv, logFile: logFile(dir, name), stopGraceMs: 30_000 });
-        await waitUntil(name, managed, () => answers(`${urls[i]}/healthz`));
+        await waitForProcess(name, managed, () => answersOk(`${urls[i]}/healthz`));
         return managed;
       });
     }),
@@ -362,7 +369,7 @@ async function startBalancer(group: ProcessGroup, dir: string, apiPorts: number[
   const balancer = await restartable('load-balancer', async () => {
     const options = { nginx, dir: path.join(dir, 'nginx'), port, upstreams: apiPorts.map((p) => `127.0.0.1:${p}`), logFile: logFile(dir, 'nginx') };
     const managed = await startLoadBalancer(group, options);
-    await waitUntil('load-balancer', managed, () => answers(`${url}/healthz`));
+    await waitForProcess('load-balancer', managed, () => answersOk(`${url}/healthz`));
     return managed;
   });
   return { process: balancer, url };
@@ -390,35 +397,6 @@ async function restartable(name: string, launch: () => Promise<ManagedProcess>):
       current = await launch();
     },
   };
-}
-
-async function withTemporal<T>(address: string, use: (connection: Connection) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address });
-  try {
-    return await use(connection);
-  } finally {
-    await connection.close();
-  }
-}
-
-async function waitUntil(name: string, managed: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + PROCESS_READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (managed.hasExited()) throw new Error(`${name} exited during start-up (see its log)`);
-    if (await ready()) return;
-    await sleep(200);
-  }
-  throw new Error(`${name} was not ready after ${PROCESS_READY_TIMEOUT_MS / 1000}s`);
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await response.arrayBuffer();
-    return response.ok;
-  } catch {
-    return false;
-  }
 }
 
 /**

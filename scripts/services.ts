@@ -426,6 +426,38 @@ async function httpAnswers(url: string, headers: Record<string, string> = {}): P
   }
 }
 
+/** A connection to Temporal's frontend for `use`, closed afterwards. */
+export async function withTemporalConnection<T>(address: string, use: (connection: Connection) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
+  try {
+    return await use(connection);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Polls `ready` until it says yes; fails early if the process exits (its own log says why). */
+export async function waitForProcess(name: string, managed: ManagedProcess, ready: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (managed.hasExited()) throw new Error(`${name} exited during start-up (see its log)`);
+    if (await ready()) return;
+    await sleep(200);
+  }
+  throw new Error(`${name} was not ready after ${timeoutMs / 1000}s (see its log)`);
+}
+
+/** Whether `url` answers 2xx within 2 s. */
+export async function answersOk(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 /** Polls `isReady` until it says yes; fails early, with the log's tail, if the process exits. */
 async function waitUntilReady(name: string, managed: ManagedProcess, logFile: string, isReady: () => Promise<boolean>): Promise<void> {
   const started = Date.now();

@@ -9,11 +9,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { registerSearchAttributes } from '../platform/search-attributes';
-import { freePort, type ManagedProcess, type ProcessGroup } from './services';
+import { answersOk, freePort, waitForProcess, withTemporalConnection, type ManagedProcess, type ProcessGroup } from './services';
 import { describeError, log, REPO_ROOT, seconds, type TemporalServerBinaries } from './tools';
 
 export const TEMPORAL_CONFIG_FILE = path.join(REPO_ROOT, 'deploy', 'temporal', 'config.yaml');
@@ -24,8 +23,6 @@ const NAMESPACE = 'default';
 // Closed workflows' histories are kept this long, then deleted; long enough to look into a
 // weekend's incident, short enough that visibility stays small.
 const RETENTION_SECONDS = 3 * 24 * 3600;
-// The server proper starts its four services, joins its membership ring and acquires its shards.
-const READY_TIMEOUT_MS = 120_000;
 
 export interface TemporalClusterOptions {
   binaries: TemporalServerBinaries;
@@ -68,12 +65,12 @@ export async function startTemporalCluster(group: ProcessGroup, options: Tempora
       logFile: options.logFile,
       stopGraceMs: 30_000,
     });
-    await waitUntil('temporal', server, () => namespaceReady(address));
+    await waitForProcess('temporal', server, () => namespaceReady(address));
     log(`temporal: server ready in ${seconds(started)}`);
     return server;
   };
   const server = await startServer();
-  await withConnection(address, (connection) => registerSearchAttributes(connection, NAMESPACE));
+  await withTemporalConnection(address, (connection) => registerSearchAttributes(connection, NAMESPACE));
   const metricsUrl = `http://${env.TEMPORAL_METRICS_ADDRESS}/metrics`;
   if (!options.uiServer || options.uiPort === undefined) return { address, metricsUrl, server, startServer };
   const ui = await startTemporalUi(group, {
@@ -183,7 +180,7 @@ export async function startTemporalUi(
   ].join('\n');
   writeFileSync(path.join(options.dir, 'config', 'development.yaml'), config);
   const ui = group.spawn('temporal-ui', options.uiServer, ['--root', options.dir, '--env', 'development', 'start'], { logFile: options.logFile });
-  await waitUntil('temporal UI', ui, () => httpAnswers(`http://127.0.0.1:${options.port}/`));
+  await waitForProcess('temporal UI', ui, () => answersOk(`http://127.0.0.1:${options.port}/`));
   return ui;
 }
 
@@ -194,7 +191,7 @@ export async function startTemporalUi(
  */
 async function namespaceReady(address: string): Promise<boolean> {
   try {
-    return await withConnection(address, async (connection) => {
+    return await withTemporalConnection(address, async (connection) => {
       try {
         await connection.workflowService.describeNamespace({ namespace: NAMESPACE });
       } catch (error) {
@@ -222,34 +219,5 @@ async function registerNamespace(connection: Connection): Promise<void> {
     });
   } catch (error) {
     if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
-  }
-}
-
-async function withConnection<T>(address: string, use: (connection: Connection) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
-  try {
-    return await use(connection);
-  } finally {
-    await connection.close();
-  }
-}
-
-async function waitUntil(name: string, managed: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (managed.hasExited()) throw new Error(`${name} exited during start-up (see its log)`);
-    if (await ready()) return;
-    await sleep(500);
-  }
-  throw new Error(`${name} was not ready after ${READY_TIMEOUT_MS / 1000}s (see its log)`);
-}
-
-async function httpAnswers(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await response.arrayBuffer();
-    return response.ok;
-  } catch {
-    return false;
   }
 }

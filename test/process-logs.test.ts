@@ -3,17 +3,13 @@
  * secret set and the most verbose log level: no secret may appear in anything they print while
  * starting, serving and stopping. The worker also serves Temporal's own metrics.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
 import { freePort } from '../scripts/services';
 import { requestJson } from './support/api';
-
-const REPO_ROOT = path.resolve(__dirname, '..');
-const STARTUP_TIMEOUT_MS = 120_000;
+import { startAppProcess, type AppProcess } from './support/app-process';
 
 interface Secrets {
   JWT_SECRET: string;
@@ -45,56 +41,6 @@ function environmentWithSecrets(): { env: NodeJS.ProcessEnv; secrets: Secrets } 
   return { env, secrets };
 }
 
-interface RunningProcess {
-  child: ChildProcess;
-  /** Everything printed so far, stdout and stderr. */
-  output(): string;
-  /** Resolves with the first match of `pattern` in the output. */
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  /** SIGTERM, then the exit code once it has drained. */
-  stop(): Promise<number | null>;
-}
-
-function startProcess(entry: string, env: NodeJS.ProcessEnv): RunningProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const waiters: Array<() => void> = [];
-  const append = (chunk: Buffer) => {
-    text += chunk.toString();
-    waiters.forEach((wake) => wake());
-  };
-  child.stdout.on('data', append);
-  child.stderr.on('data', append);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    output: () => text,
-    waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${entry}: no ${pattern} within ${STARTUP_TIMEOUT_MS} ms; output:\n${text}`)),
-          STARTUP_TIMEOUT_MS,
-        );
-        const check = () => {
-          const match = pattern.exec(text);
-          if (match) {
-            clearTimeout(timer);
-            resolve(match);
-          }
-        };
-        waiters.push(check);
-        void exited.then(() => {
-          if (!pattern.test(text)) reject(new Error(`${entry} exited before printing ${pattern}; output:\n${text}`));
-        });
-        check();
-      }),
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
-
 function assertNoSecrets(output: string, secrets: Record<string, string>): void {
   for (const [name, value] of Object.entries(secrets)) {
     assert.ok(!output.includes(value), `${name} appears in the output`);
@@ -102,7 +48,7 @@ function assertNoSecrets(output: string, secrets: Record<string, string>): void 
 }
 
 describe('process logs', () => {
-  const running: RunningProcess[] = [];
+  const running: AppProcess[] = [];
 
   after(async () => {
     await Promise.all(running.map((p) => p.stop()));
@@ -110,7 +56,7 @@ describe('process logs', () => {
 
   test('the API logs requests with their ids but never a secret, a password or a token', async () => {
     const { env, secrets } = environmentWithSecrets();
-    const api = startProcess('workers/api.ts', env);
+    const api = startAppProcess('workers/api.ts', env);
     running.push(api);
     const [, url] = await api.waitFor(/API listening on (http:\/\/localhost:\d+)/);
 
@@ -143,7 +89,7 @@ describe('process logs', () => {
   test("the worker starts, serves Temporal's metrics for Prometheus and stops without printing a secret", async () => {
     const { env, secrets } = environmentWithSecrets();
     const metricsAddress = `127.0.0.1:${await freePort()}`;
-    const worker = startProcess('workers/worker.ts', { ...env, WORKER_METRICS_ADDRESS: metricsAddress });
+    const worker = startAppProcess('workers/worker.ts', { ...env, WORKER_METRICS_ADDRESS: metricsAddress });
     running.push(worker);
     await worker.waitFor(/workers running/);
 
