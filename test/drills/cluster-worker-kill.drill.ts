@@ -21,9 +21,8 @@ import {
   auditChargedOnce,
   chargesOfCycle,
   CLUSTER_TOPOLOGY,
-  describeUncharged,
+  waitForEveryRenewal,
   insertUsers,
-  projectedCycles,
   secondsFromNow,
   withDrill,
 } from './drill-support';
@@ -67,19 +66,7 @@ test(
       assert.ok(answeredAtKill < SUBSCRIPTIONS, 'the kill landed during the storm');
       assert.ok(victimActivities > 0 && survivorBefore > 0, 'both workers were renewing before the kill');
 
-      await waitFor(answered, (n) => n === SUBSCRIPTIONS, {
-        timeoutMs: 5 * 60_000,
-        intervalMs: 500,
-        what: 'every renewal charged by the other worker',
-      }).catch(async (error: unknown) => {
-        console.log(await describeUncharged(deps, ids, 2));
-        throw error;
-      });
-      await waitFor(
-        () => projectedCycles(deps, ids),
-        (cycles) => cycles['2'] === SUBSCRIPTIONS,
-        { timeoutMs: 2 * 60_000, what: 'every subscription projected in cycle 2' },
-      );
+      await waitForEveryRenewal(deps, ids, answered, 'every renewal charged by the other worker');
       assert.ok(!victim.isRunning(), 'the killed worker stayed down: the other did the rest');
       const survivorAfter = await activitiesOf(survivorMetrics);
       console.log(`${survivor.name} started ${survivorAfter - survivorBefore} activities after the kill (${survivorAfter} in all)`);

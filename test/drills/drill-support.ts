@@ -13,6 +13,7 @@ import { connectToStack } from '../../bench/seed';
 import { tally } from '../../bench/stats';
 import { startLocalStack, type LocalStack, type Restartable, type StackOptions } from '../../bench/stack';
 import { payments, subscriptions } from '../../db/schema';
+import { waitFor } from '../support/subscription-stack';
 import { insertTestUser } from '../support/payment-fixtures';
 
 export interface Drill {
@@ -117,6 +118,22 @@ export async function projectedCycles(deps: AppDeps, subscriptionIds: string[]):
  * What the workflows of subscriptions still lacking a `cycle` charge are doing: their pending
  * activities, attempts and last failures. Printed when a drill times out waiting for them.
  */
+/**
+ * Until every subscription's cycle-2 charge is answered (`answered` counts them) and projected;
+ * on a timeout, which of them are still waiting is printed with the error.
+ */
+export async function waitForEveryRenewal(deps: AppDeps, subscriptionIds: string[], answered: () => Promise<number>, what: string): Promise<void> {
+  await waitFor(answered, (n) => n === subscriptionIds.length, { timeoutMs: 5 * 60_000, intervalMs: 500, what }).catch(async (error: unknown) => {
+    console.log(await describeUncharged(deps, subscriptionIds, 2));
+    throw error;
+  });
+  await waitFor(
+    () => projectedCycles(deps, subscriptionIds),
+    (cycles) => cycles['2'] === subscriptionIds.length,
+    { timeoutMs: 2 * 60_000, what: 'every subscription projected in cycle 2' },
+  );
+}
+
 export async function describeUncharged(deps: AppDeps, subscriptionIds: string[], cycle: number, limit = 5): Promise<string> {
   const charged = new Set((await answeredCharges(deps, subscriptionIds, cycle)).map((row) => row.subscriptionId));
   const missing = subscriptionIds.filter((id) => !charged.has(id)).slice(0, limit);

@@ -22,17 +22,7 @@ import { insertTestOffering } from '../support/booking-fixtures';
 import { assertBooksBalance } from '../support/reconciliation';
 import { insertTestPlan } from '../support/subscription-fixtures';
 import { waitFor } from '../support/subscription-stack';
-import {
-  answeredCharges,
-  auditChargedOnce,
-  describeUncharged,
-  probe,
-  projectedCycles,
-  secondsFromNow,
-  supervise,
-  type Drill,
-  type Probe,
-} from './drill-support';
+import { answeredCharges, auditChargedOnce, waitForEveryRenewal, probe, secondsFromNow, supervise, type Drill, type Probe } from './drill-support';
 
 const SUBSCRIPTIONS = 300;
 const STOP_AFTER_ANSWERED = 20;
@@ -70,22 +60,7 @@ export async function stopPostgresDuringRenewals({ stack, deps }: Drill): Promis
       'every request that needs PostgreSQL is answered 503 while it is down',
     );
 
-    await waitFor(answered, (n) => n === SUBSCRIPTIONS, {
-      timeoutMs: 5 * 60_000,
-      intervalMs: 500,
-      what: 'every renewal charged after PostgreSQL came back',
-    }).catch(async (error: unknown) => {
-      console.log(await describeUncharged(deps, ids, 2));
-      throw error;
-    });
-    await waitFor(
-      () => projectedCycles(deps, ids),
-      (cycles) => cycles['2'] === SUBSCRIPTIONS,
-      {
-        timeoutMs: 2 * 60_000,
-        what: 'every subscription projected in cycle 2',
-      },
-    );
+    await waitForEveryRenewal(deps, ids, answered, 'every renewal charged after PostgreSQL came back');
   } finally {
     await Promise.all(supervisors.map((s) => s.stop()));
   }
