@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { hashPassword } from '../api/auth';
 import { connectDatabase } from '../db/client';
 import { users } from '../db/schema';
-import { freePort, type ProcessGroup } from './services';
+import { answersOk, freePort, type ProcessGroup } from './services';
 import { log, REPO_ROOT } from './tools';
 
 // Bounded so both runs take about two minutes on two cores; raise it locally to search harder.
@@ -58,7 +58,7 @@ export async function runContractTests(options: ContractTestOptions): Promise<bo
     env,
     logFile: path.join(options.logDir, 'contract-api.log'),
   });
-  await waitUntil('the API', () => answers(`${url}/readyz`));
+  await waitUntil('the API', () => answersOk(`${url}/readyz`));
   await waitUntil('the worker', async () => readFileSync(workerLog, 'utf8').includes('workers running'));
 
   const customer = await signUp(url);
@@ -149,16 +149,6 @@ async function seedCatalogue(url: string, staff: string): Promise<void> {
     endsAt: new Date(startsAt.getTime() + 2 * 3600_000).toISOString(),
     units: [{ label: 'A1', amount: 2500, currency: 'usd' }],
   });
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await response.arrayBuffer();
-    return response.ok;
-  } catch {
-    return false;
-  }
 }
 
 async function waitUntil(what: string, ready: () => Promise<boolean>): Promise<void> {
