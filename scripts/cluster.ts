@@ -13,14 +13,23 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { migrateDatabase } from '../db/client';
-import { CLUSTER_ENDPOINTS_FILE, forgetLocalEndpoints, recordLocalEndpoints } from './local-endpoints';
+import { CLUSTER_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
 import { startLoadBalancer } from './load-balancer';
-import { appEnvironment, DATA_DIR, entryPoint, postgresDataDir, printReady, redactPassword, waitForHttp, type Endpoints } from './local-run';
-import { assertPortFree, freePort, ProcessGroup, startPostgres, startRedis, type ManagedProcess } from './services';
+import {
+  appEnvironment,
+  DATA_DIR,
+  LocalRun,
+  entryPoint,
+  postgresDataDir,
+  printReady,
+  redactPassword,
+  waitForHttp,
+  type Endpoints,
+} from './local-run';
+import { assertPortFree, freePort, ProcessGroup, startPostgres, startRedis } from './services';
 import { Supervisor } from './supervisor';
 import { startTemporalCluster } from './temporal-cluster';
 import {
-  describeError,
   ensureNginx,
   ensureServerBinaries,
   ensureTemporalServer,
@@ -52,28 +61,17 @@ const apps = new Supervisor(new ProcessGroup(), {
     appendFileSync(path.join(LOG_DIR, `${name}.log`), `[cluster] ${new Date().toISOString()} ${message}\n`);
   },
 });
-let shuttingDown = false;
+const run = new LocalRun({ apps, servers, endpointsFile: CLUSTER_ENDPOINTS_FILE });
 
 async function main(): Promise<void> {
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => void shutdown(0, `received ${signal}`));
-  }
-  process.on('exit', () => {
-    forgetLocalEndpoints(CLUSTER_ENDPOINTS_FILE);
-    apps.killAll();
-    servers.killAll();
-  });
-  servers.onUnexpectedExit(
-    (managed: ManagedProcess, code: number | null, signal: string | null) =>
-      void shutdown(1, `${managed.name} exited unexpectedly (${signal ?? `exit code ${code}`})`),
-  );
+  servers.onUnexpectedExit(run.stopOnCrash);
   mkdirSync(LOG_DIR, { recursive: true });
   const settings = readSettings();
   const hint = 'set PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT to run the cluster on other ports (e.g. beside npm start)';
   for (const port of [settings.port, settings.temporalPort, settings.uiPort]) await assertPortFree(port, hint);
 
   const [endpoints] = await settleAll([startServers(settings), ensureWalkthroughTools()]);
-  if (shuttingDown) return;
+  if (run.shuttingDown) return;
   const appPorts = await startApps(endpoints, settings);
   const nginx = await ensureNginx();
   await startLoadBalancer(servers, {
@@ -84,9 +82,9 @@ async function main(): Promise<void> {
     logFile: path.join(LOG_DIR, 'nginx.log'),
   });
   // Through nginx: ready once at least one API answers behind it.
-  await waitForHttp(`http://127.0.0.1:${settings.port}/healthz`, 'the load balancer', READY_TIMEOUT_MS, () => shuttingDown);
-  await Promise.all(appPorts.apis.map((port) => waitForHttp(`http://127.0.0.1:${port}/healthz`, 'an API', READY_TIMEOUT_MS, () => shuttingDown)));
-  if (shuttingDown) return;
+  await waitForHttp(`http://127.0.0.1:${settings.port}/healthz`, 'the load balancer', READY_TIMEOUT_MS, () => run.shuttingDown);
+  await Promise.all(appPorts.apis.map((port) => waitForHttp(`http://127.0.0.1:${port}/healthz`, 'an API', READY_TIMEOUT_MS, () => run.shuttingDown)));
+  if (run.shuttingDown) return;
   recordLocalEndpoints(
     {
       API_URL: `http://localhost:${settings.port}`,
@@ -185,7 +183,7 @@ async function startApps(endpoints: Endpoints, settings: Settings): Promise<AppP
 }
 
 function printSummary(endpoints: Endpoints, settings: Settings, ports: AppPorts): void {
-  if (shuttingDown) return;
+  if (run.shuttingDown) return;
   const list = (urls: string[]) => urls.join(' ');
   printReady([
     ['API', `http://localhost:${settings.port} (nginx in front of ${ports.apis.length} API processes)`],
@@ -204,20 +202,4 @@ function printSummary(endpoints: Endpoints, settings: Settings, ports: AppPorts)
   ]);
 }
 
-async function shutdown(code: number, reason: string): Promise<void> {
-  // npm and tsx may each relay the same Ctrl-C; the first one wins.
-  if (shuttingDown) return;
-  shuttingDown = true;
-  log(`stopping (${reason})`);
-  forgetLocalEndpoints(CLUSTER_ENDPOINTS_FILE);
-  // The apps drain first (nginx still carries their last answers), then the servers.
-  await apps.stop();
-  await servers.stop();
-  log('stopped');
-  process.exit(code);
-}
-
-main().catch((error: unknown) => {
-  console.error(`[platform] ${describeError(error)}`);
-  void shutdown(1, 'start-up failed');
-});
+run.start(main);

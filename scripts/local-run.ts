@@ -1,15 +1,16 @@
 /**
  * What `npm start` and `npm run cluster` share: the ignored data folder, the secrets generated
  * once into it, where PostgreSQL keeps its cluster, the app's entry points, waiting for an HTTP
- * answer, and the summary printed once everything is up.
+ * answer, the summary printed once everything is up, and how a run ends (LocalRun).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { postgresCanReach } from './services';
-import { log, REPO_ROOT } from './tools';
+import { forgetLocalEndpoints } from './local-endpoints';
+import { postgresCanReach, type ManagedProcess } from './services';
+import { describeError, log, REPO_ROOT } from './tools';
 
 export const DATA_DIR = path.join(REPO_ROOT, '.data');
 const SECRETS_FILE = path.join(DATA_DIR, 'secrets.json');
@@ -105,5 +106,58 @@ export function redactPassword(url: string): string {
     return parsed.toString();
   } catch {
     return '(unparseable URL)';
+  }
+}
+
+interface ProcessSet {
+  stop(): Promise<void>;
+  killAll(): void;
+}
+
+/**
+ * How a local run ends: Ctrl-C, SIGTERM or SIGHUP, a crash, or a failed start-up. The apps stop
+ * first, then the servers, and only once (npm and tsx may each relay the same Ctrl-C); the run's
+ * endpoints file goes with them. A process that exits any other way still kills what it started.
+ */
+export class LocalRun {
+  private stopping = false;
+
+  constructor(private readonly parts: { apps: ProcessSet; servers: ProcessSet; endpointsFile: string }) {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(signal, () => void this.stop(0, `received ${signal}`));
+    }
+    process.on('exit', () => {
+      forgetLocalEndpoints(parts.endpointsFile);
+      parts.apps.killAll();
+      parts.servers.killAll();
+    });
+  }
+
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  /** For a process group's unexpected exits: the whole run stops, exit code 1. */
+  readonly stopOnCrash = (managed: ManagedProcess, code: number | null, signal: string | null): void =>
+    void this.stop(1, `${managed.name} exited unexpectedly (${signal ?? `exit code ${code}`})`);
+
+  /** Runs `main`; a failure there is printed and stops the run. */
+  start(main: () => Promise<void>): void {
+    main().catch((error: unknown) => {
+      console.error(`[platform] ${describeError(error)}`);
+      void this.stop(1, 'start-up failed');
+    });
+  }
+
+  async stop(code: number, reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    log(`stopping (${reason})`);
+    forgetLocalEndpoints(this.parts.endpointsFile);
+    // The apps drain first (a load balancer still carries their last answers), then the servers.
+    await this.parts.apps.stop();
+    await this.parts.servers.stop();
+    log('stopped');
+    process.exit(code);
   }
 }

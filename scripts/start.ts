@@ -8,10 +8,20 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { migrateDatabase } from '../db/client';
-import { assertPortFree, freePort, ProcessGroup, startPostgres, startRedis, startTemporalDevServer, type ManagedProcess } from './services';
-import { forgetLocalEndpoints, LOCAL_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
-import { appEnvironment, DATA_DIR, entryPoint, postgresDataDir, printReady, redactPassword, waitForHttp, type Endpoints } from './local-run';
-import { describeError, ensureServerBinaries, ensureTemporalCli, ensureWalkthroughTools, log, settleAll } from './tools';
+import { assertPortFree, freePort, ProcessGroup, startPostgres, startRedis, startTemporalDevServer } from './services';
+import { LOCAL_ENDPOINTS_FILE, recordLocalEndpoints } from './local-endpoints';
+import {
+  appEnvironment,
+  DATA_DIR,
+  LocalRun,
+  entryPoint,
+  postgresDataDir,
+  printReady,
+  redactPassword,
+  waitForHttp,
+  type Endpoints,
+} from './local-run';
+import { ensureServerBinaries, ensureTemporalCli, ensureWalkthroughTools, log, settleAll } from './tools';
 
 const LOG_DIR = path.join(DATA_DIR, 'logs');
 const DATABASE_NAME = 'billing';
@@ -22,21 +32,11 @@ const API_METRICS_PORT = 9465;
 
 const servers = new ProcessGroup();
 const apps = new ProcessGroup();
-let shuttingDown = false;
+const run = new LocalRun({ apps, servers, endpointsFile: LOCAL_ENDPOINTS_FILE });
 
 async function main(): Promise<void> {
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => void shutdown(0, `received ${signal}`));
-  }
-  process.on('exit', () => {
-    forgetLocalEndpoints();
-    apps.killAll();
-    servers.killAll();
-  });
-  const onCrash = (managed: ManagedProcess, code: number | null, signal: string | null) =>
-    void shutdown(1, `${managed.name} exited unexpectedly (${signal ?? `exit code ${code}`})`);
-  servers.onUnexpectedExit(onCrash);
-  apps.onUnexpectedExit(onCrash);
+  servers.onUnexpectedExit(run.stopOnCrash);
+  apps.onUnexpectedExit(run.stopOnCrash);
 
   mkdirSync(LOG_DIR, { recursive: true });
   const port = Number(process.env.PORT ?? 3000);
@@ -53,13 +53,13 @@ async function main(): Promise<void> {
   const [endpoints] = await settleAll([startServers(), ensureWalkthroughTools()]);
   await migrateDatabase(endpoints.databaseUrl);
   log('postgresql: migrations applied');
-  if (shuttingDown) return;
+  if (run.shuttingDown) return;
 
   const env = { ...appEnvironment(endpoints, port), WORKER_METRICS_ADDRESS: workerMetricsAddress, API_METRICS_ADDRESS: apiMetricsAddress };
   apps.spawn('worker', process.execPath, ['--import', 'tsx', entryPoint('worker')], { env, stopGraceMs: 60_000 });
   apps.spawn('api', process.execPath, ['--import', 'tsx', entryPoint('api')], { env, stopGraceMs: 30_000 });
   await waitForApi(`http://127.0.0.1:${port}/healthz`);
-  if (shuttingDown) return;
+  if (run.shuttingDown) return;
   recordLocalEndpoints({
     API_URL: `http://localhost:${port}`,
     ...(endpoints.temporalUiUrl ? { TEMPORAL_UI_URL: endpoints.temporalUiUrl } : {}),
@@ -129,11 +129,11 @@ async function startServers(): Promise<Endpoints> {
 }
 
 async function waitForApi(url: string): Promise<void> {
-  await waitForHttp(url, 'the API', API_READY_TIMEOUT_MS, () => shuttingDown);
+  await waitForHttp(url, 'the API', API_READY_TIMEOUT_MS, () => run.shuttingDown);
 }
 
 function printSummary(endpoints: Endpoints, port: number, metricsAddresses: { api: string; worker: string }): void {
-  if (shuttingDown) return;
+  if (run.shuttingDown) return;
   const rows: Array<[string, string]> = [
     ['API', `http://localhost:${port}`],
     ['API docs', `http://localhost:${port}/docs`],
@@ -148,19 +148,4 @@ function printSummary(endpoints: Endpoints, port: number, metricsAddresses: { ap
   printReady(rows);
 }
 
-async function shutdown(code: number, reason: string): Promise<void> {
-  // npm and tsx may each relay the same Ctrl-C; the first one wins.
-  if (shuttingDown) return;
-  shuttingDown = true;
-  log(`stopping (${reason})`);
-  forgetLocalEndpoints();
-  await apps.stop();
-  await servers.stop();
-  log('stopped');
-  process.exit(code);
-}
-
-main().catch((error: unknown) => {
-  console.error(`[platform] ${describeError(error)}`);
-  void shutdown(1, 'start-up failed');
-});
+run.start(main);
